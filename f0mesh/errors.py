@@ -1,0 +1,66 @@
+"""Errors shared by every layer; each carries a stable code the HTTP API maps to a status."""
+
+
+class F0MeshError(Exception):
+    """Base error with a machine-readable code and a human-readable detail."""
+
+    code = "error"
+    status = 400
+
+    def __init__(self, detail: str, *, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+
+class IdentityError(F0MeshError):
+    code = "identity"
+
+
+class ConfigError(F0MeshError):
+    code = "config"
+
+
+class SignatureError(F0MeshError):
+    code = "bad_signature"
+    status = 403
+
+
+class PolicyError(F0MeshError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFoundError(F0MeshError):
+    code = "not_found"
+    status = 404
+
+
+class ConflictError(F0MeshError):
+    code = "conflict"
+    status = 409
+
+
+class RateLimitedError(F0MeshError):
+    code = "rate_limited"
+    status = 429
+
+
+class PeerError(F0MeshError):
+    """The other peer answered badly (502) or not in time (504)."""
+
+    code = "bad_gateway"
+    status = 502
+
+
+class PeerTimeoutError(PeerError):
+    code = "peer_timeout"
+    status = 504
+
+
+class MessageTooLargeError(F0MeshError):
+    code = "too_large"
+    status = 413
