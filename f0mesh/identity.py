@@ -39,7 +39,9 @@ def public_key_from_peer_id(peer_id: str) -> Ed25519PublicKey:
     try:
         data = base58.b58decode(peer_id.encode("ascii"))
     except (ValueError, UnicodeEncodeError) as exc:
-        raise IdentityError(f"PeerId is not base58: {peer_id[:80]!r}", code="bad_peer_id", status=400) from exc
+        raise IdentityError(
+            f"PeerId is not base58: {peer_id[:80]!r}", code="bad_peer_id", status=400
+        ) from exc
     prefix = _MH_PREFIX + _KEY_PREFIX
     if len(data) != len(prefix) + 32 or not data.startswith(prefix):
         raise IdentityError(
@@ -123,7 +125,9 @@ class Identity:
         except OSError as exc:
             raise IdentityError(f"cannot read identity key {path}: {exc.strerror}") from exc
         if not content.startswith(_KEY_FILE_MAGIC):
-            raise IdentityError(f"{path} is not an f0mesh identity key (wrong header); refusing to replace it")
+            raise IdentityError(
+                f"{path} is not an f0mesh identity key (wrong header); refusing to replace it"
+            )
         try:
             raw = bytes.fromhex(content[len(_KEY_FILE_MAGIC) :].decode("ascii").strip())
         except (ValueError, UnicodeDecodeError) as exc:

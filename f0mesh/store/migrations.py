@@ -1,0 +1,42 @@
+"""Schema migrations, applied in order at start-up.
+
+Each step is a function of a sync connection, so the same step runs on both backends. Append
+new steps; never edit one that has shipped, since databases in the field already ran it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from f0mesh.store.schema import metadata, schema_version
+
+
+def _v1_initial(conn: sa.Connection) -> None:
+    metadata.create_all(conn, checkfirst=True)
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_initial]
+LATEST = len(MIGRATIONS)
+
+
+def current_version(conn: sa.Connection) -> int:
+    if not sa.inspect(conn).has_table(schema_version.name):
+        return 0
+    return conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
+
+
+def migrate(conn: sa.Connection) -> int:
+    """Bring the schema to LATEST; returns the version found before. Runs in one transaction."""
+    if conn.dialect.name == "postgresql":
+        # Several nodes of a fleet may start against one database at the same moment.
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(8700001)"))
+    found = current_version(conn)
+    if found > LATEST:
+        raise RuntimeError(f"database schema version {found} is newer than this f0mesh ({LATEST})")
+    for version in range(found + 1, LATEST + 1):
+        MIGRATIONS[version - 1](conn)
+        conn.execute(sa.insert(schema_version).values(id=version, version=version, applied_at=time.time()))
+    return found

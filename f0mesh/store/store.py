@@ -1,0 +1,372 @@
+"""The Store: every table access of a node, scoped to its own PeerId.
+
+SQLAlchemy Core over aiosqlite or asyncpg. Every write is one transaction, so a crash never
+leaves half a batch behind; SQLite runs in WAL mode so readers (the API) never block the writer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from f0mesh.errors import ConfigError
+from f0mesh.store import schema as t
+from f0mesh.store.migrations import migrate
+from f0mesh.store.url import redact, to_async_url
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _upsert(engine: AsyncEngine, table: sa.Table, values: dict[str, Any], keys: Sequence[str]) -> Any:
+    """INSERT .. ON CONFLICT DO UPDATE in the backend's own dialect."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(table).values(**values)
+    update = {k: stmt.excluded[k] for k in values if k not in keys}
+    return stmt.on_conflict_do_update(index_elements=list(keys), set_=update)
+
+
+def _insert_ignore(engine: AsyncEngine, table: sa.Table, rows: list[dict[str, Any]]) -> Any:
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table).values(rows).on_conflict_do_nothing()
+
+
+class Store:
+    """Async access to a node's tables. Open with ``await Store.open(url, owner)``."""
+
+    def __init__(self, engine: AsyncEngine, owner: str) -> None:
+        self.engine = engine
+        self.owner = owner
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    @classmethod
+    async def open(cls, store_url: str, owner: str) -> Store:
+        """Connect, migrate, and return a Store; an unreachable or bad URL is a one-line ConfigError."""
+        url = to_async_url(store_url)
+        kwargs: dict[str, Any] = {}
+        if url.drivername.startswith("sqlite"):
+            Path(url.database or "").parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": 10}
+        else:
+            kwargs["pool_size"] = 5
+            kwargs["pool_pre_ping"] = True
+            kwargs["connect_args"] = {"timeout": 10, "command_timeout": 30}
+        engine = create_async_engine(url, **kwargs)
+        if url.drivername.startswith("sqlite"):
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(migrate)
+        except (OperationalError, DBAPIError, OSError) as exc:
+            await engine.dispose()
+            reason = str(getattr(exc, "orig", exc) or exc).splitlines()[0]
+            raise ConfigError(f"cannot open store {redact(store_url)}: {reason}") from exc
+        except Exception:
+            await engine.dispose()
+            raise
+        return cls(engine, owner)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def schema_version(self) -> int:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(sa.select(sa.func.max(t.schema_version.c.version)))).scalar() or 0
+
+    # -- peers -----------------------------------------------------------------------------
+
+    async def upsert_peer(
+        self,
+        peer_id: str,
+        *,
+        url: str | None = None,
+        last_seen: float | None = None,
+        trust: float | None = None,
+        location: str | None = None,
+    ) -> dict[str, Any]:
+        now = time.time()
+        async with self.engine.begin() as conn:
+            existing = (
+                (
+                    await conn.execute(
+                        sa.select(t.mesh_peers).where(
+                            t.mesh_peers.c.owner == self.owner, t.mesh_peers.c.peer_id == peer_id
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            values = (
+                dict(existing)
+                if existing
+                else {
+                    "owner": self.owner,
+                    "peer_id": peer_id,
+                    "url": None,
+                    "trust": None,
+                    "first_seen": now,
+                    "last_seen": None,
+                    "blocked": False,
+                    "location": None,
+                }
+            )
+            if url is not None:
+                values["url"] = url
+            if last_seen is not None:
+                values["last_seen"] = max(last_seen, values["last_seen"] or 0.0)
+            if trust is not None:
+                values["trust"] = trust
+            if location is not None:
+                values["location"] = location
+            await conn.execute(_upsert(self.engine, t.mesh_peers, values, ("owner", "peer_id")))
+        return values
+
+    async def set_peer_trust(self, scores: dict[str, float]) -> None:
+        """Write the current global trust scores onto known peers in one transaction."""
+        if not scores:
+            return
+        async with self.engine.begin() as conn:
+            for peer_id, score in scores.items():
+                await conn.execute(
+                    sa.update(t.mesh_peers)
+                    .where(t.mesh_peers.c.owner == self.owner, t.mesh_peers.c.peer_id == peer_id)
+                    .values(trust=score)
+                )
+
+    async def set_peer_blocked(self, peer_id: str, blocked: bool) -> None:
+        await self.upsert_peer(peer_id)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.update(t.mesh_peers)
+                .where(t.mesh_peers.c.owner == self.owner, t.mesh_peers.c.peer_id == peer_id)
+                .values(blocked=blocked)
+            )
+
+    async def get_peer(self, peer_id: str) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        sa.select(t.mesh_peers).where(
+                            t.mesh_peers.c.owner == self.owner, t.mesh_peers.c.peer_id == peer_id
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return dict(row) if row else None
+
+    async def list_peers(self, limit: int = 1000) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        sa.select(t.mesh_peers)
+                        .where(t.mesh_peers.c.owner == self.owner)
+                        .order_by(t.mesh_peers.c.last_seen.desc().nulls_last(), t.mesh_peers.c.peer_id)
+                        .limit(limit)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [dict(r) for r in rows]
+
+    async def delete_peer(self, peer_id: str) -> bool:
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                sa.delete(t.mesh_peers).where(
+                    t.mesh_peers.c.owner == self.owner, t.mesh_peers.c.peer_id == peer_id
+                )
+            )
+        return res.rowcount > 0
+
+    # -- links -----------------------------------------------------------------------------
+
+    async def upsert_link(self, link: dict[str, Any]) -> None:
+        values = {"owner": self.owner, "updated_at": time.time(), **link}
+        async with self.engine.begin() as conn:
+            await conn.execute(_upsert(self.engine, t.mesh_links, values, ("owner", "link_id")))
+
+    async def list_links(self, *, peer_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        q = sa.select(t.mesh_links).where(t.mesh_links.c.owner == self.owner)
+        if peer_id is not None:
+            q = q.where(t.mesh_links.c.peer_id == peer_id)
+        q = q.order_by(t.mesh_links.c.updated_at.desc()).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q)).mappings().all()
+        return [dict(r) for r in rows]
+
+    async def close_stale_links(self, reason: str) -> int:
+        """At start-up no link of a previous run can still be live: mark them closed."""
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                sa.update(t.mesh_links)
+                .where(t.mesh_links.c.owner == self.owner, t.mesh_links.c.state.in_(("connecting", "open")))
+                .values(state="closed", closed_at=time.time(), reason=reason, updated_at=time.time())
+            )
+        return res.rowcount
+
+    # -- QoS samples -----------------------------------------------------------------------
+
+    async def add_samples(
+        self, samples: Iterable[dict[str, Any]], links: Iterable[dict[str, Any]] = ()
+    ) -> None:
+        """One sampling round: the time-series rows and the links' current figures, atomically."""
+        rows = [{"owner": self.owner, **s} for s in samples]
+        link_rows = [{"owner": self.owner, "updated_at": time.time(), **link} for link in links]
+        async with self.engine.begin() as conn:
+            if rows:
+                await conn.execute(sa.insert(t.link_samples), rows)
+            for link in link_rows:
+                await conn.execute(_upsert(self.engine, t.mesh_links, link, ("owner", "link_id")))
+
+    async def list_samples(
+        self, *, link_id: str | None = None, peer_id: str | None = None, since: float = 0.0, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        q = sa.select(t.link_samples).where(
+            t.link_samples.c.owner == self.owner, t.link_samples.c.at >= since
+        )
+        if link_id is not None:
+            q = q.where(t.link_samples.c.link_id == link_id)
+        if peer_id is not None:
+            q = q.where(t.link_samples.c.peer_id == peer_id)
+        q = q.order_by(t.link_samples.c.at.desc()).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q)).mappings().all()
+        return [dict(r) for r in reversed(rows)]
+
+    # -- gossip ----------------------------------------------------------------------------
+
+    async def commit_gossip(
+        self, messages: Sequence[dict[str, Any]], audit: Sequence[dict[str, Any]]
+    ) -> None:
+        """Message rows and their audit rows in one transaction: acks wait for this commit."""
+        async with self.engine.begin() as conn:
+            if messages:
+                rows = [
+                    {**m, "owner": self.owner, "payload": json.dumps(m["payload"], separators=(",", ":"))}
+                    for m in messages
+                ]
+                await conn.execute(_insert_ignore(self.engine, t.gossip_messages, rows))
+            if audit:
+                await conn.execute(
+                    sa.insert(t.mesh_gossip_audit), [{**a, "owner": self.owner} for a in audit]
+                )
+
+    async def list_messages(self, *, topic: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        c = t.gossip_messages.c
+        q = sa.select(c.id, c.origin, c.seq, c.topic, c.payload, c.hops, c.hlc, c.received_at).where(
+            c.owner == self.owner
+        )
+        if topic:
+            q = q.where(c.topic == topic)
+        q = q.order_by(c.received_at.desc(), c.id).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q)).mappings().all()
+        return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
+
+    async def message_ids_since(self, since: float, limit: int = 10000) -> list[str]:
+        c = t.gossip_messages.c
+        q = (
+            sa.select(c.id)
+            .where(c.owner == self.owner, c.received_at >= since)
+            .order_by(c.received_at.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(q)).scalars().all())
+
+    async def get_raw_messages(self, ids: Sequence[str]) -> dict[str, bytes]:
+        if not ids:
+            return {}
+        c = t.gossip_messages.c
+        q = sa.select(c.id, c.raw).where(c.owner == self.owner, c.id.in_(list(ids)))
+        async with self.engine.connect() as conn:
+            return {r.id: bytes(r.raw) for r in (await conn.execute(q)).all()}
+
+    async def has_messages(self, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        c = t.gossip_messages.c
+        q = sa.select(c.id).where(c.owner == self.owner, c.id.in_(list(ids)))
+        async with self.engine.connect() as conn:
+            return set((await conn.execute(q)).scalars().all())
+
+    async def max_seq(self, origin: str) -> int:
+        c = t.gossip_messages.c
+        q = sa.select(sa.func.max(c.seq)).where(c.owner == self.owner, c.origin == origin)
+        async with self.engine.connect() as conn:
+            return (await conn.execute(q)).scalar() or 0
+
+    async def list_audit(self, *, limit: int = 100, event_name: str | None = None) -> list[dict[str, Any]]:
+        c = t.mesh_gossip_audit.c
+        q = sa.select(c.at, c.event, c.message_id, c.peer_id, c.reason).where(c.owner == self.owner)
+        if event_name:
+            q = q.where(c.event == event_name)
+        q = q.order_by(c.id.desc()).limit(limit)
+        async with self.engine.connect() as conn:
+            return [dict(r) for r in (await conn.execute(q)).mappings().all()]
+
+    # -- CRDT state ------------------------------------------------------------------------
+
+    async def put_state(self, name: str, kind: str, data: bytes) -> None:
+        values = {"owner": self.owner, "name": name, "kind": kind, "data": data, "updated_at": time.time()}
+        async with self.engine.begin() as conn:
+            await conn.execute(_upsert(self.engine, t.crdt_state, values, ("owner", "name")))
+
+    async def get_state(self, name: str) -> tuple[str, bytes] | None:
+        c = t.crdt_state.c
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(sa.select(c.kind, c.data).where(c.owner == self.owner, c.name == name))
+            ).first()
+        return (row.kind, bytes(row.data)) if row else None
+
+    async def list_states(self) -> list[tuple[str, str]]:
+        c = t.crdt_state.c
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(sa.select(c.name, c.kind).where(c.owner == self.owner))).all()
+        return [(r.name, r.kind) for r in rows]
+
+    # -- retention -------------------------------------------------------------------------
+
+    async def prune(
+        self, *, samples_before: float, audit_before: float, messages_before: float
+    ) -> dict[str, int]:
+        """Delete rows older than the retention horizons; returns the counts removed."""
+        removed: dict[str, int] = {}
+        async with self.engine.begin() as conn:
+            for name, table, col, horizon in (
+                ("link_samples", t.link_samples, t.link_samples.c.at, samples_before),
+                ("mesh_gossip_audit", t.mesh_gossip_audit, t.mesh_gossip_audit.c.at, audit_before),
+                ("gossip_messages", t.gossip_messages, t.gossip_messages.c.received_at, messages_before),
+            ):
+                res = await conn.execute(sa.delete(table).where(table.c.owner == self.owner, col < horizon))
+                removed[name] = res.rowcount
+        return removed
