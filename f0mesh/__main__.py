@@ -1,0 +1,3 @@
+from f0mesh.cli import app
+
+app(prog_name="f0mesh")

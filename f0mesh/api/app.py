@@ -1,0 +1,71 @@
+"""The FastAPI application of a node. Routes only talk to the Node."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Query
+from fastapi.responses import RedirectResponse, Response
+
+from f0mesh import __version__
+from f0mesh.api import errors, mesh_rtc, peers, worker
+from f0mesh.api.auth import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    Unauthorized,
+    csrf_value,
+    session_value,
+    token_matches,
+)
+from f0mesh.api.limits import BodyLimitMiddleware
+from f0mesh.api.worker import get_node
+from f0mesh.node import Node
+
+
+def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
+    """``manage_node``: start and stop the node with the app's lifespan (as ``f0mesh up`` does)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if manage_node:
+            await node.start()
+        try:
+            yield
+        finally:
+            if manage_node:
+                await node.stop()
+
+    app = FastAPI(
+        title="f0mesh node",
+        version=__version__,
+        description="A peer of the f0mesh WebRTC mesh. Admin operations need the node's bearer token.",
+        lifespan=lifespan,
+    )
+    app.state.node = node
+    errors.install(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=node.config.max_body_bytes)
+    app.include_router(worker.router)
+    app.include_router(peers.router)
+    app.include_router(mesh_rtc.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(node: Node = Depends(get_node)) -> Response:
+        return Response(node.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/login", include_in_schema=False)
+    async def login(token: str = Query(max_length=512), node: Node = Depends(get_node)) -> Response:
+        """Exchange the admin token for the dashboard's session cookie, as Jupyter's token links do."""
+        if not token_matches(token, node.admin_token):
+            raise Unauthorized("wrong admin token")
+        response = RedirectResponse("/", status_code=303)
+        secure = node.url.startswith("https://")
+        response.set_cookie(
+            SESSION_COOKIE, session_value(node.admin_token), httponly=True, samesite="strict", secure=secure
+        )
+        response.set_cookie(
+            CSRF_COOKIE, csrf_value(node.admin_token), httponly=False, samesite="strict", secure=secure
+        )
+        return response
+
+    return app

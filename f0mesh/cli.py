@@ -1,0 +1,289 @@
+"""The f0mesh command line. Every flag also reads an F0MESH_* environment variable."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from f0mesh.errors import F0MeshError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="f0mesh: a WebRTC peer-to-peer mesh.")
+err = Console(stderr=True)
+out = Console()
+
+
+def _opt(*names: str, env: str, help: str, **kwargs: Any) -> Any:
+    return typer.Option(*names, envvar=f"F0MESH_{env}", help=help, **kwargs)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+NodeUrl = Annotated[str, _opt("--node", env="NODE", help="URL of a running node")]
+Token = Annotated[str | None, _opt("--admin-token", env="ADMIN_TOKEN", help="admin token of that node")]
+DataDirOpt = Annotated[
+    Path | None, _opt("--data-dir", env="DATA_DIR", help="read the token from DIR/admin.token")
+]
+
+
+@app.command()
+def up(
+    data_dir: Annotated[Path, _opt("--data-dir", env="DATA_DIR", help="identity, token and default store")],
+    host: Annotated[str, _opt("--host", env="HOST", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, _opt("--port", env="PORT", help="HTTP port")] = 8700,
+    store: Annotated[
+        str | None, _opt("--store", env="STORE", help="sqlite:///PATH or postgresql://...")
+    ] = None,
+    bootstrap: Annotated[
+        list[str] | None, _opt("--bootstrap", env="BOOTSTRAP", help="peer URL to join")
+    ] = None,
+    public_url: Annotated[
+        str | None, _opt("--public-url", env="PUBLIC_URL", help="URL other peers use")
+    ] = None,
+    admin_token: Annotated[str | None, _opt("--admin-token", env="ADMIN_TOKEN", help="admin token")] = None,
+    qos_interval: Annotated[
+        float, _opt("--qos-interval", env="QOS_INTERVAL", help="seconds per QoS sample")
+    ] = 15.0,
+    probe_rate: Annotated[
+        float, _opt("--probe-rate", env="PROBE_RATE", help="probes per second per link")
+    ] = 1.0,
+    gossip_interval: Annotated[
+        float, _opt("--gossip-interval", env="GOSSIP_INTERVAL", help="seconds between telemetry pushes")
+    ] = 120.0,
+    ice_servers: Annotated[
+        str | None, _opt("--ice-servers", env="ICE_SERVERS", help="iceServers JSON, or a file holding it")
+    ] = None,
+    dial_allow: Annotated[
+        list[str] | None, _opt("--dial-allow", env="DIAL_ALLOW", help="CIDR this node may dial (repeatable)")
+    ] = None,
+    max_links: Annotated[int, _opt("--max-links", env="MAX_LINKS", help="most links this node holds")] = 64,
+    heartbeat_timeout: Annotated[
+        float, _opt("--heartbeat-timeout", env="HEARTBEAT_TIMEOUT", help="silence that fails a link (s)")
+    ] = 4.0,
+    location: Annotated[
+        str | None, _opt("--location", env="LOCATION", help="lat,lon for the map view")
+    ] = None,
+    log_level: Annotated[
+        str, _opt("--log-level", env="LOG_LEVEL", help="debug, info, warning, error")
+    ] = "info",
+    log_json: Annotated[
+        bool, _opt("--log-json", env="LOG_JSON", help="one JSON object per log line")
+    ] = False,
+) -> None:
+    """Run one peer: the WebRTC node with its HTTP worker, API and dashboard."""
+    from f0mesh.config import NodeConfig, parse_ice_servers
+    from f0mesh.logs import setup_logging
+
+    setup_logging(log_level, log_json)
+    try:
+        config = NodeConfig(
+            data_dir=data_dir,
+            host=host,
+            port=port,
+            store_url=store,
+            bootstrap=bootstrap or [],
+            public_url=public_url,
+            admin_token=admin_token,
+            qos_interval=qos_interval,
+            probe_rate=probe_rate,
+            gossip_interval=gossip_interval,
+            ice_servers=parse_ice_servers(ice_servers),
+            dial_allow=dial_allow or [],
+            max_links=max_links,
+            heartbeat_timeout=heartbeat_timeout,
+            location=location,
+        )
+        asyncio.run(_serve(config, log_level))
+    except F0MeshError as exc:
+        _fail(exc.detail)
+    except KeyboardInterrupt:
+        pass
+
+
+async def _serve(config: Any, log_level: str) -> None:
+    import uvicorn
+
+    from f0mesh.api.app import create_app
+    from f0mesh.node import Node
+
+    node = Node(config)
+    await node.start()
+    try:
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(node, manage_node=False),
+                host=config.host,
+                port=config.port,
+                log_config=None,
+                access_log=False,
+                log_level=log_level.lower(),
+                timeout_graceful_shutdown=5,
+                server_header=False,
+            )
+        )
+        await server.serve()
+        if not server.started:
+            raise F0MeshError(f"could not listen on {config.host}:{config.port} (port in use?)")
+    finally:
+        await node.stop()
+
+
+@app.command("id")
+def id_(data_dir: Annotated[Path, _opt("--data-dir", env="DATA_DIR", help="identity directory")]) -> None:
+    """Print this node's PeerId (creates the identity if missing)."""
+    from f0mesh.identity import Identity
+
+    try:
+        typer.echo(Identity.load_or_create(data_dir).peer_id)
+    except F0MeshError as exc:
+        _fail(exc.detail)
+
+
+def _client(node: str, admin_token: str | None, data_dir: Path | None):
+    from f0mesh.client import NodeClient, resolve_token
+
+    return NodeClient(node, resolve_token(admin_token, data_dir))
+
+
+@app.command()
+def peers(
+    node: NodeUrl = "http://127.0.0.1:8700",
+    add: Annotated[str | None, typer.Option("--add", help="learn a peer from this URL")] = None,
+    admin_token: Token = None,
+    data_dir: DataDirOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List the peers a node knows (or add one with --add URL)."""
+    client = _client(node, admin_token, data_dir)
+    try:
+        if add:
+            body = client.request("POST", "/api/peers", json={"url": add})
+            rows = [body]
+        else:
+            rows = client.request("GET", "/api/peers")["peers"]
+    except F0MeshError as exc:
+        _fail(exc.detail)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("peer", "url", "trust", "last seen", "linked")
+    for p in rows:
+        trust = f"{p['trust']:.3f}" if p.get("trust") is not None else "-"
+        table.add_row(
+            p["peer_id"], p.get("url") or "-", trust, _ago(p.get("last_seen")), "yes" if p["linked"] else ""
+        )
+    out.print(table)
+
+
+@app.command()
+def dial(
+    target: Annotated[str, typer.Argument(help="a peer's URL or PeerId")],
+    node: NodeUrl = "http://127.0.0.1:8700",
+    admin_token: Token = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Ask a node to link to a peer; prints the link once both channels are open."""
+    body = {"url": target} if "://" in target else {"peer_id": target}
+    try:
+        link = _client(node, admin_token, data_dir).request("POST", "/dial", json=body)
+    except F0MeshError as exc:
+        _fail(exc.detail)
+    setup = f" in {link['setup_ms']:.0f} ms" if link.get("setup_ms") else ""
+    out.print(f"link {link['link_id']} to {link['peer_id']} is {link['state']}{setup}")
+
+
+@app.command()
+def links(
+    node: NodeUrl = "http://127.0.0.1:8700",
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Show a node's links with their QoS."""
+    try:
+        rows = _client(node, None, None).request("GET", "/api/mesh-rtc/links")["links"]
+    except F0MeshError as exc:
+        _fail(exc.detail)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    out.print(links_table(rows))
+
+
+def links_table(rows: list[dict[str, Any]]) -> Table:
+    colours = {"good": "green", "degraded": "yellow", "bad": "red"}
+    table = Table("link", "peer", "state", "health", "rtt ms", "jitter ms", "loss %", "kbps", "updated")
+    for r in rows:
+        health = r.get("health") or "unknown"
+        table.add_row(
+            r["link_id"],
+            r["peer_id"][:16] + "…",
+            r["state"],
+            f"[{colours.get(health, 'dim')}]{health}[/]",
+            _num(r.get("rtt_ms")),
+            _num(r.get("jitter_ms")),
+            _num(r.get("loss_pct")),
+            _num(r.get("bitrate_kbps")),
+            _ago(r.get("updated_at")),
+        )
+    return table
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _ago(ts: float | None) -> str:
+    import time
+
+    if not ts:
+        return "-"
+    return f"{max(0.0, time.time() - ts):.0f} s ago"
+
+
+@app.command()
+def demo(
+    peers: Annotated[int, _opt("--peers", env="DEMO_PEERS", help="how many nodes", min=2, max=64)] = 8,
+    base_port: Annotated[
+        int, _opt("--base-port", env="DEMO_BASE_PORT", help="port of the first node")
+    ] = 8700,
+    duration: Annotated[
+        float | None, _opt("--duration", env="DEMO_DURATION", help="stop after this many seconds")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, _opt("--data-dir", env="DATA_DIR", help="where the nodes keep state")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="end with one JSON summary")] = False,
+) -> None:
+    """Run a whole mesh on this machine: N node processes that link up; Ctrl-C stops them all."""
+    from f0mesh.demo import run_demo
+
+    try:
+        summary = run_demo(
+            peers=peers,
+            base_port=base_port,
+            duration=duration,
+            data_dir=data_dir,
+            console=err if as_json else out,
+        )
+    except F0MeshError as exc:
+        _fail(exc.detail)
+    if as_json:
+        typer.echo(json.dumps(summary))
+    if not summary.get("ok", False):
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app(prog_name="f0mesh")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""A node's settings: one dataclass the CLI fills from flags and F0MESH_* variables."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from f0mesh.errors import ConfigError
+from f0mesh.store.url import default_store_url
+
+
+@dataclass
+class NodeConfig:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8700
+    store_url: str | None = None
+    bootstrap: list[str] = field(default_factory=list)
+    public_url: str | None = None
+    admin_token: str | None = None
+    qos_interval: float = 15.0
+    probe_rate: float = 1.0
+    gossip_interval: float = 120.0
+    ice_servers: list[dict[str, Any]] = field(default_factory=list)
+    dial_allow: list[str] = field(default_factory=list)
+    max_body_bytes: int = 1 << 20
+    max_links: int = 64
+    max_pending_offers: int = 32
+    d_lo: int = 4
+    d_target: int = 6
+    d_hi: int = 12
+    location: str | None = None
+    open_read: bool = True
+    heartbeat_interval: float = 1.0
+    heartbeat_timeout: float = 4.0
+    connect_timeout: float = 15.0
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        if not (0 < self.port < 65536):
+            raise ConfigError(f"--port {self.port} is not a TCP port")
+        if not (self.d_lo <= self.d_target <= self.d_hi):
+            raise ConfigError("connection degrees must satisfy D_lo <= target <= D_hi")
+
+    @property
+    def resolved_store_url(self) -> str:
+        return self.store_url or default_store_url(self.data_dir)
+
+    @property
+    def advertised_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def load_admin_token(self) -> str:
+        """The configured token, or the one generated once into DATA_DIR/admin.token (mode 0600)."""
+        if self.admin_token:
+            return self.admin_token
+        return ensure_admin_token(self.data_dir)
+
+
+def ensure_admin_token(data_dir: Path) -> str:
+    path = Path(data_dir) / "admin.token"
+    if path.exists():
+        token = path.read_text().strip()
+        if not token:
+            raise ConfigError(f"{path} is empty; delete it to generate a new admin token")
+        return token
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(token + "\n")
+    return token
+
+
+def parse_ice_servers(value: str | None) -> list[dict[str, Any]]:
+    """``--ice-servers``: the RTCConfiguration iceServers JSON, inline or in a file."""
+    if not value:
+        return []
+    text = value
+    if not value.lstrip().startswith(("[", "{")):
+        try:
+            text = Path(value).read_text()
+        except OSError as exc:
+            raise ConfigError(f"--ice-servers: cannot read {value}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--ice-servers is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+    if isinstance(data, dict) and "iceServers" in data:
+        data = data["iceServers"]
+    if not isinstance(data, list) or not all(isinstance(s, dict) and "urls" in s for s in data):
+        raise ConfigError('--ice-servers must be a list of {"urls": ..., "username"?, "credential"?}')
+    return data

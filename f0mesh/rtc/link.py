@@ -1,0 +1,278 @@
+"""One WebRTC link to one peer: a peer connection with its two channels.
+
+``ctl`` is reliable and ordered, carried through the framing layer; ``probe`` is unordered with
+``maxRetransmits=0`` because a retransmitting channel hides the loss QoS must measure. Both are
+negotiated out of band (fixed ids), so they open together with the SCTP association and neither
+side waits on an in-band DCEP round trip.
+
+aiortc notices a SIGKILLed peer only after ~30 s of failed consent checks, so the link runs its
+own heartbeat: any frame counts as life, and silence beyond ``heartbeat_timeout`` fails the link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from aiortc import RTCPeerConnection
+
+from f0mesh import wire
+from f0mesh.rtc.framing import ChannelClosed, FramedChannel
+from f0mesh.rtc.ice import rtc_configuration, selected_pair
+
+log = logging.getLogger("f0mesh.rtc.link")
+
+CTL_CHANNEL_ID = 0
+PROBE_CHANNEL_ID = 1
+CLOSED_BY_PEER = "closed by peer"
+
+
+class LinkState(StrEnum):
+    CONNECTING = "connecting"
+    OPEN = "open"
+    FAILED = "failed"
+    CLOSED = "closed"
+
+
+@dataclass
+class LinkSettings:
+    ice_servers: list[dict[str, Any]]
+    relay_only: bool = False
+    heartbeat_interval: float = 1.0
+    heartbeat_timeout: float = 4.0
+    connect_timeout: float = 15.0
+    max_message_size: int = 16 * 1024 * 1024
+
+
+class Link:
+    """connecting → open → failed | closed. Closing is idempotent and leaves nothing running."""
+
+    def __init__(
+        self,
+        *,
+        peer_id: str,
+        direction: str,
+        local_peer_id: str,
+        local_url: str | None,
+        settings: LinkSettings,
+        on_message: Callable[[Link, dict[str, Any]], Awaitable[None] | None],
+        on_probe: Callable[[Link, bytes], None],
+        on_state: Callable[[Link], None],
+    ) -> None:
+        self.link_id = secrets.token_hex(8)
+        self.peer_id = peer_id
+        self.direction = direction
+        self.settings = settings
+        self.state = LinkState.CONNECTING
+        self.reason: str | None = None
+        self.created_at = time.time()
+        self.opened_at: float | None = None
+        self.closed_at: float | None = None
+        self.remote_url: str | None = None
+        self.remote_version: list[int] | None = None
+        self.setup_ms: float | None = None
+        self.probe_bytes_sent = 0
+        self.probe_bytes_received = 0
+        self._local_peer_id = local_peer_id
+        self._local_url = local_url
+        self._on_message = on_message
+        self._on_probe = on_probe
+        self._on_state = on_state
+        self._t0 = time.monotonic()
+        self._last_rx = time.monotonic()
+        self._hello_received = False
+        self._opened = asyncio.Event()
+        self._settled = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing = False
+
+        self.pc = RTCPeerConnection(rtc_configuration(settings.ice_servers, relay_only=settings.relay_only))
+        self.ctl = self.pc.createDataChannel("ctl", negotiated=True, id=CTL_CHANNEL_ID, ordered=True)
+        self.probe = self.pc.createDataChannel(
+            "probe", negotiated=True, id=PROBE_CHANNEL_ID, ordered=False, maxRetransmits=0
+        )
+        self.framed = FramedChannel(
+            self.ctl, on_message=self._on_ctl_frame, max_message_size=settings.max_message_size
+        )
+        self.ctl.on("open", self._on_channel_open)
+        self.probe.on("open", self._on_channel_open)
+        self.probe.on("message", self._on_probe_frame)
+        self.ctl.on("close", lambda: self._spawn(self.fail("control channel closed")))
+        self.pc.on("connectionstatechange", self._on_pc_state)
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_pc_state(self) -> None:
+        state = self.pc.connectionState
+        if state in ("failed", "closed") and not self._closing:
+            self._spawn(self.fail(f"peer connection {state}"))
+
+    def _on_channel_open(self) -> None:
+        if self.ctl.readyState == "open" and self.probe.readyState == "open":
+            self._last_rx = time.monotonic()
+            self._spawn(self._send_hello())
+            self._spawn(self._heartbeat())
+
+    async def _send_hello(self) -> None:
+        with contextlib.suppress(ChannelClosed):
+            await self.send(wire.hello(self._local_peer_id, self._local_url))
+
+    def _became_open(self) -> None:
+        if self.state is not LinkState.CONNECTING:
+            return
+        self.state = LinkState.OPEN
+        self.opened_at = time.time()
+        self.setup_ms = (time.monotonic() - self._t0) * 1000.0
+        self._opened.set()
+        self._settled.set()
+        self._on_state(self)
+
+    async def wait_open(self, timeout: float) -> bool:
+        """True once open; False if the link failed, closed, or the timeout passed first."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._settled.wait(), timeout)
+        return self.state is LinkState.OPEN
+
+    async def watch_connect(self) -> None:
+        """The attempt's own timeout: a link not open in time fails (aiortc itself may wait forever)."""
+        if not await self.wait_open(self.settings.connect_timeout) and self.state is LinkState.CONNECTING:
+            await self.fail(f"not open within {self.settings.connect_timeout:.0f} s")
+
+    async def fail(self, reason: str) -> None:
+        await self.close(reason, state=LinkState.FAILED)
+
+    async def close(
+        self, reason: str, *, state: LinkState = LinkState.CLOSED, bye: bool = False, final: bool = False
+    ) -> None:
+        """``bye`` tells the peer why; ``final`` asks it not to redial (an operator's close)."""
+        if self._closing:
+            return
+        if bye and self.state is LinkState.OPEN:
+            with contextlib.suppress(ChannelClosed, TimeoutError):
+                await asyncio.wait_for(self.send({"t": "bye", "reason": reason, "final": final}), 1.0)
+        self._closing = True
+        self.state = state
+        self.reason = reason
+        self.closed_at = time.time()
+        self._settled.set()
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()
+        await self.framed.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.pc.close(), 5.0)
+        log.info("link %s to %s %s: %s", self.link_id, self.peer_id, state.value, reason)
+        self._on_state(self)
+
+    @property
+    def live(self) -> bool:
+        return self.state in (LinkState.CONNECTING, LinkState.OPEN)
+
+    # -- traffic ---------------------------------------------------------------------------
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """Hand a message to the ctl channel (queued in order; this is not delivery)."""
+        await self.framed.send(wire.encode(message))
+
+    def send_probe(self, data: bytes) -> bool:
+        if self.probe.readyState != "open":
+            return False
+        self.probe.send(data)
+        self.probe_bytes_sent += len(data)
+        return True
+
+    @property
+    def bytes_sent(self) -> int:
+        return self.framed.stats.bytes_out + self.probe_bytes_sent
+
+    @property
+    def bytes_received(self) -> int:
+        return self.framed.stats.bytes_in + self.probe_bytes_received
+
+    def ice_pair(self) -> tuple[str | None, str | None]:
+        return selected_pair(self.pc)
+
+    def _on_probe_frame(self, data: bytes | str) -> None:
+        if not isinstance(data, bytes):
+            return
+        self._last_rx = time.monotonic()
+        self.probe_bytes_received += len(data)
+        self._on_probe(self, data)
+
+    async def _on_ctl_frame(self, data: bytes) -> None:
+        self._last_rx = time.monotonic()
+        try:
+            message = wire.decode(data)
+        except wire.WireError as exc:
+            log.warning("link %s: dropped a ctl frame from %s: %s", self.link_id, self.peer_id, exc)
+            return
+        kind = message["t"]
+        if kind == "hb":
+            return
+        if kind == "hello":
+            await self._on_hello(message)
+            return
+        if kind == "bye":
+            reason = str(message.get("reason", ""))[:200]
+            prefix = CLOSED_BY_PEER if message.get("final") else "peer left"
+            self._spawn(self.close(f"{prefix}: {reason}"))
+            return
+        if self.state is not LinkState.OPEN:
+            return
+        result = self._on_message(self, message)
+        if result is not None:
+            await result
+
+    async def _on_hello(self, message: dict[str, Any]) -> None:
+        if not wire.version_compatible(message.get("v")):
+            log.warning(
+                "link %s: peer %s speaks wire version %r", self.link_id, self.peer_id, message.get("v")
+            )
+            self._spawn(self.close(f"incompatible wire version {message.get('v')!r}", state=LinkState.FAILED))
+            return
+        if message.get("peer_id") != self.peer_id:
+            self._spawn(self.close("hello from an unexpected PeerId", state=LinkState.FAILED))
+            return
+        url = message.get("url")
+        self.remote_url = url if isinstance(url, str) and len(url) < 512 else None
+        self.remote_version = message["v"]
+        self._hello_received = True
+        self._became_open()
+
+    async def _heartbeat(self) -> None:
+        interval, timeout = self.settings.heartbeat_interval, self.settings.heartbeat_timeout
+        while not self._closing:
+            await asyncio.sleep(interval)
+            silent = time.monotonic() - self._last_rx
+            if silent > timeout:
+                self._spawn(self.fail(f"no frame from the peer for {silent:.1f} s (heartbeat)"))
+                return
+            with contextlib.suppress(ChannelClosed, TimeoutError):
+                await asyncio.wait_for(self.send({"t": "hb"}), interval)
+
+    def describe(self) -> dict[str, Any]:
+        local, remote = self.ice_pair()
+        return {
+            "link_id": self.link_id,
+            "peer_id": self.peer_id,
+            "direction": self.direction,
+            "state": self.state.value,
+            "opened_at": self.opened_at,
+            "closed_at": self.closed_at,
+            "reason": self.reason,
+            "ice_local": local,
+            "ice_remote": remote,
+        }

@@ -1,0 +1,358 @@
+"""LinkManager: the registry of this node's peer connections.
+
+At most one live link per peer, whoever dials. Simultaneous dials (glare) are resolved by a fixed
+rule: the offer of the smaller PeerId wins. The loser's dial then waits for the winner's link.
+A new offer from a peer we hold an *answered* link to means the peer lost its side (it
+restarted), so the new offer replaces the old link. Peers whose link was open are wanted and
+are redialled with capped exponential backoff, until an operator closes the link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable
+from typing import Any, Protocol
+
+from aiortc import RTCSessionDescription
+
+from f0mesh.address_policy import AddressPolicy
+from f0mesh.errors import ConflictError, F0MeshError, NotFoundError, PeerError, PolicyError, RateLimitedError
+from f0mesh.identity import Identity, is_peer_id
+from f0mesh.rtc.link import CLOSED_BY_PEER, Link, LinkSettings, LinkState
+from f0mesh.rtc.sdp import SdpError, count_candidates, validate_sdp
+from f0mesh.rtc.signaling import (
+    NonceCache,
+    SignalingError,
+    SignedDescription,
+    sign_description,
+    verify_description,
+)
+from f0mesh.rtc.signaling_client import GlareLost, SignalingClient
+
+log = logging.getLogger("f0mesh.rtc.link_manager")
+
+
+class NoCandidatesError(F0MeshError):
+    code = "no_candidates"
+    status = 503
+
+
+class LinkDelegate(Protocol):
+    """What the node supplies: the manager knows nothing of gossip, QoS or the store."""
+
+    def link_state_changed(self, link: Link) -> None: ...
+    def link_message(self, link: Link, message: dict[str, Any]) -> Awaitable[None] | None: ...
+    def link_probe(self, link: Link, data: bytes) -> None: ...
+    def peer_learned(self, peer_id: str, url: str | None) -> None: ...
+    def peer_url(self, peer_id: str) -> str | None: ...
+    def peer_blocked(self, peer_id: str) -> bool: ...
+
+
+class LinkManager:
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        local_url: str,
+        settings: LinkSettings,
+        policy: AddressPolicy,
+        client: SignalingClient,
+        delegate: LinkDelegate,
+        max_links: int = 64,
+        max_pending_offers: int = 32,
+        redial_base_s: float = 1.0,
+        redial_max_s: float = 15.0,
+    ) -> None:
+        self.identity = identity
+        self.local_url = local_url
+        self.settings = settings
+        self.policy = policy
+        self.client = client
+        self.delegate = delegate
+        self.max_links = max_links
+        self.max_pending_offers = max_pending_offers
+        self.redial_base_s = redial_base_s
+        self.redial_max_s = redial_max_s
+        self.nonces = NonceCache()
+        self._links: dict[str, Link] = {}
+        self._pending: dict[str, Link] = {}
+        self._wanted: dict[str, str | None] = {}
+        self._redials: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._changed = asyncio.Condition()
+        self._stopping = False
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def links(self) -> list[Link]:
+        return list(self._links.values())
+
+    def open_links(self) -> list[Link]:
+        return [link for link in self._links.values() if link.state is LinkState.OPEN]
+
+    def get(self, peer_id: str) -> Link | None:
+        return self._links.get(peer_id)
+
+    def wanted(self) -> dict[str, str | None]:
+        return dict(self._wanted)
+
+    # -- dialling --------------------------------------------------------------------------
+
+    async def dial_url(self, url: str, *, timeout: float | None = None) -> Link:
+        url = await self.policy.check_url(url)
+        health = await self.client.healthz(url)
+        peer_id = health["peer_id"]
+        if not is_peer_id(peer_id):
+            raise PeerError(f"{url}/healthz returned an invalid peer_id")
+        self.delegate.peer_learned(peer_id, url)
+        return await self.dial(peer_id, url, timeout=timeout)
+
+    async def dial(self, peer_id: str, url: str | None = None, *, timeout: float | None = None) -> Link:
+        """Return the open link to ``peer_id``, creating one if needed; raises if none opens in time."""
+        if peer_id == self.identity.peer_id:
+            raise ConflictError("a node does not link to itself", code="self_dial")
+        if self.delegate.peer_blocked(peer_id):
+            raise PolicyError(f"peer {peer_id} is blocked")
+        url = url or self.delegate.peer_url(peer_id)
+        deadline = time.monotonic() + (timeout or self.settings.connect_timeout + 5)
+        self._wanted[peer_id] = url
+        existing = self._links.get(peer_id)
+        if existing is None or not existing.live:
+            if url is None:
+                raise NotFoundError(f"no URL known for peer {peer_id}; add it with POST /api/peers first")
+            if len(self.open_links()) >= self.max_links:
+                raise RateLimitedError(f"this node already has {self.max_links} links (the maximum)")
+            link = self._new_link(peer_id, "out")
+            try:
+                await self._connect_outbound(link, url)
+            except GlareLost:
+                log.info("glare with %s: its offer wins, waiting for its link", peer_id)
+            except F0MeshError as exc:
+                await link.fail(exc.detail)
+                raise
+            except Exception as exc:
+                await link.fail(f"{type(exc).__name__}: {exc}")
+                raise PeerError(f"link to {peer_id} failed: {type(exc).__name__}") from exc
+        return await self._await_open(peer_id, deadline)
+
+    async def _await_open(self, peer_id: str, deadline: float) -> Link:
+        while True:
+            remaining = deadline - time.monotonic()
+            link = self._links.get(peer_id)
+            if link is not None and link.state is LinkState.OPEN:
+                return link
+            if remaining <= 0:
+                raise PeerError(f"no open link to {peer_id} in time", code="peer_timeout", status=504)
+            if link is not None and link.state is LinkState.CONNECTING:
+                await link.wait_open(remaining)
+                if link.state is not LinkState.OPEN and self._links.get(peer_id) is link:
+                    raise PeerError(f"link to {peer_id} failed: {link.reason}")
+                continue
+            async with self._changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), min(remaining, 1.0))
+
+    def _new_link(self, peer_id: str, direction: str) -> Link:
+        link = Link(
+            peer_id=peer_id,
+            direction=direction,
+            local_peer_id=self.identity.peer_id,
+            local_url=self.local_url,
+            settings=self.settings,
+            on_message=self.delegate.link_message,
+            on_probe=self.delegate.link_probe,
+            on_state=self._on_link_state,
+        )
+        old = self._links.get(peer_id)
+        self._links[peer_id] = link
+        if old is not None and old.live:
+            self._spawn(old.close("replaced by a newer link"))
+        self._spawn(link.watch_connect())
+        self._notify()
+        self.delegate.link_state_changed(link)
+        return link
+
+    async def _local_description(self, link: Link, kind: str) -> str:
+        desc = await (link.pc.createOffer() if kind == "offer" else link.pc.createAnswer())
+        await asyncio.wait_for(link.pc.setLocalDescription(desc), self.settings.connect_timeout)
+        sdp = link.pc.localDescription.sdp
+        if count_candidates(sdp) == 0:
+            raise NoCandidatesError(
+                "no ICE candidates: this host has only loopback addresses; give it a non-loopback "
+                "interface or a TURN server (--ice-servers)"
+            )
+        return sdp
+
+    async def _connect_outbound(self, link: Link, url: str, *, via: str | None = None) -> None:
+        sdp = await self._local_description(link, "offer")
+        offer = sign_description(self.identity, "offer", sdp, link.peer_id, self.local_url)
+        self._pending[offer.nonce] = link
+        try:
+            if via:
+                answer = await self.client.post_offer(via, offer.to_json(), path="/api/mesh-rtc/offer")
+            else:
+                answer = await self.client.post_offer(url, offer.to_json())
+            if link.state is LinkState.CONNECTING and offer.nonce in self._pending:
+                await self._apply_answer(link, offer.nonce, answer)
+        finally:
+            self._pending.pop(offer.nonce, None)
+
+    async def _apply_answer(self, link: Link, nonce: str, data: Any) -> None:
+        try:
+            answer = SignedDescription.from_json(data, "answer")
+            verify_description(answer, me=self.identity.peer_id, nonces=self.nonces)
+            if answer.from_peer != link.peer_id:
+                raise PolicyError(f"answer signed by {answer.from_peer}, expected {link.peer_id}")
+            if answer.offer_nonce != nonce:
+                raise PolicyError("answer does not sign this offer's nonce")
+            validate_sdp(answer.sdp, allow_ip=self.policy.allows_ip)
+        except (SignalingError, SdpError, PolicyError) as exc:
+            raise PeerError(f"bad answer from {link.peer_id}: {exc.detail}") from exc
+        self.nonces.add(answer.nonce, time.time())
+        await link.pc.setRemoteDescription(RTCSessionDescription(answer.sdp, "answer"))
+
+    async def handle_answer(self, data: Any) -> None:
+        """An answer that came back through a relay: completes this node's pending offer."""
+        answer = SignedDescription.from_json(data, "answer")
+        link = self._pending.pop(answer.offer_nonce or "", None)
+        if link is None:
+            raise NotFoundError("no pending offer of this node matches that answer's offer_nonce")
+        try:
+            await self._apply_answer(link, answer.offer_nonce or "", data)
+        except PeerError as exc:
+            raise PolicyError(exc.detail) from exc
+
+    # -- answering -------------------------------------------------------------------------
+
+    async def handle_offer(self, data: Any) -> dict[str, Any]:
+        """Validate everything before creating anything: a refused offer leaves no trace."""
+        offer = SignedDescription.from_json(data, "offer")
+        verify_description(offer, me=self.identity.peer_id, nonces=self.nonces)
+        validate_sdp(offer.sdp, allow_ip=self.policy.allows_ip)
+        peer_id = offer.from_peer
+        if self.delegate.peer_blocked(peer_id):
+            raise PolicyError(f"peer {peer_id} is blocked")
+        existing = self._links.get(peer_id)
+        live = [lk for lk in self._links.values() if lk.live]
+        if (existing is None or not existing.live) and len(live) >= self.max_links:
+            raise RateLimitedError(f"this node already has {self.max_links} links (the maximum)")
+        connecting_in = sum(
+            1 for lk in self._links.values() if lk.state is LinkState.CONNECTING and lk.direction == "in"
+        )
+        if connecting_in >= self.max_pending_offers:
+            raise RateLimitedError(f"{connecting_in} offers are already being answered (the maximum)")
+        if existing is not None and existing.state is LinkState.CONNECTING and existing.direction == "out":
+            still_pending = any(lk is existing for lk in self._pending.values())
+            if still_pending and self.identity.peer_id < peer_id:
+                raise ConflictError(
+                    "glare: both peers dialled; the smaller PeerId's offer wins (mine)", code="glare"
+                )
+        self.nonces.add(offer.nonce, time.time())
+        if existing is not None and existing.live:
+            for nonce, pending in list(self._pending.items()):
+                if pending is existing:
+                    del self._pending[nonce]
+        link = self._new_link(peer_id, "in")
+        if offer.from_url:
+            link.remote_url = offer.from_url
+        try:
+            await asyncio.wait_for(
+                link.pc.setRemoteDescription(RTCSessionDescription(offer.sdp, "offer")),
+                self.settings.connect_timeout,
+            )
+            sdp = await self._local_description(link, "answer")
+        except F0MeshError as exc:
+            await self._discard(link, exc.detail)
+            raise
+        except Exception as exc:
+            await self._discard(link, f"{type(exc).__name__}: {exc}")
+            raise SdpError(f"the WebRTC stack refused the offer: {type(exc).__name__}") from exc
+        self._wanted.setdefault(peer_id, offer.from_url)
+        self.delegate.peer_learned(peer_id, offer.from_url)
+        answer = sign_description(
+            self.identity, "answer", sdp, peer_id, self.local_url, offer_nonce=offer.nonce
+        )
+        return answer.to_json()
+
+    async def _discard(self, link: Link, reason: str) -> None:
+        await link.fail(reason)
+        if self._links.get(link.peer_id) is link:
+            del self._links[link.peer_id]
+            self._notify()
+
+    # -- closing and redialling ------------------------------------------------------------
+
+    async def close_link(self, peer_id: str, reason: str = "closed by operator") -> bool:
+        """Close for good: the peer is no longer wanted, so it is not redialled until dialled again."""
+        self._wanted.pop(peer_id, None)
+        task = self._redials.pop(peer_id, None)
+        if task:
+            task.cancel()
+        link = self._links.get(peer_id)
+        if link is None or not link.live:
+            return False
+        await link.close(reason, bye=True, final=True)
+        return True
+
+    def _on_link_state(self, link: Link) -> None:
+        self._notify()
+        self.delegate.link_state_changed(link)
+        if link.state is LinkState.OPEN:
+            self._wanted[link.peer_id] = link.remote_url or self._wanted.get(link.peer_id)
+            if link.remote_url:
+                self.delegate.peer_learned(link.peer_id, link.remote_url)
+        elif link.state in (LinkState.FAILED, LinkState.CLOSED):
+            if link.reason and link.reason.startswith(CLOSED_BY_PEER):
+                self._wanted.pop(link.peer_id, None)
+            if self._links.get(link.peer_id) is link and link.peer_id in self._wanted and not self._stopping:
+                self._schedule_redial(link.peer_id)
+
+    def _schedule_redial(self, peer_id: str) -> None:
+        if peer_id in self._redials and not self._redials[peer_id].done():
+            return
+        self._redials[peer_id] = asyncio.ensure_future(self._redial(peer_id))
+
+    async def _redial(self, peer_id: str) -> None:
+        delay = self.redial_base_s
+        while peer_id in self._wanted and not self._stopping:
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            current = self._links.get(peer_id)
+            if current is not None and current.live:
+                return
+            url = self._wanted.get(peer_id) or self.delegate.peer_url(peer_id)
+            if url is None:
+                return
+            try:
+                await self.dial(peer_id, url)
+                return
+            except F0MeshError as exc:
+                log.info("redial of %s failed (%s); next try in %.0f s", peer_id, exc.detail, delay)
+            delay = min(delay * 2, self.redial_max_s)
+
+    def _notify(self) -> None:
+        async def notify() -> None:
+            async with self._changed:
+                self._changed.notify_all()
+
+        self._spawn(notify())
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in self._redials.values():
+            task.cancel()
+        await asyncio.gather(
+            *(lk.close("node stopping", bye=True) for lk in self._links.values()), return_exceptions=True
+        )
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._redials.values(), return_exceptions=True)
+        self._redials.clear()
