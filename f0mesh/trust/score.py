@@ -29,15 +29,11 @@ def compute_scores(
 
     Pass this node's own id among the pre-trusted peers for a subjective view. With no pre-trusted
     peer at all the jump is uniform (plain PageRank), which offers no Sybil resistance.
-    Zero-weight edges and self-trust are ignored. The power iteration is pure Python, about 0.25 s
-    for 1000 peers with 10 edges each, which is why callers go through ScoreCache.
+    Zero-weight edges and self-trust are ignored. The power iteration runs on scipy's sparse matrices;
+    callers still go through ScoreCache so it never runs per message.
     """
     # networkx costs ~0.1 s to import, which the CLI should not pay on start.
     import networkx as nx
-
-    # nx.pagerank needs scipy, which f0mesh does not depend on; this is networkx's own
-    # pure-Python power iteration behind the same algorithm.
-    from networkx.algorithms.link_analysis.pagerank_alg import _pagerank_python
 
     params = params or ScoreParams()
     seeds = sorted(set(pretrusted))
@@ -52,7 +48,7 @@ def compute_scores(
     jump = dict.fromkeys(seeds, 1.0) or None
     # EigenTrust starts the walk at the pre-trusted peers, so ids they cannot reach stay at exactly 0
     start = {node: 1.0 if node in jump else 0.0 for node in digraph} if jump else None
-    raw = _pagerank_python(
+    raw = nx.pagerank(
         digraph,
         alpha=params.alpha,
         personalization=jump,
