@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -115,10 +117,24 @@ async def _serve(config: Any, log_level: str) -> None:
     from f0mesh.api.app import create_app
     from f0mesh.node import Node
 
+    class Server(uvicorn.Server):
+        """Stops on SIGINT/SIGTERM and exits 0: uvicorn re-raises the signal after shutdown."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.handle_exit, sig, None)
+            try:
+                yield
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+
     node = Node(config)
     await node.start()
     try:
-        server = uvicorn.Server(
+        server = Server(
             uvicorn.Config(
                 create_app(node, manage_node=False),
                 host=config.host,

@@ -6,7 +6,6 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
-
 from pgserver import PgServer
 
 _db_counter = itertools.count(1)
@@ -35,3 +34,20 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'mesh.db'}"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def node_factory(tmp_path) -> Iterator:
+    """Start ``f0mesh up`` processes; every one is stopped when the test ends, pass or fail."""
+    from nodes import NodeProcess
+
+    started: list[NodeProcess] = []
+
+    def make(name: str = "n", *, extra: list[str] | None = None, start: bool = True) -> NodeProcess:
+        node = NodeProcess(tmp_path / f"{name}{len(started)}", extra=extra)
+        started.append(node)
+        return node.start() if start else node
+
+    yield make
+    for node in started:
+        node.close()

@@ -253,15 +253,24 @@ class Link:
         self._became_open()
 
     async def _heartbeat(self) -> None:
+        """Send a beat every interval; check for silence eight times per timeout."""
         interval, timeout = self.settings.heartbeat_interval, self.settings.heartbeat_timeout
+        tick = min(interval, timeout / 8)
+        last_beat = 0.0
         while not self._closing:
-            await asyncio.sleep(interval)
-            silent = time.monotonic() - self._last_rx
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            silent = now - self._last_rx
             if silent > timeout:
                 self._spawn(self.fail(f"no frame from the peer for {silent:.1f} s (heartbeat)"))
                 return
-            with contextlib.suppress(ChannelClosed, TimeoutError):
-                await asyncio.wait_for(self.send({"t": "hb"}), interval)
+            if now - last_beat >= interval:
+                last_beat = now
+                self._spawn(self._beat(interval))
+
+    async def _beat(self, interval: float) -> None:
+        with contextlib.suppress(ChannelClosed, TimeoutError):
+            await asyncio.wait_for(self.send({"t": "hb"}), interval)
 
     def describe(self) -> dict[str, Any]:
         local, remote = self.ice_pair()

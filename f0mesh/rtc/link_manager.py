@@ -1,10 +1,12 @@
 """LinkManager: the registry of this node's peer connections.
 
 At most one live link per peer, whoever dials. Simultaneous dials (glare) are resolved by a fixed
-rule: the offer of the smaller PeerId wins. The loser's dial then waits for the winner's link.
-A new offer from a peer we hold an *answered* link to means the peer lost its side (it
-restarted), so the new offer replaces the old link. Peers whose link was open are wanted and
-are redialled with capped exponential backoff, until an operator closes the link.
+rule: the offer of the smaller PeerId wins. The smaller side refuses an offer (409 glare) while it
+holds a live link it dialled itself; the larger side lets any offer replace its link. A loser's
+dial then waits for the winner's link. A peer that restarted and dials a smaller peer is refused
+until that peer's heartbeat fails the stale link and it redials, a delay of a few seconds.
+Peers whose link was open are wanted and are redialled with capped exponential backoff, until an
+operator closes the link.
 """
 
 from __future__ import annotations
@@ -131,6 +133,7 @@ class LinkManager:
                 await self._connect_outbound(link, url)
             except GlareLost:
                 log.info("glare with %s: its offer wins, waiting for its link", peer_id)
+                await self._discard(link, "glare: the peer's offer wins")
             except F0MeshError as exc:
                 await link.fail(exc.detail)
                 raise
@@ -245,17 +248,16 @@ class LinkManager:
         )
         if connecting_in >= self.max_pending_offers:
             raise RateLimitedError(f"{connecting_in} offers are already being answered (the maximum)")
-        if existing is not None and existing.state is LinkState.CONNECTING and existing.direction == "out":
-            still_pending = any(lk is existing for lk in self._pending.values())
-            if still_pending and self.identity.peer_id < peer_id:
-                raise ConflictError(
-                    "glare: both peers dialled; the smaller PeerId's offer wins (mine)", code="glare"
-                )
+        if (
+            existing is not None
+            and existing.live
+            and existing.direction == "out"
+            and self.identity.peer_id < peer_id
+        ):
+            raise ConflictError(
+                "glare: both peers dialled; the smaller PeerId's offer wins (mine)", code="glare"
+            )
         self.nonces.add(offer.nonce, time.time())
-        if existing is not None and existing.live:
-            for nonce, pending in list(self._pending.items()):
-                if pending is existing:
-                    del self._pending[nonce]
         link = self._new_link(peer_id, "in")
         if offer.from_url:
             link.remote_url = offer.from_url

@@ -1,0 +1,104 @@
+"""HTTP conventions on an in-process node: errors, auth, body cap, limits, OpenAPI, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from f0mesh.api.app import create_app
+from f0mesh.config import NodeConfig
+from f0mesh.node import Node
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture
+async def client(tmp_path) -> AsyncIterator[httpx.AsyncClient]:
+    node = Node(NodeConfig(data_dir=tmp_path, admin_token=TOKEN, max_body_bytes=1024))
+    await node.start()
+    app = create_app(node, manage_node=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://node") as c:
+        c.node = node  # type: ignore[attr-defined]
+        yield c
+    await node.stop()
+
+
+async def test_healthz(client) -> None:
+    body = (await client.get("/healthz")).json()
+    assert body["status"] == "ok" and body["peer_id"] == client.node.peer_id and body["links"] == 0
+    assert body["version"]
+
+
+async def test_admin_token_required(client) -> None:
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}):
+        r = await client.post("/api/peers", json={"url": "http://127.0.0.1:1"}, headers=headers)
+        assert r.status_code == 401, r.text
+        assert r.json()["error"] == "unauthorized" and r.json()["detail"]
+    assert (await client.get("/api/peers")).json() == {"peers": []}
+
+
+async def test_oversized_body_is_413_before_reading(client) -> None:
+    r = await client.post("/offer", content=b"x" * 5000, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"] == "too_large"
+
+    async def chunks():
+        for _ in range(10):
+            yield b"y" * 512
+
+    r = await client.post("/offer", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+async def test_validation_errors_are_422_in_words(client) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    r = await client.post("/dial", json={"url": "http://x", "peer_id": "12D3"}, headers=auth)
+    assert r.status_code == 422 and r.json()["error"] == "invalid"
+    r = await client.post("/dial", json={}, headers=auth)
+    assert r.status_code == 422 and "exactly one" in r.json()["detail"]
+    for limit in (0, 10001, "many"):
+        r = await client.get(f"/api/peers?limit={limit}")
+        assert r.status_code == 422, limit
+
+
+async def test_unreachable_peer_is_504_and_policy_refusals_403(client) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    r = await client.post("/api/peers", json={"url": "http://127.0.0.1:1"}, headers=auth)
+    assert r.status_code == 504 and r.json()["error"] == "peer_timeout"
+    for url in ("http://169.254.169.254/latest", "file:///etc/passwd", "gopher://127.0.0.1/"):
+        r = await client.post("/api/peers", json={"url": url}, headers=auth)
+        assert r.status_code == 403, (url, r.text)
+    assert (await client.get("/api/peers")).json() == {"peers": []}
+
+
+async def test_openapi_marks_admin_operations(client) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    assert "admin" in spec["components"]["securitySchemes"]
+    assert spec["paths"]["/dial"]["post"].get("security") == [{"admin": []}]
+    assert spec["paths"]["/api/peers"]["post"].get("security") == [{"admin": []}]
+    assert "security" not in spec["paths"]["/healthz"]["get"]
+    assert (await client.get("/docs")).status_code == 200
+
+
+async def test_metrics_exposed(client) -> None:
+    text = (await client.get("/metrics")).text
+    assert "f0mesh_links_open" in text and client.node.peer_id in text
+
+
+async def test_login_sets_session_and_csrf_is_enforced(client) -> None:
+    r = await client.get("/login", params={"token": "wrong"})
+    assert r.status_code == 401
+    r = await client.get("/login", params={"token": TOKEN})
+    assert r.status_code == 303
+    assert (
+        "httponly" in r.headers["set-cookie"].lower() and "samesite=strict" in r.headers["set-cookie"].lower()
+    )
+    cookies = dict(r.cookies)
+    client.cookies.update(cookies)
+    r = await client.post("/api/peers", json={"url": "http://127.0.0.1:1"})
+    assert r.status_code == 403 and r.json()["error"] == "csrf"
+    r = await client.post(
+        "/api/peers", json={"url": "http://127.0.0.1:1"}, headers={"x-csrf-token": cookies["f0mesh_csrf"]}
+    )
+    assert r.status_code == 504  # authorised; the peer itself is unreachable
