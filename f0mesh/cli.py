@@ -64,6 +64,12 @@ def up(
     ice_servers: Annotated[
         str | None, _opt("--ice-servers", env="ICE_SERVERS", help="iceServers JSON, or a file holding it")
     ] = None,
+    ice_relay_only: Annotated[
+        bool, _opt("--ice-relay-only", env="ICE_RELAY_ONLY", help="use only TURN relay candidates")
+    ] = False,
+    d_lo: Annotated[int, _opt("--d-lo", env="D_LO", help="dial more peers below this many links")] = 4,
+    d: Annotated[int, _opt("--d", env="D", help="target number of links")] = 6,
+    d_hi: Annotated[int, _opt("--d-hi", env="D_HI", help="prune links above this many")] = 12,
     dial_allow: Annotated[
         list[str] | None, _opt("--dial-allow", env="DIAL_ALLOW", help="CIDR this node may dial (repeatable)")
     ] = None,
@@ -100,6 +106,10 @@ def up(
             gossip_interval=gossip_interval,
             ice_servers=parse_ice_servers(ice_servers),
             dial_allow=dial_allow or [],
+            ice_relay_only=ice_relay_only,
+            d_lo=d_lo,
+            d_target=d,
+            d_hi=d_hi,
             max_links=max_links,
             heartbeat_timeout=heartbeat_timeout,
             location=location,

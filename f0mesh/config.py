@@ -26,6 +26,7 @@ class NodeConfig:
     probe_rate: float = 1.0
     gossip_interval: float = 120.0
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
+    ice_relay_only: bool = False
     dial_allow: list[str] = field(default_factory=list)
     max_body_bytes: int = 1 << 20
     max_links: int = 64

@@ -14,12 +14,17 @@ from f0mesh.config import NodeConfig
 from f0mesh.errors import PeerError
 from f0mesh.identity import Identity, is_peer_id
 from f0mesh.metrics import NodeMetrics
+from f0mesh.peer_record import PeerRecord
+from f0mesh.rtc.connection_manager import ConnectionManager, DegreeParams
 from f0mesh.rtc.link import Link, LinkSettings, LinkState
 from f0mesh.rtc.link_manager import LinkManager
 from f0mesh.rtc.signaling_client import SignalingClient
 from f0mesh.store import Store
 
 log = logging.getLogger("f0mesh.node")
+
+PEX_INTERVAL_S = 30.0
+PEX_MAX_RECORDS = 64
 
 
 class Node:
@@ -50,6 +55,7 @@ class Node:
             local_url=self.url,
             settings=LinkSettings(
                 ice_servers=self.config.ice_servers,
+                relay_only=self.config.ice_relay_only,
                 heartbeat_interval=self.config.heartbeat_interval,
                 heartbeat_timeout=self.config.heartbeat_timeout,
                 connect_timeout=self.config.connect_timeout,
@@ -60,13 +66,26 @@ class Node:
             max_links=self.config.max_links,
             max_pending_offers=self.config.max_pending_offers,
         )
+        self.connmgr = ConnectionManager(
+            self.links,
+            DegreeParams(d_lo=self.config.d_lo, d_target=self.config.d_target, d_hi=self.config.d_hi),
+            candidates=self._dial_candidates,
+            link_value=self._link_value,
+        )
+        self._records: dict[str, PeerRecord] = {}
         self._started = True
+        self.connmgr.start()
+        self._spawn(self._bootstrap())
+        self._spawn(self._pex_loop())
         log.info("node %s started at %s", self.peer_id, self.url)
 
     async def stop(self) -> None:
         if not self._started:
             return
         self._started = False
+        await self.connmgr.stop()
+        for task in self._tasks:
+            task.cancel()
         await self.links.stop()
         await self.client.close()
         if self._tasks:
@@ -89,6 +108,9 @@ class Node:
         self._spawn(self._save_link(row))
         if link.state is LinkState.OPEN:
             self._spawn(self.store.upsert_peer(link.peer_id, last_seen=time.time()))
+            self._spawn(self._send_pex(link))
+        elif link.state in (LinkState.FAILED, LinkState.CLOSED) and self._started:
+            self.connmgr.link_closed(link)
 
     async def _save_link(self, row: dict[str, Any]) -> None:
         try:
@@ -97,16 +119,20 @@ class Node:
             log.exception("could not store link %s", row.get("link_id"))
 
     def link_message(self, link: Link, message: dict[str, Any]) -> None:
-        log.debug("unhandled ctl message %r from %s", message.get("t"), link.peer_id)
+        kind = message["t"]
+        if kind == "pex":
+            self._on_pex(link, message)
+        else:
+            log.debug("unhandled ctl message %r from %s", kind, link.peer_id)
 
     def link_probe(self, link: Link, data: bytes) -> None:
         return None
 
-    def peer_learned(self, peer_id: str, url: str | None) -> None:
+    def peer_learned(self, peer_id: str, url: str | None, *, seen: float | None = None) -> None:
         record = self._peers.setdefault(peer_id, {"peer_id": peer_id, "url": None, "blocked": False})
         if url:
             record["url"] = url
-        record["last_seen"] = time.time()
+        record["last_seen"] = max(record.get("last_seen") or 0.0, seen or time.time())
         self._spawn(self.store.upsert_peer(peer_id, url=url, last_seen=record["last_seen"]))
 
     def peer_url(self, peer_id: str) -> str | None:
@@ -116,6 +142,77 @@ class Node:
     def peer_blocked(self, peer_id: str) -> bool:
         record = self._peers.get(peer_id)
         return bool(record and record.get("blocked"))
+
+    # -- membership: bootstrap, peer exchange, degree ---------------------------------------
+
+    def _dial_candidates(self) -> dict[str, str]:
+        return {
+            pid: rec["url"]
+            for pid, rec in self._peers.items()
+            if rec.get("url") and not rec.get("blocked") and pid != self.peer_id
+        }
+
+    def _link_value(self, link: Link) -> float:
+        """Pruning order: the lowest value goes first. Older links are worth a little more."""
+        age = time.time() - (link.opened_at or time.time())
+        return min(age, 600.0) / 600.0
+
+    async def _bootstrap(self) -> None:
+        """Learn the bootstrap peers; retried with backoff until each answered once."""
+        pending = list(self.config.bootstrap)
+        delay = 1.0
+        while pending:
+            for url in list(pending):
+                try:
+                    await self.add_peer(url)
+                    pending.remove(url)
+                except Exception as exc:
+                    log.info("bootstrap %s not reachable yet: %s", url, getattr(exc, "detail", exc))
+            self.connmgr.wake()
+            if pending:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    def own_record(self) -> PeerRecord:
+        return PeerRecord.create(self.identity, self.url, self.config.location)
+
+    async def _send_pex(self, link: Link) -> None:
+        records = [self.own_record()]
+        fresh = sorted(self._records.values(), key=lambda r: r.seen, reverse=True)
+        records += [r for r in fresh if r.peer_id != link.peer_id][: PEX_MAX_RECORDS - 1]
+        try:
+            await link.send({"t": "pex", "records": [r.to_wire() for r in records]})
+        except Exception as exc:
+            log.debug("pex to %s failed: %s", link.peer_id, exc)
+
+    async def _pex_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PEX_INTERVAL_S)
+            for link in self.links.open_links():
+                await self._send_pex(link)
+
+    def _on_pex(self, link: Link, message: dict[str, Any]) -> None:
+        records = message.get("records")
+        if not isinstance(records, list):
+            log.info("malformed pex from %s", link.peer_id)
+            return
+        learned = 0
+        for raw in records[:PEX_MAX_RECORDS]:
+            try:
+                record = PeerRecord.from_wire(raw)
+            except ValueError as exc:
+                log.info("dropped a peer record from %s: %s", link.peer_id, exc)
+                continue
+            if record.peer_id == self.peer_id:
+                continue
+            known = self._records.get(record.peer_id)
+            if known is not None and known.seen >= record.seen:
+                continue
+            self._records[record.peer_id] = record
+            self.peer_learned(record.peer_id, record.url, seen=record.seen)
+            learned += 1
+        if learned:
+            self.connmgr.wake()
 
     # -- operations used by the API and CLI -------------------------------------------------
 
@@ -156,9 +253,12 @@ class Node:
 
     async def dial(self, *, url: str | None = None, peer_id: str | None = None) -> Link:
         if url is not None:
-            return await self.links.dial_url(url)
-        assert peer_id is not None
-        return await self.links.dial(peer_id)
+            link = await self.links.dial_url(url)
+        else:
+            assert peer_id is not None
+            link = await self.links.dial(peer_id)
+        self.connmgr.release(link.peer_id)
+        return link
 
     def link_views(self) -> list[dict[str, Any]]:
         views = []
@@ -184,6 +284,7 @@ class Node:
         return views
 
     async def close_link(self, peer_id: str) -> bool:
+        self.connmgr.hold(peer_id)
         return await self.links.close_link(peer_id)
 
 

@@ -1,0 +1,243 @@
+"""What every replicated type shares: the set of ops it holds, delta selection, the conflict log, bytes.
+
+Every op is named (origin, seq): origin is the replica or node that made it, seq numbers that origin's ops in
+increasing order. Only the origin's owner may mint ops under its name, so (origin, seq) is globally unique.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Iterable
+from typing import Any, ClassVar, Self
+
+from f0mesh.crdt.codec import DECODE_ERRORS, Timestamp, check_ts, element_key, pack, unpack
+from f0mesh.crdt.hlc import HLCTimestamp, new_node_id
+from f0mesh.crdt.vector_clock import VectorClock
+
+FORMAT = 1
+MAX_CONFLICTS = 1000
+
+Span = tuple[int, int]
+
+
+def _coalesce(spans: Iterable[Span]) -> list[Span]:
+    merged: list[Span] = []
+    for lo, hi in sorted(spans):
+        if merged and lo <= merged[-1][1]:
+            if hi > merged[-1][1]:
+                merged[-1] = (merged[-1][0], hi)
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+class OpSet:
+    """The ops a replica holds (or holds something newer that supersedes them), per origin.
+
+    Stored as disjoint spans (lo, hi] of seq numbers rather than one counter, because a delta holds ops 5..7
+    without 1..4: a plain version vector would have to either lie or drop them, while spans keep merging exact
+    whatever order deltas arrive in. version() reports only the gap-free prefix, which a peer may rely on.
+    """
+
+    __slots__ = ("_spans",)
+
+    def __init__(self) -> None:
+        self._spans: dict[str, list[Span]] = {}
+
+    def add(self, origin: str, lo: int, hi: int) -> None:
+        """Record seqs lo+1..hi of origin as held."""
+        if lo < hi:
+            self._spans[origin] = _coalesce([*self._spans.get(origin, ()), (lo, hi)])
+
+    def covers(self, origin: str, seq: int) -> bool:
+        return any(lo < seq <= hi for lo, hi in self._spans.get(origin, ()))
+
+    def top(self, origin: str) -> int:
+        spans = self._spans.get(origin)
+        return spans[-1][1] if spans else 0
+
+    def max_top(self) -> int:
+        return max((spans[-1][1] for spans in self._spans.values()), default=0)
+
+    def union(self, other: OpSet) -> None:
+        for origin, spans in list(other._spans.items()):
+            self._spans[origin] = _coalesce([*self._spans.get(origin, ()), *spans])
+
+    def above(self, version: VectorClock) -> OpSet:
+        """The part of self that a holder of `version` may lack."""
+        result = OpSet()
+        for origin, spans in self._spans.items():
+            floor = version.get(origin)
+            clipped = [(max(lo, floor), hi) for lo, hi in spans if hi > floor]
+            if clipped:
+                result._spans[origin] = clipped
+        return result
+
+    def version(self) -> VectorClock:
+        return VectorClock({origin: spans[0][1] for origin, spans in self._spans.items() if spans[0][0] == 0})
+
+    def to_wire(self) -> dict[str, list[int]]:
+        return {origin: [n for span in self._spans[origin] for n in span] for origin in sorted(self._spans)}
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, list[int]]) -> OpSet:
+        if not isinstance(wire, dict):
+            raise ValueError("op spans must be a map")
+        result = cls()
+        for origin, flat in wire.items():
+            if not isinstance(origin, str) or not isinstance(flat, list) or not flat or len(flat) % 2:
+                raise ValueError(f"bad op spans for origin {origin!r}")
+            if any(isinstance(n, bool) or not isinstance(n, int) for n in flat):
+                raise ValueError(f"op spans for {origin!r} must be ints")
+            spans = list(zip(flat[::2], flat[1::2], strict=True))
+            if spans[0][0] < 0 or _coalesce(spans) != spans or any(lo >= hi for lo, hi in spans):
+                raise ValueError(f"op spans for {origin!r} are not sorted, disjoint and non-empty")
+            result._spans[origin] = spans
+        return result
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, OpSet):
+            return NotImplemented
+        return self._spans == other._spans
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"OpSet({self._spans!r})"
+
+
+def resolve_origin(ts: Timestamp, origin: str | None, replica_id: str) -> str:
+    """Explicit origin, else the HLC node that stamped the op, else this replica."""
+    if origin is not None:
+        if not isinstance(origin, str) or not origin:
+            raise ValueError("origin must be a non-empty str")
+        return origin
+    if isinstance(ts, HLCTimestamp) and ts.node:
+        return ts.node
+    return replica_id
+
+
+class Replicated(ABC):
+    """Base of the state-based CRDTs: merge is a join, so replicas converge however states are exchanged.
+
+    Delta sync: a peer sends its version(); delta_since(version) holds only the ops that version lacks, and
+    merging it into a replica that had `version` gives the same state as merging the full state. A delta is
+    an ordinary state, so merging it anywhere else is safe too: the receiver's version only advances over ops
+    it really holds, and a later anti-entropy round fills any gap. A delta also carries its sender's version
+    as context, used only to judge whether two ops were concurrent (for the conflict log).
+    """
+
+    KIND: ClassVar[str]
+
+    def __init__(self, replica_id: str | None = None) -> None:
+        if replica_id is not None and (not isinstance(replica_id, str) or not replica_id):
+            raise ValueError("replica_id must be a non-empty str")
+        self.replica_id = replica_id or new_node_id()
+        self._ops = OpSet()
+        self._context = VectorClock()
+        self._conflicts: deque[dict[str, Any]] = deque(maxlen=MAX_CONFLICTS)
+        self._ts_kind: str | None = None
+
+    @abstractmethod
+    def merge(self, other: Self) -> None: ...
+
+    @abstractmethod
+    def delta_since(self, version: VectorClock) -> Self: ...
+
+    @abstractmethod
+    def _records_to_wire(self) -> list[Any]: ...
+
+    @abstractmethod
+    def _load_records(self, wire: list[Any]) -> None: ...
+
+    @abstractmethod
+    def _held_ops(self) -> Iterable[tuple[str, int]]: ...
+
+    @abstractmethod
+    def _state(self) -> object: ...
+
+    def version(self) -> VectorClock:
+        """Per origin, the highest seq up to which this replica holds every op."""
+        return self._ops.version()
+
+    def conflicts(self) -> list[dict[str, Any]]:
+        """Values that lost to a concurrent write during merges here, oldest first (at most MAX_CONFLICTS).
+
+        Local diagnostics, not replicated state: not serialised and not part of equality.
+        """
+        return list(self._conflicts)
+
+    def to_bytes(self) -> bytes:
+        return pack(
+            [FORMAT, self.KIND, self._ops.to_wire(), self._context.to_dict(), self._records_to_wire()]
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes, replica_id: str | None = None) -> Self:
+        """Decode state from a peer or from disk; anything malformed raises ValueError.
+
+        The replica id is not part of the state (a peer's bytes must not make us write under its name): pass
+        this node's own id when restoring from disk.
+        """
+        obj = cls(replica_id)
+        try:
+            fmt, kind, ops, context, records = unpack(data)
+            if fmt != FORMAT or kind != cls.KIND:
+                raise ValueError(f"expected {cls.KIND!r} format {FORMAT}, got {kind!r} format {fmt!r}")
+            obj._ops = OpSet.from_wire(ops)
+            obj._context = VectorClock.from_dict(context)
+            if not isinstance(records, list):
+                raise ValueError("records must be a list")
+            obj._load_records(records)
+        except DECODE_ERRORS as exc:
+            raise ValueError(f"malformed {cls.__name__} state: {exc}") from exc
+        for origin, seq in obj._held_ops():
+            if not obj._ops.covers(origin, seq):
+                raise ValueError(f"malformed {cls.__name__} state: op ({origin!r}, {seq}) outside its op set")
+        return obj
+
+    def _log_conflicts(self, found: list[dict[str, Any]]) -> None:
+        """In canonical key order, so the log does not depend on the order of the peer's records."""
+        self._conflicts.extend(sorted(found, key=lambda entry: element_key(entry["key"])))
+
+    def _knows(self, origin: str, seq: int) -> bool:
+        return self._ops.covers(origin, seq) or seq <= self._context.get(origin)
+
+    def _check_ts_kind(self, ts: Timestamp) -> str:
+        """One timestamp kind per state: a mixed state would fail halfway through a later merge."""
+        kind = check_ts(ts)
+        if self._ts_kind not in (None, kind):
+            raise TypeError(f"this state is stamped with {self._ts_kind} timestamps, not {kind}")
+        return kind
+
+    def _admit_ts(self, ts: Timestamp) -> None:
+        self._ts_kind = self._check_ts_kind(ts)
+
+    def _prepare_merge(self, other: Replicated) -> None:
+        """Refuse a merge up front, so a bad peer state never leaves self half-merged."""
+        if type(other) is not type(self):
+            raise TypeError(f"cannot merge {type(other).__name__} into {type(self).__name__}")
+        if None not in (self._ts_kind, other._ts_kind) and self._ts_kind != other._ts_kind:
+            raise TypeError(f"cannot merge {other._ts_kind} timestamps into a state of {self._ts_kind} ones")
+        self._ts_kind = self._ts_kind or other._ts_kind
+
+    def _new_delta(self, version: VectorClock) -> Self:
+        if not isinstance(version, VectorClock):
+            raise TypeError(f"expected VectorClock, not {type(version).__name__}")
+        delta = type(self)()
+        delta._ops = self._ops.above(version)
+        delta._context = self.version()
+        delta._context.merge(self._context)
+        delta._ts_kind = self._ts_kind
+        return delta
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._ops == other._ops and self._state() == other._state()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(replica_id={self.replica_id!r}, version={self.version().to_dict()!r})"

@@ -1,0 +1,144 @@
+"""Replicated Growable Array (Roh et al., 2011): an ordered list that concurrent editors can all insert into.
+
+Every element remembers the element it was inserted after; siblings sharing an anchor are ordered by id,
+greatest first, and the list is a depth-first walk of that tree. The order therefore depends only on which
+elements exist, never on the order they arrived in, and an element whose anchor has not arrived yet simply
+waits, invisible, until it does.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from typing import Any
+
+from f0mesh.crdt.codec import check_value_bytes, pack_array, pack_value, unpack_value
+from f0mesh.crdt.replicated import Replicated
+from f0mesh.crdt.vector_clock import VectorClock
+
+RGAId = tuple[int, str]
+"""(counter, replica_id). The counter is a Lamport clock: a new id is greater than every id its replica has
+seen, so a fresh insert lands right after its anchor, ahead of older siblings. It doubles as the op's seq."""
+
+
+def _as_id(raw: Any) -> RGAId:
+    """Accept the list form that ids take in JSON and msgpack."""
+    if (
+        isinstance(raw, tuple | list)
+        and len(raw) == 2
+        and isinstance(raw[0], int)
+        and not isinstance(raw[0], bool)
+        and raw[0] >= 1
+        and isinstance(raw[1], str)
+    ):
+        return (raw[0], raw[1])
+    raise ValueError(f"not an RGA id (counter >= 1, replica id): {raw!r}")
+
+
+class RGA(Replicated):
+    """An ordered sequence of JSON-like values; deleted elements stay as invisible anchors (tombstones).
+
+    insert() and delete() are ops of this replica (origin = replica_id); two live instances must never share a
+    replica id, or their ids collide. RGA never discards an op, so its conflict log stays empty.
+    """
+
+    KIND = "rga"
+
+    def __init__(self, replica_id: str | None = None) -> None:
+        super().__init__(replica_id)
+        self._nodes: dict[RGAId, tuple[RGAId | None, bytes]] = {}
+        self._children: dict[RGAId | None, list[RGAId]] = {}
+        self._deleted: dict[RGAId, RGAId] = {}
+
+    def insert(self, after_id: RGAId | None, value: Any) -> RGAId:
+        """Insert value right after after_id (None = at the head); returns the new element's id."""
+        anchor = None if after_id is None else _as_id(after_id)
+        if anchor is not None and anchor not in self._nodes:
+            raise KeyError(f"unknown anchor {anchor!r}")
+        data = pack_value(value)
+        node_id = self._next_op_id()
+        self._add_node(node_id, anchor, data)
+        return node_id
+
+    def delete(self, node_id: RGAId) -> None:
+        """Hide an element; deleting it again is a no-op."""
+        target = _as_id(node_id)
+        if target not in self._nodes:
+            raise KeyError(f"unknown element {target!r}")
+        if target not in self._deleted:
+            self._deleted[target] = self._next_op_id()
+
+    def _next_op_id(self) -> RGAId:
+        counter = self._ops.max_top() + 1
+        self._ops.add(self.replica_id, self._ops.top(self.replica_id), counter)
+        return (counter, self.replica_id)
+
+    def _add_node(self, node_id: RGAId, anchor: RGAId | None, data: bytes) -> None:
+        self._nodes[node_id] = (anchor, data)
+        bisect.insort(self._children.setdefault(anchor, []), node_id)
+
+    def ids(self) -> list[RGAId]:
+        """Ids of the visible elements, in list order: the anchors to pass to insert() and delete()."""
+        visible: list[RGAId] = []
+        stack = list(self._children.get(None, ()))
+        while stack:
+            node_id = stack.pop()
+            if node_id not in self._deleted:
+                visible.append(node_id)
+            stack.extend(self._children.get(node_id, ()))
+        return visible
+
+    def to_list(self) -> list[Any]:
+        """The visible values in order, as fresh copies."""
+        return unpack_value(pack_array([self._nodes[node_id][1] for node_id in self.ids()]))
+
+    def merge(self, other: RGA) -> None:
+        """Join other into self, in place."""
+        self._prepare_merge(other)
+        for node_id, (anchor, data) in list(other._nodes.items()):
+            if node_id not in self._nodes:
+                self._add_node(node_id, anchor, data)
+        for target, op_id in list(other._deleted.items()):
+            current = self._deleted.get(target)
+            if current is None or op_id > current:
+                self._deleted[target] = op_id
+        self._ops.union(other._ops)
+
+    def delta_since(self, version: VectorClock) -> RGA:
+        """The inserts and deletes a replica at `version` lacks."""
+        delta = self._new_delta(version)
+        for node_id, (anchor, data) in self._nodes.items():
+            if node_id[0] > version.get(node_id[1]):
+                delta._add_node(node_id, anchor, data)
+        delta._deleted = {t: op for t, op in self._deleted.items() if op[0] > version.get(op[1])}
+        return delta
+
+    def _records_to_wire(self) -> list[Any]:
+        nodes = [
+            [*node_id, self._nodes[node_id][0], self._nodes[node_id][1]] for node_id in sorted(self._nodes)
+        ]
+        deletes = [[*target, *self._deleted[target]] for target in sorted(self._deleted)]
+        return [nodes, deletes]
+
+    def _load_records(self, wire: list[Any]) -> None:
+        nodes, deletes = wire
+        for counter, replica, raw_anchor, data in nodes:
+            node_id = _as_id((counter, replica))
+            anchor = None if raw_anchor is None else _as_id(raw_anchor)
+            if node_id in self._nodes:
+                raise ValueError(f"element {node_id!r} listed twice")
+            if anchor is not None and anchor[0] >= node_id[0]:
+                raise ValueError(f"element {node_id!r} is not newer than its anchor {anchor!r}")
+            self._add_node(node_id, anchor, check_value_bytes(data))
+        for target_counter, target_replica, counter, replica in deletes:
+            target = _as_id((target_counter, target_replica))
+            if target in self._deleted:
+                raise ValueError(f"delete of {target!r} listed twice")
+            self._deleted[target] = _as_id((counter, replica))
+
+    def _held_ops(self) -> Iterable[tuple[str, int]]:
+        for counter, replica in (*self._nodes, *self._deleted.values()):
+            yield replica, counter
+
+    def _state(self) -> object:
+        return self._nodes, self._deleted

@@ -1,0 +1,128 @@
+"""Keeps this node's open links between D_lo and D_hi, in the spirit of GossipSub's mesh degree.
+
+Below D_lo it dials known peers up to the target; above D_hi it prunes down to the target,
+dropping the least valuable links first (unhealthy, then least trusted). Peers an operator closed,
+peers that closed on us, and peers whose dial just failed wait out a cool-down before the manager
+tries them again, so two managers never fight over one link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from f0mesh.errors import F0MeshError
+from f0mesh.rtc.link import Link, LinkState
+from f0mesh.rtc.link_manager import LinkManager
+
+log = logging.getLogger("f0mesh.rtc.connection_manager")
+
+
+@dataclass
+class DegreeParams:
+    d_lo: int = 4
+    d_target: int = 6
+    d_hi: int = 12
+    interval_s: float = 2.0
+    dial_failure_cooldown_s: float = 30.0
+    closed_by_peer_cooldown_s: float = 120.0
+    max_parallel_dials: int = 3
+
+
+class ConnectionManager:
+    def __init__(
+        self,
+        links: LinkManager,
+        params: DegreeParams,
+        *,
+        candidates: Callable[[], dict[str, str]],
+        link_value: Callable[[Link], float],
+        rng: random.Random | None = None,
+    ) -> None:
+        """``candidates()``: known peers id → URL; ``link_value(link)``: higher is kept when pruning."""
+        self.links = links
+        self.params = params
+        self._candidates = candidates
+        self._link_value = link_value
+        self._rng = rng or random.Random()
+        self._cooldown: dict[str, float] = {}
+        self._held: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def hold(self, peer_id: str) -> None:
+        """An operator closed this link: never dial it automatically until it is dialled by hand."""
+        self._held.add(peer_id)
+
+    def release(self, peer_id: str) -> None:
+        self._held.discard(peer_id)
+
+    def link_closed(self, link: Link) -> None:
+        reason = link.reason or ""
+        if reason.startswith("closed by peer"):
+            self._cooldown[link.peer_id] = time.monotonic() + self.params.closed_by_peer_cooldown_s
+        self.wake()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("connection manager tick failed")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.params.interval_s)
+
+    async def tick(self) -> None:
+        live = [lk for lk in self.links.links() if lk.live]
+        open_count = sum(1 for lk in live if lk.state is LinkState.OPEN)
+        log.debug("tick: %d live, %d open (D_lo %d, D %d, D_hi %d)", len(live), open_count, self.params.d_lo,
+                  self.params.d_target, self.params.d_hi)
+        if len(live) < self.params.d_lo or (
+            open_count < self.params.d_target and len(live) < self.params.d_target
+        ):
+            await self._fill(self.params.d_target - len(live), {lk.peer_id for lk in live})
+        elif open_count > self.params.d_hi:
+            await self._prune(open_count - self.params.d_target)
+
+    async def _fill(self, want: int, linked: set[str]) -> None:
+        now = time.monotonic()
+        pool = [
+            (peer_id, url)
+            for peer_id, url in self._candidates().items()
+            if peer_id not in linked and peer_id not in self._held and self._cooldown.get(peer_id, 0) <= now
+        ]
+        self._rng.shuffle(pool)
+        chosen = pool[: min(want, self.params.max_parallel_dials)]
+        if chosen:
+            await asyncio.gather(*(self._dial(peer_id, url) for peer_id, url in chosen))
+
+    async def _dial(self, peer_id: str, url: str) -> None:
+        try:
+            await self.links.dial(peer_id, url)
+        except F0MeshError as exc:
+            self._cooldown[peer_id] = time.monotonic() + self.params.dial_failure_cooldown_s
+            log.info("connection manager: dial %s failed: %s", peer_id, exc.detail)
+
+    async def _prune(self, excess: int) -> None:
+        ranked = sorted(self.links.open_links(), key=self._link_value)
+        for link in ranked[:excess]:
+            self._cooldown[link.peer_id] = time.monotonic() + self.params.closed_by_peer_cooldown_s
+            await self.links.close_link(link.peer_id, "pruned: above D_hi")

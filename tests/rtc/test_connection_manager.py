@@ -1,0 +1,35 @@
+"""The connection manager keeps every node between D_lo and D_hi with no manual dialling."""
+
+from __future__ import annotations
+
+from nodes import wait_for
+
+
+def test_eight_nodes_from_one_bootstrap_url_link_up(node_factory) -> None:
+    first = node_factory("boot")
+    others = [node_factory("n", extra=["--bootstrap", first.url]) for _ in range(7)]
+    nodes = [first, *others]
+
+    def degrees() -> list[int] | None:
+        counts = [len(n.open_links()) for n in nodes]
+        return counts if min(counts) >= 3 else None
+
+    counts = wait_for(degrees, 90, 1.0, "every node with at least 3 open links")
+    assert max(counts) <= 12
+    # Peer exchange taught the later nodes about peers other than the bootstrap node.
+    last = others[-1]
+    known = {p["peer_id"] for p in last.http.get("/api/peers").json()["peers"]}
+    assert len(known) >= 5
+    linked_to = {link["peer_id"] for link in last.open_links()}
+    assert linked_to - {first.peer_id}
+
+
+def test_links_above_d_hi_are_pruned(node_factory) -> None:
+    degree = ["--d-lo", "1", "--d", "2", "--d-hi", "2"]
+    hub = node_factory("hub", extra=degree)
+    spokes = [node_factory("s", extra=[*degree, "--bootstrap", hub.url]) for _ in range(5)]
+    wait_for(lambda: all(len(s.open_links()) >= 1 for s in spokes), 60, 1.0, "every spoke linked")
+    wait_for(lambda: len(hub.open_links()) <= 2, 60, 0.5, "hub pruned to D_hi")
+    assert all(len(n.open_links()) <= 3 for n in [hub, *spokes])
+    pruned = [link for link in hub.links() if (link["reason"] or "").startswith("pruned")]
+    assert pruned, hub.links()
