@@ -39,6 +39,8 @@ class NodeConfig:
     heartbeat_interval: float = 1.0
     heartbeat_timeout: float = 4.0
     connect_timeout: float = 15.0
+    sample_retention_s: float = 7 * 86400.0
+    gossip_retention_s: float = 30 * 86400.0
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

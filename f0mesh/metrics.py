@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 if TYPE_CHECKING:
     from f0mesh.rtc.link import Link
+
+_HEALTH_VALUE = {"good": 2, "degraded": 1, "bad": 0}
 
 
 class NodeMetrics:
@@ -31,6 +34,16 @@ class NodeMetrics:
             registry=self.registry,
         )
         self._open: set[str] = set()
+        self.link_gauges = {
+            name: Gauge(f"f0mesh_link_{name}", help_, ["peer_id"], registry=self.registry)
+            for name, help_ in (
+                ("rtt_ms", "Median probe round-trip time over the last QoS window (ms)"),
+                ("jitter_ms", "RFC 3550 interarrival jitter of probes (ms)"),
+                ("loss_pct", "Round-trip probe loss over the last QoS window (%)"),
+                ("bitrate_kbps", "Bytes sent and received on the link per second, both directions (kbps)"),
+                ("health", "Link health: 2 good, 1 degraded, 0 bad, -1 unknown"),
+            )
+        }
 
     def link_state(self, link: Link) -> None:
         self.link_events.labels(state=link.state.value).inc()
@@ -39,6 +52,22 @@ class NodeMetrics:
         else:
             self._open.discard(link.link_id)
         self.links_open.set(len(self._open))
+
+    def link_sample(self, peer_id: str, figures: dict[str, float | None], health: str) -> None:
+        for name, value in figures.items():
+            gauge = self.link_gauges[name]
+            if value is None:
+                with contextlib.suppress(KeyError):
+                    gauge.remove(peer_id)
+            else:
+                gauge.labels(peer_id=peer_id).set(value)
+        self.link_gauges["health"].labels(peer_id=peer_id).set(_HEALTH_VALUE.get(health, -1))
+
+    def link_gone(self, peer_id: str) -> None:
+        """Per-link series disappear with the link, so dashboards do not show ghosts."""
+        for gauge in self.link_gauges.values():
+            with contextlib.suppress(KeyError):
+                gauge.remove(peer_id)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -15,6 +15,7 @@ from f0mesh.errors import PeerError
 from f0mesh.identity import Identity, is_peer_id
 from f0mesh.metrics import NodeMetrics
 from f0mesh.peer_record import PeerRecord
+from f0mesh.qos.sampler import QoSSampler, Sample
 from f0mesh.rtc.connection_manager import ConnectionManager, DegreeParams
 from f0mesh.rtc.link import Link, LinkSettings, LinkState
 from f0mesh.rtc.link_manager import LinkManager
@@ -73,10 +74,18 @@ class Node:
             link_value=self._link_value,
         )
         self._records: dict[str, PeerRecord] = {}
+        self.qos = QoSSampler(
+            interval=self.config.qos_interval,
+            probe_rate=self.config.probe_rate,
+            on_sample=self._store_samples,
+            on_health_change=self._health_changed,
+        )
         self._started = True
+        self.qos.start()
         self.connmgr.start()
         self._spawn(self._bootstrap())
         self._spawn(self._pex_loop())
+        self._spawn(self._retention_loop())
         log.info("node %s started at %s", self.peer_id, self.url)
 
     async def stop(self) -> None:
@@ -84,6 +93,7 @@ class Node:
             return
         self._started = False
         await self.connmgr.stop()
+        await self.qos.stop()
         for task in self._tasks:
             task.cancel()
         await self.links.stop()
@@ -107,9 +117,13 @@ class Node:
         row = link.describe()
         self._spawn(self._save_link(row))
         if link.state is LinkState.OPEN:
+            self.qos.add(link)
             self._spawn(self.store.upsert_peer(link.peer_id, last_seen=time.time()))
             self._spawn(self._send_pex(link))
         elif link.state in (LinkState.FAILED, LinkState.CLOSED) and self._started:
+            self.qos.remove(link.link_id)
+            if self.links.get(link.peer_id) in (None, link):
+                self.metrics.link_gone(link.peer_id)
             self.connmgr.link_closed(link)
 
     async def _save_link(self, row: dict[str, Any]) -> None:
@@ -126,7 +140,23 @@ class Node:
             log.debug("unhandled ctl message %r from %s", kind, link.peer_id)
 
     def link_probe(self, link: Link, data: bytes) -> None:
-        return None
+        self.qos.on_probe(link, data)
+
+    async def _store_samples(self, samples: list[Sample]) -> None:
+        current = []
+        for s in samples:
+            figures = {
+                "rtt_ms": s.rtt_ms,
+                "jitter_ms": s.jitter_ms,
+                "loss_pct": s.loss_pct,
+                "bitrate_kbps": s.bitrate_kbps,
+            }
+            self.metrics.link_sample(s.peer_id, figures, s.health)
+            current.append({"link_id": s.link_id, "peer_id": s.peer_id, "health": s.health, **figures})
+        await self.store.add_samples([s.row() for s in samples], current)
+
+    def _health_changed(self, link: Any, old: str, new: str) -> None:
+        log.info("link %s to %s: health %s -> %s", link.link_id, link.peer_id, old, new)
 
     def peer_learned(self, peer_id: str, url: str | None, *, seen: float | None = None) -> None:
         record = self._peers.setdefault(peer_id, {"peer_id": peer_id, "url": None, "blocked": False})
@@ -142,6 +172,22 @@ class Node:
     def peer_blocked(self, peer_id: str) -> bool:
         record = self._peers.get(peer_id)
         return bool(record and record.get("blocked"))
+
+    async def _retention_loop(self) -> None:
+        """Old samples and audit rows are pruned hourly so the store stays bounded."""
+        while True:
+            now = time.time()
+            try:
+                removed = await self.store.prune(
+                    samples_before=now - self.config.sample_retention_s,
+                    audit_before=now - self.config.gossip_retention_s,
+                    messages_before=now - self.config.gossip_retention_s,
+                )
+                if any(removed.values()):
+                    log.info("retention pruned %s", removed)
+            except Exception:
+                log.exception("retention pruning failed")
+            await asyncio.sleep(3600)
 
     # -- membership: bootstrap, peer exchange, degree ---------------------------------------
 
@@ -264,17 +310,20 @@ class Node:
         views = []
         for link in self.links.links():
             local, remote = link.ice_pair()
+            sample = self.qos.latest.get(link.link_id)
             views.append(
                 {
                     "link_id": link.link_id,
                     "peer_id": link.peer_id,
                     "state": link.state.value,
-                    "health": "unknown",
-                    "rtt_ms": None,
-                    "jitter_ms": None,
-                    "loss_pct": None,
-                    "bitrate_kbps": None,
-                    "updated_at": link.closed_at or link.opened_at or link.created_at,
+                    "health": sample.health if sample else "unknown",
+                    "rtt_ms": sample.rtt_ms if sample else None,
+                    "jitter_ms": sample.jitter_ms if sample else None,
+                    "loss_pct": sample.loss_pct if sample else None,
+                    "bitrate_kbps": sample.bitrate_kbps if sample else None,
+                    "updated_at": sample.at
+                    if sample
+                    else (link.closed_at or link.opened_at or link.created_at),
                     "direction": link.direction,
                     "setup_ms": link.setup_ms,
                     "reason": link.reason,

@@ -239,12 +239,17 @@ class Store:
     ) -> None:
         """One sampling round: the time-series rows and the links' current figures, atomically."""
         rows = [{"owner": self.owner, **s} for s in samples]
-        link_rows = [{"owner": self.owner, "updated_at": time.time(), **link} for link in links]
+        now = time.time()
         async with self.engine.begin() as conn:
             if rows:
                 await conn.execute(sa.insert(t.link_samples), rows)
-            for link in link_rows:
-                await conn.execute(_upsert(self.engine, t.mesh_links, link, ("owner", "link_id")))
+            for link in links:
+                figures = {k: v for k, v in link.items() if k != "link_id"}
+                await conn.execute(
+                    sa.update(t.mesh_links)
+                    .where(t.mesh_links.c.owner == self.owner, t.mesh_links.c.link_id == link["link_id"])
+                    .values(**figures, updated_at=now)
+                )
 
     async def list_samples(
         self, *, link_id: str | None = None, peer_id: str | None = None, since: float = 0.0, limit: int = 1000
