@@ -8,10 +8,15 @@ import logging
 import time
 from typing import Any
 
+import msgpack
+
 from f0mesh import __version__
 from f0mesh.address_policy import AddressPolicy
+from f0mesh.bindings import GOSSIP_FRAME, LinkGossipTransport, SqlGossipStore
 from f0mesh.config import NodeConfig
-from f0mesh.errors import PeerError
+from f0mesh.errors import F0MeshError, PeerError
+from f0mesh.events import EventBus
+from f0mesh.gossip import GossipEngine, GossipParams, StoredMessage
 from f0mesh.identity import Identity, is_peer_id
 from f0mesh.metrics import NodeMetrics
 from f0mesh.peer_record import PeerRecord
@@ -21,11 +26,17 @@ from f0mesh.rtc.link import Link, LinkSettings, LinkState
 from f0mesh.rtc.link_manager import LinkManager
 from f0mesh.rtc.signaling_client import SignalingClient
 from f0mesh.store import Store
+from f0mesh.trust import TrustService
 
 log = logging.getLogger("f0mesh.node")
 
 PEX_INTERVAL_S = 30.0
 PEX_MAX_RECORDS = 64
+TELEMETRY_TOPIC = "telemetry"
+TRUST_TOPIC = "trust"
+RESERVED_TOPICS = frozenset({TELEMETRY_TOPIC, TRUST_TOPIC, "state"})
+TRUST_REFRESH_S = 5.0
+TRUST_STATE = "_trust"
 
 
 class Node:
@@ -37,6 +48,9 @@ class Node:
         self.url = config.advertised_url
         self.policy = AddressPolicy(config.dial_allow)
         self.metrics = NodeMetrics(self.peer_id)
+        self.events = EventBus()
+        self.telemetry: dict[str, dict[str, Any]] = {}
+        self._telemetry_due: asyncio.TimerHandle | None = None
         self.started_at = time.time()
         self.store: Store
         self.client: SignalingClient
@@ -80,12 +94,30 @@ class Node:
             on_sample=self._store_samples,
             on_health_change=self._health_changed,
         )
+        self.trust = TrustService(self.peer_id)
+        saved = await self.store.get_state(TRUST_STATE)
+        if saved is not None:
+            self.trust.load(msgpack.unpackb(saved[1]))
+        self.gossip = GossipEngine(
+            self.identity,
+            LinkGossipTransport(self.links),
+            SqlGossipStore(self.store),
+            params=GossipParams(),
+            scores_provider=self.trust.scores,
+            origin_limiter=self.trust.origin_limiter,
+            neighbour_limiter=self.trust.neighbour_limiter,
+            feedback=self.trust.record,
+        )
+        self.gossip.subscribe(None, self._on_delivered)
+        await self.gossip.start()
         self._started = True
         self.qos.start()
         self.connmgr.start()
         self._spawn(self._bootstrap())
         self._spawn(self._pex_loop())
         self._spawn(self._retention_loop())
+        self._spawn(self._trust_loop())
+        self._spawn(self._telemetry_loop())
         log.info("node %s started at %s", self.peer_id, self.url)
 
     async def stop(self) -> None:
@@ -94,9 +126,13 @@ class Node:
         self._started = False
         await self.connmgr.stop()
         await self.qos.stop()
+        if self._telemetry_due:
+            self._telemetry_due.cancel()
         for task in self._tasks:
             task.cancel()
         await self.links.stop()
+        await self.gossip.stop()
+        await self._save_trust()
         await self.client.close()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5)
@@ -116,15 +152,20 @@ class Node:
         self.metrics.link_state(link)
         row = link.describe()
         self._spawn(self._save_link(row))
+        self.events.publish("link", {k: row[k] for k in ("link_id", "peer_id", "state", "reason")})
         if link.state is LinkState.OPEN:
             self.qos.add(link)
             self._spawn(self.store.upsert_peer(link.peer_id, last_seen=time.time()))
             self._spawn(self._send_pex(link))
+            self._spawn(self.gossip.on_neighbour_up(link.peer_id))
+            self._schedule_telemetry()
         elif link.state in (LinkState.FAILED, LinkState.CLOSED) and self._started:
             self.qos.remove(link.link_id)
             if self.links.get(link.peer_id) in (None, link):
                 self.metrics.link_gone(link.peer_id)
+                self._spawn(self.gossip.on_neighbour_down(link.peer_id))
             self.connmgr.link_closed(link)
+            self._schedule_telemetry()
 
     async def _save_link(self, row: dict[str, Any]) -> None:
         try:
@@ -132,12 +173,14 @@ class Node:
         except Exception:
             log.exception("could not store link %s", row.get("link_id"))
 
-    def link_message(self, link: Link, message: dict[str, Any]) -> None:
+    async def link_message(self, link: Link, message: dict[str, Any]) -> None:
         kind = message["t"]
-        if kind == "pex":
+        if kind == GOSSIP_FRAME and isinstance(message.get("m"), dict):
+            await self.gossip.on_message(link.peer_id, message["m"])
+        elif kind == "pex":
             self._on_pex(link, message)
         else:
-            log.debug("unhandled ctl message %r from %s", kind, link.peer_id)
+            log.info("dropped an unknown ctl message %r from %s", str(kind)[:32], link.peer_id)
 
     def link_probe(self, link: Link, data: bytes) -> None:
         self.qos.on_probe(link, data)
@@ -157,6 +200,86 @@ class Node:
 
     def _health_changed(self, link: Any, old: str, new: str) -> None:
         log.info("link %s to %s: health %s -> %s", link.link_id, link.peer_id, old, new)
+        self._schedule_telemetry()
+
+    # -- gossip, telemetry and trust --------------------------------------------------------
+
+    async def publish(self, topic: str, payload: Any) -> str:
+        if topic in RESERVED_TOPICS:
+            raise F0MeshError(f"topic {topic!r} is reserved for the node itself", code="reserved_topic")
+        return await self.gossip.publish(topic, payload)
+
+    def _on_delivered(self, message: StoredMessage) -> None:
+        if message.topic == TELEMETRY_TOPIC and isinstance(message.payload, dict):
+            self.telemetry[message.origin] = {**message.payload, "received_at": message.received_at}
+        elif message.topic == TRUST_TOPIC and message.origin != self.peer_id:
+            self.trust.apply_published(message.origin, message.payload)
+        self.events.publish(
+            "message",
+            {
+                "id": message.id,
+                "origin": message.origin,
+                "topic": message.topic,
+                "hops": message.hops,
+                "payload": message.payload,
+            },
+        )
+
+    def _schedule_telemetry(self) -> None:
+        """Link changes come in bursts; one summary a second later covers the whole burst."""
+        if self._telemetry_due is None and self._started:
+            self._telemetry_due = asyncio.get_running_loop().call_later(1.0, self._telemetry_now)
+
+    def _telemetry_now(self) -> None:
+        self._telemetry_due = None
+        self._spawn(self._publish_telemetry())
+
+    def telemetry_summary(self) -> dict[str, Any]:
+        links = []
+        for view in self.link_views():
+            if view["state"] == "open":
+                links.append(
+                    {
+                        k: view[k]
+                        for k in ("peer_id", "health", "rtt_ms", "jitter_ms", "loss_pct", "bitrate_kbps")
+                    }
+                )
+        return {"url": self.url, "location": self.config.location, "links": links}
+
+    async def _publish_telemetry(self) -> None:
+        try:
+            await self.gossip.publish(TELEMETRY_TOPIC, self.telemetry_summary())
+        except Exception as exc:
+            log.info("telemetry publish failed: %s", exc)
+
+    async def _telemetry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.gossip_interval)
+            await self._publish_telemetry()
+
+    async def _trust_loop(self) -> None:
+        """Scores follow the graph; this node's changed opinions are published and saved."""
+        published: dict[str, float] | None = None
+        while True:
+            await asyncio.sleep(TRUST_REFRESH_S)
+            try:
+                if self.trust.refresh():
+                    await self.store.set_peer_trust(self.trust.scores())
+                edges = self.trust.graph.out_edges(self.peer_id)
+                if edges != published and self.links.open_links():
+                    await self.gossip.publish(TRUST_TOPIC, self.trust.published_opinions())
+                    published = dict(edges)
+                    await self._save_trust()
+            except Exception:
+                log.exception("trust refresh failed")
+
+    async def _save_trust(self) -> None:
+        await self.store.put_state(TRUST_STATE, "trust", msgpack.packb(self.trust.to_dict()))
+
+    async def set_trust(self, peer_id: str, weight: float) -> None:
+        self.trust.set_opinion(peer_id, weight)
+        await self._save_trust()
+        await self.store.set_peer_trust(self.trust.scores())
 
     def peer_learned(self, peer_id: str, url: str | None, *, seen: float | None = None) -> None:
         record = self._peers.setdefault(peer_id, {"peer_id": peer_id, "url": None, "blocked": False})
@@ -210,7 +333,8 @@ class Node:
         while pending:
             for url in list(pending):
                 try:
-                    await self.add_peer(url)
+                    peer = await self.add_peer(url)
+                    self.trust.add_pretrusted(peer["peer_id"])
                     pending.remove(url)
                 except Exception as exc:
                     log.info("bootstrap %s not reachable yet: %s", url, getattr(exc, "detail", exc))

@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI, Query
 from fastapi.responses import RedirectResponse, Response
 
 from f0mesh import __version__
-from f0mesh.api import errors, mesh_rtc, peers, worker
+from f0mesh.api import errors, events, gossip, mesh_rtc, peers, trust, worker
 from f0mesh.api.auth import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -48,6 +48,9 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
     app.include_router(worker.router)
     app.include_router(peers.router)
     app.include_router(mesh_rtc.router)
+    app.include_router(gossip.router)
+    app.include_router(trust.router)
+    app.include_router(events.router)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(node: Node = Depends(get_node)) -> Response:

@@ -75,9 +75,14 @@ class ConnectionManager:
         self._held.discard(peer_id)
 
     def link_closed(self, link: Link) -> None:
+        """A failed link is the link manager's to redial (with backoff); this manager looks elsewhere."""
         reason = link.reason or ""
-        if reason.startswith("closed by peer"):
-            self._cooldown[link.peer_id] = time.monotonic() + self.params.closed_by_peer_cooldown_s
+        cooldown = (
+            self.params.closed_by_peer_cooldown_s
+            if reason.startswith("closed by peer")
+            else self.params.dial_failure_cooldown_s
+        )
+        self._cooldown[link.peer_id] = time.monotonic() + cooldown
         self.wake()
 
     async def _run(self) -> None:
@@ -93,8 +98,14 @@ class ConnectionManager:
     async def tick(self) -> None:
         live = [lk for lk in self.links.links() if lk.live]
         open_count = sum(1 for lk in live if lk.state is LinkState.OPEN)
-        log.debug("tick: %d live, %d open (D_lo %d, D %d, D_hi %d)", len(live), open_count, self.params.d_lo,
-                  self.params.d_target, self.params.d_hi)
+        log.debug(
+            "tick: %d live, %d open (D_lo %d, D %d, D_hi %d)",
+            len(live),
+            open_count,
+            self.params.d_lo,
+            self.params.d_target,
+            self.params.d_hi,
+        )
         if len(live) < self.params.d_lo or (
             open_count < self.params.d_target and len(live) < self.params.d_target
         ):

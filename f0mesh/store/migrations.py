@@ -18,7 +18,18 @@ def _v1_initial(conn: sa.Connection) -> None:
     metadata.create_all(conn, checkfirst=True)
 
 
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_initial]
+def _v2_gossip_created_at(conn: sa.Connection) -> None:
+    """The origin's creation time of each message: the replay window and repair are measured on it."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("gossip_messages")}
+    if "created_at" not in columns:
+        conn.execute(sa.text("ALTER TABLE gossip_messages ADD COLUMN created_at FLOAT"))
+        conn.execute(sa.text("UPDATE gossip_messages SET created_at = received_at"))
+    indexes = {i["name"] for i in sa.inspect(conn).get_indexes("gossip_messages")}
+    if "ix_gossip_created" not in indexes:
+        conn.execute(sa.text("CREATE INDEX ix_gossip_created ON gossip_messages (owner, created_at)"))
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_initial, _v2_gossip_created_at]
 LATEST = len(MIGRATIONS)
 
 

@@ -98,7 +98,9 @@ gossip_messages = sa.Table(
     sa.Column("hlc", sa.String(80), nullable=False),
     sa.Column("received_at", sa.Float, nullable=False),
     sa.Column("raw", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=True),
     sa.Index("ix_gossip_topic", "owner", "topic", "received_at"),
+    sa.Index("ix_gossip_created", "owner", "created_at"),
     sa.Index("ix_gossip_received", "owner", "received_at"),
 )
 

@@ -296,12 +296,13 @@ class Store:
             rows = (await conn.execute(q)).mappings().all()
         return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
 
-    async def message_ids_since(self, since: float, limit: int = 10000) -> list[str]:
+    async def message_ids_since(self, created_after: float, limit: int = 10000) -> list[str]:
+        """Ids of messages created after a time, newest first (repair digests)."""
         c = t.gossip_messages.c
         q = (
             sa.select(c.id)
-            .where(c.owner == self.owner, c.received_at >= since)
-            .order_by(c.received_at.desc())
+            .where(c.owner == self.owner, c.created_at > created_after)
+            .order_by(c.created_at.desc())
             .limit(limit)
         )
         async with self.engine.connect() as conn:

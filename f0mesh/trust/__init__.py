@@ -9,6 +9,7 @@ from f0mesh.trust.rate_limit import RateLimiter, TokenBucket, rate_for_trust
 from f0mesh.trust.score import ScoreCache, compute_scores
 from f0mesh.trust.score_params import BehaviourParams, RateParams, ScoreParams, TrustParams
 from f0mesh.trust.selection import inclusion_probabilities, select_peers, with_floor
+from f0mesh.trust.service import TrustService
 
 __all__ = [
     "BehaviourParams",
@@ -21,6 +22,7 @@ __all__ = [
     "TokenBucket",
     "TrustGraph",
     "TrustParams",
+    "TrustService",
     "compute_scores",
     "inclusion_probabilities",
     "own_edge_weight",

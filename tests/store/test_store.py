@@ -88,6 +88,7 @@ async def test_gossip_rows_commit_together_and_ignore_duplicates(store_url: str)
         "hlc": "0001",
         "received_at": 10.0,
         "raw": b"\x00\x01",
+        "created_at": 9.0,
     }
     audit = {"at": 10.0, "event": "received", "message_id": "m1", "peer_id": origin, "reason": None}
     try:
@@ -129,3 +130,23 @@ async def test_bad_urls_are_config_errors(tmp_path, pg_server) -> None:
             assert "\n" not in exc.detail
         else:
             raise AssertionError(f"{url} opened")
+
+
+async def test_v1_database_is_migrated_to_latest(store_url: str) -> None:
+    owner = Identity.generate().peer_id
+    store = await Store.open(store_url, owner)
+    async with store.engine.begin() as conn:
+        await conn.execute(sa.text("DROP INDEX ix_gossip_created"))
+        await conn.execute(sa.text("ALTER TABLE gossip_messages DROP COLUMN created_at"))
+        await conn.execute(sa.delete(schema_version).where(schema_version.c.version > 1))
+    await store.close()
+    store = await Store.open(store_url, owner)
+    try:
+        assert await store.schema_version() == LATEST
+        async with store.engine.connect() as conn:
+            columns = await conn.run_sync(
+                lambda c: {x["name"] for x in sa.inspect(c).get_columns("gossip_messages")}
+            )
+        assert "created_at" in columns
+    finally:
+        await store.close()

@@ -1,0 +1,51 @@
+"""Server-sent events: live link, QoS and message updates for the dashboard and scripts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+
+from f0mesh.api.worker import get_node
+from f0mesh.errors import RateLimitedError
+from f0mesh.node import Node
+
+router = APIRouter(tags=["events"])
+KEEPALIVE_S = 15.0
+
+
+@router.get("/api/events")
+async def events(
+    request: Request,
+    topic: str | None = Query(None, max_length=64, description="only events of this topic"),
+    node: Node = Depends(get_node),
+) -> StreamingResponse:
+    if node.events.full:
+        raise RateLimitedError("too many event subscribers on this node")
+
+    async def stream() -> AsyncIterator[str]:
+        yield ": connected\n\n"
+        async with node.events.subscribe() as queue:
+            while not await request.is_disconnected():
+                try:
+                    event: dict[str, Any] = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if topic and event["topic"] != topic:
+                    continue
+                yield f"event: {event['topic']}\ndata: {json.dumps(event, default=str)}\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/api/telemetry")
+async def telemetry(node: Node = Depends(get_node)) -> dict[str, Any]:
+    """The whole mesh's link health as gossiped by every node (this node's own view included)."""
+    nodes = dict(node.telemetry)
+    nodes[node.peer_id] = {**node.telemetry_summary(), "received_at": None}
+    return {"nodes": nodes}

@@ -1,0 +1,72 @@
+"""Adapters that let independent parts meet without importing each other.
+
+The gossip engine is written against a transport and a store interface; here the link manager
+becomes that transport and the SQL store becomes that store. Only node.py uses this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from f0mesh.gossip import AuditRow, LinkClosedError, StoredMessage
+from f0mesh.rtc.framing import ChannelClosed
+from f0mesh.rtc.link import LinkState
+from f0mesh.rtc.link_manager import LinkManager
+from f0mesh.store import Store
+
+GOSSIP_FRAME = "gossip"
+
+
+class LinkGossipTransport:
+    """Gossip messages ride the links' ctl channels as ``{"t": "gossip", "m": message}``."""
+
+    def __init__(self, links: LinkManager) -> None:
+        self._links = links
+
+    def neighbours(self) -> list[str]:
+        return [link.peer_id for link in self._links.open_links()]
+
+    async def send(self, peer_id: str, message: dict[str, Any]) -> None:
+        link = self._links.get(peer_id)
+        if link is None or link.state is not LinkState.OPEN:
+            raise LinkClosedError(f"no open link to {peer_id}")
+        try:
+            await link.send({"t": GOSSIP_FRAME, "m": message})
+        except ChannelClosed as exc:
+            raise LinkClosedError(str(exc)) from exc
+
+
+class SqlGossipStore:
+    """The gossip engine's store on the node's tables; one transaction per committed batch."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def commit(self, messages: list[StoredMessage], audit: list[AuditRow]) -> None:
+        await self._store.commit_gossip(
+            [asdict(m) for m in messages],
+            [
+                {
+                    "at": a.at,
+                    "event": str(a.event),
+                    "message_id": a.message_id,
+                    "peer_id": a.peer_id,
+                    "reason": None if a.reason is None else str(a.reason),
+                }
+                for a in audit
+            ],
+        )
+
+    async def missing(self, ids: list[str]) -> list[str]:
+        have = await self._store.has_messages(ids)
+        return [i for i in ids if i not in have]
+
+    async def ids_since(self, created_after: float, limit: int) -> list[str]:
+        return await self._store.message_ids_since(created_after, limit)
+
+    async def get_raw(self, ids: list[str]) -> dict[str, bytes]:
+        return await self._store.get_raw_messages(ids)
+
+    async def max_seq(self, origin: str) -> int:
+        return await self._store.max_seq(origin)

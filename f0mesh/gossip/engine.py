@@ -1,0 +1,406 @@
+"""GossipEngine: validates, stores, delivers and spreads signed messages for one node.
+
+Inbound, every envelope runs the same pipeline, cheapest and most certain checks first: size,
+decode, signature, time validity (replay window, HLC skew), seen-cache, rate limits (per
+neighbour, then per origin), then store + deliver + forward. Each decision is one audit row,
+committed with the message it concerns; a neighbour is acknowledged only after that commit, and
+a send of ours counts only once acknowledged (see push.py). Routing choices (trust-weighted
+fanout) come from the trust layer; all tunables from GossipParams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Collection
+from functools import partial
+from typing import Any
+
+from f0mesh.crdt import HLC
+from f0mesh.gossip.audit import AuditEvent, AuditRow, GossipTracer
+from f0mesh.gossip.envelope import Envelope
+from f0mesh.gossip.errors import GossipReject, Reason
+from f0mesh.gossip.params import GossipParams
+from f0mesh.gossip.push import Pusher
+from f0mesh.gossip.repair import Repair, check_ids
+from f0mesh.gossip.seen_cache import SeenCache
+from f0mesh.gossip.stats import GossipStats
+from f0mesh.gossip.store import GossipStore, StoredMessage
+from f0mesh.gossip.transport import (
+    MAX_ENVELOPES_PER_MESSAGE,
+    MAX_IDS_PER_MESSAGE,
+    GossipTransport,
+    MessageType,
+)
+from f0mesh.gossip.writer import WriteBehind
+from f0mesh.identity import Identity
+from f0mesh.trust import Event, RateLimiter, TrustParams, select_peers, with_floor
+
+log = logging.getLogger(__name__)
+
+Subscriber = Callable[[StoredMessage], Awaitable[None] | None]
+Feedback = Callable[[str, Event], None]
+
+STOP_GRACE_S = 1.0  # how long stop() lets final acks and subscriber callbacks finish
+MAX_TRACKED_ORIGINS = 10_000
+
+# how each rejection reads to the trust layer's behaviour score
+_FEEDBACK = {
+    Reason.BAD_SIGNATURE: Event.INVALID_SIGNATURE,
+    Reason.REPLAY: Event.REPLAY,
+    Reason.CLOCK_SKEW: Event.REPLAY,  # outside the acceptance window, just on the other side
+    Reason.RATE_LIMITED: Event.RATE_LIMITED,
+    Reason.MALFORMED: Event.MALFORMED,
+    Reason.TOO_LARGE: Event.MALFORMED,
+}
+
+
+class GossipEngine:
+    def __init__(
+        self,
+        identity: Identity,
+        transport: GossipTransport,
+        store: GossipStore,
+        *,
+        params: GossipParams | None = None,
+        hlc: HLC | None = None,
+        scores_provider: Callable[[], dict[str, float]] | None = None,
+        origin_limiter: RateLimiter | None = None,
+        neighbour_limiter: RateLimiter | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
+        tracer: GossipTracer | None = None,
+        feedback: Feedback | None = None,
+    ) -> None:
+        """``clock`` is epoch seconds (replay window, audit times); ``feedback(neighbour, event)``
+        reports behaviour to the trust layer (PeerScore.record fits); the limiters' scores are the
+        trust layer's to keep current (RateLimiter.set_scores)."""
+        self.identity = identity
+        self.peer_id = identity.peer_id
+        self.params = params or GossipParams()
+        self.hlc = hlc or HLC(
+            self.peer_id,
+            max_skew_ms=int(self.params.max_clock_skew_s * 1000),
+            clock=lambda: int(clock() * 1000),
+        )
+        self.stats = GossipStats()
+        self._transport = transport
+        self._store = store
+        self._scores = scores_provider or dict
+        trust = TrustParams()
+        # `is None`, not `or`: an empty RateLimiter is falsy (it has a length)
+        self._origin_limiter = RateLimiter(trust.origin_rate) if origin_limiter is None else origin_limiter
+        self._neighbour_limiter = (
+            RateLimiter(trust.neighbour_rate) if neighbour_limiter is None else neighbour_limiter
+        )
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._tracer = tracer
+        self._feedback = feedback
+        self._seen = SeenCache(self.params.seen_max_entries, self.params.seen_ttl_s, clock)
+        self._writer = WriteBehind(store, self.params, self.stats)
+        self._pusher = Pusher(transport, self.params, self.stats, self._choose, self._acked)
+        self.repair = Repair(
+            transport, store, self._pusher, self.params, self.stats, self._rng, clock, self._seen.__contains__
+        )
+        self._subscribers: list[tuple[str | None, Subscriber]] = []
+        self._highest_seq: OrderedDict[str, int] = OrderedDict()
+        self._acks: dict[str, list[str]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._seq = 0
+        self._started = False
+
+    # lifecycle
+
+    async def start(self) -> None:
+        """Resume from the store: own sequence, and the ids already held within the window."""
+        if self._started:
+            return
+        self._seq = await self._store.max_seq(self.peer_id)
+        since = self._clock() - self.params.replay_window_s - self.params.max_clock_skew_s
+        for message_id in reversed(await self._store.ids_since(since, self.params.seen_max_entries)):
+            self._seen.add(message_id)
+        self._writer.start()
+        self._pusher.start()
+        self.repair.start()
+        self._started = True
+        for peer in self._transport.neighbours():  # links that came up before the engine did
+            self._spawn(self.repair.on_neighbour_up(peer, ask_back=True))
+
+    async def stop(self) -> None:
+        """Stop sending and repairing; everything accepted so far is committed first."""
+        if not self._started:
+            return
+        self._started = False
+        await self.repair.stop()
+        await self._pusher.stop()
+        await self._writer.stop()
+        self._flush_acks()  # what the last commits earned, so senders need not retry elsewhere
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=STOP_GRACE_S)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def flush(self) -> None:
+        """Wait until every row accepted so far is committed."""
+        await self._writer.flush()
+
+    # local API
+
+    def subscribe(self, topic: str | None, callback: Subscriber) -> Callable[[], None]:
+        """Call back with each committed message of a topic (None: every topic), own ones included.
+
+        Returns the function that unsubscribes.
+        """
+        entry = (topic, callback)
+        self._subscribers.append(entry)
+        return lambda: self._subscribers.remove(entry) if entry in self._subscribers else None
+
+    async def publish(self, topic: str, payload: Any) -> str:
+        """Sign and spread a message; returns its id once it is committed and its push has started.
+
+        Raises GossipReject (malformed / too_large) for a bad topic or payload.
+        """
+        if not self._started:
+            raise RuntimeError("GossipEngine.publish before start()")
+        envelope = Envelope.create(
+            self.identity, self._seq + 1, self.hlc.now(), topic, payload, self.params.ttl
+        )
+        wire = envelope.encode()
+        if len(wire) > self.params.max_message_bytes:
+            raise GossipReject(
+                Reason.TOO_LARGE, f"message is {len(wire)} bytes, limit {self.params.max_message_bytes}"
+            )
+        self._seq = envelope.seq
+        self._seen.add(envelope.id)
+        stored = self._stored(envelope, wire)
+        committed: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
+        row = self._audit(AuditEvent.PUBLISHED, envelope.id, self.peer_id)
+        self._writer.submit([stored], [row], lambda error: committed.done() or committed.set_result(error))
+        error = await committed
+        if error is not None:
+            self._seen.discard(envelope.id)
+            raise error
+        self.stats.published += 1
+        self._deliver(stored)
+        self._pusher.push(envelope.id, wire, AuditEvent.SENT, {self.peer_id})
+        return envelope.id
+
+    def highest_seq(self, origin: str) -> int:
+        """Highest sequence number accepted from an origin since start (0 if none)."""
+        return self._seq if origin == self.peer_id else self._highest_seq.get(origin, 0)
+
+    @property
+    def pending_pushes(self) -> int:
+        return self._pusher.pending
+
+    # transport callbacks
+
+    async def on_message(self, from_peer: str, message: dict[str, Any]) -> None:
+        """Entry point for every transport message from a neighbour (formats: transport.MessageType)."""
+        kind = message.get("type") if isinstance(message, dict) else None
+        try:
+            if kind == MessageType.MSGS:
+                self._on_msgs(from_peer, message.get("msgs"))
+            elif kind == MessageType.ACK:
+                self._pusher.on_ack(from_peer, check_ids(message.get("ids")))
+            elif kind == MessageType.IHAVE:
+                await self.repair.on_ihave(
+                    from_peer, message.get("ids"), catchup=message.get("catchup") is True
+                )
+            elif kind == MessageType.IWANT:
+                await self.repair.on_iwant(from_peer, message.get("ids"))
+            else:
+                raise GossipReject(Reason.MALFORMED, f"unknown message type {str(kind)[:40]!r}")
+        except GossipReject as reject:
+            self._reject(from_peer, None, reject.reason)
+
+    async def on_neighbour_up(self, peer_id: str) -> None:
+        if self._started:
+            await self.repair.on_neighbour_up(peer_id)
+
+    async def on_neighbour_down(self, peer_id: str) -> None:
+        self._acks.pop(peer_id, None)
+        self.repair.on_neighbour_down(peer_id)
+        await self._pusher.neighbour_down(peer_id)
+
+    # inbound pipeline
+
+    def _on_msgs(self, peer: str, raws: Any) -> None:
+        if not isinstance(raws, list) or len(raws) > MAX_ENVELOPES_PER_MESSAGE:
+            limit = MAX_ENVELOPES_PER_MESSAGE
+            raise GossipReject(Reason.MALFORMED, f"msgs must be a list of at most {limit} envelopes")
+        for raw in raws:
+            self._accept(peer, raw)
+
+    def _accept(self, peer: str, raw: Any) -> None:
+        self.stats.recv_unfiltered += 1
+        if isinstance(raw, bytes):
+            self.stats.recv_bytes += len(raw)
+        envelope: Envelope | None = None
+        try:
+            envelope = Envelope.decode(raw, self.params.max_message_bytes)
+            envelope.verify()
+            self._check_time(envelope)
+        except GossipReject as reject:
+            self._reject(peer, envelope.id if envelope else None, reject.reason)
+            return
+        if envelope.id in self._seen:
+            self.stats.duplicates += 1
+            row = self._audit(AuditEvent.DUPLICATE, envelope.id, peer)
+            # droppable: one valid envelope replayed endlessly must not flood the store
+            on_commit = partial(self._duplicate_committed, peer, envelope.id)
+            self._writer.submit(audit=[row], on_commit=on_commit, droppable=True)
+            return
+        solicited = self.repair.claim(peer, envelope.id)
+        if not solicited and not (
+            self._neighbour_limiter.allow(peer) and self._origin_limiter.allow(envelope.origin)
+        ):
+            self._reject(peer, envelope.id, Reason.RATE_LIMITED)
+            return
+        self._seen.add(envelope.id)
+        self._note_seq(envelope.origin, envelope.seq)
+        self.stats.delivered += 1
+        stored = self._stored(envelope, raw)
+        row = self._audit(AuditEvent.RECEIVED, envelope.id, peer)
+        self._writer.submit([stored], [row], partial(self._received_committed, peer, stored))
+        self._report(peer, Event.FIRST_DELIVERY)
+        if not solicited and envelope.hops < envelope.ttl:
+            excluded = {peer, envelope.origin, self.peer_id}
+            self._pusher.push(envelope.id, envelope.forwarded(), AuditEvent.FORWARDED, excluded)
+
+    def _check_time(self, envelope: Envelope) -> None:
+        age = self._clock() - envelope.created_at
+        if age > self.params.replay_window_s:
+            raise GossipReject(
+                Reason.REPLAY, f"created {age:.0f} s ago, window {self.params.replay_window_s:.0f} s"
+            )
+        try:
+            self.hlc.update(envelope.hlc)
+        except ValueError as exc:  # ClockSkewError, or the clock cannot advance past this stamp
+            raise GossipReject(Reason.CLOCK_SKEW, str(exc)) from exc
+
+    def _received_committed(self, peer: str, stored: StoredMessage, error: Exception | None) -> None:
+        if error is not None:
+            self._seen.discard(stored.id)  # not stored: a later copy (or repair) must be accepted
+            return
+        self._ack(peer, stored.id)
+        self._deliver(stored)
+
+    def _duplicate_committed(self, peer: str, message_id: str, error: Exception | None) -> None:
+        if error is None:
+            self._ack(peer, message_id)
+
+    def _reject(self, peer: str, message_id: str | None, reason: Reason) -> None:
+        self.stats.rejected[reason.value] += 1
+        row = self._audit(AuditEvent.REJECTED, message_id, peer, reason.value)
+        self._writer.submit(audit=[row], droppable=True)
+        self._report(peer, _FEEDBACK[reason])
+
+    def _report(self, peer: str, event: Event) -> None:
+        if self._feedback is not None:
+            try:
+                self._feedback(peer, event)
+            except Exception:
+                log.exception("gossip behaviour feedback failed")
+
+    # outbound
+
+    def _choose(self, excluded: Collection[str], k: int) -> list[str]:
+        """k neighbours by roulette over trust, with a floor so unscored ones still get a chance."""
+        candidates = [p for p in self._transport.neighbours() if p not in excluded]
+        if not candidates:
+            return []
+        try:
+            weights = with_floor(self._scores(), candidates, self.params.floor_weight)
+        except Exception:  # a broken score source must not stop delivery: fall back to uniform
+            log.exception("gossip trust scores unavailable; choosing uniformly")
+            weights = dict.fromkeys(candidates, 1.0)
+        return select_peers(weights, k, self._rng)
+
+    def _acked(self, message_id: str, peer: str, event: AuditEvent) -> None:
+        if event is AuditEvent.SENT:
+            self.stats.acked_sent += 1
+        else:
+            self.stats.acked_forwarded += 1
+        self._writer.submit(audit=[self._audit(event, message_id, peer)])
+
+    def _ack(self, peer: str, message_id: str) -> None:
+        """Queue an ack; all acks of one committed batch leave together, one message per neighbour."""
+        if not self._acks:
+            asyncio.get_running_loop().call_soon(self._flush_acks)
+        self._acks.setdefault(peer, []).append(message_id)
+
+    def _flush_acks(self) -> None:
+        acks, self._acks = self._acks, {}
+        for peer, ids in acks.items():
+            for start in range(0, len(ids), MAX_IDS_PER_MESSAGE):
+                chunk = ids[start : start + MAX_IDS_PER_MESSAGE]
+                self._spawn(self._send_quietly(peer, {"type": MessageType.ACK.value, "ids": chunk}))
+
+    async def _send_quietly(self, peer: str, message: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):  # link gone: the sender times out and retries elsewhere
+            await self._transport.send(peer, message)
+
+    # helpers
+
+    def _deliver(self, stored: StoredMessage) -> None:
+        for topic, callback in list(self._subscribers):
+            if topic is not None and topic != stored.topic:
+                continue
+            try:
+                result = callback(stored)
+                if inspect.isawaitable(result):
+                    self._spawn(self._guard(result))
+            except Exception:
+                log.exception("gossip subscriber failed on %s", stored.id)
+
+    async def _guard(self, awaitable: Awaitable[None]) -> None:
+        try:
+            await awaitable
+        except Exception:
+            log.exception("gossip subscriber failed")
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _note_seq(self, origin: str, seq: int) -> None:
+        if origin == self.peer_id:
+            self._seq = max(self._seq, seq)  # our own, from before a lost store: never reuse its seq
+            return
+        self._highest_seq[origin] = max(seq, self._highest_seq.pop(origin, 0))
+        while len(self._highest_seq) > MAX_TRACKED_ORIGINS:
+            self._highest_seq.popitem(last=False)
+
+    def _audit(
+        self, event: AuditEvent, message_id: str | None, peer: str | None, reason: str | None = None
+    ) -> AuditRow:
+        row = AuditRow(self._clock(), event, message_id, peer, reason)
+        if self._tracer is not None:
+            try:
+                self._tracer.trace(row)
+            except Exception:
+                log.exception("gossip tracer failed")
+        return row
+
+    def _stored(self, envelope: Envelope, raw: bytes) -> StoredMessage:
+        return StoredMessage(
+            id=envelope.id,
+            origin=envelope.origin,
+            seq=envelope.seq,
+            topic=envelope.topic,
+            payload=envelope.payload,
+            hops=envelope.hops,
+            hlc=envelope.hlc.to_str(),
+            created_at=envelope.created_at,
+            received_at=self._clock(),
+            raw=raw,
+        )

@@ -1,0 +1,97 @@
+"""Tunable numbers of the gossip layer, kept apart from the mechanism (as go-libp2p-pubsub does).
+
+Validated on construction so a bad configuration fails at start-up naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from f0mesh.errors import ConfigError
+from f0mesh.gossip.envelope import MAX_TTL
+from f0mesh.gossip.transport import MAX_ENVELOPES_PER_MESSAGE, MAX_IDS_PER_MESSAGE
+
+
+@dataclass(frozen=True, slots=True)
+class GossipParams:
+    # push
+    fanout: int = 3  # neighbours each message is pushed to (GossipSub D is 6; a sparse mesh needs fewer)
+    ttl: int = 8  # max hops; enough for ~thousands of peers at fanout 3, bounds a message's lifetime
+    floor_weight: float = 0.1  # uniform share mixed into trust so new honest peers still get picked
+    # limits
+    max_message_bytes: int = 64 * 1024  # whole wire envelope; larger is rejected "too_large"
+    # time validity
+    replay_window_s: float = 300.0  # envelopes whose HLC wall time is older are rejected "replay"
+    max_clock_skew_s: float = 60.0  # envelopes further ahead are rejected "clock_skew" (by the HLC)
+    # dedup: the seen-cache must outlive window + skew, or an old duplicate could slip through
+    seen_ttl_s: float = 400.0
+    seen_max_entries: int = 200_000
+    # acknowledgement and retry
+    ack_timeout_s: float = 2.0  # no ack by then: the send failed, try another neighbour
+    max_retries: int = 3  # further neighbours tried per message after failed sends
+    # batching of envelopes towards one neighbour
+    batch_max_envelopes: int = 64
+    batch_max_bytes: int = 256 * 1024
+    batch_linger_s: float = 0.002  # gather what is queued meanwhile into one transport message
+    # write-behind store queue
+    write_batch_rows: int = 256
+    write_flush_interval_s: float = 0.005
+    write_queue_max_rows: int = 20_000  # past this, audit rows of rejections are dropped (counted)
+    # repair (pull): IHAVE/IWANT
+    repair_interval_s: float = 5.0
+    repair_lookback_s: float = 60.0  # a periodic digest covers messages created this recently
+    repair_digest_size: int = 500  # ids per IHAVE (GossipSub's MaxIHaveLength is 5000)
+    catchup_max_ids: int = 10_000  # ids offered to a neighbour that (re)connects, within the window
+    max_pending_iwant: int = 5_000  # ids requested from one neighbour and not yet received
+    iwant_timeout_s: float = 3.0  # an id asked for is not asked of anyone else until then (IWantFollowupTime)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "fanout",
+            "max_message_bytes",
+            "seen_max_entries",
+            "batch_max_envelopes",
+            "batch_max_bytes",
+            "write_batch_rows",
+            "write_queue_max_rows",
+            "repair_digest_size",
+            "catchup_max_ids",
+            "max_pending_iwant",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"gossip {name} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise ConfigError(f"gossip max_retries must be an integer >= 0, got {self.max_retries!r}")
+        if not isinstance(self.ttl, int) or not 1 <= self.ttl <= MAX_TTL:
+            raise ConfigError(f"gossip ttl must be in 1..{MAX_TTL}, got {self.ttl!r}")
+        if not (math.isfinite(self.floor_weight) and 0.0 <= self.floor_weight <= 1.0):
+            raise ConfigError(f"gossip floor_weight must be in [0, 1], got {self.floor_weight!r}")
+        for name in (
+            "replay_window_s",
+            "max_clock_skew_s",
+            "seen_ttl_s",
+            "ack_timeout_s",
+            "repair_interval_s",
+            "repair_lookback_s",
+            "iwant_timeout_s",
+        ):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"gossip {name} must be > 0, got {value!r}")
+        for name in ("batch_linger_s", "write_flush_interval_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"gossip {name} must be >= 0, got {value!r}")
+        if self.seen_ttl_s < self.replay_window_s + self.max_clock_skew_s:
+            raise ConfigError(
+                "gossip seen_ttl_s must be >= replay_window_s + max_clock_skew_s, "
+                "or old duplicates slip through"
+            )
+        if self.batch_max_envelopes > MAX_ENVELOPES_PER_MESSAGE:
+            raise ConfigError(f"gossip batch_max_envelopes must be <= {MAX_ENVELOPES_PER_MESSAGE}")
+        if self.repair_digest_size > MAX_IDS_PER_MESSAGE:
+            raise ConfigError(f"gossip repair_digest_size must be <= {MAX_IDS_PER_MESSAGE}")
+        if self.batch_max_bytes < self.max_message_bytes:
+            raise ConfigError("gossip batch_max_bytes must hold at least one maximum-size envelope")

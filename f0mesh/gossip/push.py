@@ -1,0 +1,226 @@
+"""Push with acknowledgement: batched sends per neighbour, and retry elsewhere on silence.
+
+A send counts only when the neighbour acknowledges it (after committing the message), so a link
+that dies mid-send, a lost batch or a neighbour that swallows messages all look the same: no ack
+within ack_timeout, and the envelope goes to a neighbour not yet tried, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+
+from f0mesh.gossip.audit import AuditEvent
+from f0mesh.gossip.params import GossipParams
+from f0mesh.gossip.stats import GossipStats
+from f0mesh.gossip.transport import GossipTransport, MessageType
+
+# choose(excluded peers, k) -> up to k neighbours not in excluded, in preference order
+Chooser = Callable[[Collection[str], int], list[str]]
+# on_acked(message id, neighbour, event) once per acknowledging neighbour
+OnAcked = Callable[[str, str, AuditEvent], None]
+
+
+class Outbox:
+    """Envelopes queued for one neighbour, sent as few "msgs" transport messages as limits allow."""
+
+    def __init__(
+        self,
+        peer: str,
+        transport: GossipTransport,
+        params: GossipParams,
+        stats: GossipStats,
+        on_sent: Callable[[str, list[str]], None],
+        on_failed: Callable[[str, list[str]], None],
+    ) -> None:
+        self.peer = peer
+        self._transport = transport
+        self._params = params
+        self._stats = stats
+        self._on_sent = on_sent
+        self._on_failed = on_failed
+        self._queue: deque[tuple[str, bytes]] = deque()
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name=f"gossip-outbox-{peer[-8:]}")
+
+    def put(self, message_id: str, wire: bytes) -> None:
+        self._queue.append((message_id, wire))
+        self._wake.set()
+
+    async def close(self) -> None:
+        """Stop sending and drop the queue (the Pusher fails what it tracked there)."""
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._queue.clear()
+
+    async def _run(self) -> None:
+        params = self._params
+        while True:
+            await self._wake.wait()
+            if params.batch_linger_s > 0:
+                await asyncio.sleep(params.batch_linger_s)
+            batch: list[tuple[str, bytes]] = []
+            size = 0
+            while self._queue and len(batch) < params.batch_max_envelopes:
+                if batch and size + len(self._queue[0][1]) > params.batch_max_bytes:
+                    break
+                batch.append(self._queue.popleft())
+                size += len(batch[-1][1])
+            if not self._queue:
+                self._wake.clear()
+            ids = [message_id for message_id, _ in batch]
+            message = {"type": MessageType.MSGS.value, "msgs": [wire for _, wire in batch]}
+            try:
+                await self._transport.send(self.peer, message)
+            except Exception:  # the link is gone (or refused the message): every envelope in it failed
+                self._stats.send_errors += 1
+                self._on_failed(self.peer, ids)
+                continue
+            self._stats.sent += len(batch)
+            self._stats.sent_bytes += size
+            self._on_sent(self.peer, ids)
+
+
+@dataclass(slots=True)
+class _Push:
+    wire: bytes
+    event: AuditEvent
+    excluded: set[str]  # never sent to (the sender, the origin) plus every neighbour tried
+    outstanding: dict[str, float] = field(default_factory=dict)  # neighbour -> ack deadline
+    retries_left: int = 0
+    acked: int = 0
+
+
+class Pusher:
+    """Owns the outboxes and the sends awaiting acknowledgement."""
+
+    def __init__(
+        self,
+        transport: GossipTransport,
+        params: GossipParams,
+        stats: GossipStats,
+        choose: Chooser,
+        on_acked: OnAcked,
+    ) -> None:
+        self._transport = transport
+        self._params = params
+        self._stats = stats
+        self._choose = choose
+        self._on_acked = on_acked
+        self._outboxes: dict[str, Outbox] = {}
+        self._pending: dict[str, _Push] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep(), name="gossip-ack-sweeper")
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        for outbox in list(self._outboxes.values()):
+            await outbox.close()
+        self._outboxes.clear()
+        self._pending.clear()
+
+    @property
+    def pending(self) -> int:
+        """Messages with a send still awaiting its acknowledgement."""
+        return len(self._pending)
+
+    def push(self, message_id: str, wire: bytes, event: AuditEvent, excluded: Collection[str]) -> list[str]:
+        """Send to up to fanout neighbours (chosen by trust); returns the neighbours chosen."""
+        if message_id in self._pending:
+            return []
+        targets = self._choose(excluded, self._params.fanout)
+        if not targets:
+            return []
+        push = _Push(wire, event, set(excluded), retries_left=self._params.max_retries)
+        self._pending[message_id] = push
+        for peer in targets:
+            self._send(message_id, push, peer)
+        return targets
+
+    def send_untracked(self, peer: str, message_id: str, wire: bytes) -> None:
+        """Queue an envelope with no retry (repair replies: the requester asks again if it must)."""
+        self._outbox(peer).put(message_id, wire)
+
+    def on_ack(self, peer: str, ids: list[str]) -> None:
+        for message_id in ids:
+            push = self._pending.get(message_id)
+            if push is None or push.outstanding.pop(peer, None) is None:
+                continue  # untracked (repair), a retry already replaced it, or a stray ack
+            push.acked += 1
+            self._on_acked(message_id, peer, push.event)
+            if not push.outstanding:
+                del self._pending[message_id]
+
+    async def neighbour_down(self, peer: str) -> None:
+        outbox = self._outboxes.pop(peer, None)
+        if outbox is not None:
+            await outbox.close()
+        for message_id in [m for m, push in self._pending.items() if peer in push.outstanding]:
+            self._failed(message_id, peer)
+
+    def _outbox(self, peer: str) -> Outbox:
+        outbox = self._outboxes.get(peer)
+        if outbox is None:
+            outbox = self._outboxes[peer] = Outbox(
+                peer, self._transport, self._params, self._stats, self._sent, self._send_failed
+            )
+        return outbox
+
+    def _send(self, message_id: str, push: _Push, peer: str) -> None:
+        push.excluded.add(peer)
+        push.outstanding[peer] = asyncio.get_running_loop().time() + self._params.ack_timeout_s
+        self._outbox(peer).put(message_id, push.wire)
+
+    def _sent(self, peer: str, ids: list[str]) -> None:
+        """The batch left: the ack clock restarts now, so time spent queued is not held against it."""
+        deadline = asyncio.get_running_loop().time() + self._params.ack_timeout_s
+        for message_id in ids:
+            push = self._pending.get(message_id)
+            if push is not None and peer in push.outstanding:
+                push.outstanding[peer] = deadline
+
+    def _send_failed(self, peer: str, ids: list[str]) -> None:
+        for message_id in ids:
+            self._failed(message_id, peer)
+
+    def _failed(self, message_id: str, peer: str) -> None:
+        push = self._pending.get(message_id)
+        if push is None or push.outstanding.pop(peer, None) is None:
+            return
+        if push.retries_left > 0:
+            replacement = self._choose(push.excluded, 1)
+            if replacement:
+                push.retries_left -= 1
+                self._stats.retries += 1
+                self._send(message_id, push, replacement[0])
+        if not push.outstanding:
+            del self._pending[message_id]
+            if not push.acked:
+                self._stats.undelivered += 1
+
+    async def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = max(0.01, self._params.ack_timeout_s / 4)
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            expired = [
+                (message_id, peer)
+                for message_id, push in self._pending.items()
+                for peer, deadline in push.outstanding.items()
+                if deadline <= now
+            ]
+            self._stats.ack_timeouts += len(expired)
+            for message_id, peer in expired:
+                self._failed(message_id, peer)
