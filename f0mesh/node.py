@@ -50,6 +50,7 @@ class Node:
         self.metrics = NodeMetrics(self.peer_id)
         self.events = EventBus()
         self.telemetry: dict[str, dict[str, Any]] = {}
+        self._heard: dict[str, float] = {}
         self._telemetry_due: asyncio.TimerHandle | None = None
         self.started_at = time.time()
         self.store: Store
@@ -86,6 +87,7 @@ class Node:
             DegreeParams(d_lo=self.config.d_lo, d_target=self.config.d_target, d_hi=self.config.d_hi),
             candidates=self._dial_candidates,
             link_value=self._link_value,
+            heard=self._heard_recently,
         )
         self._records: dict[str, PeerRecord] = {}
         self.qos = QoSSampler(
@@ -196,6 +198,9 @@ class Node:
             }
             self.metrics.link_sample(s.peer_id, figures, s.health)
             current.append({"link_id": s.link_id, "peer_id": s.peer_id, "health": s.health, **figures})
+        # Live QoS for the dashboard and scripts (SSE topic "qos"), before the store write can stall it.
+        for s, row in zip(samples, current, strict=True):
+            self.events.publish("qos", {**row, "updated_at": s.at})
         await self.store.add_samples([s.row() for s in samples], current)
 
     def _health_changed(self, link: Any, old: str, new: str) -> None:
@@ -209,7 +214,13 @@ class Node:
             raise F0MeshError(f"topic {topic!r} is reserved for the node itself", code="reserved_topic")
         return await self.gossip.publish(topic, payload)
 
+    def _heard_recently(self) -> set[str]:
+        """Origins whose gossip arrived within two telemetry periods: the island this node is in."""
+        horizon = time.time() - 2 * self.config.gossip_interval - 10
+        return {peer for peer, at in self._heard.items() if at >= horizon}
+
     def _on_delivered(self, message: StoredMessage) -> None:
+        self._heard[message.origin] = message.received_at
         if message.topic == TELEMETRY_TOPIC and isinstance(message.payload, dict):
             self.telemetry[message.origin] = {**message.payload, "received_at": message.received_at}
         elif message.topic == TRUST_TOPIC and message.origin != self.peer_id:

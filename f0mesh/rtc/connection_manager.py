@@ -1,7 +1,10 @@
 """Keeps this node's open links between D_lo and D_hi, in the spirit of GossipSub's mesh degree.
 
 Below D_lo it dials known peers up to the target; above D_hi it prunes down to the target,
-dropping the least valuable links first (unhealthy, then least trusted). Peers an operator closed,
+dropping the least valuable links first (unhealthy, then least trusted). Degree limits alone can
+leave the mesh in separate islands (four nodes of degree three form a closed clique), so a node
+that knows of peers it has not heard from through the mesh dials one of them, below D_hi: a
+bridge, which joins the islands. Peers an operator closed,
 peers that closed on us, and peers whose dial just failed wait out a cool-down before the manager
 tries them again, so two managers never fight over one link.
 """
@@ -32,6 +35,7 @@ class DegreeParams:
     dial_failure_cooldown_s: float = 30.0
     closed_by_peer_cooldown_s: float = 120.0
     max_parallel_dials: int = 3
+    bridge_grace_s: float = 10.0
 
 
 class ConnectionManager:
@@ -42,13 +46,17 @@ class ConnectionManager:
         *,
         candidates: Callable[[], dict[str, str]],
         link_value: Callable[[Link], float],
+        heard: Callable[[], set[str]] = set,
         rng: random.Random | None = None,
     ) -> None:
-        """``candidates()``: known peers id → URL; ``link_value(link)``: higher is kept when pruning."""
+        """``candidates()``: known peers id → URL; ``link_value(link)``: higher is kept when pruning;
+        ``heard()``: peers whose gossip reached this node recently (so they are in the same island)."""
         self.links = links
         self.params = params
         self._candidates = candidates
         self._link_value = link_value
+        self._heard = heard
+        self._started_at = time.monotonic()
         self._rng = rng or random.Random()
         self._cooldown: dict[str, float] = {}
         self._held: set[str] = set()
@@ -112,6 +120,26 @@ class ConnectionManager:
             await self._fill(self.params.d_target - len(live), {lk.peer_id for lk in live})
         elif open_count > self.params.d_hi:
             await self._prune(open_count - self.params.d_target)
+        elif (
+            len(live) < self.params.d_hi and time.monotonic() - self._started_at > self.params.bridge_grace_s
+        ):
+            await self._bridge({lk.peer_id for lk in live})
+
+    async def _bridge(self, linked: set[str]) -> None:
+        now = time.monotonic()
+        heard = self._heard()
+        unheard = [
+            (peer_id, url)
+            for peer_id, url in sorted(self._candidates().items())
+            if peer_id not in linked
+            and peer_id not in heard
+            and peer_id not in self._held
+            and self._cooldown.get(peer_id, 0) <= now
+        ]
+        if unheard:
+            peer_id, url = self._rng.choice(unheard)
+            log.info("connection manager: bridging to %s, not heard through the mesh", peer_id)
+            await self._dial(peer_id, url)
 
     async def _fill(self, want: int, linked: set[str]) -> None:
         now = time.monotonic()

@@ -16,9 +16,13 @@ from f0mesh.trust.behaviour import PeerScore, sync_own_edges
 from f0mesh.trust.graph import TrustGraph
 from f0mesh.trust.rate_limit import RateLimiter
 from f0mesh.trust.score import ScoreCache
-from f0mesh.trust.score_params import TrustParams
+from f0mesh.trust.score_params import RateParams, TrustParams
 
 MAX_PUBLISHED_EDGES = 1000
+
+# A young mesh has no trust edges yet, so every origin sits at the floor: the floor must still let
+# an honest peer publish a burst (a client's batch, start-up telemetry) without rate-limit drops.
+NODE_TRUST_PARAMS = TrustParams(origin_rate=RateParams(min_rate=5.0, min_burst=100.0))
 
 
 class TrustService:
@@ -30,7 +34,7 @@ class TrustService:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.self_id = self_id
-        self.params = params or TrustParams()
+        self.params = params or NODE_TRUST_PARAMS
         self.graph = TrustGraph()
         self.opinions: dict[str, float] = {}
         self.peer_score = PeerScore(self.params.behaviour, clock)
