@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
+
 from pgserver import PgServer
 
 _db_counter = itertools.count(1)
