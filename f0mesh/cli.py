@@ -228,6 +228,28 @@ def dial(
 
 
 @app.command()
+def publish(
+    topic: Annotated[str, typer.Argument(help="gossip topic")],
+    payload: Annotated[str, typer.Argument(help="JSON value (a bare word is sent as a string)")],
+    node: NodeUrl = "http://127.0.0.1:8700",
+    admin_token: Token = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Sign and spread a message through the mesh from a node."""
+    try:
+        value = json.loads(payload)
+    except json.JSONDecodeError:
+        value = payload
+    try:
+        body = _client(node, admin_token, data_dir).request(
+            "POST", "/api/gossip", json={"topic": topic, "payload": value}
+        )
+    except F0MeshError as exc:
+        _fail(exc.detail)
+    out.print(f"published {body['id']}")
+
+
+@app.command()
 def links(
     node: NodeUrl = "http://127.0.0.1:8700",
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,

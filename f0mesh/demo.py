@@ -1,8 +1,9 @@
 """``f0mesh demo``: a whole mesh of separate node processes on this machine.
 
-Each node is a real ``f0mesh up`` process with its own identity and SQLite store. The demo only
-orchestrates: it starts the processes, asks them to link over their public HTTP API, reports
-what the mesh did, and stops every process it started, checking that none is left.
+Each node is a real ``f0mesh up`` process with its own identity and SQLite store, bootstrapped
+from node 1; the connection managers form the mesh. The demo only orchestrates through the nodes'
+public HTTP API: it sets varied trust opinions, publishes a message every few seconds, reports
+what reached every node, and stops every process it started, checking that none is left.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import secrets
 import signal
 import statistics
@@ -23,12 +25,16 @@ from typing import Any
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from f0mesh.cli import links_table
 from f0mesh.errors import F0MeshError
 
 STARTUP_TIMEOUT_S = 60.0
+LINK_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
+PUBLISH_EVERY_S = 3.0
+DRAIN_S = 5.0
 
 
 class Mesh:
@@ -44,6 +50,7 @@ class Mesh:
         return f"http://127.0.0.1:{self.base_port + i}"
 
     def start(self) -> None:
+        """Node 1 first; every other node knows only node 1 and finds the rest by peer exchange."""
         for i in range(self.n):
             node_dir = self.root / f"node-{i + 1}"
             node_dir.mkdir(parents=True, exist_ok=True)
@@ -59,7 +66,7 @@ class Mesh:
                 "--admin-token",
                 self.token,
                 "--qos-interval",
-                "5",
+                "3",
                 "--probe-rate",
                 "2",
                 "--gossip-interval",
@@ -67,6 +74,8 @@ class Mesh:
                 "--log-level",
                 "warning",
             ]
+            if i > 0:
+                argv += ["--bootstrap", self.url(0)]
             log = (node_dir / "node.log").open("ab")
             env = {k: v for k, v in os.environ.items() if not k.startswith("F0MESH_")}
             self.procs.append(
@@ -104,81 +113,110 @@ def _alive(pid: int) -> bool:
     return True
 
 
-async def _wait_healthy(mesh: Mesh, progress: Progress) -> None:
-    task = progress.add_task("starting nodes", total=mesh.n)
-    ids: dict[int, str] = {}
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    async with httpx.AsyncClient(timeout=2) as http:
+class Demo:
+    """The demo's own HTTP conversations with its nodes (all through their public API)."""
+
+    def __init__(self, mesh: Mesh, console: Console) -> None:
+        self.mesh = mesh
+        self.console = console
+        self.http = httpx.AsyncClient(timeout=10, headers={"Authorization": f"Bearer {mesh.token}"})
+        self.published: list[str] = []
+        self.rng = random.Random(1)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def wait_healthy(self, progress: Progress) -> None:
+        mesh = self.mesh
+        task = progress.add_task("starting nodes", total=mesh.n)
+        ids: dict[int, str] = {}
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S + 2 * mesh.n
         while len(ids) < mesh.n:
             for i in range(mesh.n):
                 if i in ids:
                     continue
                 if mesh.procs[i].poll() is not None:
                     raise F0MeshError(f"node {i + 1} exited early: see {mesh.root}/node-{i + 1}/node.log")
-                with contextlib.suppress(httpx.HTTPError, ValueError):
-                    ids[i] = (await http.get(f"{mesh.url(i)}/healthz")).json()["peer_id"]
+                with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+                    ids[i] = (await self.http.get(f"{mesh.url(i)}/healthz", timeout=2)).json()["peer_id"]
                     progress.advance(task)
             if time.monotonic() > deadline:
-                raise F0MeshError(
-                    f"only {len(ids)} of {mesh.n} nodes answered /healthz in {STARTUP_TIMEOUT_S:.0f} s"
-                )
-            await asyncio.sleep(0.2)
-    mesh.peer_ids = [ids[i] for i in range(mesh.n)]
+                raise F0MeshError(f"only {len(ids)} of {mesh.n} nodes answered /healthz in time")
+            await asyncio.sleep(0.3)
+        mesh.peer_ids = [ids[i] for i in range(mesh.n)]
 
-
-def _dial_plan(n: int) -> list[tuple[int, int]]:
-    """Each node dials the next two around a ring: every node ends with up to four links."""
-    pairs = set()
-    for i in range(n):
-        for step in (1, 2):
-            j = (i + step) % n
-            if j != i:
-                pairs.add((min(i, j), max(i, j)))
-    return sorted(pairs)
-
-
-async def _link(mesh: Mesh, progress: Progress) -> list[str]:
-    plan = _dial_plan(mesh.n)
-    task = progress.add_task("linking peers", total=len(plan))
-    errors: list[str] = []
-    headers = {"Authorization": f"Bearer {mesh.token}"}
-    sem = asyncio.Semaphore(4)
-    async with httpx.AsyncClient(timeout=40, headers=headers) as http:
-
-        async def one(i: int, j: int) -> None:
-            async with sem:
-                try:
-                    r = await http.post(f"{mesh.url(i)}/dial", json={"url": mesh.url(j)})
-                    if r.status_code != 200:
-                        errors.append(f"node {i + 1} → {j + 1}: {r.json().get('detail')}")
-                except httpx.HTTPError as exc:
-                    errors.append(f"node {i + 1} → {j + 1}: {type(exc).__name__}")
-                progress.advance(task)
-
-        await asyncio.gather(*(one(i, j) for i, j in plan))
-    return errors
-
-
-async def _snapshot(mesh: Mesh) -> list[list[dict[str, Any]]]:
-    async with httpx.AsyncClient(timeout=5) as http:
-        result = []
-        for i in range(mesh.n):
+    async def links_per_node(self) -> list[int]:
+        counts = []
+        for i in range(self.mesh.n):
             try:
-                result.append((await http.get(f"{mesh.url(i)}/api/mesh-rtc/links")).json()["links"])
+                links = (await self.http.get(f"{self.mesh.url(i)}/api/mesh-rtc/links")).json()["links"]
+                counts.append(sum(1 for link in links if link["state"] == "open"))
             except (httpx.HTTPError, ValueError, KeyError):
-                result.append([])
-        return result
+                counts.append(0)
+        return counts
+
+    async def wait_linked(self, progress: Progress) -> list[int]:
+        """Until every node holds at least min(3, N-1) links, formed by the connection managers."""
+        want = min(3, self.mesh.n - 1)
+        task = progress.add_task(f"linking (≥{want} links each)", total=self.mesh.n)
+        deadline = time.monotonic() + LINK_TIMEOUT_S + self.mesh.n
+        while True:
+            counts = await self.links_per_node()
+            progress.update(task, completed=sum(1 for c in counts if c >= want))
+            if min(counts) >= want or time.monotonic() > deadline:
+                return counts
+            await asyncio.sleep(1.0)
+
+    async def set_opinions(self) -> None:
+        """Varied trust opinions, so PageRank gives the nodes different scores."""
+        for i in range(self.mesh.n):
+            for j in self.rng.sample(range(self.mesh.n), k=min(3, self.mesh.n - 1)):
+                if i != j:
+                    weight = round(self.rng.uniform(0.2, 1.0), 2)
+                    with contextlib.suppress(httpx.HTTPError):
+                        await self.http.put(
+                            f"{self.mesh.url(i)}/api/trust/{self.mesh.peer_ids[j]}", json={"weight": weight}
+                        )
+
+    async def publish_one(self) -> None:
+        i = self.rng.randrange(self.mesh.n)
+        payload = {"from": f"node-{i + 1}", "n": len(self.published) + 1, "at": round(time.time(), 3)}
+        with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+            r = await self.http.post(
+                f"{self.mesh.url(i)}/api/gossip", json={"topic": "demo", "payload": payload}
+            )
+            self.published.append(r.json()["id"])
+
+    async def delivered_to_all(self) -> int:
+        have = set(self.published)
+        for i in range(self.mesh.n):
+            with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+                rows = (
+                    await self.http.get(
+                        f"{self.mesh.url(i)}/api/gossip/messages", params={"topic": "demo", "limit": 10000}
+                    )
+                ).json()["messages"]
+                have &= {m["id"] for m in rows}
+                continue
+            return 0
+        return len(have)
+
+    async def snapshot(self) -> list[dict[str, Any]]:
+        with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+            return (await self.http.get(f"{self.mesh.url(0)}/api/mesh-rtc/links")).json()["links"]
+        return []
 
 
-def run_demo(
-    *, peers: int, base_port: int, duration: float | None, data_dir: Path | None, console: Console
-) -> dict[str, Any]:
-    root = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="f0mesh-demo-"))
-    mesh = Mesh(peers, base_port, root, secrets.token_urlsafe(24))
-    summary: dict[str, Any] = {"peers_up": 0, "ok": False, "pids": []}
+def _node_table(mesh: Mesh, counts: list[int]) -> Table:
+    table = Table("node", "PeerId", "URL", "links", "pid")
+    for i in range(mesh.n):
+        table.add_row(str(i + 1), mesh.peer_ids[i], mesh.url(i), str(counts[i]), str(mesh.procs[i].pid))
+    return table
+
+
+async def _run(mesh: Mesh, duration: float | None, console: Console, summary: dict[str, Any]) -> None:
+    demo = Demo(mesh, console)
     try:
-        mesh.start()
-        summary["pids"] = [p.pid for p in mesh.procs]
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -186,38 +224,69 @@ def run_demo(
             TimeElapsedColumn(),
             console=console,
         ) as progress:
-            asyncio.run(_wait_healthy(mesh, progress))
+            await demo.wait_healthy(progress)
             summary["peers_up"] = mesh.n
-            errors = asyncio.run(_link(mesh, progress))
-        for e in errors:
-            console.print(f"[yellow]dial failed:[/] {e}")
-        snapshot = asyncio.run(_snapshot(mesh))
-        counts = [sum(1 for link in links if link["state"] == "open") for links in snapshot]
+            counts = await demo.wait_linked(progress)
+        await demo.set_opinions()
+        console.print(_node_table(mesh, counts))
+        console.print(f"dashboard of node 1: [bold]{mesh.url(0)}/login?token={mesh.token}[/]")
+        console.print(
+            f"data and logs in {mesh.root}; stop with Ctrl-C"
+            + (f", or wait {duration:.0f} s" if duration else "")
+        )
+        deadline = None if duration is None else time.monotonic() + duration
+        next_publish = time.monotonic() + 1.0
+        next_table = time.monotonic() + 5.0
+        while deadline is None or time.monotonic() < deadline - DRAIN_S:
+            await asyncio.sleep(0.25)
+            dead = [i + 1 for i, p in enumerate(mesh.procs) if p.poll() is not None]
+            if dead:
+                raise F0MeshError(f"node(s) {dead} exited unexpectedly; see their node.log")
+            if time.monotonic() >= next_publish:
+                await demo.publish_one()
+                next_publish = time.monotonic() + PUBLISH_EVERY_S
+            if time.monotonic() >= next_table and deadline is None:
+                console.print(links_table(await demo.snapshot()))
+                next_table = time.monotonic() + 30.0
+        await asyncio.sleep(DRAIN_S)
+        counts = await demo.links_per_node()
         summary["links_per_peer"] = {
             "min": min(counts),
             "median": statistics.median(counts),
             "max": max(counts),
         }
-        summary["messages_published"] = 0
-        summary["messages_delivered_to_all"] = 0
-        console.print(f"[bold]{mesh.n} nodes up[/], links per node {summary['links_per_peer']}")
-        console.print(f"node 1: {mesh.url(0)}  dashboard login: {mesh.url(0)}/login?token={mesh.token}")
-        console.print(links_table(snapshot[0]))
+        summary["messages_published"] = len(demo.published)
+        summary["messages_delivered_to_all"] = await demo.delivered_to_all()
+        console.print(links_table(await demo.snapshot()))
         console.print(
-            f"data and logs in {root}; stop with Ctrl-C" + (f" or after {duration:.0f} s" if duration else "")
+            f"{summary['messages_delivered_to_all']} of {summary['messages_published']} messages reached all "
+            f"{mesh.n} nodes; links per node {summary['links_per_peer']}"
         )
-        deadline = None if duration is None else time.monotonic() + duration
-        while deadline is None or time.monotonic() < deadline:
-            time.sleep(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
-            dead = [i + 1 for i, p in enumerate(mesh.procs) if p.poll() is not None]
-            if dead:
-                console.print(f"[red]node(s) {dead} exited unexpectedly[/]")
-                break
-        else:
-            summary["ok"] = True
+        summary["ok"] = summary["messages_delivered_to_all"] == summary["messages_published"]
+    finally:
+        await demo.close()
+
+
+def run_demo(
+    *, peers: int, base_port: int, duration: float | None, data_dir: Path | None, console: Console
+) -> dict[str, Any]:
+    root = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="f0mesh-demo-"))
+    mesh = Mesh(peers, base_port, root, secrets.token_urlsafe(24))
+    summary: dict[str, Any] = {
+        "peers_up": 0,
+        "links_per_peer": None,
+        "messages_published": 0,
+        "messages_delivered_to_all": 0,
+        "pids": [],
+        "ok": False,
+    }
+    try:
+        mesh.start()
+        summary["pids"] = [p.pid for p in mesh.procs]
+        asyncio.run(_run(mesh, duration, console, summary))
     except KeyboardInterrupt:
-        summary["ok"] = True
         console.print("stopping…")
+        summary["ok"] = True
     finally:
         left = mesh.stop()
         summary["pids_alive_after_stop"] = left
