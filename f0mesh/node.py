@@ -198,6 +198,16 @@ class Node:
             }
             self.metrics.link_sample(s.peer_id, figures, s.health)
             current.append({"link_id": s.link_id, "peer_id": s.peer_id, "health": s.health, **figures})
+            self.events.publish(
+                "qos",
+                {
+                    "link_id": s.link_id,
+                    "peer_id": s.peer_id,
+                    "health": s.health,
+                    "updated_at": s.at,
+                    **figures,
+                },
+            )
         # Live QoS for the dashboard and scripts (SSE topic "qos"), before the store write can stall it.
         for s, row in zip(samples, current, strict=True):
             self.events.publish("qos", {**row, "updated_at": s.at})
