@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from f0mesh.rtc.link import Link
@@ -69,5 +72,28 @@ class NodeMetrics:
             with contextlib.suppress(KeyError):
                 gauge.remove(peer_id)
 
+    def add_counters(
+        self, prefix: str, samples: Callable[[], Iterable[tuple[str, dict[str, str], int]]]
+    ) -> None:
+        """Expose a part's own plain counters (e.g. gossip stats) under ``prefix``, read at scrape time."""
+        self.registry.register(_SampleCollector(prefix, samples))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _SampleCollector(Collector):
+    def __init__(self, prefix: str, samples: Callable[[], Iterable[tuple[str, dict[str, str], int]]]) -> None:
+        self.prefix = prefix
+        self.samples = samples
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        families: dict[str, CounterMetricFamily] = {}
+        for name, labels, value in self.samples():
+            family = families.get(name)
+            if family is None:
+                family = families[name] = CounterMetricFamily(
+                    f"{self.prefix}_{name}", f"{self.prefix} {name.replace('_', ' ')}", labels=sorted(labels)
+                )
+            family.add_metric([labels[k] for k in sorted(labels)], value)
+        return list(families.values())

@@ -111,6 +111,7 @@ class Node:
             feedback=self.trust.record,
         )
         self.gossip.subscribe(None, self._on_delivered)
+        self.metrics.add_counters("gossipsub", self.gossip.stats.samples)
         await self.gossip.start()
         self._started = True
         self.qos.start()
