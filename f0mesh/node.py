@@ -178,6 +178,8 @@ class Node:
 
     async def link_message(self, link: Link, message: dict[str, Any]) -> None:
         kind = message["t"]
+        if self.peer_blocked(link.peer_id):
+            return
         if kind == GOSSIP_FRAME and isinstance(message.get("m"), dict):
             await self.gossip.on_message(link.peer_id, message["m"])
         elif kind == "pex":
@@ -395,7 +397,7 @@ class Node:
             except ValueError as exc:
                 log.info("dropped a peer record from %s: %s", link.peer_id, exc)
                 continue
-            if record.peer_id == self.peer_id:
+            if record.peer_id == self.peer_id or self.peer_blocked(record.peer_id):
                 continue
             known = self._records.get(record.peer_id)
             if known is not None and known.seen >= record.seen:
@@ -441,6 +443,7 @@ class Node:
             "trust": row.get("trust"),
             "last_seen": row.get("last_seen"),
             "linked": bool(link and link.state is LinkState.OPEN),
+            "blocked": bool(row.get("blocked")),
         }
 
     async def dial(self, *, url: str | None = None, peer_id: str | None = None) -> Link:
@@ -477,6 +480,17 @@ class Node:
                 }
             )
         return views
+
+    async def set_blocked(self, peer_id: str, blocked: bool) -> None:
+        """A blocked peer is refused on every path: offers, dials, peer exchange, its open link."""
+        record = self._peers.setdefault(peer_id, {"peer_id": peer_id, "url": None})
+        record["blocked"] = blocked
+        await self.store.set_peer_blocked(peer_id, blocked)
+        if blocked:
+            self.connmgr.hold(peer_id)
+            await self.links.close_link(peer_id, "blocked by operator")
+        else:
+            self.connmgr.release(peer_id)
 
     async def close_link(self, peer_id: str) -> bool:
         self.connmgr.hold(peer_id)

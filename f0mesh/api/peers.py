@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from f0mesh.api.auth import require_admin
-from f0mesh.api.models import PeerAdd
+from f0mesh.api.models import PEER_ID_PATTERN, PeerAdd
 from f0mesh.api.worker import get_node
 from f0mesh.node import Node
 
@@ -25,3 +25,20 @@ async def list_peers(
 async def add_peer(body: PeerAdd, node: Node = Depends(get_node)) -> dict[str, Any]:
     """Learn a peer from its URL's /healthz and store it."""
     return await node.add_peer(body.url)
+
+
+@router.post("/api/peers/{peer_id}/block", dependencies=[Depends(require_admin)])
+async def block_peer(
+    peer_id: str = Path(pattern=PEER_ID_PATTERN), node: Node = Depends(get_node)
+) -> dict[str, Any]:
+    """Refuse this peer everywhere (offers, dials, peer exchange, gossip) and close its link."""
+    await node.set_blocked(peer_id, True)
+    return {"peer_id": peer_id, "blocked": True}
+
+
+@router.delete("/api/peers/{peer_id}/block", dependencies=[Depends(require_admin)])
+async def unblock_peer(
+    peer_id: str = Path(pattern=PEER_ID_PATTERN), node: Node = Depends(get_node)
+) -> dict[str, Any]:
+    await node.set_blocked(peer_id, False)
+    return {"peer_id": peer_id, "blocked": False}

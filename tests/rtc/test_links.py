@@ -135,3 +135,17 @@ def test_udp_sockets_do_not_leak_over_50_cycles(node_factory) -> None:
         wait_for(lambda: not b.open_links(), 10, 0.05, "closed on b")
     assert udp_sockets(a.proc.pid) == baseline
     wait_for(lambda: udp_sockets(b.proc.pid) == baseline_b, 10, what="b released its sockets")
+
+
+def test_block_list_is_honoured(node_factory) -> None:
+    a, b = node_factory("a"), node_factory("b")
+    assert a.dial(b).status_code == 200
+    assert a.http.post(f"/api/peers/{b.peer_id}/block").status_code == 200
+    wait_for(lambda: not a.open_links() and not b.open_links(), 10, what="link closed by the block")
+    refused = b.dial(a)
+    assert refused.status_code == 502 and "blocked" in refused.json()["detail"]
+    assert a.dial(b).status_code == 403
+    peers = {p["peer_id"]: p for p in a.http.get("/api/peers").json()["peers"]}
+    assert peers[b.peer_id]["blocked"] is True
+    assert a.http.delete(f"/api/peers/{b.peer_id}/block").status_code == 200
+    assert b.dial(a).status_code == 200
