@@ -13,7 +13,7 @@ DEB_PACKAGES := postgresql chromium coturn iputils-ping nftables iproute2 procps
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,sim]'
 	touch $@
 
 # Debian packages for the tests and the demo; apt runs only when one is missing.
