@@ -211,9 +211,6 @@ class Node:
                     **figures,
                 },
             )
-        # Live QoS for the dashboard and scripts (SSE topic "qos"), before the store write can stall it.
-        for s, row in zip(samples, current, strict=True):
-            self.events.publish("qos", {**row, "updated_at": s.at})
         await self.store.add_samples([s.row() for s in samples], current)
 
     def _health_changed(self, link: Any, old: str, new: str) -> None:

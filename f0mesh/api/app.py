@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI, Query
 from fastapi.responses import RedirectResponse, Response
 
 from f0mesh import __version__
-from f0mesh.api import errors, events, gossip, mesh_rtc, peers, trust, worker
+from f0mesh.api import dashboard, errors, events, gossip, mesh_rtc, peers, trust, worker
 from f0mesh.api.auth import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -51,6 +51,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
     app.include_router(gossip.router)
     app.include_router(trust.router)
     app.include_router(events.router)
+    app.include_router(dashboard.router)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(node: Node = Depends(get_node)) -> Response:
