@@ -13,6 +13,7 @@ from f0mesh.api import dashboard, errors, events, gossip, mesh_rtc, peers, trust
 from f0mesh.api.auth import (
     CSRF_COOKIE,
     SESSION_COOKIE,
+    AdminGuard,
     Unauthorized,
     csrf_value,
     session_value,
@@ -44,6 +45,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
     )
     app.state.node = node
     errors.install(app)
+    app.add_middleware(AdminGuard, fastapi_app=app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=node.config.max_body_bytes)
     app.include_router(worker.router)
     app.include_router(peers.router)

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from f0mesh.errors import F0MeshError
@@ -39,20 +43,68 @@ def token_matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
 
 
-def require_admin(
-    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
-) -> None:
-    token: str = request.app.state.node.admin_token
-    if credentials is not None:
-        if credentials.scheme.lower() == "bearer" and token_matches(credentials.credentials, token):
+def check_admin(token: str, method: str, headers: Mapping[str, str], cookies: Mapping[str, str]) -> None:
+    """Raise 401 (or 403 for a missing CSRF header) unless the request carries the admin token."""
+    authorization = headers.get("authorization", "")
+    if authorization:
+        scheme, _, given = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token_matches(given.strip(), token):
             return
         raise Unauthorized("wrong admin token")
-    cookie = request.cookies.get(SESSION_COOKIE)
+    cookie = cookies.get(SESSION_COOKIE)
     if cookie is None:
         raise Unauthorized("admin token required: Authorization: Bearer <token>, or log in at /login")
     if not token_matches(cookie, session_value(token)):
         raise Unauthorized("session expired or invalid: log in again")
-    if request.method not in ("GET", "HEAD", "OPTIONS"):
-        header = request.headers.get(CSRF_HEADER, "")
-        if not token_matches(header, csrf_value(token)):
-            raise F0MeshError("missing or wrong CSRF token header (x-csrf-token)", code="csrf", status=403)
+    if method not in ("GET", "HEAD", "OPTIONS") and not token_matches(
+        headers.get(CSRF_HEADER, ""), csrf_value(token)
+    ):
+        raise F0MeshError("missing or wrong CSRF token header (x-csrf-token)", code="csrf", status=403)
+
+
+def require_admin(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+) -> None:
+    """Marks an operation as admin in OpenAPI; AdminGuard has already checked before the body was read."""
+    check_admin(request.app.state.node.admin_token, request.method, request.headers, request.cookies)
+
+
+class AdminGuard:
+    """ASGI middleware: admin operations answer 401 before their body is parsed, so a malformed body
+    without a token is a 401, never a 422 that describes the schema to an anonymous caller.
+
+    Which operations are admin is read from the app's own OpenAPI schema (those with the bearer
+    security requirement), the same source clients and the fuzz tests use.
+    """
+
+    def __init__(self, app: Any, fastapi_app: Any) -> None:
+        self.app = app
+        self.fastapi_app = fastapi_app
+        self._admin: list[tuple[str, re.Pattern[str]]] | None = None
+
+    def _admin_operations(self) -> list[tuple[str, re.Pattern[str]]]:
+        if self._admin is None:
+            operations = []
+            for path, methods in self.fastapi_app.openapi().get("paths", {}).items():
+                pattern = re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(path)) + "$")
+                for method, spec in methods.items():
+                    if isinstance(spec, dict) and spec.get("security"):
+                        operations.append((method.upper(), pattern))
+            self._admin = operations
+        return self._admin
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and any(
+            method == scope["method"] and pattern.match(scope["path"])
+            for method, pattern in self._admin_operations()
+        ):
+            request = Request(scope)
+            try:
+                check_admin(
+                    self.fastapi_app.state.node.admin_token, request.method, request.headers, request.cookies
+                )
+            except F0MeshError as exc:
+                response = JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -102,3 +102,11 @@ async def test_login_sets_session_and_csrf_is_enforced(client) -> None:
         "/api/peers", json={"url": "http://127.0.0.1:1"}, headers={"x-csrf-token": cookies["f0mesh_csrf"]}
     )
     assert r.status_code == 504  # authorised; the peer itself is unreachable
+
+
+async def test_admin_check_comes_before_body_parsing(client) -> None:
+    for method, path in (("POST", "/dial"), ("POST", "/api/gossip"), ("PUT", "/api/trust/" + "1" * 52)):
+        r = await client.request(
+            method, path, content=b"{not json", headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 401, (path, r.text)
