@@ -25,6 +25,7 @@ from f0mesh.rtc.connection_manager import ConnectionManager, DegreeParams
 from f0mesh.rtc.link import Link, LinkSettings, LinkState
 from f0mesh.rtc.link_manager import LinkManager
 from f0mesh.rtc.signaling_client import SignalingClient
+from f0mesh.state import STATE_FRAME, PeerInfo, ReplicatedState
 from f0mesh.store import Store
 from f0mesh.trust import TrustService
 
@@ -113,6 +114,16 @@ class Node:
         self.gossip.subscribe(None, self._on_delivered)
         self.metrics.add_counters("gossipsub", self.gossip.stats.samples)
         await self.gossip.start()
+        self.state = ReplicatedState(
+            self.peer_id,
+            self.store,
+            self.gossip,
+            send=self._send_ctl,
+            neighbours=lambda: [link.peer_id for link in self.links.open_links()],
+            own_record=self.own_record,
+            on_peer=self._peer_from_state,
+        )
+        await self.state.start()
         self._started = True
         self.qos.start()
         self.connmgr.start()
@@ -127,6 +138,7 @@ class Node:
         if not self._started:
             return
         self._started = False
+        await self.state.stop()  # announces the leave while the links are still up
         await self.connmgr.stop()
         await self.qos.stop()
         if self._telemetry_due:
@@ -161,6 +173,7 @@ class Node:
             self._spawn(self.store.upsert_peer(link.peer_id, last_seen=time.time()))
             self._spawn(self._send_pex(link))
             self._spawn(self.gossip.on_neighbour_up(link.peer_id))
+            self.state.on_link_open(link.peer_id)
             self._schedule_telemetry()
         elif link.state in (LinkState.FAILED, LinkState.CLOSED) and self._started:
             self.qos.remove(link.link_id)
@@ -184,6 +197,8 @@ class Node:
             await self.gossip.on_message(link.peer_id, message["m"])
         elif kind == "pex":
             self._on_pex(link, message)
+        elif kind == STATE_FRAME:
+            await self.state.on_ctl(link.peer_id, message)
         else:
             log.info("dropped an unknown ctl message %r from %s", str(kind)[:32], link.peer_id)
 
@@ -309,6 +324,17 @@ class Node:
         record["last_seen"] = max(record.get("last_seen") or 0.0, seen or time.time())
         self._spawn(self.store.upsert_peer(peer_id, url=url, last_seen=record["last_seen"]))
 
+    def _peer_from_state(self, info: PeerInfo) -> None:
+        """mesh_peers mirrors the replicated registry; a peer that left cleanly is not dialled."""
+        self.peer_learned(info.peer_id, info.url, seen=info.last_seen)
+        self._peers[info.peer_id]["status"] = info.status
+
+    async def _send_ctl(self, peer_id: str, message: dict[str, Any]) -> None:
+        link = self.links.get(peer_id)
+        if link is None or link.state is not LinkState.OPEN:
+            raise PeerError(f"no open link to {peer_id}")
+        await link.send(message)
+
     def peer_url(self, peer_id: str) -> str | None:
         record = self._peers.get(peer_id)
         return record.get("url") if record else None
@@ -339,7 +365,10 @@ class Node:
         return {
             pid: rec["url"]
             for pid, rec in self._peers.items()
-            if rec.get("url") and not rec.get("blocked") and pid != self.peer_id
+            if rec.get("url")
+            and not rec.get("blocked")
+            and rec.get("status") != "left"
+            and pid != self.peer_id
         }
 
     def _link_value(self, link: Link) -> float:
@@ -401,6 +430,7 @@ class Node:
                 continue
             self._records[record.peer_id] = record
             self.peer_learned(record.peer_id, record.url, seen=record.seen)
+            self.state.peer_seen(record)
             learned += 1
         if learned:
             self.connmgr.wake()

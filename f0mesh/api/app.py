@@ -20,6 +20,7 @@ from f0mesh.api.auth import (
     token_matches,
 )
 from f0mesh.api.limits import BodyLimitMiddleware
+from f0mesh.api.state import router as state_router
 from f0mesh.api.worker import get_node
 from f0mesh.node import Node
 
@@ -52,6 +53,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
     app.include_router(mesh_rtc.router)
     app.include_router(gossip.router)
     app.include_router(trust.router)
+    app.include_router(state_router)
     app.include_router(events.router)
     app.include_router(dashboard.router)
 

@@ -68,6 +68,7 @@ class LinkManager:
         max_pending_offers: int = 32,
         redial_base_s: float = 1.0,
         redial_max_s: float = 15.0,
+        redial_give_up_s: float = 600.0,
     ) -> None:
         self.identity = identity
         self.local_url = local_url
@@ -79,6 +80,7 @@ class LinkManager:
         self.max_pending_offers = max_pending_offers
         self.redial_base_s = redial_base_s
         self.redial_max_s = redial_max_s
+        self.redial_give_up_s = redial_give_up_s
         self.nonces = NonceCache()
         self._links: dict[str, Link] = {}
         self._pending: dict[str, Link] = {}
@@ -319,8 +321,15 @@ class LinkManager:
         self._redials[peer_id] = asyncio.ensure_future(self._redial(peer_id))
 
     async def _redial(self, peer_id: str) -> None:
+        """Backoff 1 s doubling to the cap; after ``redial_give_up_s`` the peer is left to the
+        connection manager, which finds it again through peer exchange if it comes back."""
         delay = self.redial_base_s
+        give_up = time.monotonic() + self.redial_give_up_s
         while peer_id in self._wanted and not self._stopping:
+            if time.monotonic() > give_up:
+                self._wanted.pop(peer_id, None)
+                log.info("stopped redialling %s after %.0f s", peer_id, self.redial_give_up_s)
+                return
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             current = self._links.get(peer_id)
             if current is not None and current.live:

@@ -1,0 +1,108 @@
+"""Replicated application state: named LWW maps, LWW sets and RGA lists that converge on every peer.
+
+PUT replaces a document's content (idempotent: only what differs is written); POST applies operations to
+it. Either creates the document, with the kind given, if it does not exist yet.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Path
+from pydantic import Field, StrictInt, StringConstraints
+
+from f0mesh.api.auth import require_admin
+from f0mesh.api.models import Strict
+from f0mesh.api.worker import get_node
+from f0mesh.node import Node
+from f0mesh.state import ListChange, MapChange, SetChange, parse_id
+from f0mesh.state.documents import MAX_KEY_CHARS, NAME_RE
+
+router = APIRouter(prefix="/api/state", tags=["state"])
+
+MAX_OPS = 10_000
+Key = Annotated[str, StringConstraints(min_length=1, max_length=MAX_KEY_CHARS)]
+Element = Key | Annotated[StrictInt, Field(ge=-(2**63), le=2**64 - 1)]
+Name = Annotated[str, Path(pattern=NAME_RE.pattern, description="1..64 of A-Z a-z 0-9 _ . -")]
+
+
+class Replace(Strict):
+    kind: Literal["map", "set", "list"]
+    value: Any = Field(description="map: a JSON object; set: an array of strings/integers; list: an array")
+
+
+class MapPatch(Strict):
+    """Keys to write, then keys to delete."""
+
+    kind: Literal["map"]
+    set: dict[Key, Any] = Field(default_factory=dict, max_length=MAX_OPS)
+    delete: list[Key] = Field(default_factory=list, max_length=MAX_OPS)
+
+
+class SetPatch(Strict):
+    """Elements to add, then elements to remove."""
+
+    kind: Literal["set"]
+    add: list[Element] = Field(default_factory=list, max_length=MAX_OPS)
+    remove: list[Element] = Field(default_factory=list, max_length=MAX_OPS)
+
+
+class ListInsert(Strict):
+    after: str | None = Field(max_length=200, description='element id ("counter@replica"); null = the head')
+    values: list[Any] = Field(min_length=1, max_length=MAX_OPS, description="inserted in this order")
+
+
+class ListPatch(Strict):
+    """Element ids to delete, then runs to insert after an element, then values to append at the end."""
+
+    kind: Literal["list"]
+    delete: list[Annotated[str, StringConstraints(max_length=200)]] = Field(
+        default_factory=list, max_length=MAX_OPS
+    )
+    insert: list[ListInsert] = Field(default_factory=list, max_length=MAX_OPS)
+    append: list[Any] = Field(default_factory=list, max_length=MAX_OPS)
+
+
+Patch = Annotated[MapPatch | SetPatch | ListPatch, Field(discriminator="kind")]
+
+
+def _change(body: MapPatch | SetPatch | ListPatch) -> MapChange | SetChange | ListChange:
+    if isinstance(body, MapPatch):
+        return MapChange(set=dict(body.set), delete=list(body.delete))
+    if isinstance(body, SetPatch):
+        return SetChange(add=list(body.add), remove=list(body.remove))
+    return ListChange(
+        delete=[parse_id(i) for i in body.delete],
+        insert=[(None if run.after is None else parse_id(run.after), run.values) for run in body.insert],
+        append=body.append,
+    )
+
+
+@router.get("")
+async def documents(node: Node = Depends(get_node)) -> dict[str, Any]:
+    """Every document with its kind, entry count and approximate size; deltas dropped, by reason."""
+    return {"documents": node.state.documents(), "dropped": dict(node.state.dropped)}
+
+
+@router.get("/{name}")
+async def document(name: Name, node: Node = Depends(get_node)) -> dict[str, Any]:
+    """The content (lists also give their element ids) and the version vector of this replica."""
+    return node.state.view(name)
+
+
+@router.put("/{name}", dependencies=[Depends(require_admin)])
+async def replace(name: Name, body: Replace, node: Node = Depends(get_node)) -> dict[str, Any]:
+    """Make the content equal to ``value``; concurrent writes to other keys elsewhere survive."""
+    return await node.state.replace(name, body.kind, body.value)
+
+
+@router.post("/{name}", dependencies=[Depends(require_admin)])
+async def patch(name: Name, body: Patch = Body(...), node: Node = Depends(get_node)) -> dict[str, Any]:
+    """Apply operations; list inserts answer with the new element ids under ``inserted``."""
+    return await node.state.update(name, _change(body))
+
+
+@router.get("/{name}/conflicts")
+async def conflicts(name: Name, node: Node = Depends(get_node)) -> dict[str, Any]:
+    """Concurrent writes met here and how each was resolved (kept / discarded, with timestamps)."""
+    return {"name": name, "conflicts": node.state.conflicts(name)}

@@ -1,0 +1,561 @@
+"""ReplicatedState: the node's named CRDT documents, saved in the store and kept in step with the mesh.
+
+A change is applied here first, then spread two ways. A delta is gossiped on the "state" topic: fast, and it
+reaches the whole mesh. Anti-entropy with a neighbour (version vectors out, missing deltas back) runs when a
+link opens, every sync interval with one random neighbour, and with every neighbour soon after a merge
+brought news: it repairs whatever gossip could not carry, e.g. the writes of the other side of a partition.
+Deltas are CRDT states, so one that arrives twice, late or out of order does no harm.
+
+Anything a peer sends that does not parse, has an unknown kind, would make a document too big, or carries a
+timestamp too far ahead is dropped with a log line and counted in ``dropped``; nothing from the network
+raises out of here.
+
+Limits: a delta is not authenticated op by op (anti-entropy relays other peers' ops), so a linked peer is
+trusted to relay state honestly; the peer registry's URLs are protected by the signed records inside.
+Tombstones older than ``tombstone_horizon_s`` are collected, so a replica that was cut off for longer than
+that can bring a deleted key back with an older write. Lists (RGA) keep their tombstones; the document
+size cap bounds them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from f0mesh.crdt import HLC, ClockSkewError, HLCTimestamp, LWWElementSet, LWWMap, VectorClock
+from f0mesh.errors import ConflictError, MessageTooLargeError, NotFoundError, PolicyError
+from f0mesh.peer_record import PeerRecord
+from f0mesh.state.documents import (
+    KINDS,
+    Change,
+    Document,
+    check_name,
+    format_id,
+    is_empty,
+    timestamps,
+)
+from f0mesh.state.peers import ALIVE, GONE, LEFT, PEERS_DOC, PeerInfo, make_entry, parse_entry
+from f0mesh.state.sync import (
+    Reassembler,
+    TooLarge,
+    delta_pages,
+    gossip_payload,
+    parse_gossip,
+    parse_versions,
+    versions_message,
+)
+
+log = logging.getLogger("f0mesh.state")
+
+STATE_TOPIC = "state"
+STORE_PREFIX = "doc/"  # rows of crdt_state that hold documents; the node keeps other rows there too
+
+
+@dataclass(frozen=True, slots=True)
+class StateParams:
+    max_documents: int = 256
+    max_document_bytes: int = 4 << 20  # also the largest delta accepted
+    page_bytes: int = 256 << 10  # anti-entropy deltas travel in pages of this size
+    max_gossip_delta_bytes: int = 32 << 10  # larger deltas go by anti-entropy only (gossip caps at 64 KiB)
+    flush_delay_s: float = 0.05  # merged deltas are saved, and changes gossiped, in batches this far apart
+    push_delay_s: float = 0.5  # a merge that brought news starts a round with every neighbour this late
+    sync_interval_s: float = 30.0  # a round with one random neighbour, repairing what gossip lost
+    peer_refresh_s: float = 60.0  # this node rewrites its own registry entry this often
+    gone_after_s: float = 300.0  # a peer nobody heard of for this long is marked gone
+    tombstone_horizon_s: float = 86400.0  # deletes older than this are forgotten, as are left/gone peers
+    collect_interval_s: float = 3600.0
+    leave_timeout_s: float = 3.0
+
+
+class StateStore(Protocol):
+    async def put_state(self, name: str, kind: str, data: bytes) -> None: ...
+
+    async def get_state(self, name: str) -> tuple[str, bytes] | None: ...
+
+    async def list_states(self) -> list[tuple[str, str]]: ...
+
+
+class Gossip(Protocol):
+    hlc: HLC
+
+    async def publish(self, topic: str, payload: Any) -> str: ...
+
+    def subscribe(self, topic: str | None, callback: Callable[[Any], Any]) -> Callable[[], None]: ...
+
+
+class ReplicatedState:
+    """Documents by name; ``send(peer_id, message)`` puts a ctl message on that peer's link."""
+
+    def __init__(
+        self,
+        peer_id: str,
+        store: StateStore,
+        gossip: Gossip,
+        *,
+        send: Callable[[str, dict[str, Any]], Awaitable[None]],
+        neighbours: Callable[[], Iterable[str]],
+        own_record: Callable[[], PeerRecord],
+        on_peer: Callable[[PeerInfo], None] | None = None,
+        params: StateParams | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.peer_id = peer_id
+        self.params = params or StateParams()
+        self.hlc = gossip.hlc
+        self.dropped: Counter[str] = Counter()
+        self._store = store
+        self._gossip = gossip
+        self._send_fn = send
+        self._neighbours = neighbours
+        self._own_record = own_record
+        self._on_peer = on_peer
+        self._clock = clock
+        self._docs: dict[str, Document] = {}
+        self._reassembler = Reassembler(self.params.max_document_bytes)
+        self._xfer = itertools.count(1)
+        self._flush_lock = asyncio.Lock()
+        self._flush_due: asyncio.TimerHandle | None = None
+        self._push_due: asyncio.TimerHandle | None = None
+        self._mirrored: dict[Any, Any] = {}  # registry key -> the value last reported to on_peer
+        self._peers_changed = False
+        self._last_collect = clock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._unsubscribe: Callable[[], None] | None = None
+        self._running = False
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the saved documents, announce this node in the registry, start the periodic work."""
+        await self._load()
+        self._docs.setdefault(PEERS_DOC, Document.new(PEERS_DOC, "map", self.peer_id))
+        self._peers_changed = True
+        self._running = True
+        self._unsubscribe = self._gossip.subscribe(STATE_TOPIC, self.on_gossip)
+        self._write_own_entry(ALIVE)
+        await self.flush()
+        self._spawn(self._every(self.params.peer_refresh_s, self.refresh_membership))
+        self._spawn(self._every(self.params.sync_interval_s, self._sync_one))
+
+    async def stop(self) -> None:
+        """Announce a clean leave (gossip, and directly to each neighbour), then save everything."""
+        if not self._running:
+            return
+        self._running = False
+        for handle in (self._flush_due, self._push_due):
+            if handle:
+                handle.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            async with asyncio.timeout(self.params.leave_timeout_s):
+                await self._leave()
+        except TimeoutError:
+            log.info("leave announcement timed out")
+        if self._unsubscribe:
+            self._unsubscribe()
+        await self.flush()
+
+    async def _leave(self) -> None:
+        peers = self._docs[PEERS_DOC]
+        before = peers.crdt.version()
+        self._write_own_entry(LEFT)
+        data = peers.crdt.delta_since(before).to_bytes()
+        await asyncio.gather(*(self._send_delta(peer, peers, data) for peer in self._neighbours()))
+        await self.flush()
+
+    async def _load(self) -> None:
+        for store_name, kind in await self._store.list_states():
+            if not store_name.startswith(STORE_PREFIX) or kind not in KINDS:
+                continue
+            name = store_name[len(STORE_PREFIX) :]
+            row = await self._store.get_state(store_name)
+            if row is None:
+                continue
+            try:
+                crdt = KINDS[kind].from_bytes(row[1], self.peer_id)
+                self._observe(kind, row[1])
+            except ClockSkewError as exc:
+                log.warning("saved document %r is stamped ahead of this clock: %s", name, exc.detail)
+            except (ValueError, TypeError) as exc:
+                log.warning("ignored the saved document %r: %s", name, exc)
+                continue
+            self._docs[name] = Document(name, kind, crdt, len(row[1]))
+        log.info("loaded %d replicated documents", len(self._docs))
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _every(self, interval: float, action: Callable[[], Any]) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                result = action()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("periodic state task failed")
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def get(self, name: str) -> Document | None:
+        return self._docs.get(name)
+
+    def documents(self) -> list[dict[str, Any]]:
+        return [self._docs[name].summary() for name in sorted(self._docs)]
+
+    def view(self, name: str) -> dict[str, Any]:
+        return self._existing(name).view()
+
+    def conflicts(self, name: str) -> list[dict[str, Any]]:
+        return self._existing(name).conflicts()
+
+    def _existing(self, name: str) -> Document:
+        doc = self._docs.get(name)
+        if doc is None:
+            raise NotFoundError(f"no document named {name[:80]!r}")
+        return doc
+
+    # -- local changes -----------------------------------------------------------------------------
+
+    async def update(self, name: str, change: Change) -> dict[str, Any]:
+        """Apply a change (creating the document), save and gossip it; returns the document's view.
+
+        Raises InvalidChange (422), ConflictError (409: other kind, or too many documents), PolicyError
+        (403: the registry is the node's own) or MessageTooLargeError (413) before changing anything.
+        """
+        check_name(name)
+        if name == PEERS_DOC:
+            raise PolicyError(
+                f"{PEERS_DOC!r} is the peer registry, written by the node itself", code="reserved"
+            )
+        doc = self._docs.get(name)
+        if doc is None:
+            if len(self._docs) >= self.params.max_documents:
+                raise ConflictError(
+                    f"this node holds the maximum of {self.params.max_documents} documents",
+                    code="too_many_documents",
+                )
+            doc = Document.new(name, change.kind, self.peer_id)
+        grown = doc.check(change)
+        if doc.size_estimate + grown > self.params.max_document_bytes:
+            raise MessageTooLargeError(
+                f"{name!r} would grow past the {self.params.max_document_bytes} byte document limit"
+            )
+        before = doc.crdt.version()
+        inserted = doc.apply(change, self.hlc)
+        self._docs[name] = doc
+        self._changed_here(doc, before, grown)
+        await self.flush()
+        view = doc.view()
+        if inserted:
+            view["inserted"] = [format_id(i) for i in inserted]
+        return view
+
+    async def replace(self, name: str, kind: str, value: Any) -> dict[str, Any]:
+        """Make the content equal to value; only what differs is written, so unchanged keys keep their
+        timestamps and a concurrent write to another key survives."""
+        check_name(name)
+        doc = self._docs.get(name) or Document.new(name, kind, self.peer_id)
+        if doc.kind != kind:
+            raise ConflictError(f"{name!r} is a {doc.kind}, not a {kind}", code="kind_mismatch")
+        return await self.update(name, doc.replacement(value))
+
+    def _changed_here(self, doc: Document, before: VectorClock, grown: int) -> None:
+        doc.changed(grown)
+        if doc.unsent is None:
+            doc.unsent = before
+        if doc.name == PEERS_DOC:
+            self._peers_changed = True
+        self._schedule_flush()
+
+    # -- the peer registry -------------------------------------------------------------------------
+
+    def peer_seen(self, record: PeerRecord) -> None:
+        """A verified record of another peer (peer exchange): write it when it tells the registry news.
+
+        Rewritten only when the entry is missing, says the peer is not alive, has another URL or
+        location, or is older than peer_refresh_s, so steady peer exchange costs no writes.
+        """
+        if record.peer_id == self.peer_id or not self._running:
+            return
+        current = parse_entry(record.peer_id, self._registry.get(record.peer_id), self._clock())
+        if current is not None:
+            same = (current.status, current.url, current.location) == (ALIVE, record.url, record.location)
+            if record.seen <= current.last_seen + (self.params.peer_refresh_s if same else 0.0):
+                return
+        self._set_peer(record.peer_id, make_entry(record, ALIVE, record.seen))
+
+    def refresh_membership(self) -> None:
+        """Refresh this node's entry, mark silent peers gone, forget long-departed ones, collect tombstones.
+
+        A node marks others gone only while it has a link itself: an isolated node hears from nobody and
+        must not conclude that everybody left.
+        """
+        now = self._clock()
+        self._write_own_entry(ALIVE)
+        linked = set(self._neighbours())
+        for peer_id, value in self._registry.items():
+            info = parse_entry(peer_id, value, now)
+            if info is None or peer_id == self.peer_id:
+                continue
+            silent = now - info.last_seen
+            if (
+                info.status == ALIVE
+                and silent > self.params.gone_after_s
+                and linked
+                and peer_id not in linked
+            ):
+                self._set_peer(peer_id, {**value, "status": GONE})
+            elif info.status != ALIVE and silent > self.params.tombstone_horizon_s:
+                self._delete_peer(peer_id)
+        if now - self._last_collect >= self.params.collect_interval_s:
+            self.collect_tombstones()
+
+    @property
+    def _registry(self) -> LWWMap:
+        registry = self._docs[PEERS_DOC].crdt
+        assert isinstance(registry, LWWMap)
+        return registry
+
+    def _write_own_entry(self, status: str) -> None:
+        self._set_peer(self.peer_id, make_entry(self._own_record(), status, self._clock()))
+
+    def _set_peer(self, peer_id: str, value: dict[str, Any]) -> None:
+        doc = self._docs[PEERS_DOC]
+        before = doc.crdt.version()
+        self._registry.set(peer_id, value, self.hlc.now())
+        self._changed_here(doc, before, 512)
+
+    def _delete_peer(self, peer_id: str) -> None:
+        doc = self._docs[PEERS_DOC]
+        before = doc.crdt.version()
+        self._registry.delete(peer_id, self.hlc.now())
+        self._changed_here(doc, before, 128)
+
+    def collect_tombstones(self) -> int:
+        """Forget deletes older than the horizon in every map and set; returns how many records went."""
+        now = self._clock()
+        self._last_collect = now
+        horizon = HLCTimestamp(max(0, int((now - self.params.tombstone_horizon_s) * 1000)), 0, "")
+        total = 0
+        for doc in self._docs.values():
+            if isinstance(doc.crdt, LWWMap | LWWElementSet):
+                collected = doc.crdt.collect_tombstones(horizon)
+                if collected:
+                    doc.changed(0)
+                    total += collected
+        if total:
+            log.info("collected %d tombstones older than %s", total, horizon)
+            self._schedule_flush()
+        return total
+
+    def _mirror_peers(self) -> None:
+        """Report registry entries that changed since the last report (the node keeps mesh_peers in step)."""
+        self._peers_changed = False
+        registry = self._registry
+        own = parse_entry(self.peer_id, registry.get(self.peer_id), self._clock())
+        if self._running and (own is None or own.status != ALIVE):
+            self._write_own_entry(ALIVE)  # refute a "gone" (or a stale "left") written about this node
+        if self._on_peer is None:
+            return
+        for peer_id, value in registry.items():
+            if peer_id == self.peer_id or self._mirrored.get(peer_id) == value:
+                continue
+            self._mirrored[peer_id] = value
+            info = parse_entry(peer_id, value, self._clock())
+            if info is not None:
+                try:
+                    self._on_peer(info)
+                except Exception:
+                    log.exception("mirroring peer %s failed", peer_id)
+
+    # -- saving and gossiping ----------------------------------------------------------------------
+
+    def _schedule_flush(self, delay: float | None = None) -> None:
+        if self._flush_due is None and self._running:
+            delay = self.params.flush_delay_s if delay is None else delay
+            self._flush_due = asyncio.get_running_loop().call_later(delay, self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._flush_due = None
+        self._spawn(self.flush())
+
+    async def flush(self) -> None:
+        """Gossip every change not yet gossiped and save every changed document."""
+        async with self._flush_lock:
+            if self._flush_due is not None:
+                self._flush_due.cancel()
+                self._flush_due = None
+            if self._peers_changed:
+                self._mirror_peers()
+            for doc in list(self._docs.values()):
+                if doc.unsent is not None:
+                    since, doc.unsent = doc.unsent, None
+                    delta = doc.crdt.delta_since(since)
+                    if not is_empty(delta):
+                        await self._publish(doc, delta.to_bytes())
+                if doc.dirty:
+                    await self._save(doc)
+
+    async def _publish(self, doc: Document, data: bytes) -> None:
+        if len(data) > self.params.max_gossip_delta_bytes:
+            self._schedule_push()
+            return
+        try:
+            await self._gossip.publish(STATE_TOPIC, gossip_payload(doc.name, doc.kind, data))
+        except Exception as exc:
+            log.info("gossip of %r failed, left to anti-entropy: %s", doc.name, exc)
+            self._schedule_push()
+
+    async def _save(self, doc: Document) -> None:
+        generation = doc.generation
+        data = doc.crdt.to_bytes()
+        try:
+            await self._store.put_state(STORE_PREFIX + doc.name, doc.kind, data)
+        except Exception:
+            log.exception("could not save document %r; retrying", doc.name)
+            self._schedule_flush(1.0)
+            return
+        doc.saved(data, generation)
+
+    # -- from the network --------------------------------------------------------------------------
+
+    def on_gossip(self, message: Any) -> None:
+        """Subscriber of the "state" topic (a gossip StoredMessage: origin, payload)."""
+        if message.origin == self.peer_id:
+            return
+        try:
+            name, kind, data = parse_gossip(message.payload, self.params.max_document_bytes)
+        except TooLarge as exc:
+            self._drop("too_large", message.origin, str(exc))
+            return
+        except ValueError as exc:
+            self._drop("malformed", message.origin, str(exc))
+            return
+        self._merge(name, kind, data, message.origin)
+
+    async def on_ctl(self, peer_id: str, message: dict[str, Any]) -> None:
+        """A ``{"t": "state"}`` message from a linked peer."""
+        try:
+            op = message.get("op")
+            if op == "versions":
+                theirs = parse_versions(message, self.params.max_documents)
+                self._spawn(self._answer(peer_id, theirs, reply=message.get("reply") is True))
+            elif op == "delta":
+                whole = self._reassembler.feed(peer_id, message)
+                if whole is not None and self._merge(*whole, peer_id):
+                    self._schedule_push()
+            else:
+                raise ValueError(f"unknown state op {str(op)[:20]!r}")
+        except TooLarge as exc:
+            self._drop("too_large", peer_id, str(exc))
+        except ValueError as exc:
+            self._drop("malformed", peer_id, str(exc))
+        except Exception:
+            self.dropped["error"] += 1
+            log.exception("state message from %s failed", peer_id)
+
+    def on_link_open(self, peer_id: str) -> None:
+        """Both ends of a new link offer their versions, so each learns what the other lacks."""
+        if self._running:
+            self._spawn(self._send(peer_id, versions_message(self._docs.values(), reply=False)))
+
+    def _merge(self, name: str, kind: str, data: bytes, source: str) -> bool:
+        """Merge a peer's delta; True when it brought ops this replica did not have."""
+        doc = self._docs.get(name)
+        if doc is not None and doc.kind != kind:
+            self._drop("kind_mismatch", source, f"{name!r} is a {doc.kind} here, the delta a {kind}")
+            return False
+        if doc is None and len(self._docs) >= self.params.max_documents:
+            self._drop("too_many_documents", source, f"no room for {name!r}")
+            return False
+        if (doc.size_estimate if doc else 0) + len(data) > self.params.max_document_bytes:
+            self._drop("too_large", source, f"{name!r} would exceed {self.params.max_document_bytes} bytes")
+            return False
+        try:
+            delta = KINDS[kind].from_bytes(data)
+            if is_empty(delta):
+                return False
+            self._observe(kind, data)
+        except ClockSkewError as exc:
+            self._drop("clock_skew", source, f"{name!r}: {exc.detail}")
+            return False
+        except (ValueError, TypeError) as exc:
+            self._drop("malformed", source, f"{name!r}: {exc}")
+            return False
+        if doc is None:
+            doc = self._docs[name] = Document.new(name, kind, self.peer_id)
+        before = doc.crdt.version()
+        doc.crdt.merge(delta)
+        doc.changed(len(data))
+        if name == PEERS_DOC:
+            self._peers_changed = True
+        self._schedule_flush()
+        return doc.crdt.version() != before
+
+    def _observe(self, kind: str, data: bytes) -> None:
+        """Every timestamp must be an HLC one, none too far ahead; the clock moves past the newest, so a
+        later local write beats every write this replica has seen."""
+        stamps = timestamps(kind, data)
+        if not all(isinstance(ts, HLCTimestamp) for ts in stamps):
+            raise ValueError("timestamps must be HLC timestamps")
+        if stamps:
+            self.hlc.update(max(stamps))
+
+    def _drop(self, reason: str, source: str, detail: str) -> None:
+        self.dropped[reason] += 1
+        log.info("dropped state from %s (%s): %s", source, reason, detail[:300])
+
+    # -- anti-entropy ------------------------------------------------------------------------------
+
+    async def _answer(self, peer_id: str, theirs: dict[str, tuple[str, VectorClock]], *, reply: bool) -> None:
+        if reply and not await self._send(peer_id, versions_message(self._docs.values(), reply=False)):
+            return
+        for doc in list(self._docs.values()):
+            kind, version = theirs.get(doc.name, (doc.kind, VectorClock()))
+            if kind != doc.kind:
+                continue  # the peer drops what we would send; counted there
+            delta = doc.crdt.delta_since(version)
+            if not is_empty(delta) and not await self._send_delta(peer_id, doc, delta.to_bytes()):
+                return
+
+    async def _send_delta(self, peer_id: str, doc: Document, data: bytes) -> bool:
+        for page in delta_pages(doc.name, doc.kind, data, next(self._xfer), self.params.page_bytes):
+            if not await self._send(peer_id, page):
+                return False
+        return True
+
+    async def _send(self, peer_id: str, message: dict[str, Any]) -> bool:
+        try:
+            await self._send_fn(peer_id, message)
+            return True
+        except Exception as exc:
+            log.debug("state message to %s not sent: %s", peer_id, exc)
+            return False
+
+    def _schedule_push(self) -> None:
+        if self._push_due is None and self._running:
+            self._push_due = asyncio.get_running_loop().call_later(self.params.push_delay_s, self._push_now)
+
+    def _push_now(self) -> None:
+        """Ask every neighbour for its versions: each then gets what it lacks of the news merged here."""
+        self._push_due = None
+        message = versions_message(self._docs.values(), reply=True)
+        for peer_id in self._neighbours():
+            self._spawn(self._send(peer_id, message))
+
+    async def _sync_one(self) -> None:
+        neighbours = list(self._neighbours())
+        if neighbours:
+            await self._send(random.choice(neighbours), versions_message(self._docs.values(), reply=True))

@@ -1,0 +1,51 @@
+"""The peer registry as a replicated LWW map: PeerId -> {record, status, last_seen}.
+
+Each entry carries the peer's own signed PeerRecord, so whoever writes or relays an entry cannot point an
+id at a URL of its choosing: an entry whose record does not verify is ignored. Status and last_seen are
+the writer's observation (Serf-like membership): "alive" while the peer refreshes its own entry or is seen
+in peer exchange, "left" once it announced a clean shutdown, "gone" once nobody heard of it for a while.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from f0mesh.peer_record import PeerRecord
+
+PEERS_DOC = "peers"
+ALIVE = "alive"
+LEFT = "left"
+GONE = "gone"
+STATUSES = frozenset({ALIVE, LEFT, GONE})
+
+
+@dataclass(frozen=True, slots=True)
+class PeerInfo:
+    """A verified registry entry, as the node mirrors it into mesh_peers."""
+
+    peer_id: str
+    url: str
+    location: str | None
+    last_seen: float
+    status: str
+
+
+def make_entry(record: PeerRecord, status: str, last_seen: float) -> dict[str, Any]:
+    return {"record": record.to_wire(), "status": status, "last_seen": last_seen}
+
+
+def parse_entry(peer_id: object, value: object, now: float) -> PeerInfo | None:
+    """The entry's meaning, or None if it is malformed or its record is not signed by that peer."""
+    if not isinstance(peer_id, str) or not isinstance(value, dict):
+        return None
+    status, last_seen = value.get("status"), value.get("last_seen")
+    if status not in STATUSES or isinstance(last_seen, bool) or not isinstance(last_seen, int | float):
+        return None
+    try:
+        record = PeerRecord.from_wire(value.get("record"), now=now)
+    except ValueError:
+        return None
+    if record.peer_id != peer_id:
+        return None
+    return PeerInfo(peer_id, record.url, record.location, float(last_seen), str(status))
