@@ -29,7 +29,7 @@ deps:
 	fi
 
 test: deps .venv
-	$(BIN)/ruff check f0mesh tests bench
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(ARGS)
 
 demo: .venv
@@ -39,8 +39,8 @@ bench: deps .venv
 	$(BIN)/python -m bench $(ARGS)
 
 lint: .venv
-	$(BIN)/ruff check f0mesh tests bench
-	$(BIN)/ruff format --check f0mesh tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
