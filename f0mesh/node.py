@@ -24,7 +24,7 @@ from f0mesh.qos.sampler import QoSSampler, Sample
 from f0mesh.rtc.connection_manager import ConnectionManager, DegreeParams
 from f0mesh.rtc.link import Link, LinkSettings, LinkState
 from f0mesh.rtc.link_manager import LinkManager
-from f0mesh.rtc.signaling_client import SignalingClient
+from f0mesh.rtc.signaling_client import SignalingClient, outbound_tls_context
 from f0mesh.state import STATE_FRAME, PeerInfo, ReplicatedState
 from f0mesh.store import Store
 from f0mesh.trust import TrustService
@@ -66,7 +66,7 @@ class Node:
         await self.store.close_stale_links("node restarted")
         for row in await self.store.list_peers(limit=10000):
             self._peers[row["peer_id"]] = row
-        self.client = SignalingClient(self.policy)
+        self.client = SignalingClient(self.policy, verify=outbound_tls_context(self.config.tls_ca))
         self.links = LinkManager(
             self.identity,
             local_url=self.url,
@@ -518,6 +518,7 @@ class Node:
             await self.links.close_link(peer_id, "blocked by operator")
         else:
             self.connmgr.release(peer_id)
+            self.links.release(peer_id)
 
     async def close_link(self, peer_id: str) -> bool:
         self.connmgr.hold(peer_id)

@@ -164,4 +164,4 @@ class ConnectionManager:
         ranked = sorted(self.links.open_links(), key=self._link_value)
         for link in ranked[:excess]:
             self._cooldown[link.peer_id] = time.monotonic() + self.params.closed_by_peer_cooldown_s
-            await self.links.close_link(link.peer_id, "pruned: above D_hi")
+            await self.links.close_link(link.peer_id, "pruned: above D_hi", hold=False)

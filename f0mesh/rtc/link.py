@@ -32,6 +32,7 @@ log = logging.getLogger("f0mesh.rtc.link")
 CTL_CHANNEL_ID = 0
 PROBE_CHANNEL_ID = 1
 CLOSED_BY_PEER = "closed by peer"
+BYE_DRAIN_S = 0.5
 
 
 class LinkState(StrEnum):
@@ -139,6 +140,15 @@ class Link:
         self._settled.set()
         self._on_state(self)
 
+    async def _drained(self) -> None:
+        """The bye left the channel's buffer and SCTP had a moment to put it on the wire: closing
+        the peer connection at once would abort the association and lose it."""
+        for _ in range(int(BYE_DRAIN_S / 0.01)):
+            if self.ctl.bufferedAmount == 0 or self.ctl.readyState != "open":
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+
     async def wait_open(self, timeout: float) -> bool:
         """True once open; False if the link failed, closed, or the timeout passed first."""
         with contextlib.suppress(TimeoutError):
@@ -162,6 +172,7 @@ class Link:
         if bye and self.state is LinkState.OPEN:
             with contextlib.suppress(ChannelClosed, TimeoutError):
                 await asyncio.wait_for(self.send({"t": "bye", "reason": reason, "final": final}), 1.0)
+                await asyncio.wait_for(self._drained(), BYE_DRAIN_S)
         self._closing = True
         self.state = state
         self.reason = reason

@@ -85,6 +85,7 @@ class LinkManager:
         self._links: dict[str, Link] = {}
         self._pending: dict[str, Link] = {}
         self._wanted: dict[str, str | None] = {}
+        self._held: set[str] = set()
         self._redials: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._changed = asyncio.Condition()
@@ -122,6 +123,7 @@ class LinkManager:
         if self.delegate.peer_blocked(peer_id):
             raise PolicyError(f"peer {peer_id} is blocked")
         url = url or self.delegate.peer_url(peer_id)
+        self._held.discard(peer_id)
         deadline = time.monotonic() + (timeout or self.settings.connect_timeout + 5)
         self._wanted[peer_id] = url
         existing = self._links.get(peer_id)
@@ -241,6 +243,10 @@ class LinkManager:
         peer_id = offer.from_peer
         if self.delegate.peer_blocked(peer_id):
             raise PolicyError(f"peer {peer_id} is blocked")
+        if peer_id in self._held:
+            raise PolicyError(
+                "this node's operator closed the link to you; it reopens when dialled from here"
+            )
         existing = self._links.get(peer_id)
         live = [lk for lk in self._links.values() if lk.live]
         if (existing is None or not existing.live) and len(live) >= self.max_links:
@@ -290,9 +296,17 @@ class LinkManager:
 
     # -- closing and redialling ------------------------------------------------------------
 
-    async def close_link(self, peer_id: str, reason: str = "closed by operator") -> bool:
-        """Close for good: the peer is no longer wanted, so it is not redialled until dialled again."""
+    async def close_link(
+        self, peer_id: str, reason: str = "closed by operator", *, hold: bool = True
+    ) -> bool:
+        """Close for good: the peer is no longer wanted, so it is not redialled until dialled again.
+
+        ``hold`` (an operator's close) also refuses the peer's own offers until this node dials it
+        again: otherwise a peer that missed the bye would simply redial and undo the close.
+        """
         self._wanted.pop(peer_id, None)
+        if hold:
+            self._held.add(peer_id)
         task = self._redials.pop(peer_id, None)
         if task:
             task.cancel()
@@ -301,6 +315,10 @@ class LinkManager:
             return False
         await link.close(reason, bye=True, final=True)
         return True
+
+    def release(self, peer_id: str) -> None:
+        """Accept this peer's offers again (the hold of an operator's close or block is lifted)."""
+        self._held.discard(peer_id)
 
     def _on_link_state(self, link: Link) -> None:
         self._notify()

@@ -1,7 +1,13 @@
-"""HTTP client for other peers' workers: every request passes the address policy and has a timeout."""
+"""HTTP client for other peers' workers: every request passes the address policy and has a timeout.
+
+HTTPS peers are verified against the system's CA store (OpenSSL's default paths, which honour
+``SSL_CERT_FILE``), or against ``--tls-ca`` alone, so a private mesh trusts only its own CA.
+"""
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,6 +18,24 @@ from f0mesh.errors import ConflictError, PeerError, PeerTimeoutError
 REQUEST_TIMEOUT_S = 10.0
 
 
+def outbound_tls_context(ca_file: Path | None = None) -> ssl.SSLContext:
+    """The context that verifies peers: the system store, not certifi's bundle as httpx would use,
+    so operators manage trust the way they do for every other service on the machine."""
+    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+
+
+def _tls_failure(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error under an httpx error, if any: a bad certificate is not an unreachable peer."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ssl.SSLError):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 class GlareLost(ConflictError):
     """The other peer refused our offer because its own offer to us wins."""
 
@@ -20,10 +44,12 @@ class GlareLost(ConflictError):
 
 class SignalingClient:
     def __init__(
-        self, policy: AddressPolicy, *, timeout: float = REQUEST_TIMEOUT_S, verify: Any = True
+        self, policy: AddressPolicy, *, timeout: float = REQUEST_TIMEOUT_S, verify: Any = None
     ) -> None:
         self.policy = policy
         self.timeout = timeout
+        if verify is None or verify is True:
+            verify = outbound_tls_context()
         self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False, verify=verify)
 
     async def close(self) -> None:
@@ -37,6 +63,15 @@ class SignalingClient:
         except httpx.TimeoutException as exc:
             raise PeerTimeoutError(f"{url} did not answer within {self.timeout:.0f} s") from exc
         except httpx.HTTPError as exc:
+            tls = _tls_failure(exc)
+            if isinstance(tls, ssl.SSLCertVerificationError):
+                raise PeerError(
+                    f"TLS with {url} failed: certificate verify failed: {tls.verify_message} "
+                    "(is the peer's CA in --tls-ca, or in the system store without --tls-ca?)",
+                    code="tls",
+                ) from exc
+            if tls is not None:
+                raise PeerError(f"TLS with {url} failed: {tls.reason or tls}", code="tls") from exc
             raise PeerTimeoutError(f"{url} is unreachable: {type(exc).__name__}") from exc
         try:
             body = response.json()

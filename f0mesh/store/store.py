@@ -107,43 +107,56 @@ class Store:
         trust: float | None = None,
         location: str | None = None,
     ) -> dict[str, Any]:
-        now = time.time()
+        """Insert or update only the fields given, in one statement: concurrent writers (peer
+        exchange, link events, the block list) never overwrite each other's columns."""
+        c = t.mesh_peers.c
+        values: dict[str, Any] = {
+            "owner": self.owner,
+            "peer_id": peer_id,
+            "url": url,
+            "trust": trust,
+            "first_seen": time.time(),
+            "last_seen": last_seen,
+            "blocked": False,
+            "location": location,
+        }
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        stmt = insert(t.mesh_peers).values(**values)
+        update: dict[str, Any] = {}
+        if url is not None:
+            update["url"] = stmt.excluded.url
+        if trust is not None:
+            update["trust"] = stmt.excluded.trust
+        if location is not None:
+            update["location"] = stmt.excluded.location
+        if last_seen is not None:
+            update["last_seen"] = sa.case(
+                (
+                    sa.or_(c.last_seen.is_(None), stmt.excluded.last_seen > c.last_seen),
+                    stmt.excluded.last_seen,
+                ),
+                else_=c.last_seen,
+            )
+        stmt = (
+            stmt.on_conflict_do_update(index_elements=["owner", "peer_id"], set_=update)
+            if update
+            else stmt.on_conflict_do_nothing()
+        )
         async with self.engine.begin() as conn:
-            existing = (
+            await conn.execute(stmt)
+            row = (
                 (
                     await conn.execute(
-                        sa.select(t.mesh_peers).where(
-                            t.mesh_peers.c.owner == self.owner, t.mesh_peers.c.peer_id == peer_id
-                        )
+                        sa.select(t.mesh_peers).where(c.owner == self.owner, c.peer_id == peer_id)
                     )
                 )
                 .mappings()
                 .first()
             )
-            values = (
-                dict(existing)
-                if existing
-                else {
-                    "owner": self.owner,
-                    "peer_id": peer_id,
-                    "url": None,
-                    "trust": None,
-                    "first_seen": now,
-                    "last_seen": None,
-                    "blocked": False,
-                    "location": None,
-                }
-            )
-            if url is not None:
-                values["url"] = url
-            if last_seen is not None:
-                values["last_seen"] = max(last_seen, values["last_seen"] or 0.0)
-            if trust is not None:
-                values["trust"] = trust
-            if location is not None:
-                values["location"] = location
-            await conn.execute(_upsert(self.engine, t.mesh_peers, values, ("owner", "peer_id")))
-        return values
+        return dict(row) if row else values
 
     async def set_peer_trust(self, scores: dict[str, float]) -> None:
         """Write the current global trust scores onto known peers in one transaction."""
