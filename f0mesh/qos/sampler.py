@@ -50,6 +50,7 @@ class Sample:
     tx_kbps: float | None
     rx_kbps: float | None
     probes_sent: int
+    probes_answered: int
     probes_lost: int
 
     def row(self) -> dict[str, Any]:
@@ -114,9 +115,13 @@ class QoSSampler:
             link.send_probe(encode_probe(answer_ping(message)))
 
     async def _probe_loop(self) -> None:
+        """Probes on absolute deadlines, so the work of sending never stretches the period."""
+        loop = asyncio.get_running_loop()
         period = 1.0 / self.probe_rate
+        deadline = loop.time()
         while True:
-            await asyncio.sleep(period)
+            deadline = max(deadline + period, loop.time())
+            await asyncio.sleep(deadline - loop.time())
             for link_id, link in list(self._links.items()):
                 meter = self._meters.get(link_id)
                 if meter is None:
@@ -127,8 +132,11 @@ class QoSSampler:
                     log.debug("probe on %s failed: %s", link_id, exc)
 
     async def _sample_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time()
         while True:
-            await asyncio.sleep(self.interval)
+            deadline = max(deadline + self.interval, loop.time())
+            await asyncio.sleep(deadline - loop.time())
             samples = self.sample_now()
             if samples:
                 try:
@@ -158,6 +166,7 @@ class QoSSampler:
                 tx_kbps=qos.tx_kbps,
                 rx_kbps=qos.rx_kbps,
                 probes_sent=qos.probes_sent,
+                probes_answered=qos.probes_answered,
                 probes_lost=qos.probes_lost,
             )
             self.latest[link_id] = sample

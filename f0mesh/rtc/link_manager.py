@@ -39,8 +39,10 @@ log = logging.getLogger("f0mesh.rtc.link_manager")
 
 
 class NoCandidatesError(F0MeshError):
+    """Nothing to offer: no interface address, or the TURN server refused (a bad gateway for the link)."""
+
     code = "no_candidates"
-    status = 503
+    status = 502
 
 
 class LinkDelegate(Protocol):
@@ -188,11 +190,27 @@ class LinkManager:
         await asyncio.wait_for(link.pc.setLocalDescription(desc), self.settings.connect_timeout)
         sdp = link.pc.localDescription.sdp
         if count_candidates(sdp) == 0:
-            raise NoCandidatesError(
-                "no ICE candidates: this host has only loopback addresses; give it a non-loopback "
-                "interface or a TURN server (--ice-servers)"
-            )
+            raise NoCandidatesError(self._no_candidates_reason())
         return sdp
+
+    def _no_candidates_reason(self) -> str:
+        """aioice drops a TURN server's 401 silently, so name the likely cause from the configuration."""
+        turn = [
+            url
+            for server in self.settings.ice_servers
+            for url in ([server["urls"]] if isinstance(server["urls"], str) else server["urls"])
+            if url.startswith(("turn:", "turns:"))
+        ]
+        if turn:
+            only = " and --ice-relay-only allows no other candidate" if self.settings.relay_only else ""
+            return (
+                f"no ICE candidates: the TURN server {', '.join(turn)} granted no allocation (wrong "
+                f"username/credential, or unreachable){only}"
+            )
+        return (
+            "no ICE candidates: this host has only loopback addresses; give it a non-loopback "
+            "interface or a TURN server (--ice-servers)"
+        )
 
     async def _connect_outbound(self, link: Link, url: str, *, via: str | None = None) -> None:
         sdp = await self._local_description(link, "offer")

@@ -29,7 +29,18 @@ def _v2_gossip_created_at(conn: sa.Connection) -> None:
         conn.execute(sa.text("CREATE INDEX ix_gossip_created ON gossip_messages (owner, created_at)"))
 
 
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_initial, _v2_gossip_created_at]
+def _v3_samples_probes_answered(conn: sa.Connection) -> None:
+    """Probes answered per window, so loss can be recomputed exactly from the stored samples."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("link_samples")}
+    if "probes_answered" not in columns:
+        conn.execute(sa.text("ALTER TABLE link_samples ADD COLUMN probes_answered INTEGER"))
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [
+    _v1_initial,
+    _v2_gossip_created_at,
+    _v3_samples_probes_answered,
+]
 LATEST = len(MIGRATIONS)
 
 

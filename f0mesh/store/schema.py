@@ -68,6 +68,7 @@ link_samples = sa.Table(
     sa.Column("rx_kbps", sa.Float, nullable=True),
     sa.Column("probes_sent", sa.Integer, nullable=True),
     sa.Column("probes_lost", sa.Integer, nullable=True),
+    sa.Column("probes_answered", sa.Integer, nullable=True),
     sa.Index("ix_link_samples_link", "owner", "link_id", "at"),
     sa.Index("ix_link_samples_at", "owner", "at"),
 )

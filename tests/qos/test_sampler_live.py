@@ -15,7 +15,9 @@ def test_idle_link_reports_qos_and_stores_samples(node_factory) -> None:
     a, b = node_factory("a", extra=FAST), node_factory("b", extra=FAST)
     assert a.dial(b).status_code == 200
     link = wait_for(
-        lambda: (lk := a.link_to(b.peer_id)) and lk["rtt_ms"] is not None and lk["health"] == "good" and lk,
+        lambda: (
+            (lk := a.link_to(b.peer_id)) and lk["jitter_ms"] is not None and lk["health"] == "good" and lk
+        ),
         20,
         0.3,
         "measured link",

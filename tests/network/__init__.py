@@ -1,0 +1,1 @@
+"""Network tests: f0mesh nodes over impaired links (netlab namespaces) and through a TURN relay."""
