@@ -1,0 +1,109 @@
+"""python -m bench [--quick] [--only KEY,...] [--repeats N] [--out DIR|FILE.json] [--keep]"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.common import REPO
+from bench.suites import Plan, bench_dead_peer, bench_link_memory, bench_setup, bench_traffic
+
+KEYS = ("setup", "throughput", "message_rate", "dead_peer", "link_memory")
+
+
+def _outputs(out: Path) -> tuple[Path, Path]:
+    if out.suffix == ".json":
+        return out, out.with_name("RESULTS.md")
+    return out / "results.json", out / "RESULTS.md"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description="f0mesh vs plain aiortc, same run.")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller payloads (< 2 min)")
+    parser.add_argument(
+        "--only", action="append", default=[], help=f"comma-separated keys of {', '.join(KEYS)}"
+    )
+    parser.add_argument("--repeats", type=int, default=None, help="repeats per figure (overrides the mode)")
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "bench", help="directory (or .json path) for results"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the work directory with every process's log"
+    )
+    args = parser.parse_args(argv)
+    keys = {k.strip() for item in args.only for k in item.split(",") if k.strip()} or set(KEYS)
+    unknown = keys - set(KEYS)
+    if unknown:
+        parser.error(f"unknown key(s) {', '.join(sorted(unknown))}; choose from {', '.join(KEYS)}")
+    if args.repeats is not None and args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+
+    (REPO / "bench" / ".work").mkdir(exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="run-", dir=REPO / "bench" / ".work"))
+    started = time.monotonic()
+    meta: dict[str, Any] = {
+        "date": report.now_utc(),
+        "mode": "quick" if args.quick else "full",
+        "command": "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": report.machine(),
+        "versions": report.versions(),
+        "failed": {},
+    }
+
+    def say(line: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f} s] {line}", file=sys.stderr, flush=True)
+
+    plan = Plan(quick=args.quick, repeats=args.repeats, workdir=workdir, say=say)
+    results: dict[str, Any] = {}
+
+    def attempt(wanted: set[str], run: Callable[[], dict[str, Any]]) -> None:
+        """Run one benchmark; a failure is reported and recorded, and the others still run."""
+        wanted &= keys
+        if not wanted:
+            return
+        say(f"running {', '.join(k for k in KEYS if k in wanted)}")
+        try:
+            results.update(run())
+        except Exception as exc:
+            traceback.print_exc()
+            for key in wanted:
+                meta["failed"][key] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+
+    attempt({"setup"}, lambda: bench_setup(plan))
+    attempt({"throughput", "message_rate"}, lambda: bench_traffic(plan, keys))
+
+    def memory() -> None:
+        attempt({"link_memory"}, lambda: bench_link_memory(plan))
+
+    if "dead_peer" in keys:
+        # link_memory runs while the baseline of dead_peer waits out aiortc's ~30 s.
+        attempt({"dead_peer"}, lambda: bench_dead_peer(plan, meanwhile=memory))
+    if "link_memory" not in results and "link_memory" not in meta["failed"]:
+        memory()
+    results = {k: results[k] for k in KEYS if k in results}
+    meta["duration_s"] = time.monotonic() - started
+    out_json, out_md = _outputs(args.out)
+    report.write(results, out_json, out_md, meta)
+    say(f"wrote {out_json} and {out_md}")
+    for key, fig in results.items():
+        print(
+            f"{key:13s} f0mesh {fig['f0mesh']:>11.3f}  baseline {fig['baseline']:>11.3f} {fig['unit']:7s}"
+            f" ratio {fig['ratio']:7.3f}  {fig['goal']:12s} {'met' if fig['met'] else 'NOT met'}"
+        )
+    if meta["failed"] or args.keep:
+        say(f"process logs kept in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if meta["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""An f0mesh Node in a process of its own, plus a bench-only route that pushes traffic over a link.
+
+The node has no bulk-transfer API, so this process builds the same Node and FastAPI app that
+``f0mesh up`` runs and adds ``POST /bench/send``. The receiving node counts what its links deliver
+by wrapping ``Node.link_message`` from here (f0mesh itself is untouched). Traffic therefore crosses
+everything a user's message crosses: wire (msgpack) encoding, FramedChannel batching, chunking and
+backpressure, aiortc, and on the far side reassembly, wire decoding and dispatch to the node.
+
+    python -m bench.node_peer --data-dir DIR --port P --admin-token T
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from f0mesh import wire
+from f0mesh.config import NodeConfig
+from f0mesh.node import Node
+from f0mesh.rtc.link import Link, LinkState
+
+DONE_TIMEOUT_S = 300.0
+DEFAULT_WINDOW = 1024
+
+
+class Traffic:
+    """Sender and counting receiver of ``bench.*`` ctl messages; other messages go to the node as before."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._inner = node.link_message
+        # LinkManager hands ``delegate.link_message`` to each new Link, so this must precede any link.
+        node.link_message = self.link_message  # type: ignore[method-assign]
+        self._rx: dict[str, list[Any]] = {}
+        self._done: dict[str, asyncio.Future[int]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def link_message(self, link: Link, message: dict[str, Any]) -> Any:
+        kind = message["t"]
+        if not kind.startswith("bench."):
+            return self._inner(link, message)
+        peer = link.peer_id
+        if kind == "bench.start":
+            self._rx[peer] = [message["kind"], int(message["expect"]), 0]
+        elif kind in ("bench.data", "bench.m"):
+            rx = self._rx.get(peer)
+            if rx is None:
+                return None
+            rx[2] += len(message["d"]) if rx[0] == "bytes" else 1
+            if rx[2] >= rx[1]:
+                del self._rx[peer]
+                task = asyncio.ensure_future(link.send({"t": "bench.done", "got": rx[2]}))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        elif kind == "bench.done":
+            future = self._done.pop(peer, None)
+            if future is not None and not future.done():
+                future.set_result(int(message["got"]))
+        return None
+
+    async def send(self, peer_id: str, kind: str, total: int, size: int, window: int) -> float:
+        """Seconds from the first message handed to the link until the receiver's ack of the last."""
+        link = self.node.links.get(peer_id)
+        if link is None or link.state is not LinkState.OPEN:
+            raise LookupError(f"no open link to {peer_id}")
+        framed = link.framed
+        payload = os.urandom(size)
+        tag = "bench.data" if kind == "bytes" else "bench.m"
+        done = asyncio.get_running_loop().create_future()
+        self._done[peer_id] = done
+        await link.send({"t": "bench.start", "kind": kind, "expect": total})
+        t0 = time.monotonic()
+        if kind == "bytes":
+            # Large messages one after another, as an application streaming a file would send them.
+            count, rest = divmod(total, size)
+            encoded = wire.encode({"t": tag, "d": payload})
+            for _ in range(count):
+                await framed.send(encoded)
+            if rest:
+                await framed.send(wire.encode({"t": tag, "d": payload[:rest]}))
+        else:
+            # Many small messages in flight at once, so the framing layer can batch them.
+            encoded = wire.encode({"t": tag, "d": payload})
+            pending: deque[asyncio.Task[None]] = deque()
+            for _ in range(total):
+                if len(pending) >= window:
+                    await pending.popleft()
+                pending.append(asyncio.ensure_future(framed.send(encoded)))
+            for task in pending:
+                await task
+        await asyncio.wait_for(done, DONE_TIMEOUT_S)
+        return time.monotonic() - t0
+
+
+async def serve(data_dir: Path, port: int, token: str) -> None:
+    """As ``f0mesh up`` (cli._serve) does it, with the bench route added to the app."""
+    import uvicorn
+    from fastapi import HTTPException
+
+    from f0mesh.api.app import create_app
+
+    node = Node(NodeConfig(data_dir=data_dir, port=port, admin_token=token))
+    traffic = Traffic(node)
+    await node.start()
+    try:
+        app = create_app(node, manage_node=False)
+
+        @app.post("/bench/send")
+        async def bench_send(body: dict[str, Any]) -> dict[str, Any]:
+            try:
+                elapsed = await traffic.send(
+                    body["peer"],
+                    body["kind"],
+                    int(body["total"]),
+                    int(body["size"]),
+                    int(body.get("window", DEFAULT_WINDOW)),
+                )
+            except LookupError as exc:
+                raise HTTPException(409, str(exc)) from exc
+            return {"elapsed_s": elapsed}
+
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_config=None, access_log=False, log_level="warning"
+        )
+        await uvicorn.Server(config).serve()
+    finally:
+        await node.stop()
+
+
+def main() -> None:
+    from f0mesh.logs import setup_logging
+
+    parser = argparse.ArgumentParser(prog="python -m bench.node_peer", description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--admin-token", required=True)
+    args = parser.parse_args()
+    setup_logging("warning")
+    asyncio.run(serve(args.data_dir, args.port, args.admin_token))
+
+
+if __name__ == "__main__":
+    main()
