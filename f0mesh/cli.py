@@ -86,6 +86,29 @@ def up(
     log_json: Annotated[
         bool, _opt("--log-json", env="LOG_JSON", help="one JSON object per log line")
     ] = False,
+    tls_cert: Annotated[
+        Path | None, _opt("--tls-cert", env="TLS_CERT", help="serve HTTPS with this certificate (PEM chain)")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, _opt("--tls-key", env="TLS_KEY", help="private key of --tls-cert (PEM)")
+    ] = None,
+    tls_ca: Annotated[
+        Path | None,
+        _opt(
+            "--tls-ca", env="TLS_CA", help="verify HTTPS peers against this CA bundle (not the system store)"
+        ),
+    ] = None,
+    tls_client_ca: Annotated[
+        Path | None,
+        _opt(
+            "--tls-client-ca",
+            env="TLS_CLIENT_CA",
+            help="admin API and dashboard on --admin-port, for clients with a cert from this CA",
+        ),
+    ] = None,
+    admin_port: Annotated[
+        int | None, _opt("--admin-port", env="ADMIN_PORT", help="port of the mTLS admin listener")
+    ] = None,
 ) -> None:
     """Run one peer: the WebRTC node with its HTTP worker, API and dashboard."""
     from f0mesh.config import NodeConfig, parse_ice_servers
@@ -113,6 +136,11 @@ def up(
             max_links=max_links,
             heartbeat_timeout=heartbeat_timeout,
             location=location,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_ca=tls_ca,
+            tls_client_ca=tls_client_ca,
+            admin_port=admin_port,
         )
         asyncio.run(_serve(config, log_level))
     except F0MeshError as exc:
@@ -122,43 +150,47 @@ def up(
 
 
 async def _serve(config: Any, log_level: str) -> None:
+    """One node, served by one uvicorn server per listener (two with the mTLS admin port)."""
     import uvicorn
 
     from f0mesh.api.app import create_app
+    from f0mesh.api.listeners import uvicorn_configs
     from f0mesh.node import Node
 
     class Server(uvicorn.Server):
-        """Stops on SIGINT/SIGTERM and exits 0: uvicorn re-raises the signal after shutdown."""
+        """Signals are handled once for all listeners below: uvicorn's own handling re-raises the
+        signal after shutdown, and a second server would replace the first one's handler."""
 
         @contextlib.contextmanager
         def capture_signals(self):
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, self.handle_exit, sig, None)
-            try:
-                yield
-            finally:
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.remove_signal_handler(sig)
+            yield
+
+    async def run(server: Server, servers: list[Server]) -> None:
+        try:
+            await server.serve()
+        except SystemExit:
+            pass  # uvicorn exits when it cannot bind; reported below from server.started
+        finally:
+            for other in servers:  # one listener down takes the node down: no half-served node
+                other.should_exit = True
 
     node = Node(config)
     await node.start()
+    loop = asyncio.get_running_loop()
     try:
-        server = Server(
-            uvicorn.Config(
-                create_app(node, manage_node=False),
-                host=config.host,
-                port=config.port,
-                log_config=None,
-                access_log=False,
-                log_level=log_level.lower(),
-                timeout_graceful_shutdown=5,
-                server_header=False,
-            )
-        )
-        await server.serve()
-        if not server.started:
-            raise F0MeshError(f"could not listen on {config.host}:{config.port} (port in use?)")
+        servers = [Server(c) for c in uvicorn_configs(create_app(node, manage_node=False), config, log_level)]
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda sig=sig: [s.handle_exit(sig, None) for s in servers])
+        try:
+            await asyncio.gather(*(run(s, servers) for s in servers))
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        for server in servers:
+            if not server.started:
+                raise F0MeshError(
+                    f"could not listen on {server.config.host}:{server.config.port} (port in use?)"
+                )
     finally:
         await node.stop()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,11 @@ class NodeConfig:
     connect_timeout: float = 15.0
     sample_retention_s: float = 7 * 86400.0
     gossip_retention_s: float = 30 * 86400.0
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    tls_client_ca: Path | None = None
+    admin_port: int | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -48,6 +54,51 @@ class NodeConfig:
             raise ConfigError(f"--port {self.port} is not a TCP port")
         if not (self.d_lo <= self.d_target <= self.d_hi):
             raise ConfigError("connection degrees must satisfy D_lo <= target <= D_hi")
+        self._check_tls()
+
+    def _check_tls(self) -> None:
+        """Bad TLS settings fail at start-up with the flag named, not at the first handshake."""
+        for name in ("tls_cert", "tls_key", "tls_ca", "tls_client_ca"):
+            value = getattr(self, name)
+            setattr(self, name, Path(value) if value else None)
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
+        if self.tls_cert and self.tls_key:
+            try:
+                server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                server.load_cert_chain(self.tls_cert, self.tls_key)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"--tls-cert {self.tls_cert} / --tls-key {self.tls_key}: cannot load: {_reason(exc)}"
+                ) from exc
+        for flag, path in (("--tls-ca", self.tls_ca), ("--tls-client-ca", self.tls_client_ca)):
+            if path is not None:
+                load_ca(flag, path)
+        if self.tls_client_ca is not None:
+            if not self.tls_cert:
+                raise ConfigError("--tls-client-ca needs --tls-cert and --tls-key: the admin port serves TLS")
+            if self.admin_port is None:
+                raise ConfigError(
+                    "--tls-client-ca needs --admin-port: the mTLS admin API has a listener of its own"
+                )
+        elif self.admin_port is not None:
+            raise ConfigError(
+                "--admin-port needs --tls-client-ca: the admin listener accepts only client certificates"
+            )
+        if self.admin_port is not None:
+            if not (0 < self.admin_port < 65536):
+                raise ConfigError(f"--admin-port {self.admin_port} is not a TCP port")
+            if self.admin_port == self.port:
+                raise ConfigError("--admin-port must differ from --port")
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    @property
+    def admin_split(self) -> bool:
+        """The admin API and dashboard live on the mTLS admin port; the main port serves peers only."""
+        return self.admin_port is not None
 
     @property
     def resolved_store_url(self) -> str:
@@ -60,7 +111,7 @@ class NodeConfig:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     def load_admin_token(self) -> str:
         """The configured token, or the one generated once into DATA_DIR/admin.token (mode 0600)."""
@@ -82,6 +133,18 @@ def ensure_admin_token(data_dir: Path) -> str:
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write(token + "\n")
     return token
+
+
+def load_ca(flag: str, path: Path) -> ssl.SSLContext:
+    """A client context trusting only the CA bundle at ``path``; a bad bundle is a ConfigError."""
+    try:
+        return ssl.create_default_context(cafile=str(path))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"{flag} {path}: cannot load a CA bundle: {_reason(exc)}") from exc
+
+
+def _reason(exc: OSError | ssl.SSLError) -> str:
+    return str(getattr(exc, "reason", None) or exc.strerror or exc)
 
 
 def parse_ice_servers(value: str | None) -> list[dict[str, Any]]:

@@ -1,0 +1,92 @@
+"""The node's HTTP listeners: one app, served on one port, or on two when administration is split.
+
+Without ``--tls-client-ca`` the main port serves everything (HTTPS with ``--tls-cert``/``--tls-key``).
+With it, a second listener on ``--admin-port`` serves the same app to clients holding a certificate
+from that CA only, and the main port keeps the peer-facing endpoints alone.
+
+Peers need no client certificate on the main port because TLS is not what authenticates them:
+every offer and answer is signed by the sender's Ed25519 key, names the target PeerId, and is
+refused when stale or replayed; the DTLS fingerprint inside the signed SDP binds the WebRTC link to
+that PeerId. A certificate would add a second identity to manage per peer and would prove nothing
+the signature does not. ``/healthz`` only tells a dialler which PeerId to expect, and the signed
+answer then proves it.
+
+The admin listener still asks for the bearer token (defence in depth): a leaked client
+certificate alone does not administer the node, and neither does a leaked token alone.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import uvicorn
+from fastapi.responses import JSONResponse
+
+from f0mesh.config import NodeConfig
+
+# The only paths other peers call (LinkManager and SignalingClient); the relays forward signed SDP.
+PEER_PATHS = frozenset({"/healthz", "/offer", "/answer", "/api/mesh-rtc/offer", "/api/mesh-rtc/answer"})
+ADMIN_PORT_DETAIL = "admin API is served on the mTLS admin port"
+
+
+class PeerPortGate:
+    """ASGI middleware for the main port of a split node: peer paths pass, everything else is 403.
+
+    An allow list rather than a deny list, so an endpoint added later stays off the peer-facing
+    port until someone decides it belongs there.
+    """
+
+    def __init__(self, app: Any, admin_port: int) -> None:
+        self.app = app
+        peer_paths = ", ".join(sorted(PEER_PATHS))
+        self.detail = f"{ADMIN_PORT_DETAIL} ({admin_port}); this port serves peers only: {peer_paths}"
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket") and scope["path"] not in PEER_PATHS:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            response = JSONResponse({"error": "admin_port", "detail": self.detail}, status_code=403)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _tls12_minimum(_config: uvicorn.Config, default: Any) -> ssl.SSLContext:
+    context = default()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def uvicorn_configs(app: Any, config: NodeConfig, log_level: str) -> list[uvicorn.Config]:
+    """The main listener first, then the mTLS admin listener when ``--tls-client-ca`` is set."""
+    common: dict[str, Any] = {
+        "host": config.host,
+        "log_config": None,
+        "access_log": False,
+        "log_level": log_level.lower(),
+        "timeout_graceful_shutdown": 5,
+        "server_header": False,
+    }
+    if config.tls:
+        common.update(
+            ssl_certfile=str(config.tls_cert),
+            ssl_keyfile=str(config.tls_key),
+            ssl_context_factory=_tls12_minimum,
+        )
+    if not config.admin_split:
+        return [uvicorn.Config(app, port=config.port, **common)]
+    assert config.admin_port is not None and config.tls_client_ca is not None
+    return [
+        uvicorn.Config(PeerPortGate(app, config.admin_port), port=config.port, **common),
+        uvicorn.Config(
+            app,
+            port=config.admin_port,
+            # The main listener runs the app's lifespan; running it twice would start things twice.
+            lifespan="off",
+            ssl_ca_certs=str(config.tls_client_ca),
+            ssl_cert_reqs=ssl.CERT_REQUIRED,
+            **common,
+        ),
+    ]
