@@ -80,6 +80,10 @@ def up(
     location: Annotated[
         str | None, _opt("--location", env="LOCATION", help="lat,lon for the map view")
     ] = None,
+    private_read: Annotated[
+        bool,
+        _opt("--private-read", env="PRIVATE_READ", help="read API, metrics and docs need the admin token"),
+    ] = False,
     log_level: Annotated[
         str, _opt("--log-level", env="LOG_LEVEL", help="debug, info, warning, error")
     ] = "info",
@@ -136,6 +140,7 @@ def up(
             max_links=max_links,
             heartbeat_timeout=heartbeat_timeout,
             location=location,
+            open_read=not private_read,
             tls_cert=tls_cert,
             tls_key=tls_key,
             tls_ca=tls_ca,

@@ -23,6 +23,21 @@ SESSION_COOKIE = "f0mesh_session"
 CSRF_COOKIE = "f0mesh_csrf"
 CSRF_HEADER = "x-csrf-token"
 
+PRIVATE_READ_PREFIXES = (
+    "/api/peers",
+    "/api/gossip",
+    "/api/audit",
+    "/api/trust",
+    "/api/telemetry",
+    "/api/state",
+    "/api/events",
+    "/api/mesh-rtc/links",
+    "/metrics",
+    "/docs",
+    "/openapi.json",
+    "/redoc",
+)
+
 bearer = HTTPBearer(auto_error=False, scheme_name="admin", description="The node's admin token")
 
 
@@ -93,11 +108,15 @@ class AdminGuard:
             self._admin = operations
         return self._admin
 
+    def _needs_admin(self, method: str, path: str) -> bool:
+        if any(method == m and pattern.match(path) for m, pattern in self._admin_operations()):
+            return True
+        # With --private-read the read API and metrics need the token too; the page, /login and the
+        # peer-facing worker stay open so peers can link and the operator can log in.
+        return not self.fastapi_app.state.node.config.open_read and path.startswith(PRIVATE_READ_PREFIXES)
+
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and any(
-            method == scope["method"] and pattern.match(scope["path"])
-            for method, pattern in self._admin_operations()
-        ):
+        if scope["type"] == "http" and self._needs_admin(scope["method"], scope["path"]):
             request = Request(scope)
             try:
                 check_admin(

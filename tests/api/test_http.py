@@ -110,3 +110,20 @@ async def test_admin_check_comes_before_body_parsing(client) -> None:
             method, path, content=b"{not json", headers={"content-type": "application/json"}
         )
         assert r.status_code == 401, (path, r.text)
+
+
+async def test_private_read_closes_the_read_api(tmp_path) -> None:
+    node = Node(NodeConfig(data_dir=tmp_path, admin_token=TOKEN, open_read=False))
+    await node.start()
+    app = create_app(node, manage_node=False)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://node") as c:
+            for path in ("/api/peers", "/api/mesh-rtc/links", "/api/trust", "/metrics", "/openapi.json"):
+                assert (await c.get(path)).status_code == 401, path
+                assert (await c.get(path, headers={"Authorization": f"Bearer {TOKEN}"})).status_code == 200, (
+                    path
+                )
+            assert (await c.get("/healthz")).status_code == 200
+            assert (await c.get("/")).status_code == 200
+    finally:
+        await node.stop()
