@@ -38,6 +38,7 @@ TRUST_TOPIC = "trust"
 RESERVED_TOPICS = frozenset({TELEMETRY_TOPIC, TRUST_TOPIC, "state"})
 TRUST_REFRESH_S = 5.0
 TRUST_STATE = "_trust"
+PEER_FLUSH_S = 1.0
 
 
 class Node:
@@ -52,6 +53,8 @@ class Node:
         self.events = EventBus()
         self.telemetry: dict[str, dict[str, Any]] = {}
         self._heard: dict[str, float] = {}
+        self._dirty_peers: set[str] = set()
+        self._peers_flush: asyncio.TimerHandle | None = None
         self._telemetry_due: asyncio.TimerHandle | None = None
         self.started_at = time.time()
         self.store: Store
@@ -143,11 +146,15 @@ class Node:
         await self.qos.stop()
         if self._telemetry_due:
             self._telemetry_due.cancel()
+        if self._peers_flush:
+            self._peers_flush.cancel()
+            self._peers_flush = None
         for task in self._tasks:
             task.cancel()
         await self.links.stop()
         await self.gossip.stop()
         await self._save_trust()
+        await self._flush_peers()
         await self.client.close()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5)
@@ -159,7 +166,12 @@ class Node:
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("background task failed: %r", task.exception())
 
     # -- LinkDelegate ----------------------------------------------------------------------
 
@@ -170,7 +182,7 @@ class Node:
         self.events.publish("link", {k: row[k] for k in ("link_id", "peer_id", "state", "reason")})
         if link.state is LinkState.OPEN:
             self.qos.add(link)
-            self._spawn(self.store.upsert_peer(link.peer_id, last_seen=time.time()))
+            self.peer_learned(link.peer_id, None)
             self._spawn(self._send_pex(link))
             self._spawn(self.gossip.on_neighbour_up(link.peer_id))
             self.state.on_link_open(link.peer_id)
@@ -322,7 +334,28 @@ class Node:
         if url:
             record["url"] = url
         record["last_seen"] = max(record.get("last_seen") or 0.0, seen or time.time())
-        self._spawn(self.store.upsert_peer(peer_id, url=url, last_seen=record["last_seen"]))
+        self._dirty_peers.add(peer_id)
+        if self._peers_flush is None and self._started:
+            self._peers_flush = asyncio.get_running_loop().call_later(PEER_FLUSH_S, self._flush_peers_soon)
+
+    def _flush_peers_soon(self) -> None:
+        self._peers_flush = None
+        self._spawn(self._flush_peers())
+
+    async def _flush_peers(self) -> None:
+        """Peer exchange and the registry learn many peers in bursts: one transaction per burst."""
+        dirty, self._dirty_peers = self._dirty_peers, set()
+        rows = [
+            {
+                "peer_id": pid,
+                "url": self._peers[pid].get("url"),
+                "last_seen": self._peers[pid].get("last_seen"),
+            }
+            for pid in dirty
+            if pid in self._peers
+        ]
+        if rows:
+            await self.store.upsert_peers(rows)
 
     def _peer_from_state(self, info: PeerInfo) -> None:
         """mesh_peers mirrors the replicated registry; a peer that left cleanly is not dialled."""
@@ -460,6 +493,7 @@ class Node:
         return self._peer_view(row)
 
     async def list_peers(self, limit: int) -> list[dict[str, Any]]:
+        await self._flush_peers()
         return [self._peer_view(row) for row in await self.store.list_peers(limit=limit)]
 
     def _peer_view(self, row: dict[str, Any]) -> dict[str, Any]:

@@ -98,16 +98,15 @@ class Store:
 
     # -- peers -----------------------------------------------------------------------------
 
-    async def upsert_peer(
+    def _peer_upsert(
         self,
         peer_id: str,
-        *,
         url: str | None = None,
         last_seen: float | None = None,
         trust: float | None = None,
         location: str | None = None,
-    ) -> dict[str, Any]:
-        """Insert or update only the fields given, in one statement: concurrent writers (peer
+    ) -> Any:
+        """INSERT … ON CONFLICT that updates only the fields given, so concurrent writers (peer
         exchange, link events, the block list) never overwrite each other's columns."""
         c = t.mesh_peers.c
         values: dict[str, Any] = {
@@ -140,13 +139,22 @@ class Store:
                 ),
                 else_=c.last_seen,
             )
-        stmt = (
-            stmt.on_conflict_do_update(index_elements=["owner", "peer_id"], set_=update)
-            if update
-            else stmt.on_conflict_do_nothing()
-        )
+        if update:
+            return stmt.on_conflict_do_update(index_elements=["owner", "peer_id"], set_=update)
+        return stmt.on_conflict_do_nothing()
+
+    async def upsert_peer(
+        self,
+        peer_id: str,
+        *,
+        url: str | None = None,
+        last_seen: float | None = None,
+        trust: float | None = None,
+        location: str | None = None,
+    ) -> dict[str, Any]:
+        c = t.mesh_peers.c
         async with self.engine.begin() as conn:
-            await conn.execute(stmt)
+            await conn.execute(self._peer_upsert(peer_id, url, last_seen, trust, location))
             row = (
                 (
                     await conn.execute(
@@ -156,7 +164,13 @@ class Store:
                 .mappings()
                 .first()
             )
-        return dict(row) if row else values
+        return dict(row) if row else {}
+
+    async def upsert_peers(self, peers: Iterable[dict[str, Any]]) -> None:
+        """Many peers learned at once (peer exchange, the replicated registry) in one transaction."""
+        async with self.engine.begin() as conn:
+            for p in peers:
+                await conn.execute(self._peer_upsert(p["peer_id"], p.get("url"), p.get("last_seen")))
 
     async def set_peer_trust(self, scores: dict[str, float]) -> None:
         """Write the current global trust scores onto known peers in one transaction."""
