@@ -366,6 +366,56 @@ def demo(
         raise typer.Exit(1)
 
 
+@app.command()
+def simulate(
+    peers: Annotated[int, _opt("--peers", env="SIM_PEERS", help="simulated peers", min=2, max=10**5)] = 1000,
+    loss: Annotated[
+        float, _opt("--loss", env="SIM_LOSS", help="share of messages lost (0.1 = 10 %)", min=0.0, max=0.99)
+    ] = 0.0,
+    sybils: Annotated[
+        float, _opt("--sybils", env="SIM_SYBILS", help="share of peers that are Sybils", min=0.0, max=0.9)
+    ] = 0.0,
+    fanout: Annotated[int, _opt("--fanout", env="SIM_FANOUT", help="gossip push fanout", min=1, max=64)] = 3,
+    seed: Annotated[int, _opt("--seed", env="SIM_SEED", help="the same seed repeats a run exactly")] = 1,
+    experiment: Annotated[
+        str | None,
+        _opt("--experiment", env="SIM_EXPERIMENT", help="broadcast, sybil, fanout, crdt or suite"),
+    ] = None,
+    ttl: Annotated[int, _opt("--ttl", env="SIM_TTL", help="gossip hop limit", min=1, max=255)] = 8,
+    messages: Annotated[
+        int, _opt("--messages", env="SIM_MESSAGES", help="messages followed per run", min=1, max=100)
+    ] = 3,
+    churn: Annotated[
+        float, _opt("--churn", env="SIM_CHURN", help="share of peers leaving per minute", min=0.0, max=1.0)
+    ] = 0.0,
+    out_dir: Annotated[
+        Path | None, _opt("--out", env="SIM_OUT", help="write the JSON results and PNG plots here")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
+) -> None:
+    """Run the real gossip engine on a simulated mesh of up to 10,000+ peers, in virtual time."""
+    from f0mesh.sim.experiments import figures, report
+    from f0mesh.sim.experiments import simulate as run_simulation
+
+    try:
+        results = run_simulation(
+            experiment,
+            peers=peers,
+            loss=loss,
+            sybils=sybils,
+            fanout=fanout,
+            ttl=ttl,
+            seed=seed,
+            messages=messages,
+            churn=churn,
+            out=out_dir,
+            progress=lambda line: typer.echo(line, err=True),
+        )
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(figures(results)) if as_json else report(results))
+
+
 def main() -> None:
     app(prog_name="f0mesh")
 

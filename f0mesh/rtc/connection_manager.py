@@ -62,11 +62,16 @@ class ConnectionManager:
         self._held: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
+        """Sets a flag the loop checks as well as cancelling: on Python 3.11 ``wait_for`` can swallow a
+        cancellation that lands as a wake-up completes, and the loop would then run on."""
+        self._stopping = True
+        self._wake.set()
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -94,7 +99,7 @@ class ConnectionManager:
         self.wake()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.tick()
             except Exception:

@@ -225,7 +225,17 @@ async def _broadcast(sc: Scenario, progress: Progress, checkpoint: Callable[[], 
         )
     if churn_task is not None:
         churn_task.cancel()
-    return {"setup": setup, "churn": dict(churned), "messages": results, "summary": _summarise(results)}
+    rejected: Counter[str] = Counter()
+    for node in mesh.nodes:
+        if node.engine is not None:
+            rejected.update(node.engine.stats.rejected)
+    return {
+        "setup": setup,
+        "churn": dict(churned),
+        "rejected": dict(sorted(rejected.items())),  # by reason, summed over the honest engines
+        "messages": results,
+        "summary": _summarise(results),
+    }
 
 
 def _reachable_honest(mesh: SimMesh, origin: int) -> int:

@@ -83,6 +83,7 @@ def test_with_40_percent_sybils_trust_weighted_selection_beats_uniform() -> None
 def test_corrupting_sybils_are_refused_by_signature_and_change_nothing_for_honest_peers() -> None:
     result = run_broadcast(Scenario(peers=150, sybils=0.1, sybil_mode="corrupt", messages=1, seed=2))
     assert result["summary"]["coverage"] == 1.0
+    assert result["rejected"].get("bad_signature", 0) > 0
 
 
 def test_signature_memo_accepts_only_what_was_signed_and_is_undone_after() -> None:
