@@ -107,6 +107,33 @@ class NodeProcess:
         return self.http.post("/dial", json={"url": target.url}, **kwargs)
 
 
+def rss_kib(pid: int | str = "self") -> int:
+    """Resident memory of a process, from /proc."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def udp_sockets(pid: int) -> int:
+    """UDP sockets the process holds (ICE transports), from /proc."""
+    inodes = set()
+    for name in ("udp", "udp6"):
+        with open(f"/proc/{pid}/net/{name}") as fh:
+            next(fh)
+            inodes.update(line.split()[9] for line in fh if line.strip())
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            count += 1
+    return count
+
+
 def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "condition") -> Any:
     """Poll until ``predicate()`` is truthy; returns its value, or fails the test after ``timeout``."""
     deadline = time.monotonic() + timeout

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
 import re
 import struct
 import time
@@ -75,32 +74,6 @@ def log_size(node: NodeProcess) -> int:
 def behaviour(node: NodeProcess, peer_id: str) -> float:
     components = node.http.get("/api/trust").json()["components"]
     return components.get(peer_id, {}).get("behaviour", 0.0)
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for pid {pid}")
-
-
-def udp_sockets(pid: int) -> int:
-    """UDP sockets the process holds (ICE transports), from /proc."""
-    inodes = set()
-    for name in ("udp", "udp6"):
-        with open(f"/proc/{pid}/net/{name}") as fh:
-            next(fh)
-            inodes.update(line.split()[9] for line in fh if line.strip())
-    count = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:[") and target[8:-1] in inodes:
-            count += 1
-    return count
 
 
 def envelope(

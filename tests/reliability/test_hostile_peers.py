@@ -35,11 +35,9 @@ from reliability_kit import (
     log_text_since,
     more_frame,
     poll,
-    rss_kib,
     send_envelopes,
     send_raw,
     start_frame,
-    udp_sockets,
 )
 
 from f0mesh.crdt import HLCTimestamp, LWWMap
@@ -48,7 +46,7 @@ from f0mesh.peer_record import PeerRecord
 from f0mesh.rtc.link import LinkState
 from f0mesh.rtc.signaling import sign_description
 
-from nodes import NodeProcess
+from nodes import NodeProcess, rss_kib, udp_sockets
 
 MIB = 1024 * 1024
 MAX_MESSAGE = 16 * MIB  # LinkSettings.max_message_size

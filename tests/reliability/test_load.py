@@ -20,7 +20,7 @@ import time
 import httpx
 import pytest
 
-from nodes import TOKEN, NodeProcess
+from nodes import TOKEN, NodeProcess, rss_kib
 
 pytestmark = pytest.mark.heavy
 
@@ -30,14 +30,6 @@ SUSTAIN_S = 60.0
 OVERLOAD_S = 10.0
 FLOOD_WORKERS = 256
 PAD = "p" * 200
-
-
-def _rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -72,7 +64,7 @@ class Monitor:
                 now = time.monotonic()
                 if now - last_rss >= 1.0:
                     last_rss = now
-                    self.rss.append((now - self._t0, _rss_kib(self.node.proc.pid)))
+                    self.rss.append((now - self._t0, rss_kib(self.node.proc.pid)))
                 t = time.perf_counter()
                 try:
                     r = client.get("/healthz")
@@ -159,7 +151,7 @@ def test_sustained_publishing_at_the_limit_keeps_memory_bounded_and_loses_nothin
     limit = _measure_limit(node)
     target = 0.9 * limit
     with Monitor(node) as monitor:
-        start_rss = _rss_kib(node.proc.pid)
+        start_rss = rss_kib(node.proc.pid)
         t0 = time.monotonic()
         acked, statuses = _publishers(node, 8, SUSTAIN_S, target, "sustain")
         achieved = len(acked) / (time.monotonic() - t0)
@@ -219,7 +211,7 @@ def test_past_the_limit_load_is_shed_visibly(loaded_pair) -> None:
     node, _peer = loaded_pair
     limit = _measure_limit(node)
     with Monitor(node) as monitor:
-        start_rss = _rss_kib(node.proc.pid)
+        start_rss = rss_kib(node.proc.pid)
         t0 = time.monotonic()
         result = asyncio.run(_flood(node.url, FLOOD_WORKERS, OVERLOAD_S))
         elapsed = time.monotonic() - t0

@@ -9,17 +9,9 @@ import time
 from f0mesh.config import NodeConfig
 from f0mesh.node import Node
 
-from nodes import free_port
+from nodes import free_port, rss_kib
 
 FLOOD_S = 30.0
-
-
-def rss_kib(pid: int | str = "self") -> int:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 async def test_small_message_flood_keeps_link_and_memory(node_factory, tmp_path) -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import sqlite3
 import time
 
-from nodes import wait_for
+from nodes import udp_sockets, wait_for
 
 
 def test_dial_by_url_then_reuse_from_both_sides(node_factory) -> None:
@@ -105,23 +104,6 @@ def test_admin_endpoints_need_the_token(node_factory) -> None:
         r = a.http.post("/dial", json={"url": b.url}, headers={"Authorization": ""} | headers)
         assert r.status_code == 401 and r.json()["error"] == "unauthorized"
     assert not a.links()
-
-
-def udp_sockets(pid: int) -> int:
-    inodes = set()
-    for name in ("udp", "udp6"):
-        with open(f"/proc/{pid}/net/{name}") as fh:
-            next(fh)
-            inodes.update(line.split()[9] for line in fh if line.strip())
-    count = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:[") and target[8:-1] in inodes:
-            count += 1
-    return count
 
 
 def test_udp_sockets_do_not_leak_over_50_cycles(node_factory) -> None:
