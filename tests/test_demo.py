@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 
+from f0mesh.demo import Mesh
+
 
 def _free_range(n: int) -> int:
     for base in range(21000, 40000, 97):
@@ -67,3 +69,19 @@ def test_demo_five_peers_json(tmp_path) -> None:
     assert summary["messages_delivered_to_all"] == summary["messages_published"]
     assert len(summary["pids"]) == 5
     assert not [pid for pid in summary["pids"] if _alive(pid)]
+
+
+def _flag(argv: list[str], name: str) -> str | None:
+    return argv[argv.index(name) + 1] if name in argv else None
+
+
+def test_large_meshes_get_the_calm_flags_and_everyone_bootstraps_from_node_one(tmp_path) -> None:
+    """The calm rates once existed only on paper: the command line must carry them."""
+    small, large = Mesh(5, 9000, tmp_path, "t"), Mesh(32, 9000, tmp_path, "t")
+    assert _flag(small.argv(0), "--probe-rate") == "2" and _flag(small.argv(0), "--bootstrap") is None
+    argv = large.argv(7)
+    assert _flag(argv, "--bootstrap") == large.url(0)
+    assert _flag(argv, "--port") == "9007"
+    assert float(_flag(argv, "--probe-rate") or "inf") < 2
+    assert float(_flag(argv, "--heartbeat-timeout") or "0") > 4
+    assert int(_flag(argv, "--d-hi") or "99") < 12

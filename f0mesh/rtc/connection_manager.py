@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -36,6 +37,9 @@ class DegreeParams:
     closed_by_peer_cooldown_s: float = 120.0
     max_parallel_dials: int = 3
     bridge_grace_s: float = 10.0
+    # one bridge dial per interval: a young mesh has heard from nobody yet, and a bridge every tick
+    # pushed every node to D_hi and its neighbours past it (link churn, then pruning)
+    bridge_interval_s: float = 10.0
 
 
 class ConnectionManager:
@@ -57,6 +61,7 @@ class ConnectionManager:
         self._link_value = link_value
         self._heard = heard
         self._started_at = time.monotonic()
+        self._bridged_at = -math.inf
         self._rng = rng or random.Random()
         self._cooldown: dict[str, float] = {}
         self._held: set[str] = set()
@@ -126,7 +131,9 @@ class ConnectionManager:
         elif open_count > self.params.d_hi:
             await self._prune(open_count - self.params.d_target)
         elif (
-            len(live) < self.params.d_hi and time.monotonic() - self._started_at > self.params.bridge_grace_s
+            len(live) < self.params.d_hi
+            and time.monotonic() - self._started_at > self.params.bridge_grace_s
+            and time.monotonic() - self._bridged_at >= self.params.bridge_interval_s
         ):
             await self._bridge({lk.peer_id for lk in live})
 
@@ -144,6 +151,7 @@ class ConnectionManager:
         if unheard:
             peer_id, url = self._rng.choice(unheard)
             log.info("connection manager: bridging to %s, not heard through the mesh", peer_id)
+            self._bridged_at = time.monotonic()
             await self._dial(peer_id, url)
 
     async def _fill(self, want: int, linked: set[str]) -> None:

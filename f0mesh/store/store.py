@@ -6,16 +6,18 @@ leaves half a batch behind; SQLite runs in WAL mode so readers (the API) never b
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from f0mesh.errors import ConfigError
 from f0mesh.store import schema as t
@@ -59,6 +61,19 @@ class Store:
     def __init__(self, engine: AsyncEngine, owner: str) -> None:
         self.engine = engine
         self.owner = owner
+        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+    @contextlib.asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction. SQLite has a single writer: queueing this node's writers here, in
+        order, replaces a crowd of connections polling the file lock from their own threads, which
+        under CPU starvation let some wait past any busy timeout ("database is locked")."""
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self.engine.begin() as conn:
+            yield conn
 
     @property
     def backend(self) -> str:
@@ -72,6 +87,9 @@ class Store:
         if url.drivername.startswith("sqlite"):
             Path(url.database or "").parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 10}
+            # every aiosqlite connection is a thread of its own; writes are serialised anyway
+            kwargs["pool_size"] = 2
+            kwargs["max_overflow"] = 3
         else:
             kwargs["pool_size"] = 5
             kwargs["pool_pre_ping"] = True
@@ -155,7 +173,7 @@ class Store:
         location: str | None = None,
     ) -> dict[str, Any]:
         c = t.mesh_peers.c
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(self._peer_upsert(peer_id, url, last_seen, trust, location))
             row = (
                 (
@@ -169,26 +187,62 @@ class Store:
         return dict(row) if row else {}
 
     async def upsert_peers(self, peers: Iterable[dict[str, Any]]) -> None:
-        """Many peers learned at once (peer exchange, the replicated registry) in one transaction."""
-        async with self.engine.begin() as conn:
-            for p in peers:
-                await conn.execute(self._peer_upsert(p["peer_id"], p.get("url"), p.get("last_seen")))
+        """Many peers learned at once (peer exchange, the replicated registry): one statement for all,
+        where a missing url keeps the stored one and last_seen only moves forward."""
+        now = time.time()
+        rows = [
+            {
+                "owner": self.owner,
+                "peer_id": p["peer_id"],
+                "url": p.get("url"),
+                "trust": None,
+                "first_seen": now,
+                "last_seen": p.get("last_seen"),
+                "blocked": False,
+                "location": None,
+            }
+            for p in peers
+        ]
+        if not rows:
+            return
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        c = t.mesh_peers.c
+        stmt = insert(t.mesh_peers)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["owner", "peer_id"],
+            set_={
+                "url": sa.func.coalesce(stmt.excluded.url, c.url),
+                "last_seen": sa.case(
+                    (
+                        sa.or_(c.last_seen.is_(None), stmt.excluded.last_seen > c.last_seen),
+                        stmt.excluded.last_seen,
+                    ),
+                    else_=c.last_seen,
+                ),
+            },
+        )
+        async with self._begin() as conn:
+            await conn.execute(stmt, rows)
 
     async def set_peer_trust(self, scores: dict[str, float]) -> None:
         """Write the current global trust scores onto known peers in one transaction."""
         if not scores:
             return
-        async with self.engine.begin() as conn:
-            for peer_id, score in scores.items():
-                await conn.execute(
-                    sa.update(t.mesh_peers)
-                    .where(t.mesh_peers.c.owner == self.owner, t.mesh_peers.c.peer_id == peer_id)
-                    .values(trust=score)
-                )
+        c = t.mesh_peers.c
+        stmt = (
+            sa.update(t.mesh_peers)
+            .where(c.owner == sa.bindparam("o"), c.peer_id == sa.bindparam("p"))
+            .values(trust=sa.bindparam("s"))
+        )
+        async with self._begin() as conn:
+            await conn.execute(stmt, [{"o": self.owner, "p": p, "s": score} for p, score in scores.items()])
 
     async def set_peer_blocked(self, peer_id: str, blocked: bool) -> None:
         await self.upsert_peer(peer_id)
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(
                 sa.update(t.mesh_peers)
                 .where(t.mesh_peers.c.owner == self.owner, t.mesh_peers.c.peer_id == peer_id)
@@ -227,7 +281,7 @@ class Store:
         return [dict(r) for r in rows]
 
     async def delete_peer(self, peer_id: str) -> bool:
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             res = await conn.execute(
                 sa.delete(t.mesh_peers).where(
                     t.mesh_peers.c.owner == self.owner, t.mesh_peers.c.peer_id == peer_id
@@ -239,7 +293,7 @@ class Store:
 
     async def upsert_link(self, link: dict[str, Any]) -> None:
         values = {"owner": self.owner, "updated_at": time.time(), **link}
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(_upsert(self.engine, t.mesh_links, values, ("owner", "link_id")))
 
     async def list_links(self, *, peer_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
@@ -253,7 +307,7 @@ class Store:
 
     async def close_stale_links(self, reason: str) -> int:
         """At start-up no link of a previous run can still be live: mark them closed."""
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             res = await conn.execute(
                 sa.update(t.mesh_links)
                 .where(t.mesh_links.c.owner == self.owner, t.mesh_links.c.state.in_(("connecting", "open")))
@@ -269,7 +323,7 @@ class Store:
         """One sampling round: the time-series rows and the links' current figures, atomically."""
         rows = [{"owner": self.owner, **s} for s in samples]
         now = time.time()
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             if rows:
                 await conn.execute(sa.insert(t.link_samples), rows)
             for link in links:
@@ -301,7 +355,7 @@ class Store:
         self, messages: Sequence[dict[str, Any]], audit: Sequence[dict[str, Any]]
     ) -> None:
         """Message rows and their audit rows in one transaction: acks wait for this commit."""
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             if messages:
                 rows = [
                     {**m, "owner": self.owner, "payload": json.dumps(m["payload"], separators=(",", ":"))}
@@ -372,7 +426,7 @@ class Store:
 
     async def put_state(self, name: str, kind: str, data: bytes) -> None:
         values = {"owner": self.owner, "name": name, "kind": kind, "data": data, "updated_at": time.time()}
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(_upsert(self.engine, t.crdt_state, values, ("owner", "name")))
 
     async def get_state(self, name: str) -> tuple[str, bytes] | None:
@@ -396,7 +450,7 @@ class Store:
     ) -> dict[str, int]:
         """Delete rows older than the retention horizons; returns the counts removed."""
         removed: dict[str, int] = {}
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             for name, table, col, horizon in (
                 ("link_samples", t.link_samples, t.link_samples.c.at, samples_before),
                 ("mesh_gossip_audit", t.mesh_gossip_audit, t.mesh_gossip_audit.c.at, audit_before),

@@ -149,3 +149,18 @@ class TrustParams:
     behaviour: BehaviourParams = field(default_factory=BehaviourParams)
     origin_rate: RateParams = field(default_factory=RateParams)
     neighbour_rate: RateParams = field(default_factory=_neighbour_rate)
+    # Behaviour moves a node's opinions a little with every delivery; gossiping each rounding step
+    # made opinions most of a quiet mesh's traffic. Observed drift is published once it moves an edge
+    # by publish_min_change, and no more often than publish_min_interval_s; an operator's opinion at once.
+    publish_min_change: float = 0.1
+    publish_min_interval_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        _require(
+            _finite(self.publish_min_change) and 0 <= self.publish_min_change <= 1,
+            f"publish_min_change must be in [0, 1], got {self.publish_min_change!r}",
+        )
+        _require(
+            _finite(self.publish_min_interval_s) and self.publish_min_interval_s >= 0,
+            f"publish_min_interval_s must be >= 0, got {self.publish_min_interval_s!r}",
+        )

@@ -41,6 +41,10 @@ class TrustService:
         self.cache = ScoreCache(self.graph, {self_id, *pretrusted}, self.params.score, clock)
         self.origin_limiter = RateLimiter(self.params.origin_rate, clock)
         self.neighbour_limiter = RateLimiter(self.params.neighbour_rate, clock)
+        self._clock = clock
+        self._published: dict[str, float] | None = None
+        self._published_at = -math.inf
+        self._operator_changed = False
 
     def add_pretrusted(self, peer_id: str) -> None:
         if peer_id not in self.cache.pretrusted:
@@ -50,6 +54,7 @@ class TrustService:
         if not (math.isfinite(weight) and 0.0 <= weight <= 1.0):
             raise ValueError("trust weight must be between 0 and 1")
         self.opinions[peer_id] = weight
+        self._operator_changed = True
         self.refresh(force=True)
 
     def record(self, peer_id: str, event: Any) -> None:
@@ -72,6 +77,26 @@ class TrustService:
         """This node's out-edges for the ``trust`` topic; the version orders them across restarts."""
         edges = dict(sorted(self.graph.out_edges(self.self_id).items())[:MAX_PUBLISHED_EDGES])
         return {"version": time.time_ns() // 1_000_000, "edges": edges}
+
+    def opinions_due(self) -> dict[str, Any] | None:
+        """``published_opinions()`` when they are worth a gossip message, else None (see TrustParams)."""
+        edges = self.graph.out_edges(self.self_id)
+        last = self._published
+        if last is not None and not self._operator_changed:
+            if self._clock() - self._published_at < self.params.publish_min_interval_s:
+                return None
+            step = self.params.publish_min_change
+            if edges.keys() == last.keys() and all(abs(w - last[p]) < step for p, w in edges.items()):
+                return None
+        if last is not None and edges == last:
+            self._operator_changed = False
+            return None
+        return self.published_opinions()
+
+    def mark_published(self, payload: dict[str, Any]) -> None:
+        self._published = dict(payload["edges"])
+        self._published_at = self._clock()
+        self._operator_changed = False
 
     def apply_published(self, origin: str, payload: Any) -> bool:
         """Another peer's signed opinions (the envelope's signature authenticates ``origin``)."""

@@ -50,6 +50,33 @@ async def test_peer_crud_and_owner_isolation(store_url: str) -> None:
         await store_b.close()
 
 
+async def test_batched_peer_upsert_keeps_urls_and_moves_last_seen_forward(store_url: str) -> None:
+    owner = Identity.generate().peer_id
+    known, fresh = Identity.generate().peer_id, Identity.generate().peer_id
+    store = await Store.open(store_url, owner)
+    try:
+        await store.upsert_peer(known, url="http://127.0.0.1:9001", last_seen=100.0)
+        await store.set_peer_trust({known: 0.5})
+        await store.upsert_peers(
+            [
+                {"peer_id": known, "url": None, "last_seen": 50.0},
+                {"peer_id": fresh, "url": "http://127.0.0.1:9002", "last_seen": 70.0},
+            ]
+        )
+        rows = {r["peer_id"]: r for r in await store.list_peers()}
+        assert (rows[known]["url"], rows[known]["last_seen"], rows[known]["trust"]) == (
+            "http://127.0.0.1:9001",
+            100.0,
+            0.5,
+        )
+        assert (rows[fresh]["url"], rows[fresh]["last_seen"]) == ("http://127.0.0.1:9002", 70.0)
+        await store.upsert_peers([{"peer_id": known, "url": "http://127.0.0.1:9003", "last_seen": 120.0}])
+        row = await store.get_peer(known)
+        assert row is not None and (row["url"], row["last_seen"]) == ("http://127.0.0.1:9003", 120.0)
+    finally:
+        await store.close()
+
+
 async def test_links_samples_and_pruning(store_url: str) -> None:
     owner, peer = Identity.generate().peer_id, Identity.generate().peer_id
     store = await Store.open(store_url, owner)
