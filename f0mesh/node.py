@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from typing import Any
 
@@ -18,6 +19,8 @@ from f0mesh.errors import F0MeshError, PeerError
 from f0mesh.events import EventBus
 from f0mesh.gossip import GossipEngine, GossipParams, StoredMessage
 from f0mesh.identity import Identity, is_peer_id
+from f0mesh.latest_writer import LatestWriter
+from f0mesh.log_throttle import LogThrottle
 from f0mesh.metrics import NodeMetrics
 from f0mesh.peer_record import PeerRecord
 from f0mesh.qos.sampler import QoSSampler, Sample
@@ -27,7 +30,7 @@ from f0mesh.rtc.link_manager import LinkManager
 from f0mesh.rtc.signaling_client import SignalingClient, outbound_tls_context
 from f0mesh.state import STATE_FRAME, PeerInfo, ReplicatedState
 from f0mesh.store import Store
-from f0mesh.trust import TrustService
+from f0mesh.trust import Event, TrustService
 
 log = logging.getLogger("f0mesh.node")
 
@@ -37,8 +40,22 @@ TELEMETRY_TOPIC = "telemetry"
 TRUST_TOPIC = "trust"
 RESERVED_TOPICS = frozenset({TELEMETRY_TOPIC, TRUST_TOPIC, "state"})
 TRUST_REFRESH_S = 5.0
+# scores in mesh_peers are for operators and the API; the live ones sit in memory (TrustService)
+TRUST_SCORES_SAVE_S = 30.0
+# Link changes come in bursts (a mesh forming, a neighbour pruning); one telemetry summary per burst,
+# and at most one every this many seconds, or link churn becomes most of the mesh's gossip.
+TELEMETRY_MIN_GAP_S = 10.0
 TRUST_STATE = "_trust"
 PEER_FLUSH_S = 1.0
+# mesh_peers.last_seen is for operators ("seen a minute ago"); every peer exchange and registry delta
+# re-reports every peer, and writing each report made peer rows most of a quiet node's store writes.
+PEER_SEEN_RESOLUTION_S = 30.0
+LINK_ROWS_CLOSE_S = 5.0
+# The node's own opinion of a --bootstrap peer, unless its operator set one: the operator chose that
+# peer as its entry to the mesh, which is why it is also pre-trusted. Without an opinion, the node's
+# own edges come from behaviour alone, and a Sybil that relays its group's messages earns as heavy an
+# edge as the bootstrap peer, handing the group as much of this node's trust.
+BOOTSTRAP_OPINION = 1.0
 
 
 class Node:
@@ -54,14 +71,21 @@ class Node:
         self.telemetry: dict[str, dict[str, Any]] = {}
         self._heard: dict[str, float] = {}
         self._dirty_peers: set[str] = set()
+        self._peers_written: dict[str, tuple[str | None, float]] = {}
         self._peers_flush: asyncio.TimerHandle | None = None
         self._telemetry_due: asyncio.TimerHandle | None = None
+        self._telemetry_at = -TELEMETRY_MIN_GAP_S
         self.started_at = time.time()
         self.store: Store
         self.client: SignalingClient
         self.links: LinkManager
         self._peers: dict[str, dict[str, Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        # one writer, latest state per link: a slow "open" write must not land after the "closed" one
+        self._link_rows: LatestWriter[str, dict[str, Any]] = LatestWriter(
+            lambda row: self.store.upsert_link(row), what="mesh_links"
+        )
+        self._log = LogThrottle(log)  # lines about what peers send: at most one per peer and reason
         self._started = False
 
     async def start(self) -> None:
@@ -79,6 +103,7 @@ class Node:
                 heartbeat_interval=self.config.heartbeat_interval,
                 heartbeat_timeout=self.config.heartbeat_timeout,
                 connect_timeout=self.config.connect_timeout,
+                on_violation=self.peer_violated,
             ),
             policy=self.policy,
             client=self.client,
@@ -113,6 +138,7 @@ class Node:
             origin_limiter=self.trust.origin_limiter,
             neighbour_limiter=self.trust.neighbour_limiter,
             feedback=self.trust.record,
+            blocked=self.peer_blocked,
         )
         self.gossip.subscribe(None, self._on_delivered)
         self.metrics.add_counters("gossipsub", self.gossip.stats.samples)
@@ -125,6 +151,7 @@ class Node:
             neighbours=lambda: [link.peer_id for link in self.links.open_links()],
             own_record=self.own_record,
             on_peer=self._peer_from_state,
+            on_violation=self.peer_violated,
         )
         await self.state.start()
         self._started = True
@@ -152,6 +179,7 @@ class Node:
         for task in self._tasks:
             task.cancel()
         await self.links.stop()
+        await self._link_rows.close(LINK_ROWS_CLOSE_S)
         await self.gossip.stop()
         await self._save_trust()
         await self._flush_peers()
@@ -178,7 +206,7 @@ class Node:
     def link_state_changed(self, link: Link) -> None:
         self.metrics.link_state(link)
         row = link.describe()
-        self._spawn(self._save_link(row))
+        self._link_rows.put(link.link_id, row)
         self.events.publish("link", {k: row[k] for k in ("link_id", "peer_id", "state", "reason")})
         if link.state is LinkState.OPEN:
             self.qos.add(link)
@@ -195,12 +223,6 @@ class Node:
             self.connmgr.link_closed(link)
             self._schedule_telemetry()
 
-    async def _save_link(self, row: dict[str, Any]) -> None:
-        try:
-            await self.store.upsert_link(row)
-        except Exception:
-            log.exception("could not store link %s", row.get("link_id"))
-
     async def link_message(self, link: Link, message: dict[str, Any]) -> None:
         kind = message["t"]
         if self.peer_blocked(link.peer_id):
@@ -212,7 +234,16 @@ class Node:
         elif kind == STATE_FRAME:
             await self.state.on_ctl(link.peer_id, message)
         else:
-            log.info("dropped an unknown ctl message %r from %s", str(kind)[:32], link.peer_id)
+            self._log.info(
+                (link.peer_id, "unknown"),
+                "dropped an unknown ctl message %r from %s",
+                str(kind)[:32],
+                link.peer_id,
+            )
+
+    def peer_violated(self, peer_id: str, what: str) -> None:
+        """A peer broke a protocol below gossip (framing, ctl, state): its behaviour score pays."""
+        self.trust.record(peer_id, Event.REPLAY if what == "clock_skew" else Event.MALFORMED)
 
     def link_probe(self, link: Link, data: bytes) -> None:
         self.qos.on_probe(link, data)
@@ -274,9 +305,11 @@ class Node:
         )
 
     def _schedule_telemetry(self) -> None:
-        """Link changes come in bursts; one summary a second later covers the whole burst."""
+        """One summary a second after a link change covers its burst (see TELEMETRY_MIN_GAP_S)."""
         if self._telemetry_due is None and self._started:
-            self._telemetry_due = asyncio.get_running_loop().call_later(1.0, self._telemetry_now)
+            loop = asyncio.get_running_loop()
+            delay = max(1.0, self._telemetry_at + TELEMETRY_MIN_GAP_S - loop.time())
+            self._telemetry_due = loop.call_later(delay, self._telemetry_now)
 
     def _telemetry_now(self) -> None:
         self._telemetry_due = None
@@ -296,6 +329,7 @@ class Node:
 
     async def _publish_telemetry(self) -> None:
         try:
+            self._telemetry_at = asyncio.get_running_loop().time()
             await self.gossip.publish(TELEMETRY_TOPIC, self.telemetry_summary())
         except Exception as exc:
             log.info("telemetry publish failed: %s", exc)
@@ -306,18 +340,22 @@ class Node:
             await self._publish_telemetry()
 
     async def _trust_loop(self) -> None:
-        """Scores follow the graph; this node's changed opinions are published and saved."""
-        published: dict[str, float] | None = None
+        """Scores follow the graph; this node's opinions are published and saved when they changed enough."""
+        unsaved, saved_at = False, -math.inf
         while True:
             await asyncio.sleep(TRUST_REFRESH_S)
             try:
-                if self.trust.refresh():
+                unsaved = self.trust.refresh() or unsaved
+                if unsaved and time.monotonic() - saved_at >= TRUST_SCORES_SAVE_S:
                     await self.store.set_peer_trust(self.trust.scores())
-                edges = self.trust.graph.out_edges(self.peer_id)
-                if edges != published and self.links.open_links():
-                    await self.gossip.publish(TRUST_TOPIC, self.trust.published_opinions())
-                    published = dict(edges)
+                    unsaved, saved_at = False, time.monotonic()
+                payload = self.trust.opinions_due() if self.links.open_links() else None
+                if payload is not None:
+                    await self.gossip.publish(TRUST_TOPIC, payload)
+                    self.trust.mark_published(payload)
                     await self._save_trust()
+            except F0MeshError as exc:  # e.g. the node is busy (429): the next round tries again
+                log.info("trust opinions not published: %s", exc.detail)
             except Exception:
                 log.exception("trust refresh failed")
 
@@ -334,6 +372,9 @@ class Node:
         if url:
             record["url"] = url
         record["last_seen"] = max(record.get("last_seen") or 0.0, seen or time.time())
+        url_written, seen_written = self._peers_written.get(peer_id, (None, -math.inf))
+        if url_written == record["url"] and record["last_seen"] - seen_written < PEER_SEEN_RESOLUTION_S:
+            return
         self._dirty_peers.add(peer_id)
         if self._peers_flush is None and self._started:
             self._peers_flush = asyncio.get_running_loop().call_later(PEER_FLUSH_S, self._flush_peers_soon)
@@ -356,6 +397,7 @@ class Node:
         ]
         if rows:
             await self.store.upsert_peers(rows)
+            self._peers_written.update((r["peer_id"], (r["url"], r["last_seen"])) for r in rows)
 
     def _peer_from_state(self, info: PeerInfo) -> None:
         """mesh_peers mirrors the replicated registry; a peer that left cleanly is not dialled."""
@@ -418,6 +460,8 @@ class Node:
                 try:
                     peer = await self.add_peer(url)
                     self.trust.add_pretrusted(peer["peer_id"])
+                    if peer["peer_id"] not in self.trust.opinions:
+                        await self.set_trust(peer["peer_id"], BOOTSTRAP_OPINION)
                     pending.remove(url)
                 except Exception as exc:
                     log.info("bootstrap %s not reachable yet: %s", url, getattr(exc, "detail", exc))
@@ -447,14 +491,17 @@ class Node:
     def _on_pex(self, link: Link, message: dict[str, Any]) -> None:
         records = message.get("records")
         if not isinstance(records, list):
-            log.info("malformed pex from %s", link.peer_id)
+            self._log.info((link.peer_id, "pex"), "malformed pex from %s", link.peer_id)
+            self.peer_violated(link.peer_id, "pex")
             return
         learned = 0
         for raw in records[:PEX_MAX_RECORDS]:
             try:
                 record = PeerRecord.from_wire(raw)
             except ValueError as exc:
-                log.info("dropped a peer record from %s: %s", link.peer_id, exc)
+                self._log.info(
+                    (link.peer_id, "record"), "dropped a peer record from %s: %s", link.peer_id, exc
+                )
                 continue
             if record.peer_id == self.peer_id or self.peer_blocked(record.peer_id):
                 continue
@@ -501,7 +548,7 @@ class Node:
         return {
             "peer_id": row["peer_id"],
             "url": row.get("url"),
-            "trust": row.get("trust"),
+            "trust": self.trust.cache.scores().get(row["peer_id"], row.get("trust")),  # live, not last saved
             "last_seen": row.get("last_seen"),
             "linked": bool(link and link.state is LinkState.OPEN),
             "blocked": bool(row.get("blocked")),

@@ -24,7 +24,11 @@ class PublishRequest(Strict):
 
 @router.post("/api/gossip", dependencies=[Depends(require_admin)])
 async def publish(body: PublishRequest, node: Node = Depends(get_node)) -> dict[str, Any]:
-    """Sign and spread a message; answers once it is committed here and its push has started."""
+    """Sign and spread a message; answers once it is committed here and its push has started.
+
+    Past max_pending_publishes publishes waiting for the store the answer is 429 (rate_limited), counted
+    in /metrics as gossipsub_gossip_publish_overloaded_total: retry later.
+    """
     return {"id": await node.publish(body.topic, body.payload)}
 
 

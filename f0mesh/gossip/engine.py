@@ -1,11 +1,15 @@
 """GossipEngine: validates, stores, delivers and spreads signed messages for one node.
 
 Inbound, every envelope runs the same pipeline, cheapest and most certain checks first: size,
-decode, signature, time validity (replay window, HLC skew), seen-cache, rate limits (per
-neighbour, then per origin), then store + deliver + forward. Each decision is one audit row,
+decode, signature, blocked origin, time validity (replay window, HLC skew), seen-cache, rate limits
+(per neighbour, then per origin), then store + deliver + forward. Each decision is one audit row,
 committed with the message it concerns; a neighbour is acknowledged only after that commit, and
 a send of ours counts only once acknowledged (see push.py). Routing choices (trust-weighted
 fanout) come from the trust layer; all tunables from GossipParams.
+
+Own publishes are admitted only while fewer than ``max_pending_publishes`` wait for their commit:
+past that the store is the bottleneck, and a refusal the caller can see (and retry) is better than
+an ever longer queue that answers everyone late.
 """
 
 from __future__ import annotations
@@ -45,9 +49,13 @@ log = logging.getLogger(__name__)
 
 Subscriber = Callable[[StoredMessage], Awaitable[None] | None]
 Feedback = Callable[[str, Event], None]
+Blocked = Callable[[str], bool]
 
 STOP_GRACE_S = 1.0  # how long stop() lets final acks and subscriber callbacks finish
 MAX_TRACKED_ORIGINS = 10_000
+# Audit reason of an envelope whose origin this node's operator blocked. Not a Reason: the neighbour
+# that relayed it cannot know this node's block list, so it is not held against anyone.
+BLOCKED = "blocked"
 
 # how each rejection reads to the trust layer's behaviour score
 _FEEDBACK = {
@@ -76,10 +84,12 @@ class GossipEngine:
         clock: Callable[[], float] = time.time,
         tracer: GossipTracer | None = None,
         feedback: Feedback | None = None,
+        blocked: Blocked | None = None,
     ) -> None:
         """``clock`` is epoch seconds (replay window, audit times); ``feedback(neighbour, event)``
         reports behaviour to the trust layer (PeerScore.record fits); the limiters' scores are the
-        trust layer's to keep current (RateLimiter.set_scores)."""
+        trust layer's to keep current (RateLimiter.set_scores); ``blocked(peer_id)`` says whether
+        the operator blocked an origin, whose messages are then refused whoever relays them."""
         self.identity = identity
         self.peer_id = identity.peer_id
         self.params = params or GossipParams()
@@ -102,6 +112,8 @@ class GossipEngine:
         self._clock = clock
         self._tracer = tracer
         self._feedback = feedback
+        self._blocked = blocked
+        self._pending_publishes = 0
         self._seen = SeenCache(self.params.seen_max_entries, self.params.seen_ttl_s, clock)
         self._writer = WriteBehind(store, self.params, self.stats)
         self._pusher = Pusher(transport, self.params, self.stats, self._choose, self._acked)
@@ -165,10 +177,19 @@ class GossipEngine:
     async def publish(self, topic: str, payload: Any) -> str:
         """Sign and spread a message; returns its id once it is committed and its push has started.
 
-        Raises GossipReject (malformed / too_large) for a bad topic or payload.
+        Raises GossipReject: malformed / too_large for a bad topic or payload, rate_limited (429)
+        while ``max_pending_publishes`` publishes already wait for the store.
         """
         if not self._started:
             raise RuntimeError("GossipEngine.publish before start()")
+        limit = self.params.max_pending_publishes
+        if self._pending_publishes >= limit:
+            self.stats.publish_overloaded += 1
+            raise GossipReject(
+                Reason.RATE_LIMITED,
+                f"the node is busy: {self._pending_publishes} publishes are waiting for the store "
+                f"(max_pending_publishes {limit}); retry later",
+            )
         envelope = Envelope.create(
             self.identity, self._seq + 1, self.hlc.now(), topic, payload, self.params.ttl
         )
@@ -182,7 +203,14 @@ class GossipEngine:
         stored = self._stored(envelope, wire)
         committed: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
         row = self._audit(AuditEvent.PUBLISHED, envelope.id, self.peer_id)
-        self._writer.submit([stored], [row], lambda error: committed.done() or committed.set_result(error))
+
+        def on_commit(error: Exception | None) -> None:
+            self._pending_publishes -= 1  # here, not after the await: a cancelled caller's row still waits
+            if not committed.done():
+                committed.set_result(error)
+
+        self._pending_publishes += 1
+        self._writer.submit([stored], [row], on_commit)
         error = await committed
         if error is not None:
             self._seen.discard(envelope.id)
@@ -247,6 +275,9 @@ class GossipEngine:
         try:
             envelope = Envelope.decode(raw, self.params.max_message_bytes)
             envelope.verify()
+            if self._blocked is not None and self._blocked(envelope.origin):
+                self._refuse_blocked(peer, envelope.id)
+                return
             self._check_time(envelope)
         except GossipReject as reject:
             self._reject(peer, envelope.id if envelope else None, reject.reason)
@@ -302,6 +333,12 @@ class GossipEngine:
         row = self._audit(AuditEvent.REJECTED, message_id, peer, reason.value)
         self._writer.submit(audit=[row], droppable=True)
         self._report(peer, _FEEDBACK[reason])
+
+    def _refuse_blocked(self, peer: str, message_id: str) -> None:
+        """Not marked seen: should the operator lift the block, repair may still bring it."""
+        self.stats.rejected[BLOCKED] += 1
+        row = self._audit(AuditEvent.REJECTED, message_id, peer, BLOCKED)
+        self._writer.submit(audit=[row], droppable=True)
 
     def _report(self, peer: str, event: Event) -> None:
         if self._feedback is not None:

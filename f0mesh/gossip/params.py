@@ -38,6 +38,10 @@ class GossipParams:
     write_batch_rows: int = 256
     write_flush_interval_s: float = 0.005
     write_queue_max_rows: int = 20_000  # past this, audit rows of rejections are dropped (counted)
+    # admission: own publishes waiting for their commit; past this publish() refuses (HTTP 429) instead of
+    # queueing, so overload shows as refusals rather than ever later answers. 128 publishes are one full
+    # write batch (a message and an audit row each): more would only wait for the next commit.
+    max_pending_publishes: int = 128
     # repair (pull): IHAVE/IWANT
     repair_interval_s: float = 5.0
     repair_lookback_s: float = 60.0  # a periodic digest covers messages created this recently
@@ -55,6 +59,7 @@ class GossipParams:
             "batch_max_bytes",
             "write_batch_rows",
             "write_queue_max_rows",
+            "max_pending_publishes",
             "repair_digest_size",
             "catchup_max_ids",
             "max_pending_iwant",

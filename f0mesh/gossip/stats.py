@@ -34,6 +34,10 @@ METRICS: dict[str, tuple[str, str]] = {
     "store_commits": ("gossip_store_commits", "write-behind transactions committed"),
     "store_errors": ("gossip_store_errors", "write-behind transactions that failed"),
     "audit_rows_dropped": ("gossip_audit_rows_dropped", "audit rows of rejections shed under overload"),
+    "publish_overloaded": (
+        "gossip_publish_overloaded",
+        "own publishes refused (HTTP 429) because max_pending_publishes were waiting for the store",
+    ),
 }
 
 
@@ -62,7 +66,8 @@ class GossipStats:
     store_commits: int = 0
     store_errors: int = 0
     audit_rows_dropped: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)  # by gossip.errors.Reason value
+    publish_overloaded: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)  # by Reason value, or engine.BLOCKED
 
     def samples(self) -> list[tuple[str, dict[str, str], int]]:
         """(metric name, labels, value) for every counter, rejections labelled by reason."""

@@ -25,13 +25,13 @@ import asyncio
 import inspect
 import logging
 import struct
-import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from f0mesh.errors import ConfigError, MessageTooLargeError, PeerError
+from f0mesh.log_throttle import LogThrottle
 
 log = logging.getLogger("f0mesh.rtc.framing")
 
@@ -67,8 +67,6 @@ _FORGOTTEN_IDS = 256
 # Rough memory of one handler coroutine waiting in the delivery backlog, charged on top of its payload
 # so that a flood of empty messages is bounded as well.
 BACKLOG_ENTRY_OVERHEAD = 256
-# At most one warning per reason in this interval: a hostile peer must not be able to flood the log.
-_WARN_INTERVAL_S = 5.0
 _CLOSED_STATES = frozenset({"closing", "closed"})
 
 OnMessage = Callable[[bytes], Awaitable[Any] | None]
@@ -151,6 +149,9 @@ class FramedChannel:
     announced length). The default is twice ``max_message_size`` so that a full-size message can
     arrive while a cut-off one still waits for its ``stall_timeout_s`` to run out.
 
+    ``on_violation(what)`` hears of every frame that breaks this protocol ("garbage", "oversize"),
+    so the owner can hold it against the peer; budget and stall drops are not counted against it.
+
     ``close()`` stops this layer; the DataChannel itself belongs to the link and stays as it is.
     """
 
@@ -166,6 +167,7 @@ class FramedChannel:
         reassembly_limit_bytes: int | None = None,
         stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S,
         delivery_backlog_bytes: int | None = None,
+        on_violation: Callable[[str], None] | None = None,
     ) -> None:
         if not 64 <= chunk_size <= 0xFFFF:
             raise ConfigError(f"chunk_size must be 64..65535 bytes, got {chunk_size}")
@@ -209,7 +211,8 @@ class FramedChannel:
         self._backlog: deque[tuple[Awaitable[Any], int]] = deque()
         self._backlog_bytes = 0
         self._deliverer: asyncio.Task[None] | None = None
-        self._last_warning: dict[str, float] = {}
+        self._on_violation = on_violation
+        self._log = LogThrottle(log)  # one warning per reason and interval: a peer must not flood the log
 
         channel.on("message", self._on_frame)
         channel.on("open", self._on_signal)
@@ -594,6 +597,7 @@ class FramedChannel:
     def _garbage(self, detail: str) -> None:
         self.stats.dropped_garbage += 1
         self._warn("garbage", "framing: dropped a malformed frame: %s", detail)
+        self._violation("garbage")
 
     def _oversize(self, size: int) -> None:
         self.stats.dropped_oversize += 1
@@ -603,13 +607,19 @@ class FramedChannel:
             size,
             self.max_message_size,
         )
+        self._violation("oversize")
+
+    def _violation(self, what: str) -> None:
+        """The peer broke the framing protocol: tell the owner (the trust layer counts it)."""
+        if self._on_violation is None:
+            return
+        try:
+            self._on_violation(what)
+        except Exception:
+            self._warn("handler", "framing: on_violation raised", exc_info=True)
 
     def _warn(self, reason: str, msg: str, *args: object, exc_info: bool = False) -> None:
-        now = time.monotonic()
-        last = self._last_warning.get(reason)
-        if last is None or now - last >= _WARN_INTERVAL_S:
-            self._last_warning[reason] = now
-            log.warning(msg, *args, exc_info=exc_info)
+        self._log.warning(reason, msg, *args, exc_info=exc_info)
 
 
 def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:

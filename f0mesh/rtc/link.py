@@ -24,6 +24,7 @@ from typing import Any
 from aiortc import RTCPeerConnection
 
 from f0mesh import wire
+from f0mesh.log_throttle import LogThrottle
 from f0mesh.rtc.framing import ChannelClosed, FramedChannel
 from f0mesh.rtc.ice import rtc_configuration, selected_pair
 
@@ -50,6 +51,8 @@ class LinkSettings:
     heartbeat_timeout: float = 4.0
     connect_timeout: float = 15.0
     max_message_size: int = 16 * 1024 * 1024
+    # (peer_id, what): every protocol violation a link sees on ctl, so the node can hold it against the peer
+    on_violation: Callable[[str, str], None] | None = None
 
 
 class Link:
@@ -99,8 +102,12 @@ class Link:
         self.probe = self.pc.createDataChannel(
             "probe", negotiated=True, id=PROBE_CHANNEL_ID, ordered=False, maxRetransmits=0
         )
+        self._log = LogThrottle(log)  # one line per kind of garbage and interval, whatever the peer sends
         self.framed = FramedChannel(
-            self.ctl, on_message=self._on_ctl_frame, max_message_size=settings.max_message_size
+            self.ctl,
+            on_message=self._on_ctl_frame,
+            max_message_size=settings.max_message_size,
+            on_violation=self._violation,
         )
         self.ctl.on("open", self._on_channel_open)
         self.probe.on("open", self._on_channel_open)
@@ -228,7 +235,10 @@ class Link:
         try:
             message = wire.decode(data)
         except wire.WireError as exc:
-            log.warning("link %s: dropped a ctl frame from %s: %s", self.link_id, self.peer_id, exc)
+            self._log.warning(
+                str(exc), "link %s: dropped a ctl frame from %s: %s", self.link_id, self.peer_id, exc
+            )
+            self._violation("undecodable")
             return
         kind = message["t"]
         if kind == "hb":
@@ -246,6 +256,14 @@ class Link:
         result = self._on_message(self, message)
         if result is not None:
             await result
+
+    def _violation(self, what: str) -> None:
+        if self.settings.on_violation is None:
+            return
+        try:
+            self.settings.on_violation(self.peer_id, what)
+        except Exception:
+            log.exception("link %s: violation callback failed", self.link_id)
 
     async def _on_hello(self, message: dict[str, Any]) -> None:
         if not wire.version_compatible(message.get("v")):

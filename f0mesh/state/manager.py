@@ -7,8 +7,9 @@ brought news: it repairs whatever gossip could not carry, e.g. the writes of the
 Deltas are CRDT states, so one that arrives twice, late or out of order does no harm.
 
 Anything a peer sends that does not parse, has an unknown kind, would make a document too big, or carries a
-timestamp too far ahead is dropped with a log line and counted in ``dropped``; nothing from the network
-raises out of here.
+timestamp too far ahead is dropped with a log line (at most one per peer and reason every few seconds) and
+counted in ``dropped``; what only a broken or hostile peer sends (malformed, clock_skew) is also reported to
+``on_violation``. Nothing from the network raises out of here.
 
 Limits: a delta is not authenticated op by op (anti-entropy relays other peers' ops), so a linked peer is
 trusted to relay state honestly; the peer registry's URLs are protected by the signed records inside.
@@ -31,6 +32,7 @@ from typing import Any, Protocol
 
 from f0mesh.crdt import HLC, ClockSkewError, HLCTimestamp, LWWElementSet, LWWMap, VectorClock
 from f0mesh.errors import ConflictError, MessageTooLargeError, NotFoundError, PolicyError
+from f0mesh.log_throttle import LogThrottle
 from f0mesh.peer_record import PeerRecord
 from f0mesh.state.documents import (
     KINDS,
@@ -56,6 +58,9 @@ log = logging.getLogger("f0mesh.state")
 
 STATE_TOPIC = "state"
 STORE_PREFIX = "doc/"  # rows of crdt_state that hold documents; the node keeps other rows there too
+# Drop reasons that an honest peer never causes; the others (limits, a kind conflict) can follow from
+# concurrent honest writes and are not held against anyone.
+VIOLATIONS = frozenset({"malformed", "clock_skew"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +96,8 @@ class Gossip(Protocol):
 
 
 class ReplicatedState:
-    """Documents by name; ``send(peer_id, message)`` puts a ctl message on that peer's link."""
+    """Documents by name; ``send(peer_id, message)`` puts a ctl message on that peer's link;
+    ``on_violation(peer_id, reason)`` hears of each delta dropped for a reason in VIOLATIONS."""
 
     def __init__(
         self,
@@ -103,6 +109,7 @@ class ReplicatedState:
         neighbours: Callable[[], Iterable[str]],
         own_record: Callable[[], PeerRecord],
         on_peer: Callable[[PeerInfo], None] | None = None,
+        on_violation: Callable[[str, str], None] | None = None,
         params: StateParams | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -116,6 +123,8 @@ class ReplicatedState:
         self._neighbours = neighbours
         self._own_record = own_record
         self._on_peer = on_peer
+        self._on_violation = on_violation
+        self._log = LogThrottle(log)
         self._clock = clock
         self._docs: dict[str, Document] = {}
         self._reassembler = Reassembler(self.params.max_document_bytes)
@@ -515,7 +524,12 @@ class ReplicatedState:
 
     def _drop(self, reason: str, source: str, detail: str) -> None:
         self.dropped[reason] += 1
-        log.info("dropped state from %s (%s): %s", source, reason, detail[:300])
+        self._log.info((source, reason), "dropped state from %s (%s): %s", source, reason, detail[:300])
+        if reason in VIOLATIONS and self._on_violation is not None:
+            try:
+                self._on_violation(source, reason)
+            except Exception:
+                log.exception("state violation callback failed")
 
     # -- anti-entropy ------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
 import asyncio
+import dataclasses
 from collections import Counter
 
 import pytest
@@ -229,4 +230,46 @@ async def test_a_message_whose_commit_failed_is_neither_acked_nor_forgotten():
     await mesh[0].engine.repair.run_round()  # offered again: node 1 must not think it has it
     await wait_until(lambda: message_id in flaky.messages, 5, "repair after the failure")
     assert [m.id for m in mesh[1].delivered] == [message_id]
+    await mesh.close()
+
+
+async def test_messages_of_a_blocked_origin_are_refused_whoever_relays_them():
+    mesh = Mesh(3)
+    blocked: set[str] = set()
+    for i, node in enumerate(mesh.nodes):
+        await node.boot(**({"blocked": blocked.__contains__} if i == 2 else {}))
+    await mesh.link([(0, 1), (1, 2)])
+    blocked.add(mesh[0].peer_id)
+    refused = await mesh[0].engine.publish("t", "from the blocked origin")
+    allowed = await mesh[1].engine.publish("t", "from the relay itself")
+    await wait_until(lambda: mesh[2].has([allowed]) and mesh[1].has([refused]), 5, "both messages spread")
+    await mesh.settle()
+    assert not mesh[2].has([refused]) and [m.id for m in mesh[2].delivered] == [allowed]
+    rows = mesh[2].store.audit_for(refused, "rejected")
+    assert rows and {(r.peer_id, r.reason) for r in rows} == {(mesh[1].peer_id, "blocked")}
+    assert mesh[2].feedback == [(mesh[1].peer_id, "first_delivery")]  # the relay could not know
+    assert ("invalid_messages", {"reason": "blocked"}, len(rows)) in mesh[2].engine.stats.samples()
+    # Lifting the block lets the message in: it was never marked seen.
+    blocked.clear()
+    await mesh[1].engine.repair.on_neighbour_up(mesh[2].peer_id)  # offers its window's ids to node 2
+    await wait_until(lambda: mesh[2].has([refused]), 5, "the message after the block was lifted")
+    await mesh.close()
+
+
+async def test_publishes_past_the_pending_limit_are_refused_and_none_accepted_is_lost():
+    mesh = Mesh(1)
+    mesh[0].store = gated = GatedStore()
+    await mesh[0].boot(params=dataclasses.replace(FAST, max_pending_publishes=3))
+    engine = mesh[0].engine
+    waiting = [asyncio.create_task(engine.publish("t", i)) for i in range(3)]
+    await asyncio.sleep(0.05)
+    with pytest.raises(GossipReject) as info:
+        await engine.publish("t", "one too many")
+    assert info.value.status == 429 and info.value.code == "rate_limited"
+    assert "max_pending_publishes 3" in info.value.detail
+    assert ("gossip_publish_overloaded", {}, 1) in engine.stats.samples()
+    gated.gate.set()
+    accepted = await asyncio.wait_for(asyncio.gather(*waiting), 5)
+    assert set(accepted) <= set(gated.messages) and len(gated.messages) == 3
+    assert await asyncio.wait_for(engine.publish("t", "room again"), 5) in gated.messages
     await mesh.close()

@@ -1,8 +1,9 @@
 """Load (issue 13, item 4), heavy: a node publishing at its measured limit, and past it.
 
 The issue asks for five minutes at the limit; this test holds 60 s (``SUSTAIN_S``) to stay inside CI's
-time limit. The figures it prints (RSS over time, /healthz latency percentiles, rates) are for the
-note; the assertions are about bounds and losses, never about how fast anything was.
+time limit, and ``F0MESH_LOAD_SUSTAIN_S=300`` runs the five minutes. The figures it prints (RSS over
+time, /healthz latency percentiles, rates) are for the note; the assertions are about bounds and
+losses, never about how fast anything was.
 
 The node publishes through its API (``POST /api/gossip``, each answered once the message is committed)
 with one linked neighbour, so every message is also pushed and acknowledged over a real link.
@@ -13,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import os
+import re
 import sqlite3
 import threading
 import time
@@ -26,7 +29,7 @@ pytestmark = pytest.mark.heavy
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MEASURE_S = 8.0
-SUSTAIN_S = 60.0
+SUSTAIN_S = float(os.environ.get("F0MESH_LOAD_SUSTAIN_S", "60"))
 OVERLOAD_S = 10.0
 FLOOD_WORKERS = 256
 PAD = "p" * 200
@@ -146,6 +149,7 @@ def _measure_limit(node: NodeProcess) -> float:
     return rate
 
 
+@pytest.mark.timeout(SUSTAIN_S + 240)  # start-up, the measurement and the checks: 300 s at the default
 def test_sustained_publishing_at_the_limit_keeps_memory_bounded_and_loses_nothing(loaded_pair) -> None:
     node, peer = loaded_pair
     limit = _measure_limit(node)
@@ -157,6 +161,7 @@ def test_sustained_publishing_at_the_limit_keeps_memory_bounded_and_loses_nothin
         achieved = len(acked) / (time.monotonic() - t0)
     print(monitor.report(f"{SUSTAIN_S:.0f} s at {target:.0f}/s (achieved {achieved:.0f}/s)"))
     print(f"statuses {dict(statuses)}; RSS at the start {start_rss // 1024} MiB")
+    print(f"accepted {statuses[200]}, refused {statuses[429]}")
     assert not monitor.health_failures, monitor.health_failures[:5]
     assert len(monitor.health_ms) > SUSTAIN_S  # /healthz kept answering all along
     # Nothing it accepted is lost: every 200 is in the store (and, for the neighbour, on its way).
@@ -198,13 +203,6 @@ async def _flood(url: str, workers: int, duration: float) -> dict:
     return {"statuses": statuses, "acked": acked, "latencies": latencies}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="POST /api/gossip has no admission control: past its limit the node queues every request "
-    "(uvicorn has no concurrency limit, GossipEngine.publish awaits an unbounded WriteBehind queue) and "
-    "answers them all late instead of refusing some with 429 (f0mesh/gossip/engine.py publish, "
-    "f0mesh/gossip/writer.py submit)",
-)
 def test_past_the_limit_load_is_shed_visibly(loaded_pair) -> None:
     """32 times the closed-loop clients that saturate it: a node that sheds load refuses some (429, counted
     in /metrics); one that does not holds every request and answers each later and later."""
@@ -228,6 +226,7 @@ def test_past_the_limit_load_is_shed_visibly(loaded_pair) -> None:
     assert len(stored) == len(result["acked"]), "an acknowledged message was lost under overload"
     refused = result["statuses"][429]
     metrics = node.http.get("/metrics").text
-    print(f"429 answers: {refused}")
+    counted = re.search(r"^gossipsub_gossip_publish_overloaded_total (\S+)$", metrics, re.MULTILINE)
+    print(f"429 answers: {refused}; counted in /metrics: {counted and counted.group(1)}")
     assert refused > 0, "past its limit the node refused nothing: it queued every request"
-    assert "429" in metrics or "rate_limited" in metrics
+    assert counted is not None and float(counted.group(1)) >= refused, "the refusals are not in /metrics"

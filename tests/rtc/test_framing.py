@@ -196,7 +196,8 @@ async def test_oversize_refused_at_sender() -> None:
 
 
 async def test_oversize_announced_by_peer_dropped_at_receiver(caplog: pytest.LogCaptureFixture) -> None:
-    rx, chan, received = receiver(max_message_size=1000, chunk_size=256)
+    violations: list[str] = []
+    rx, chan, received = receiver(max_message_size=1000, chunk_size=256, on_violation=violations.append)
     with caplog.at_level(logging.WARNING, logger="f0mesh.rtc.framing"):
         chan.emit("message", start_frame(5, 10**9, b"x" * 200))
         for offset in range(200, 1000, 200):
@@ -207,6 +208,7 @@ async def test_oversize_announced_by_peer_dropped_at_receiver(caplog: pytest.Log
     assert rx.stats.dropped_garbage == 0
     assert rx.reassembly_bytes == 0
     assert received == [b"ok"]
+    assert violations == ["oversize", "oversize"]  # the rest of the refused message is not held against it
     assert any("1000000000-byte message" in r.getMessage() for r in caplog.records)
     await rx.close()
 
@@ -226,10 +228,38 @@ async def test_oversize_announced_by_peer_dropped_at_receiver(caplog: pytest.Log
     ],
 )
 async def test_garbage_frames_dropped(frame: bytes | str) -> None:
-    rx, chan, received = receiver()
+    violations: list[str] = []
+    rx, chan, received = receiver(on_violation=violations.append)
     chan.emit("message", frame)
     assert rx.stats.dropped_garbage == 1
     assert received == []
+    assert violations == ["garbage"]
+    chan.emit("message", batch_frame(b"still works"))
+    assert received == [b"still works"]
+    assert violations == ["garbage"]
+    await rx.close()
+
+
+async def test_a_flood_of_garbage_costs_one_warning_per_reason(caplog: pytest.LogCaptureFixture) -> None:
+    violations: list[str] = []
+    rx, chan, _ = receiver(max_message_size=1000, on_violation=violations.append)
+    with caplog.at_level(logging.WARNING, logger="f0mesh.rtc.framing"):
+        for i in range(500):
+            chan.emit("message", b"\x09junk")
+            chan.emit("message", start_frame(i, 10**6))
+    assert rx.stats.dropped_garbage == 500 and rx.stats.dropped_oversize == 500
+    assert violations.count("garbage") == 500 and violations.count("oversize") == 500
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines
+    await rx.close()
+
+
+async def test_a_failing_violation_callback_does_not_stop_reception() -> None:
+    def broken(what: str) -> None:
+        raise RuntimeError("trust layer gone")
+
+    rx, chan, received = receiver(on_violation=broken)
+    chan.emit("message", b"\x09junk")
     chan.emit("message", batch_frame(b"still works"))
     assert received == [b"still works"]
     await rx.close()

@@ -7,6 +7,7 @@ tripped, as a link would), demultiplexed like Node.link_message does.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
@@ -98,7 +99,13 @@ class FakeGossip:
         return lambda: None
 
 
-def solo(store: Any, clock: Clock, identity: Identity | None = None, **params: Any) -> ReplicatedState:
+def solo(
+    store: Any,
+    clock: Clock,
+    identity: Identity | None = None,
+    on_violation: Callable[[str, str], None] | None = None,
+    **params: Any,
+) -> ReplicatedState:
     """A replica with no links: changes and deltas are fed to it by hand."""
     identity = identity or Identity.generate()
     return ReplicatedState(
@@ -108,6 +115,7 @@ def solo(store: Any, clock: Clock, identity: Identity | None = None, **params: A
         send=_nowhere,
         neighbours=list,
         own_record=lambda: PeerRecord.create(identity, "http://10.0.0.9:8700"),
+        on_violation=on_violation,
         params=replace(PARAMS, **params),
         clock=clock,
     )

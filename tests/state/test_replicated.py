@@ -193,7 +193,14 @@ async def test_restart_from_the_store_keeps_state_and_the_clock_moves_on(tmp_pat
 
 async def test_bad_deltas_are_dropped_counted_and_never_raise() -> None:
     clock = Clock()
-    state = solo(MemoryStateStore(), clock, max_documents=3, max_document_bytes=4096)
+    violations: list[tuple[str, str]] = []
+    state = solo(
+        MemoryStateStore(),
+        clock,
+        on_violation=lambda peer, reason: violations.append((peer, reason)),
+        max_documents=3,
+        max_document_bytes=4096,
+    )
     await state.start()
     await state.update("tags", SetChange(add=["x"]))
     good = LWWMap("w")
@@ -255,6 +262,11 @@ async def test_bad_deltas_are_dropped_counted_and_never_raise() -> None:
         "clock_skew": 1,
         "too_many_documents": 1,
     }
+    # What only a broken or hostile peer sends is held against it; limits and conflicts are not.
+    assert sorted(Counter(violations).items()) == [
+        (("evil", "clock_skew"), 1),
+        (("evil", "malformed"), 6 + 5),
+    ]
     assert [d["name"] for d in state.documents()] == ["doc", "peers", "tags"]
     assert state.view("doc")["value"] == {"k": 1}
     await state.stop()
