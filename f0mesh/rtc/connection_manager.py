@@ -131,7 +131,8 @@ class ConnectionManager:
         elif open_count > self.params.d_hi:
             await self._prune(open_count - self.params.d_target)
         elif (
-            len(live) < self.params.d_hi
+            self.params.d_target > 0  # degree 0: the operator makes every link by hand
+            and len(live) < self.params.d_hi
             and time.monotonic() - self._started_at > self.params.bridge_grace_s
             and time.monotonic() - self._bridged_at >= self.params.bridge_interval_s
         ):

@@ -7,7 +7,9 @@ with no added latency either (``regional=True`` uses the five-region model inste
 the same origins; the comparison is who delivered and in how many hops.
 
 This checks the simulator's machinery (clock, transport, signature memo) against the engine's own
-reference network, not against WebRTC; a WebRTC comparison needs the node's LinkManager adapter.
+reference network. ``simulate_topology`` is the simulated side for a mesh run elsewhere, such as real
+``f0mesh up`` processes over WebRTC (tests/sim/test_agreement_real.py), and ``side_by_side`` lines up
+any two runs.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -43,41 +45,91 @@ def compare(
     chosen = random.Random(f"origins:{seed}").sample(range(n), origins)
     params = agreement_params()
     real = asyncio.run(_memory_run(n, seed, edges, chosen, params, timeout_s))
+    latency = LatencyModel() if regional else ZERO_LATENCY
     with fast_signatures():
-        simulated = run_virtual(_sim_run(n, seed, edges, chosen, params, regional, timeout_s))
+        simulated = run_virtual(_sim_run(n, seed, edges, chosen, params, latency, None, timeout_s))
+    return {
+        "peers": n,
+        "links": len(edges),
+        "seed": seed,
+        "regional": regional,
+        **side_by_side("memory", real, simulated, chosen, n),
+    }
+
+
+def simulate_topology(
+    n: int,
+    edges: Sequence[tuple[int, int]],
+    origins: Sequence[int],
+    *,
+    params: GossipParams | None = None,
+    latency: LatencyModel = ZERO_LATENCY,
+    views: Sequence[Mapping[int, float]] | None = None,
+    seed: int = 1,
+    timeout_s: float = 30.0,
+) -> list[dict[int, int]]:
+    """The simulated side for a mesh run elsewhere: per message (published from ``origins`` in turn,
+    each followed until every peer has it or ``timeout_s``), the path length of its first copy at
+    each peer that delivered it, by peer index.
+
+    ``views[i]`` is peer i's own trust scores by peer index: a real node ranks peers by PageRank
+    personalised to itself, so each peer reads its own table; None selects uniformly.
+    """
+    with fast_signatures():
+        return run_virtual(
+            _sim_run(n, seed, edges, origins, params or GossipParams(), latency, views, timeout_s)
+        )
+
+
+def constant_latency(one_way_ms: float, jitter_ms: float = 0.0) -> LatencyModel:
+    """The same one-way delay on every link (plus exponential jitter): a mesh on one host has no regions."""
+    return LatencyModel(
+        access_median_ms=one_way_ms / 2,  # each end's access delay; a link adds both
+        access_sigma=0.0,
+        jitter_mean_ms=jitter_ms,
+        rtt_ms=((0.0,),),
+        region_weights=(1.0,),
+    )
+
+
+def side_by_side(
+    reference: str,
+    measured: Sequence[dict[int, int]],
+    simulated: Sequence[dict[int, int]],
+    origins: Sequence[int],
+    n: int,
+) -> dict[str, Any]:
+    """Per-message and pooled delivery counts, mean hops and hop quantiles of two runs of the same
+    messages (``measured`` under the name ``reference``, and "sim")."""
     messages = []
-    for origin, real_hops, sim_hops in zip(chosen, real, simulated, strict=True):
+    for origin, real_hops, sim_hops in zip(origins, measured, simulated, strict=True):
         messages.append(
             {
                 "origin": origin,
-                "delivered": {"memory": len(real_hops), "sim": len(sim_hops)},
+                "delivered": {reference: len(real_hops), "sim": len(sim_hops)},
                 "mean_hops": {
-                    "memory": round(statistics.mean(real_hops.values()), 3),
+                    reference: round(statistics.mean(real_hops.values()), 3),
                     "sim": round(statistics.mean(sim_hops.values()), 3),
                 },
                 "quantiles": {
                     f"{q:g}": {
-                        "memory": _quantile(real_hops.values(), q),
+                        reference: _quantile(real_hops.values(), q),
                         "sim": _quantile(sim_hops.values(), q),
                     }
                     for q in QUANTILES
                 },
             }
         )
-    pooled_real = [h for hops in real for h in hops.values()]
+    pooled_real = [h for hops in measured for h in hops.values()]
     pooled_sim = [h for hops in simulated for h in hops.values()]
     pooled = {
-        f"{q:g}": {"memory": _quantile(pooled_real, q), "sim": _quantile(pooled_sim, q)} for q in QUANTILES
+        f"{q:g}": {reference: _quantile(pooled_real, q), "sim": _quantile(pooled_sim, q)} for q in QUANTILES
     }
     return {
-        "peers": n,
-        "links": len(edges),
-        "seed": seed,
-        "regional": regional,
-        "all_delivered": all(m["delivered"]["memory"] == m["delivered"]["sim"] == n for m in messages),
+        "all_delivered": all(m["delivered"][reference] == m["delivered"]["sim"] == n for m in messages),
         "pooled_quantiles": pooled,
         "pooled_mean_hops": {
-            "memory": round(statistics.mean(pooled_real), 3),
+            reference: round(statistics.mean(pooled_real), 3),
             "sim": round(statistics.mean(pooled_sim), 3),
         },
         "messages": messages,
@@ -85,12 +137,18 @@ def compare(
 
 
 def max_quantile_gap(result: dict[str, Any]) -> int:
-    """The largest difference in hops between the two runs at any compared quantile."""
-    return max(
-        abs(pair["memory"] - pair["sim"])
-        for message in result["messages"]
-        for pair in message["quantiles"].values()
-    )
+    """The largest difference in hops between the two runs at any compared quantile of any message."""
+    return max(_gap(pair) for message in result["messages"] for pair in message["quantiles"].values())
+
+
+def max_pooled_gap(result: dict[str, Any]) -> int:
+    """The largest difference in hops between the two runs at any quantile of all messages pooled."""
+    return max(_gap(pair) for pair in result["pooled_quantiles"].values())
+
+
+def _gap(pair: dict[str, int]) -> int:
+    first, second = pair.values()
+    return abs(first - second)
 
 
 def _quantile(values: Sequence[int] | Any, q: float) -> int:
@@ -150,19 +208,46 @@ async def _memory_run(
     return results
 
 
+class _OwnViewMesh(SimMesh):
+    """A SimMesh whose peers each read their own score table, as real nodes do (SimMesh shares one)."""
+
+    def __init__(
+        self,
+        n: int,
+        network: SimNetwork,
+        *,
+        seed: int,
+        params: GossipParams,
+        views: Sequence[Mapping[int, float]],
+    ) -> None:
+        super().__init__(n, network, seed=seed, params=params)
+        self._views = [{self.peer_id(j): score for j, score in view.items()} for view in views]
+        self._booting = 0
+
+    async def boot(self, index: int) -> None:
+        self._booting = index
+        await super().boot(index)
+
+    def _scores_provider(self) -> Callable[[], Mapping[str, float]]:
+        view = self._views[self._booting]
+        return lambda: view
+
+
 async def _sim_run(
     n: int,
     seed: int,
-    edges: list[tuple[int, int]],
-    origins: list[int],
+    edges: Sequence[tuple[int, int]],
+    origins: Sequence[int],
     params: GossipParams,
-    regional: bool,
+    latency: LatencyModel,
+    views: Sequence[Mapping[int, float]] | None,
     timeout_s: float,
 ) -> list[dict[int, int]]:
-    network = SimNetwork(
-        latency=LatencyModel() if regional else ZERO_LATENCY, rng=random.Random(f"network:{seed}")
-    )
-    mesh = SimMesh(n, network, seed=seed, params=params)
+    network = SimNetwork(latency=latency, rng=random.Random(f"network:{seed}"))
+    if views is None:
+        mesh = SimMesh(n, network, seed=seed, params=params)
+    else:
+        mesh = _OwnViewMesh(n, network, seed=seed, params=params, views=views)
     await mesh.start(edges)
     loop = asyncio.get_running_loop()
     results = []
