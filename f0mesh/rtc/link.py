@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -91,6 +92,7 @@ class Link:
         self._on_state = on_state
         self._t0 = time.monotonic()
         self._last_rx = time.monotonic()
+        self._last_tx = -math.inf
         self._hello_received = False
         self._opened = asyncio.Event()
         self._settled = asyncio.Event()
@@ -203,11 +205,13 @@ class Link:
 
     async def send(self, message: dict[str, Any]) -> None:
         """Hand a message to the ctl channel (queued in order; this is not delivery)."""
+        self._last_tx = time.monotonic()
         await self.framed.send(wire.encode(message))
 
     def send_probe(self, data: bytes) -> bool:
         if self.probe.readyState != "open":
             return False
+        self._last_tx = time.monotonic()
         self.probe.send(data)
         self.probe_bytes_sent += len(data)
         return True
@@ -282,10 +286,10 @@ class Link:
         self._became_open()
 
     async def _heartbeat(self) -> None:
-        """Send a beat every interval; check for silence eight times per timeout."""
+        """Beat when nothing else went out for an interval (any frame is life to the peer, and probes
+        and gossip usually flow); check for silence eight times per timeout."""
         interval, timeout = self.settings.heartbeat_interval, self.settings.heartbeat_timeout
         tick = min(interval, timeout / 8)
-        last_beat = 0.0
         while not self._closing:
             await asyncio.sleep(tick)
             now = time.monotonic()
@@ -293,8 +297,7 @@ class Link:
             if silent > timeout:
                 self._spawn(self.fail(f"no frame from the peer for {silent:.1f} s (heartbeat)"))
                 return
-            if now - last_beat >= interval:
-                last_beat = now
+            if now - self._last_tx >= interval:
                 self._spawn(self._beat(interval))
 
     async def _beat(self, interval: float) -> None:

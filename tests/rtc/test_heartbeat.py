@@ -1,0 +1,53 @@
+"""A link beats only when nothing else went out for an interval: probes (and the answers to the
+peer's probes) already say "alive". The peer here probes once every 10 s, so only our own probe rate
+decides whether beats are needed."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from f0mesh.config import NodeConfig
+from f0mesh.node import Node
+
+from nodes import free_port
+
+SETTLE_S = 4.0
+WATCH_S = 6.0
+
+
+async def _beats_sent(target_url: str, tmp_path, probe_rate: float) -> tuple[int, str]:
+    sender = Node(
+        NodeConfig(
+            data_dir=tmp_path / f"sender-{probe_rate}",
+            port=free_port(),
+            admin_token="x",
+            probe_rate=probe_rate,
+        )
+    )
+    await sender.start()
+    try:
+        link = await sender.links.dial_url(target_url)
+        beats = 0
+        send = link.send
+
+        async def counting(message: dict[str, Any]) -> None:
+            nonlocal beats
+            beats += message.get("t") == "hb"
+            await send(message)
+
+        await asyncio.sleep(SETTLE_S)  # the chatter of a new link: peer exchange, state sync, telemetry
+        link.send = counting  # type: ignore[method-assign]
+        await asyncio.sleep(WATCH_S)
+        return beats, f"{link.state.value} {link.reason or ''}".strip()
+    finally:
+        await sender.stop()
+
+
+async def test_probes_stand_in_for_beats_and_beats_return_without_them(node_factory, tmp_path) -> None:
+    target = await asyncio.to_thread(node_factory, "target", extra=["--probe-rate", "0.1"])
+    busy, busy_state = await _beats_sent(target.url, tmp_path, probe_rate=4.0)
+    quiet, quiet_state = await _beats_sent(target.url, tmp_path, probe_rate=0.1)
+    assert busy_state == quiet_state == "open", (busy_state, quiet_state)
+    assert busy <= 1, f"{busy} beats while probes went out every 0.25 s"
+    assert quiet >= 3, f"only {quiet} beats in {WATCH_S} s with a probe every 10 s each way"
