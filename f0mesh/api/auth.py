@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from f0mesh.api.errors import count_error
 from f0mesh.errors import F0MeshError
 
 SESSION_COOKIE = "f0mesh_session"
@@ -123,6 +124,7 @@ class AdminGuard:
                     self.fastapi_app.state.node.admin_token, request.method, request.headers, request.cookies
                 )
             except F0MeshError as exc:
+                count_error(self.fastapi_app, exc.status, exc.code)
                 response = JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status)
                 await response(scope, receive, send)
                 return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -43,6 +44,13 @@ def _validation_detail(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def count_error(app: Any, status: int, code: str) -> None:
+    """``f0mesh_http_errors_total``: refusals (401s above all) are what an operator alerts on."""
+    node = getattr(app.state, "node", None)
+    if node is not None:
+        node.metrics.http_errors.labels(status=str(status), code=code).inc()
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(F0MeshError)
     async def _f0mesh_error(request: Request, exc: F0MeshError) -> JSONResponse:
@@ -50,13 +58,17 @@ def install(app: FastAPI) -> None:
             log.warning(
                 "%s %s -> %d %s: %s", request.method, request.url.path, exc.status, exc.code, exc.detail
             )
+        count_error(request.app, exc.status, exc.code)
         return error_response(exc.status, exc.code, exc.detail)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        count_error(request.app, 422, "invalid")
         return error_response(422, "invalid", _validation_detail(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        return error_response(exc.status_code, _HTTP_CODES.get(exc.status_code, "error"), detail, exc.headers)
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        count_error(request.app, exc.status_code, code)
+        return error_response(exc.status_code, code, detail, exc.headers)

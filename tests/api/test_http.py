@@ -86,6 +86,18 @@ async def test_metrics_exposed(client) -> None:
     assert "f0mesh_links_open" in text and client.node.peer_id in text
 
 
+async def test_refusals_are_counted_by_status_and_code(client) -> None:
+    for _ in range(3):
+        assert (await client.post("/api/peers", json={"url": "http://127.0.0.1:1"})).status_code == 401
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert (await client.post("/dial", json={}, headers=auth)).status_code == 422
+    assert (await client.get("/api/nothing-here")).status_code == 404
+    text = (await client.get("/metrics")).text
+    assert 'f0mesh_http_errors_total{code="unauthorized",status="401"} 3.0' in text
+    assert 'f0mesh_http_errors_total{code="invalid",status="422"} 1.0' in text
+    assert 'f0mesh_http_errors_total{code="not_found",status="404"} 1.0' in text
+
+
 async def test_login_sets_session_and_csrf_is_enforced(client) -> None:
     r = await client.get("/login", params={"token": "wrong"})
     assert r.status_code == 401
