@@ -14,9 +14,26 @@ from typing import Any
 
 from bench import report
 from bench.common import REPO
-from bench.suites import Plan, bench_dead_peer, bench_link_memory, bench_setup, bench_traffic
+from bench.suites import (
+    Plan,
+    bench_dead_peer,
+    bench_gossip,
+    bench_link_memory,
+    bench_setup,
+    bench_traffic,
+    bench_validation,
+)
 
-KEYS = ("setup", "throughput", "message_rate", "dead_peer", "link_memory")
+KEYS = (
+    "setup",
+    "throughput",
+    "message_rate",
+    "validation",
+    "link_memory",
+    "dead_peer",
+    "gossip",
+    "node_rss_idle",
+)
 
 
 def _outputs(out: Path) -> tuple[Path, Path]:
@@ -79,24 +96,28 @@ def main(argv: list[str] | None = None) -> int:
 
     attempt({"setup"}, lambda: bench_setup(plan))
     attempt({"throughput", "message_rate"}, lambda: bench_traffic(plan, keys))
+    attempt({"validation"}, lambda: bench_validation(plan))
+    memory_keys = {"link_memory", "node_rss_idle"}
 
     def memory() -> None:
-        attempt({"link_memory"}, lambda: bench_link_memory(plan))
+        attempt(memory_keys, lambda: bench_link_memory(plan))
 
     if "dead_peer" in keys:
         # link_memory runs while the baseline of dead_peer waits out aiortc's ~30 s.
         attempt({"dead_peer"}, lambda: bench_dead_peer(plan, meanwhile=memory))
-    if "link_memory" not in results and "link_memory" not in meta["failed"]:
+    if not memory_keys & (set(results) | set(meta["failed"])):
         memory()
-    results = {k: results[k] for k in KEYS if k in results}
+    attempt({"gossip"}, lambda: bench_gossip(plan))
+    results = {k: results[k] for k in KEYS if k in results and k in keys}
     meta["duration_s"] = time.monotonic() - started
     out_json, out_md = _outputs(args.out)
     report.write(results, out_json, out_md, meta)
     say(f"wrote {out_json} and {out_md}")
     for key, fig in results.items():
+        verdict = "reported" if fig["met"] is None else "met" if fig["met"] else "NOT met"
         print(
             f"{key:13s} f0mesh {fig['f0mesh']:>11.3f}  baseline {fig['baseline']:>11.3f} {fig['unit']:7s}"
-            f" ratio {fig['ratio']:7.3f}  {fig['goal']:12s} {'met' if fig['met'] else 'NOT met'}"
+            f" ratio {fig['ratio']:7.3f}  {fig['goal']:15s} {verdict}"
         )
     if meta["failed"] or args.keep:
         say(f"process logs kept in {workdir}")

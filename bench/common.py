@@ -18,7 +18,7 @@ import httpx
 
 TOKEN = "bench-admin-token-0123456789"
 REPO = Path(__file__).resolve().parents[1]
-READY_TIMEOUT_S = 60.0
+READY_TIMEOUT_S = 120.0  # a start-up takes ~3 CPU-seconds; others share these 2 cores
 STOP_GRACE_S = 3.0
 
 T = TypeVar("T")

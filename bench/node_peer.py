@@ -1,10 +1,16 @@
-"""An f0mesh Node in a process of its own, plus a bench-only route that pushes traffic over a link.
+"""An f0mesh Node in a process of its own, plus bench-only routes that push traffic over a link.
 
 The node has no bulk-transfer API, so this process builds the same Node and FastAPI app that
-``f0mesh up`` runs and adds ``POST /bench/send``. The receiving node counts what its links deliver
-by wrapping ``Node.link_message`` from here (f0mesh itself is untouched). Traffic therefore crosses
-everything a user's message crosses: wire (msgpack) encoding, FramedChannel batching, chunking and
-backpressure, aiortc, and on the far side reassembly, wire decoding and dispatch to the node.
+``f0mesh up`` runs and adds ``POST /bench/send`` and ``POST /bench/profile``. Two kinds of traffic:
+
+- ``bytes``: raw ctl messages through ``link.framed``. The receiving node counts what its links
+  deliver by wrapping ``Node.link_message`` from here (f0mesh itself is untouched), so the bytes
+  cross wire encoding, FramedChannel batching, chunking and backpressure, aiortc, and on the far
+  side reassembly, wire decoding and dispatch to the node.
+- ``gossip``: ``Node.publish`` of small payloads (signed envelopes, stored, pushed with ack); the
+  receiver counts them in a gossip subscription, i.e. after its full inbound pipeline accepted and
+  committed them. Its per-origin and per-neighbour rate limits are raised (they cap a single origin
+  at 200 msgs/s by design, a policy rather than a cost; the checks themselves still run).
 
     python -m bench.node_peer --data-dir DIR --port P --admin-token T
 """
@@ -19,13 +25,20 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from bench.profiling import Sampler
 from f0mesh import wire
 from f0mesh.config import NodeConfig
+from f0mesh.gossip import StoredMessage
 from f0mesh.node import Node
 from f0mesh.rtc.link import Link, LinkState
+from f0mesh.trust.score_params import RateParams
 
 DONE_TIMEOUT_S = 300.0
-DEFAULT_WINDOW = 1024
+BENCH_TOPIC = "bench.gossip"
+_HUGE = 1e12
+UNLIMITED = RateParams(
+    base_rate=_HUGE, min_rate=_HUGE, max_rate=_HUGE, base_burst=_HUGE, min_burst=_HUGE, max_burst=_HUGE
+)
 
 
 class Traffic:
@@ -40,6 +53,29 @@ class Traffic:
         self._done: dict[str, asyncio.Future[int]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
+    def attach(self) -> None:
+        """After ``Node.start``: count bench gossip where the application would see it, unthrottled."""
+        self.node.gossip.subscribe(BENCH_TOPIC, self._on_gossip)
+        for limiter in (self.node.trust.origin_limiter, self.node.trust.neighbour_limiter):
+            limiter.params = UNLIMITED
+            limiter.set_scores(self.node.trust.scores())  # resizes buckets made before this
+
+    def _on_gossip(self, message: StoredMessage) -> None:
+        rx = self._rx.get(message.origin)
+        if rx is None or rx[0] != "gossip":
+            return
+        rx[2] += 1
+        if rx[2] >= rx[1]:
+            del self._rx[message.origin]
+            link = self.node.links.get(message.origin)
+            if link is not None:
+                self._spawn(link.send({"t": "bench.done", "got": rx[2]}))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def link_message(self, link: Link, message: dict[str, Any]) -> Any:
         kind = message["t"]
         if not kind.startswith("bench."):
@@ -47,30 +83,31 @@ class Traffic:
         peer = link.peer_id
         if kind == "bench.start":
             self._rx[peer] = [message["kind"], int(message["expect"]), 0]
-        elif kind in ("bench.data", "bench.m"):
+        elif kind == "bench.data":
             rx = self._rx.get(peer)
             if rx is None:
                 return None
-            rx[2] += len(message["d"]) if rx[0] == "bytes" else 1
+            rx[2] += len(message["d"])
             if rx[2] >= rx[1]:
                 del self._rx[peer]
-                task = asyncio.ensure_future(link.send({"t": "bench.done", "got": rx[2]}))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn(link.send({"t": "bench.done", "got": rx[2]}))
         elif kind == "bench.done":
             future = self._done.pop(peer, None)
             if future is not None and not future.done():
                 future.set_result(int(message["got"]))
         return None
 
-    async def send(self, peer_id: str, kind: str, total: int, size: int, window: int) -> float:
-        """Seconds from the first message handed to the link until the receiver's ack of the last."""
+    async def send(self, peer_id: str, kind: str, total: int, size: int) -> float:
+        """Seconds from the first message handed over until the receiver's ack of the last: ``total``
+        bytes in ``size``-byte ctl messages (kind "bytes"), or ``total`` gossip publishes of a
+        ``size``-byte payload (kind "gossip")."""
+        if kind not in ("bytes", "gossip"):
+            raise ValueError(f"unknown traffic kind {kind!r}")
         link = self.node.links.get(peer_id)
         if link is None or link.state is not LinkState.OPEN:
             raise LookupError(f"no open link to {peer_id}")
         framed = link.framed
         payload = os.urandom(size)
-        tag = "bench.data" if kind == "bytes" else "bench.m"
         done = asyncio.get_running_loop().create_future()
         self._done[peer_id] = done
         await link.send({"t": "bench.start", "kind": kind, "expect": total})
@@ -78,19 +115,21 @@ class Traffic:
         if kind == "bytes":
             # Large messages one after another, as an application streaming a file would send them.
             count, rest = divmod(total, size)
-            encoded = wire.encode({"t": tag, "d": payload})
+            encoded = wire.encode({"t": "bench.data", "d": payload})
             for _ in range(count):
                 await framed.send(encoded)
             if rest:
-                await framed.send(wire.encode({"t": tag, "d": payload[:rest]}))
+                await framed.send(wire.encode({"t": "bench.data", "d": payload[:rest]}))
         else:
-            # Many small messages in flight at once, so the framing layer can batch them.
-            encoded = wire.encode({"t": tag, "d": payload})
-            pending: deque[asyncio.Task[None]] = deque()
+            # Many publishes in flight at once, so the store writer, the per-neighbour outbox and the
+            # framing layer can batch them; the node refuses (429) more than this many at a time.
+            text = payload.hex()[:size]  # a JSON string payload of ``size`` bytes
+            window = self.node.gossip.params.max_pending_publishes
+            pending: deque[asyncio.Future[str]] = deque()
             for _ in range(total):
                 if len(pending) >= window:
                     await pending.popleft()
-                pending.append(asyncio.ensure_future(framed.send(encoded)))
+                pending.append(asyncio.ensure_future(self.node.publish(BENCH_TOPIC, text)))
             for task in pending:
                 await task
         await asyncio.wait_for(done, DONE_TIMEOUT_S)
@@ -107,21 +146,29 @@ async def serve(data_dir: Path, port: int, token: str) -> None:
     node = Node(NodeConfig(data_dir=data_dir, port=port, admin_token=token))
     traffic = Traffic(node)
     await node.start()
+    traffic.attach()
+    sampler = Sampler()
     try:
         app = create_app(node, manage_node=False)
+
+        @app.post("/bench/profile")
+        async def bench_profile(body: dict[str, Any]) -> dict[str, Any]:
+            """Start, or stop and summarise, a sampling profile of this whole process's event loop."""
+            if body.get("action") == "start":
+                sampler.start()
+                return {"ok": True}
+            return {"top": sampler.stop(int(body.get("top", 8)))}
 
         @app.post("/bench/send")
         async def bench_send(body: dict[str, Any]) -> dict[str, Any]:
             try:
                 elapsed = await traffic.send(
-                    body["peer"],
-                    body["kind"],
-                    int(body["total"]),
-                    int(body["size"]),
-                    int(body.get("window", DEFAULT_WINDOW)),
+                    body["peer"], body["kind"], int(body["total"]), int(body["size"])
                 )
             except LookupError as exc:
                 raise HTTPException(409, str(exc)) from exc
+            except ValueError as exc:
+                raise HTTPException(400, str(exc)) from exc
             return {"elapsed_s": elapsed}
 
         config = uvicorn.Config(

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import random
 import statistics
 import tempfile
 import threading
@@ -16,7 +17,9 @@ from typing import Any
 
 import httpx
 
+from bench import validation
 from bench.common import Proc, Procs, cpu_seconds, figure, rss_stable_kb, wait_until
+from bench.mesh import Mesh, measure_n
 
 MIB = 1024 * 1024
 POLL_S = 0.05
@@ -114,9 +117,11 @@ def bench_setup(plan: Plan) -> dict[str, Any]:
             theirs = _link(b, a.peer_id) or {}
             if theirs.get("state") == "failed":
                 # b missed the final "bye" and will redial a within ~1 s; an operator's DELETE on b
-                # (answered 404: nothing live) cancels that, so the next round dials afresh.
+                # (answered 404: nothing live) cancels that. The DELETE also makes b refuse a's offers
+                # until b dials a; unblocking a on b lifts that hold, so the next round dials afresh.
                 peer_failed.append(str(theirs.get("reason")))
                 b.http.delete(f"/api/mesh-rtc/links/{a.peer_id}")
+                b.http.delete(f"/api/peers/{a.peer_id}/block")
             if i > 0:
                 f0_wall.append(wall)
                 f0_api.append(float(body["setup_ms"]))
@@ -138,6 +143,7 @@ def bench_setup(plan: Plan) -> dict[str, Any]:
         def f0mesh_cleanup() -> None:
             for x, y in ((a, b), (b, a)):
                 x.http.delete(f"/api/mesh-rtc/links/{y.peer_id}")
+                x.http.delete(f"/api/peers/{y.peer_id}/block")  # lifts the hold the close set
             time.sleep(1.0)
 
         def raw_cleanup() -> None:
@@ -202,10 +208,13 @@ class _Series:
 
 
 def bench_traffic(plan: Plan, keys: set[str]) -> dict[str, Any]:
-    """Throughput and message rate share one pair of f0mesh nodes and one pair of raw peers."""
-    n = plan.n(3, 5)
+    """Throughput and message rate share one pair of f0mesh nodes and one pair of raw peers.
+
+    After the recorded message_rate rounds, one more f0mesh round runs under a sampling profiler
+    in both processes (not recorded: the profiler slows it), for the profile in RESULTS.md."""
+    n = plan.n(2, 5)
     total_bytes = (16 if plan.quick else 64) * MIB
-    messages = 20_000 if plan.quick else 30_000
+    messages = 4_000 if plan.quick else 10_000
     out: dict[str, Any] = {}
     with Procs(plan.workdir / "traffic") as procs:
         na, nb = procs.node_peer("na"), procs.node_peer("nb")
@@ -226,7 +235,7 @@ def bench_traffic(plan: Plan, keys: set[str]) -> dict[str, Any]:
         # Warm-up, not recorded: first-use costs (allocations, code paths) on both sides.
         f0("bytes", 2 * MIB, MIB)
         raw("bytes", 2 * MIB, 16 * 1024)
-        f0("msgs", 2000, 100)
+        f0("gossip", 500, 100)
         raw("msgs", 2000, 100)
 
         def measure(key: str, f0_side: _Series, base_side: _Series, **spec: Any) -> None:
@@ -260,13 +269,20 @@ def bench_traffic(plan: Plan, keys: set[str]) -> dict[str, Any]:
         if "message_rate" in keys:
             measure(
                 "message_rate",
-                _Series(lambda: f0("msgs", messages, 100), messages, f0_pids),
+                _Series(lambda: f0("gossip", messages, 100), messages, f0_pids),
                 _Series(lambda: raw("msgs", messages, 100), messages, raw_pids),
                 unit="msgs/s",
                 op=">=",
                 goal=2.0,
                 extra={"messages": messages},
             )
+            for node in (na, nb):
+                node.post("/bench/profile", {"action": "start"})
+            f0("gossip", messages, 100)
+            out["message_rate"]["samples"]["profile"] = {
+                role: node.post("/bench/profile", {"action": "stop", "top": 8})["top"]
+                for role, node in (("sender", na), ("receiver", nb))
+            }
     return out
 
 
@@ -367,8 +383,10 @@ def _per_link_kb(
 
 
 def bench_link_memory(plan: Plan) -> dict[str, Any]:
-    k = 4 if plan.quick else 8
-    n = plan.n(1, 3)
+    """Also yields `node_rss_idle`: the hub's "after" reading is a node holding K + 1 idle links
+    (8 in a full run; 5 in --quick, where 16 more processes would not fit in the time)."""
+    k = 4 if plan.quick else 7  # plus the warm-up link
+    n = plan.n(1, 2)
     f0_kb: list[float] = []
     base_kb: list[float] = []
     rss: dict[str, list[float]] = {
@@ -418,5 +436,82 @@ def bench_link_memory(plan: Plan) -> dict[str, Any]:
                 "f0mesh_failed_rounds": f0_round.failures,
                 "baseline_failed_rounds": raw_round.failures,
             },
-        )
+        ),
+        "node_rss_idle": reported(
+            rss["f0mesh_rss_after_kb"],
+            rss["baseline_rss_after_kb"],
+            unit="kB",
+            extra={"links": k + 1},
+        ),
     }
+
+
+def reported(
+    f0mesh: list[float], baseline: list[float], *, unit: str, extra: dict[str, Any]
+) -> dict[str, Any]:
+    """A figure with the usual shape but no goal: an absolute number shown next to its baseline."""
+    fig = figure(f0mesh, baseline, unit=unit, op=">=", goal=0.0, extra=extra)
+    fig["goal"] = "none (reported)"
+    fig["met"] = None
+    return fig
+
+
+# -- validation ----------------------------------------------------------------------------
+
+
+def bench_validation(plan: Plan) -> dict[str, Any]:
+    count = 3_000 if plan.quick else 10_000
+    rates = validation.measure(count, plan.n(3, 5))
+    fig = figure(
+        rates["f0mesh"],
+        rates["baseline"],
+        unit="msgs/s",
+        op=">=",
+        goal=0.5,
+        extra={
+            "envelopes": count,
+            "wall_f0mesh": rates["f0mesh_wall"],
+            "wall_baseline": rates["baseline_wall"],
+        },
+    )
+    plan.say(f"validation: f0mesh {fig['f0mesh']:.0f}, baseline {fig['baseline']:.0f} per CPU-second")
+    return {"validation": fig}
+
+
+# -- gossip in a mesh of N processes -------------------------------------------------------
+
+GOSSIP_SIZES = (8, 16, 32)
+QUICK_GOSSIP_MAX = 16  # 16 more processes take about a minute to start on two cores: full runs only
+
+
+def bench_gossip(plan: Plan) -> dict[str, Any]:
+    """One growing mesh; a size that fails is recorded with its reason, and larger ones are skipped."""
+    messages = plan.repeats or (5 if plan.quick else 20)
+    by_n: dict[str, Any] = {}
+    with Procs(plan.workdir / "gossip") as procs:
+        mesh = Mesh(procs, random.Random(12))
+        for n in GOSSIP_SIZES:
+            if plan.quick and n > QUICK_GOSSIP_MAX:
+                by_n[str(n)] = {"nodes": n, "error": "skipped in --quick (about a minute of start-up)"}
+                continue
+            try:
+                by_n[str(n)] = result = measure_n(mesh, n, messages, ready_timeout=120.0 + 2 * n)
+            except (RuntimeError, TimeoutError, httpx.HTTPError) as exc:
+                by_n[str(n)] = {"nodes": n, "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}
+                plan.say(f"gossip N={n}: failed: {by_n[str(n)]['error']}")
+                break
+            plan.say(
+                f"gossip N={n}: last delivery p50 {result['last_delivery_ms_p50']:.0f} ms, "
+                f"p99 {result['last_delivery_ms_p99']:.0f} ms, one-hop RTT {result['one_hop_rtt_ms']:.1f} ms"
+            )
+    done = [r for r in by_n.values() if "error" not in r]
+    if not done:
+        raise RuntimeError(f"gossip: no mesh size gave figures: {by_n}")
+    first = done[0]
+    fig = reported(
+        first["last_delivery_ms"],
+        [first["one_hop_rtt_ms"]],
+        unit="ms",
+        extra={"nodes": first["nodes"], "by_n": by_n},
+    )
+    return {"gossip": fig}

@@ -1,0 +1,148 @@
+"""`gossip`: spread of published messages through a mesh of N `f0mesh up` processes on this host.
+
+The mesh grows in place (8, then 16, then 32 nodes; every node bootstraps from node 0 and finds the
+others by peer exchange and its degree manager), so each larger N pays only for its new processes.
+All nodes run the calm flags f0mesh's demo uses for large meshes on two cores, the same at every N,
+so only N changes. Each message is published by a random node with `POST /api/gossip`; its time to
+the last delivery is the latest `received_at` among the other nodes minus the publisher's own
+`received_at` (its commit), all on this host's clock. Hops and duplicates come from each node's
+`/api/gossip/messages` and `/api/audit?event=duplicate`; the one-hop RTT is the median QoS `rtt_ms`
+of the open links in the same mesh, read right after the messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import statistics
+import time
+from typing import Any
+
+import httpx
+
+from bench.common import Proc, Procs, wait_until
+
+# The demo's flags for meshes above 12 nodes on two cores (f0mesh/demo.py), at every N here.
+CALM = [
+    "--qos-interval", "10", "--probe-rate", "1", "--gossip-interval", "60",
+    "--d-lo", "3", "--d", "4", "--d-hi", "8",
+]  # fmt: skip
+MIN_LINKS = 3
+PUBLISH_GAP_S = 0.25
+RTT_TIMEOUT_S = 30.0
+
+
+def _quantile(values: list[float], q: float) -> float:
+    xs = sorted(values)
+    return xs[min(len(xs) - 1, max(0, round(q * (len(xs) - 1))))]
+
+
+def _open_links(node: Proc) -> list[dict[str, Any]]:
+    try:
+        return [link for link in node.get("/api/mesh-rtc/links")["links"] if link["state"] == "open"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return []
+
+
+class Mesh:
+    """The growing mesh; its processes belong to ``procs`` and die with it."""
+
+    def __init__(self, procs: Procs, rng: random.Random) -> None:
+        self.procs = procs
+        self.rng = rng
+        self.nodes: list[Proc] = []
+
+    def grow(self, n: int, ready_timeout: float) -> None:
+        for i in range(len(self.nodes), n):
+            extra = [*CALM, "--bootstrap", self.nodes[0].url] if self.nodes else CALM
+            self.nodes.append(self.procs.f0mesh_up(f"g{i}", extra))
+            if i == 0:
+                self.procs.wait_ready(ready_timeout)
+        self.procs.wait_ready(ready_timeout)
+
+    def link_counts(self) -> list[int]:
+        return [len(_open_links(node)) for node in self.nodes]
+
+    def wait_linked(self, timeout: float) -> list[int]:
+        want = min(MIN_LINKS, len(self.nodes) - 1)
+        wait_until(lambda: min(self.link_counts()) >= want, timeout, 1.0, f"every node with >= {want} links")
+        return self.link_counts()
+
+    def one_hop_rtt_ms(self) -> list[float]:
+        return [float(link["rtt_ms"]) for node in self.nodes for link in _open_links(node) if link["rtt_ms"]]
+
+    def publish(self, topic: str, count: int) -> dict[str, int]:
+        """Message id -> index of the publishing node."""
+        published: dict[str, int] = {}
+        for j in range(count):
+            i = self.rng.randrange(len(self.nodes))
+            body = self.nodes[i].post("/api/gossip", {"topic": topic, "payload": {"n": j}}, timeout=30)
+            published[body["id"]] = i
+            time.sleep(PUBLISH_GAP_S)
+        return published
+
+    def received(self, topic: str) -> list[dict[str, dict[str, Any]]]:
+        """Per node: message id -> its row, for the topic."""
+        out = []
+        for node in self.nodes:
+            rows = node.get(f"/api/gossip/messages?topic={topic}&limit=10000")["messages"]
+            out.append({row["id"]: row for row in rows})
+        return out
+
+    def duplicates(self, ids: set[str]) -> int:
+        total = 0
+        for node in self.nodes:
+            entries = node.get("/api/audit?event=duplicate&limit=10000")["entries"]
+            total += sum(1 for e in entries if e["message_id"] in ids)
+        return total
+
+
+def measure_n(mesh: Mesh, n: int, messages: int, ready_timeout: float) -> dict[str, Any]:
+    """Grow to ``n`` nodes, publish ``messages``, and summarise their spread."""
+    t0 = time.monotonic()
+    mesh.grow(n, ready_timeout)
+    links = mesh.wait_linked(60.0 + 2 * n)
+    formed_s = time.monotonic() - t0
+    topic = f"bench.n{n}"
+    published = mesh.publish(topic, messages)
+    ids = set(published)
+
+    def all_delivered() -> bool:
+        return all(ids <= set(rows) for rows in mesh.received(topic))
+
+    with contextlib.suppress(TimeoutError):  # what did not arrive is reported as incomplete
+        wait_until(all_delivered, 20.0 + n, 0.5, "every message at every node")
+    rows = mesh.received(topic)
+    spread_ms: list[float] = []
+    hops: list[float] = []
+    reached: list[int] = []
+    incomplete = 0
+    for message_id, origin in published.items():
+        t_pub = rows[origin][message_id]["received_at"]
+        others = [r[message_id] for k, r in enumerate(rows) if k != origin and message_id in r]
+        reached.append(len(others))
+        hops += [float(row["hops"]) for row in others]
+        if len(others) < n - 1:
+            incomplete += 1
+        elif others:
+            spread_ms.append((max(row["received_at"] for row in others) - t_pub) * 1000.0)
+    rtt = wait_until(mesh.one_hop_rtt_ms, RTT_TIMEOUT_S, 1.0, "a QoS rtt on some link")
+    if not spread_ms:
+        raise RuntimeError(
+            f"N={n}: no message reached all {n} nodes within {20 + n} s; other nodes reached per "
+            f"message: median {statistics.median(reached):g} of {n - 1} (min {min(reached)})"
+        )
+    return {
+        "nodes": n,
+        "messages": messages,
+        "incomplete": incomplete,
+        "last_delivery_ms_p50": round(_quantile(spread_ms, 0.5), 2),
+        "last_delivery_ms_p99": round(_quantile(spread_ms, 0.99), 2),
+        "last_delivery_ms": [round(x, 2) for x in spread_ms],
+        "hops_p99": _quantile(hops, 0.99) if hops else None,
+        "hops_max": max(hops) if hops else None,
+        "duplicates_per_node_per_message": round(mesh.duplicates(ids) / (n * messages), 4),
+        "one_hop_rtt_ms": round(statistics.median(rtt), 3),
+        "links_per_node": links,
+        "mesh_formed_s": round(formed_s, 1),
+    }
