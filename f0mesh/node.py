@@ -273,7 +273,8 @@ class Node:
 
     def _health_changed(self, link: Any, old: str, new: str) -> None:
         log.info("link %s to %s: health %s -> %s", link.link_id, link.peer_id, old, new)
-        self._schedule_telemetry()
+        if "bad" in (old, new):  # news for the topology; good <-> fair flapping waits for the next summary
+            self._schedule_telemetry()
 
     # -- gossip, telemetry and trust --------------------------------------------------------
 
