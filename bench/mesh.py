@@ -16,17 +16,17 @@ import contextlib
 import random
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench.common import Proc, Procs, wait_until
+from f0mesh.demo import SMALL_MESH
+from f0mesh.demo import Mesh as DemoMesh
 
-# The demo's flags for meshes above 12 nodes on two cores (f0mesh/demo.py), at every N here.
-CALM = [
-    "--qos-interval", "10", "--probe-rate", "1", "--gossip-interval", "60",
-    "--d-lo", "3", "--d", "4", "--d-hi", "8",
-]  # fmt: skip
+# The demo's flags for meshes above 12 nodes on two cores, at every N here.
+CALM = DemoMesh(SMALL_MESH + 1, 0, Path("."), "").node_flags()
 MIN_LINKS = 3
 PUBLISH_GAP_S = 0.25
 RTT_TIMEOUT_S = 30.0
