@@ -20,9 +20,12 @@ def _ids(node, topic: str) -> dict[str, dict]:
 def test_sparse_mesh_delivers_everything_once_with_few_hops(node_factory) -> None:
     first = node_factory("g", extra=SPARSE)
     nodes = [first] + [node_factory("g", extra=[*SPARSE, "--bootstrap", first.url]) for _ in range(9)]
-    wait_for(lambda: all(len(n.open_links()) >= 2 for n in nodes), 90, 1.0, "every node linked")
-    degrees = [len(n.open_links()) for n in nodes]
-    assert max(degrees) <= 5, degrees  # sparse: most messages need several hops
+    def sparse() -> list[int] | None:
+        """Every node linked and none far above D_hi: a node briefly past it prunes on its next tick."""
+        degrees = [len(n.open_links()) for n in nodes]
+        return degrees if min(degrees) >= 2 and max(degrees) <= 5 else None
+
+    wait_for(sparse, 90, 1.0, "every node linked, the mesh sparse (most messages need several hops)")
 
     origins = nodes[::2]
     rng = random.Random(7)
