@@ -7,6 +7,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import msgpack
@@ -538,18 +539,19 @@ class Node:
             raise PeerError(f"{url} is this node itself", code="self_dial", status=409)
         self.peer_learned(peer_id, url)
         row = await self.store.upsert_peer(peer_id, url=url, last_seen=time.time())
-        return self._peer_view(row)
+        return self._peer_view(row, self.trust.cache.scores())
 
     async def list_peers(self, limit: int) -> list[dict[str, Any]]:
         await self._flush_peers()
-        return [self._peer_view(row) for row in await self.store.list_peers(limit=limit)]
+        scores = self.trust.cache.scores()
+        return [self._peer_view(row, scores) for row in await self.store.list_peers(limit=limit)]
 
-    def _peer_view(self, row: dict[str, Any]) -> dict[str, Any]:
+    def _peer_view(self, row: dict[str, Any], scores: Mapping[str, float]) -> dict[str, Any]:
         link = self.links.get(row["peer_id"])
         return {
             "peer_id": row["peer_id"],
             "url": row.get("url"),
-            "trust": self.trust.cache.scores().get(row["peer_id"], row.get("trust")),  # live, not last saved
+            "trust": scores.get(row["peer_id"], row.get("trust")),  # live, not last saved
             "last_seen": row.get("last_seen"),
             "linked": bool(link and link.state is LinkState.OPEN),
             "blocked": bool(row.get("blocked")),

@@ -36,13 +36,27 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _upsert(engine: AsyncEngine, table: sa.Table, values: dict[str, Any], keys: Sequence[str]) -> Any:
-    """INSERT .. ON CONFLICT DO UPDATE in the backend's own dialect."""
+def _insert(engine: AsyncEngine, table: sa.Table) -> Any:
+    """INSERT in the backend's own dialect, which has ON CONFLICT."""
     if engine.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table).values(**values)
+    return insert(table)
+
+
+def _last_seen_forward(stmt: Any) -> Any:
+    """ON CONFLICT value of mesh_peers.last_seen: the newer of the stored and the offered one."""
+    c = t.mesh_peers.c
+    return sa.case(
+        (sa.or_(c.last_seen.is_(None), stmt.excluded.last_seen > c.last_seen), stmt.excluded.last_seen),
+        else_=c.last_seen,
+    )
+
+
+def _upsert(engine: AsyncEngine, table: sa.Table, values: dict[str, Any], keys: Sequence[str]) -> Any:
+    """INSERT .. ON CONFLICT DO UPDATE in the backend's own dialect."""
+    stmt = _insert(engine, table).values(**values)
     update = {k: stmt.excluded[k] for k in values if k not in keys}
     return stmt.on_conflict_do_update(index_elements=list(keys), set_=update)
 
@@ -51,11 +65,7 @@ def _insert_ignore(engine: AsyncEngine, table: sa.Table) -> Any:
     """INSERT .. ON CONFLICT DO NOTHING, executed with a list of rows: one cached compiled statement,
     where ``.values(rows)`` compiled a new multi-row statement for every batch (~20 % of a gossip
     receiver's CPU)."""
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table).on_conflict_do_nothing()
+    return _insert(engine, table).on_conflict_do_nothing()
 
 
 class Store:
@@ -131,7 +141,6 @@ class Store:
     ) -> Any:
         """INSERT … ON CONFLICT that updates only the fields given, so concurrent writers (peer
         exchange, link events, the block list) never overwrite each other's columns."""
-        c = t.mesh_peers.c
         values: dict[str, Any] = {
             "owner": self.owner,
             "peer_id": peer_id,
@@ -142,11 +151,7 @@ class Store:
             "blocked": False,
             "location": location,
         }
-        if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = insert(t.mesh_peers).values(**values)
+        stmt = _insert(self.engine, t.mesh_peers).values(**values)
         update: dict[str, Any] = {}
         if url is not None:
             update["url"] = stmt.excluded.url
@@ -155,13 +160,7 @@ class Store:
         if location is not None:
             update["location"] = stmt.excluded.location
         if last_seen is not None:
-            update["last_seen"] = sa.case(
-                (
-                    sa.or_(c.last_seen.is_(None), stmt.excluded.last_seen > c.last_seen),
-                    stmt.excluded.last_seen,
-                ),
-                else_=c.last_seen,
-            )
+            update["last_seen"] = _last_seen_forward(stmt)
         if update:
             return stmt.on_conflict_do_update(index_elements=["owner", "peer_id"], set_=update)
         return stmt.on_conflict_do_nothing()
@@ -208,23 +207,13 @@ class Store:
         ]
         if not rows:
             return
-        if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
         c = t.mesh_peers.c
-        stmt = insert(t.mesh_peers)
+        stmt = _insert(self.engine, t.mesh_peers)
         stmt = stmt.on_conflict_do_update(
             index_elements=["owner", "peer_id"],
             set_={
                 "url": sa.func.coalesce(stmt.excluded.url, c.url),
-                "last_seen": sa.case(
-                    (
-                        sa.or_(c.last_seen.is_(None), stmt.excluded.last_seen > c.last_seen),
-                        stmt.excluded.last_seen,
-                    ),
-                    else_=c.last_seen,
-                ),
+                "last_seen": _last_seen_forward(stmt),
             },
         )
         async with self._begin() as conn:
