@@ -267,7 +267,9 @@ async def test_cancelled_async_setup_does_not_leak() -> None:
             await asyncio.sleep(60)
 
     task = asyncio.create_task(use_lab())
-    await asyncio.sleep(0.05)  # setup takes longer than this, so the cancel lands inside it
+    # one turn of the loop: the task starts the setup thread and waits for it; the thread's result
+    # needs further turns, so the cancel always lands inside the setup (a fixed sleep raced a fast host)
+    await asyncio.sleep(0)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
