@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from f0mesh.cancellation import cancel_requested
 from f0mesh.errors import F0MeshError
 from f0mesh.rtc.link import Link, LinkState
 from f0mesh.rtc.link_manager import LinkManager
@@ -107,6 +108,10 @@ class ConnectionManager:
         while not self._stopping:
             try:
                 await self.tick()
+            except asyncio.CancelledError:
+                if self._stopping or cancel_requested():
+                    raise
+                log.warning("connection manager tick: a stray cancellation from a dial or close; going on")
             except Exception:
                 log.exception("connection manager tick failed")
             self._wake.clear()

@@ -25,6 +25,7 @@ from typing import Any
 from aiortc import RTCPeerConnection
 
 from f0mesh import wire
+from f0mesh.cancellation import cancel_requested
 from f0mesh.log_throttle import LogThrottle
 from f0mesh.rtc.framing import ChannelClosed, FramedChannel
 from f0mesh.rtc.ice import rtc_configuration, selected_pair
@@ -192,8 +193,14 @@ class Link:
             if task is not current:
                 task.cancel()
         await self.framed.close()
-        with contextlib.suppress(Exception):
+        try:
             await asyncio.wait_for(self.pc.close(), 5.0)
+        except asyncio.CancelledError:
+            if cancel_requested():
+                raise
+            log.info("link %s: closing the peer connection raised a stray cancellation", self.link_id)
+        except Exception as exc:
+            log.info("link %s: closing the peer connection failed: %r", self.link_id, exc)
         log.info("link %s to %s %s: %s", self.link_id, self.peer_id, state.value, reason)
         self._on_state(self)
 

@@ -6,6 +6,7 @@ import collections
 import concurrent.futures
 import math
 import random
+import time
 
 from nodes import wait_for
 
@@ -20,12 +21,19 @@ def _ids(node, topic: str) -> dict[str, dict]:
 def test_sparse_mesh_delivers_everything_once_with_few_hops(node_factory) -> None:
     first = node_factory("g", extra=SPARSE)
     nodes = [first] + [node_factory("g", extra=[*SPARSE, "--bootstrap", first.url]) for _ in range(9)]
+    history: list[tuple[float, list[int]]] = []
+    started = time.monotonic()
+
     def sparse() -> list[int] | None:
         """Every node linked and none far above D_hi: a node briefly past it prunes on its next tick."""
         degrees = [len(n.open_links()) for n in nodes]
+        history.append((round(time.monotonic() - started, 1), degrees))
         return degrees if min(degrees) >= 2 and max(degrees) <= 5 else None
 
-    wait_for(sparse, 90, 1.0, "every node linked, the mesh sparse (most messages need several hops)")
+    try:
+        wait_for(sparse, 90, 1.0, "every node linked, the mesh sparse (most messages need several hops)")
+    finally:
+        print("degrees over time:", *history, sep="\n  ")
 
     origins = nodes[::2]
     rng = random.Random(7)
