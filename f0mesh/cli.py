@@ -117,10 +117,12 @@ def up(
 ) -> None:
     """Run one peer: the WebRTC node with its HTTP worker, API and dashboard."""
     from f0mesh.config import NodeConfig, parse_ice_servers
+    from f0mesh.data_dir import make_private
     from f0mesh.logs import setup_logging
 
     setup_logging(log_level, log_json)
     try:
+        make_private(data_dir)
         config = NodeConfig(
             data_dir=data_dir,
             host=host,

@@ -127,7 +127,7 @@ def ensure_admin_token(data_dir: Path) -> str:
         if not token:
             raise ConfigError(f"{path} is empty; delete it to generate a new admin token")
         return token
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     token = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as fh:
