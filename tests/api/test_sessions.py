@@ -11,6 +11,7 @@ import pytest
 from f0mesh.api.app import create_app
 from f0mesh.api.auth import Sessions
 from f0mesh.config import NodeConfig
+from f0mesh.errors import ConfigError
 from f0mesh.node import Node
 
 TOKEN = "s3cret-token"
@@ -139,3 +140,9 @@ def test_session_table_unit() -> None:
     clock.now += 5  # a has lived 10 s: gone; b has 5 s left
     assert sessions.get(a) is None and sessions.get(b) is not None and len(sessions) == 1
     assert sessions.drop(b) and not sessions.drop(b) and sessions.clear() == 0
+
+
+def test_session_lifetime_is_bounded(tmp_path) -> None:
+    for bad in (0, 59, 400 * 86400):
+        with pytest.raises(ConfigError, match="session-lifetime"):
+            NodeConfig(data_dir=tmp_path, session_lifetime_s=bad)
