@@ -53,6 +53,9 @@ def up(
         str | None, _opt("--public-url", env="PUBLIC_URL", help="URL other peers use")
     ] = None,
     admin_token: Annotated[str | None, _opt("--admin-token", env="ADMIN_TOKEN", help="admin token")] = None,
+    session_lifetime: Annotated[
+        float, _opt("--session-lifetime", env="SESSION_LIFETIME", help="dashboard login lasts this long (s)")
+    ] = 12 * 3600.0,
     qos_interval: Annotated[
         float, _opt("--qos-interval", env="QOS_INTERVAL", help="seconds per QoS sample")
     ] = 15.0,
@@ -117,10 +120,12 @@ def up(
 ) -> None:
     """Run one peer: the WebRTC node with its HTTP worker, API and dashboard."""
     from f0mesh.config import NodeConfig, parse_ice_servers
+    from f0mesh.data_dir import make_private
     from f0mesh.logs import setup_logging
 
     setup_logging(log_level, log_json)
     try:
+        make_private(data_dir)
         config = NodeConfig(
             data_dir=data_dir,
             host=host,
@@ -129,6 +134,7 @@ def up(
             bootstrap=bootstrap or [],
             public_url=public_url,
             admin_token=admin_token,
+            session_lifetime_s=session_lifetime,
             qos_interval=qos_interval,
             probe_rate=probe_rate,
             gossip_interval=gossip_interval,

@@ -47,11 +47,14 @@ class NodeConfig:
     tls_ca: Path | None = None
     tls_client_ca: Path | None = None
     admin_port: int | None = None
+    session_lifetime_s: float = 12 * 3600.0
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
         if not (0 < self.port < 65536):
             raise ConfigError(f"--port {self.port} is not a TCP port")
+        if not (60 <= self.session_lifetime_s <= 366 * 86400):
+            raise ConfigError("--session-lifetime must be between 60 s and a year")
         if not (self.d_lo <= self.d_target <= self.d_hi):
             raise ConfigError("connection degrees must satisfy D_lo <= target <= D_hi")
         self._check_tls()
@@ -127,7 +130,7 @@ def ensure_admin_token(data_dir: Path) -> str:
         if not token:
             raise ConfigError(f"{path} is empty; delete it to generate a new admin token")
         return token
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     token = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as fh:

@@ -111,7 +111,7 @@ class Identity:
         path = Path(data_dir) / "identity.key"
         if path.exists():
             return cls._load(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         identity = cls.generate()
         raw = identity._private_key.private_bytes(
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()

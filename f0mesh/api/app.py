@@ -5,20 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Query
-from fastapi.responses import RedirectResponse, Response
+from fastapi import Depends, FastAPI
+from fastapi.responses import Response
 
 from f0mesh import __version__
-from f0mesh.api import dashboard, errors, events, gossip, mesh_rtc, peers, trust, worker
-from f0mesh.api.auth import (
-    CSRF_COOKIE,
-    SESSION_COOKIE,
-    AdminGuard,
-    Unauthorized,
-    csrf_value,
-    session_value,
-    token_matches,
-)
+from f0mesh.api import dashboard, errors, events, gossip, mesh_rtc, peers, sessions, trust, worker
+from f0mesh.api.auth import AdminGuard, Sessions
 from f0mesh.api.limits import BodyLimitMiddleware
 from f0mesh.api.state import router as state_router
 from f0mesh.api.worker import get_node
@@ -45,6 +37,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.node = node
+    app.state.sessions = Sessions(node.config.session_lifetime_s)
     errors.install(app)
     app.add_middleware(AdminGuard, fastapi_app=app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=node.config.max_body_bytes)
@@ -56,24 +49,10 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
     app.include_router(state_router)
     app.include_router(events.router)
     app.include_router(dashboard.router)
+    app.include_router(sessions.router)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(node: Node = Depends(get_node)) -> Response:
         return Response(node.metrics.render(), media_type="text/plain; version=0.0.4")
-
-    @app.get("/login", include_in_schema=False)
-    async def login(token: str = Query(max_length=512), node: Node = Depends(get_node)) -> Response:
-        """Exchange the admin token for the dashboard's session cookie, as Jupyter's token links do."""
-        if not token_matches(token, node.admin_token):
-            raise Unauthorized("wrong admin token")
-        response = RedirectResponse("/", status_code=303)
-        secure = node.url.startswith("https://")
-        response.set_cookie(
-            SESSION_COOKIE, session_value(node.admin_token), httponly=True, samesite="strict", secure=secure
-        )
-        response.set_cookie(
-            CSRF_COOKIE, csrf_value(node.admin_token), httponly=False, samesite="strict", secure=secure
-        )
-        return response
 
     return app

@@ -1,8 +1,10 @@
 """Admin authentication: a bearer token, or the dashboard's session cookie with a CSRF token.
 
 Tokens are compared in constant time. The cookie is HttpOnly and SameSite=Strict; mutating
-requests that rely on it must also echo the CSRF token in a header, so a page on another origin
-cannot act with the operator's session.
+requests that rely on it must also echo the session's CSRF token in a header, so a page on another
+origin cannot act with the operator's session. Sessions live in memory only: each login gets fresh
+random values, which expire, and a logout, a revoke-all or a restart ends them without touching the
+admin token.
 """
 
 from __future__ import annotations
@@ -10,7 +12,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Depends, Request
@@ -47,19 +53,79 @@ class Unauthorized(F0MeshError):
     status = 401
 
 
-def session_value(token: str) -> str:
-    return hmac.new(token.encode(), b"f0mesh-session-v1", hashlib.sha256).hexdigest()
+@dataclass(frozen=True)
+class Session:
+    csrf: str
+    expires_at: float  # on the clock of its Sessions
 
 
-def csrf_value(token: str) -> str:
-    return hmac.new(token.encode(), b"f0mesh-csrf-v1", hashlib.sha256).hexdigest()
+class Sessions:
+    """The dashboard's sessions: at most ``limit`` (a new login evicts the oldest), each valid for
+    ``lifetime_s`` from its login, whatever its use. Only a digest of each cookie value is kept."""
+
+    def __init__(
+        self,
+        lifetime_s: float = 12 * 3600.0,
+        limit: int = 64,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.lifetime_s = lifetime_s
+        self.limit = limit
+        self._clock = clock
+        self._sessions: OrderedDict[bytes, Session] = OrderedDict()
+
+    def __len__(self) -> int:
+        self._expire()
+        return len(self._sessions)
+
+    def create(self) -> tuple[str, Session]:
+        """A new session: its cookie value and the session (whose CSRF token the page echoes)."""
+        self._expire()
+        value = secrets.token_urlsafe(32)
+        session = Session(csrf=secrets.token_urlsafe(32), expires_at=self._clock() + self.lifetime_s)
+        self._sessions[_digest(value)] = session
+        while len(self._sessions) > self.limit:
+            self._sessions.popitem(last=False)
+        return value, session
+
+    def get(self, value: str) -> Session | None:
+        """The live session of a cookie value, or None (unknown, logged out, revoked or expired)."""
+        self._expire()
+        return self._sessions.get(_digest(value))
+
+    def drop(self, value: str) -> bool:
+        return self._sessions.pop(_digest(value), None) is not None
+
+    def clear(self) -> int:
+        """Revoke every session; returns how many were live."""
+        live = len(self)
+        self._sessions.clear()
+        return live
+
+    def _expire(self) -> None:
+        # Sessions expire in the order they were made: the oldest are at the front.
+        now = self._clock()
+        while self._sessions and next(iter(self._sessions.values())).expires_at <= now:
+            self._sessions.popitem(last=False)
+
+
+def _digest(value: str) -> bytes:
+    """Looked up by digest, so the table's lookup time tells nothing about a stored value."""
+    return hashlib.sha256(value.encode("utf-8", "replace")).digest()
 
 
 def token_matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
 
 
-def check_admin(token: str, method: str, headers: Mapping[str, str], cookies: Mapping[str, str]) -> None:
+def check_csrf(headers: Mapping[str, str], session: Session) -> None:
+    if not token_matches(headers.get(CSRF_HEADER, ""), session.csrf):
+        raise F0MeshError("missing or wrong CSRF token header (x-csrf-token)", code="csrf", status=403)
+
+
+def check_admin(
+    token: str, sessions: Sessions, method: str, headers: Mapping[str, str], cookies: Mapping[str, str]
+) -> None:
     """Raise 401 (or 403 for a missing CSRF header) unless the request carries the admin token."""
     authorization = headers.get("authorization", "")
     if authorization:
@@ -70,19 +136,25 @@ def check_admin(token: str, method: str, headers: Mapping[str, str], cookies: Ma
     cookie = cookies.get(SESSION_COOKIE)
     if cookie is None:
         raise Unauthorized("admin token required: Authorization: Bearer <token>, or log in at /login")
-    if not token_matches(cookie, session_value(token)):
-        raise Unauthorized("session expired or invalid: log in again")
-    if method not in ("GET", "HEAD", "OPTIONS") and not token_matches(
-        headers.get(CSRF_HEADER, ""), csrf_value(token)
-    ):
-        raise F0MeshError("missing or wrong CSRF token header (x-csrf-token)", code="csrf", status=403)
+    session = sessions.get(cookie)
+    if session is None:
+        raise Unauthorized("session expired, ended or invalid: log in again")
+    if method not in ("GET", "HEAD", "OPTIONS"):
+        check_csrf(headers, session)
+
+
+def check_request(request: Request) -> None:
+    """check_admin for a request of the app (AdminGuard, require_admin, and any route that wants
+    to know whether its caller is the operator)."""
+    state = request.app.state
+    check_admin(state.node.admin_token, state.sessions, request.method, request.headers, request.cookies)
 
 
 def require_admin(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
 ) -> None:
     """Marks an operation as admin in OpenAPI; AdminGuard has already checked before the body was read."""
-    check_admin(request.app.state.node.admin_token, request.method, request.headers, request.cookies)
+    check_request(request)
 
 
 class AdminGuard:
@@ -118,11 +190,8 @@ class AdminGuard:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and self._needs_admin(scope["method"], scope["path"]):
-            request = Request(scope)
             try:
-                check_admin(
-                    self.fastapi_app.state.node.admin_token, request.method, request.headers, request.cookies
-                )
+                check_request(Request(scope))
             except F0MeshError as exc:
                 count_error(self.fastapi_app, exc.status, exc.code)
                 response = JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status)

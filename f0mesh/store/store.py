@@ -19,6 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from f0mesh.data_dir import private_file
 from f0mesh.errors import ConfigError
 from f0mesh.store import schema as t
 from f0mesh.store.migrations import migrate
@@ -98,7 +99,13 @@ class Store:
         url = to_async_url(store_url)
         kwargs: dict[str, Any] = {}
         if url.drivername.startswith("sqlite"):
-            Path(url.database or "").parent.mkdir(parents=True, exist_ok=True)
+            if url.database != ":memory:":
+                try:
+                    private_file(Path(url.database or ""))
+                except OSError as exc:
+                    raise ConfigError(
+                        f"cannot open store {redact(store_url)}: {exc.strerror or exc}"
+                    ) from exc
             kwargs["connect_args"] = {"timeout": 10}
             # every aiosqlite connection is a thread of its own; writes are serialised anyway
             kwargs["pool_size"] = 2

@@ -66,7 +66,8 @@ async def test_unreachable_peer_is_504_and_policy_refusals_403(client) -> None:
     auth = {"Authorization": f"Bearer {TOKEN}"}
     r = await client.post("/api/peers", json={"url": "http://127.0.0.1:1"}, headers=auth)
     assert r.status_code == 504 and r.json()["error"] == "peer_timeout"
-    for url in ("http://169.254.169.254/latest", "file:///etc/passwd", "gopher://127.0.0.1/"):
+    refused = ("http://169.254.169.254/latest", "http://[::a9fe:a9fe]/", "http://[64:ff9b::a9fe:a9fe]/")
+    for url in (*refused, "file:///etc/passwd", "gopher://127.0.0.1/"):
         r = await client.post("/api/peers", json={"url": url}, headers=auth)
         assert r.status_code == 403, (url, r.text)
     assert (await client.get("/api/peers")).json() == {"peers": []}

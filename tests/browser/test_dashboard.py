@@ -13,6 +13,8 @@ import signal
 import time
 from pathlib import Path
 
+import httpx
+
 from nodes import TOKEN, wait_for
 
 FAST = ["--qos-interval", "1", "--probe-rate", "5"]
@@ -136,6 +138,16 @@ def test_login_connect_live_figures_close_and_bad_link(node_factory, dashboard) 
     finally:
         os.kill(b.proc.pid, signal.SIGCONT)
     assert page.evaluate("() => window.__sameDocument") == "not reloaded"
+
+    # Log out: the page is read-only again, and the session's old cookie no longer works.
+    old = {c["name"]: c["value"] for c in page.context.cookies()}
+    page.click("#logout")
+    wait_for(lambda: page.inner_text("#auth-status") == "read-only", 10, 0.1, "read-only after logging out")
+    assert page.locator("#login-open").is_visible() and page.locator("#logout").is_hidden()
+    assert not {c["name"] for c in page.context.cookies()} & {"f0mesh_session", "f0mesh_csrf"}
+    replay = {"cookie": f"f0mesh_session={old['f0mesh_session']}", "x-csrf-token": old["f0mesh_csrf"]}
+    r = httpx.post(a.url + "/api/gossip", json={"topic": "t", "payload": 1}, headers=replay, timeout=10)
+    assert r.status_code == 401, r.text
 
 
 def test_five_node_mesh_topology_history_phone_and_screenshot(node_factory, dashboard) -> None:

@@ -1,8 +1,8 @@
 """Secrets and exposure (issue 13, item 5).
 
 A node runs with --log-level debug, links to a peer, and is driven through a login and admin calls;
-then: its key files are 0600, neither the admin token (nor the session and CSRF values derived from
-it) nor the identity key appears in its log or store, it listens on 127.0.0.1 only, it answers no
+then: its key files are 0600, neither the admin token (nor a session's cookie and CSRF values) nor
+the identity key appears in its log or store, it listens on 127.0.0.1 only, it answers no
 foreign Origin with CORS headers, and no GET path of its API shows any of this node's or its peer's
 secrets.
 """
@@ -20,7 +20,6 @@ import httpx
 import pytest
 
 import f0mesh
-from f0mesh.api.auth import csrf_value, session_value
 
 from nodes import NodeProcess, wait_for
 
@@ -38,15 +37,23 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def _secrets_of(node: NodeProcess, token: str) -> dict[str, str]:
+def _secrets_of(node: NodeProcess, token: str, login: dict[str, str] | None = None) -> dict[str, str]:
     key = _key_hex(node.data_dir)
     return {
         "admin token": token,
-        "session cookie value": session_value(token),
-        "csrf value": csrf_value(token),
         "identity key (hex)": key,
         "identity key (HEX)": key.upper(),
+        **(login or {}),
     }
+
+
+def _login(browser: httpx.Client, token: str) -> dict[str, str]:
+    """Log in; returns the session's cookie values."""
+    r = browser.get("/login", params={"token": token}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    session, csrf = browser.cookies.get("f0mesh_session"), browser.cookies.get("f0mesh_csrf")
+    assert session and csrf and len(session) >= 32 and token not in session + csrf
+    return {"session cookie value": session, "csrf value": csrf}
 
 
 def _leaks(text: str, secret_values: dict[str, str]) -> list[str]:
@@ -82,10 +89,8 @@ def test_key_files_are_private_and_secrets_never_logged(secret_pair) -> None:
     assert _mode(node.data_dir / "identity.key") == 0o600
     # Login, cookie-authenticated admin calls, bearer admin calls, and refused attempts.
     with httpx.Client(base_url=node.url, timeout=30) as browser:
-        r = browser.get("/login", params={"token": token}, follow_redirects=False)
-        assert r.status_code == 303, r.text
-        assert browser.cookies.get("f0mesh_session") == session_value(token)
-        csrf = browser.cookies.get("f0mesh_csrf")
+        login = _login(browser, token)
+        csrf = login["csrf value"]
         r = browser.post(
             "/api/gossip", json={"topic": "t", "payload": {"via": "cookie"}}, headers={"x-csrf-token": csrf}
         )
@@ -107,7 +112,10 @@ def test_key_files_are_private_and_secrets_never_logged(secret_pair) -> None:
 
     log = (node.data_dir / "node.log").read_text(errors="replace")
     assert re.search(r"\bDEBUG\b", log), "the node did not log at debug level"
-    for name, secret_values in (("own", _secrets_of(node, token)), ("peer's", _secrets_of(peer, peer_token))):
+    for name, secret_values in (
+        ("own", _secrets_of(node, token, login)),
+        ("peer's", _secrets_of(peer, peer_token)),
+    ):
         assert not _leaks(log, secret_values), (name, _leaks(log, secret_values))
     # The key never leaves its file: not in the store either.
     raw_key = bytes.fromhex(_key_hex(node.data_dir))
@@ -187,7 +195,7 @@ def test_cors_closed_by_default(secret_pair) -> None:
     assert "access-control-allow-credentials" not in preflight.headers
     # A cross-site page riding the operator's session still cannot act: it has no CSRF token.
     with httpx.Client(base_url=node.url, timeout=30) as browser:
-        assert browser.get("/login", params={"token": token}, follow_redirects=False).status_code == 303
+        _login(browser, token)
         r = browser.post("/api/gossip", json={"topic": "t", "payload": 1}, headers=headers)
         assert r.status_code == 403 and r.json()["error"] == "csrf", r.text
 
@@ -212,11 +220,13 @@ def test_no_get_endpoint_exposes_secrets(secret_pair) -> None:
     assert api.post("/api/gossip", json={"topic": "t", "payload": {"hello": 1}}).status_code == 200
     assert api.post("/api/state/notes", json={"kind": "map", "set": {"k": "v"}}).status_code == 200
     wait_for(lambda: api.get("/api/telemetry").json()["nodes"].get(peer.peer_id), 30, what="peer telemetry")
+    with httpx.Client(base_url=node.url, timeout=30) as browser:
+        login = _login(browser, token)  # a live session whose values no GET may show
     fills = {"peer_id": peer.peer_id, "name": "notes"}
     paths = _get_paths(api, fills)
     assert len(paths) >= 15, paths
     secret_values = {
-        **{f"own {k}": v for k, v in _secrets_of(node, token).items()},
+        **{f"own {k}": v for k, v in _secrets_of(node, token, login).items()},
         **{f"peer's {k}": v for k, v in _secrets_of(peer, peer_token).items()},
     }
     seen = 0

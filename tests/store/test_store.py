@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import sqlalchemy as sa
 
 from f0mesh.errors import ConfigError
@@ -177,3 +180,19 @@ async def test_v1_database_is_migrated_to_latest(store_url: str) -> None:
         assert "created_at" in columns
     finally:
         await store.close()
+
+
+async def test_sqlite_files_are_private_whatever_the_umask(tmp_path) -> None:
+    old = os.umask(0o022)
+    try:
+        store = await Store.open(f"sqlite:///{tmp_path / 'new' / 'mesh.db'}", "owner")
+        try:
+            await store.put_state("doc", "lww_map", b"abcd")
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "new").iterdir()}
+        finally:
+            await store.close()
+    finally:
+        os.umask(old)
+    assert {"mesh.db", "mesh.db-wal", "mesh.db-shm"} <= modes.keys(), modes
+    assert set(modes.values()) == {0o600}, modes
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700

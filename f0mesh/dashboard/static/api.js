@@ -86,3 +86,8 @@ export async function login(token) {
     throw new ApiError(0, "cookie", "the node accepted the token, but the browser kept no session cookie (cookies blocked?)");
   }
 }
+
+/** End this browser's session on the node (POST /logout), which also clears its cookies. */
+export async function logout() {
+  await api("/logout", { method: "POST" });
+}

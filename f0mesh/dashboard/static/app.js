@@ -1,6 +1,6 @@
 // f0mesh dashboard: wires the API, live events (SSE) with a polling fallback, and the panels.
 
-import { api, ApiError, loggedIn, login } from "./api.js";
+import { api, ApiError, loggedIn, login, logout } from "./api.js";
 import { historyCharts } from "./charts.js";
 import { LinksTable } from "./links.js";
 import { MessagesPanel, renderAudit, renderConflicts, renderDocuments, renderTrust } from "./panels.js";
@@ -36,6 +36,17 @@ function updateAuth() {
   pill.classList.toggle("admin", admin);
   pill.title = admin ? "Logged in: changes are allowed" : "Not logged in: viewing only";
   $("login-open").hidden = admin;
+  $("logout").hidden = !admin;
+}
+
+async function onLogout() {
+  try {
+    await logout();
+  } catch (err) {
+    $("auth-status").title = `Log out failed: ${words(err)}`;
+  }
+  updateAuth();
+  $("login-open").focus();
 }
 
 function showLogin(message = "") {
@@ -570,6 +581,7 @@ async function main() {
     $("login-open").focus();
   });
   $("login-open").addEventListener("click", () => showLogin());
+  $("logout").addEventListener("click", onLogout);
   $("connect-form").addEventListener("submit", onConnect);
   $("connect-peer").addEventListener("change", () => {
     if ($("connect-peer").value) $("connect-url").value = "";
