@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from f0mesh.crdt import HLC, ClockSkewError, HLCTimestamp, LWWElementSet, LWWMap, VectorClock
+from f0mesh.crdt.replicated import CounterError
 from f0mesh.errors import ConflictError, MessageTooLargeError, NotFoundError, PolicyError
 from f0mesh.log_throttle import LogThrottle
 from f0mesh.peer_record import PeerRecord
@@ -58,9 +59,10 @@ log = logging.getLogger("f0mesh.state")
 
 STATE_TOPIC = "state"
 STORE_PREFIX = "doc/"  # rows of crdt_state that hold documents; the node keeps other rows there too
+QUARANTINE_PREFIX = "quarantine/"  # saved documents that did not load, kept aside as they were
 # Drop reasons that an honest peer never causes; the others (limits, a kind conflict) can follow from
 # concurrent honest writes and are not held against anyone.
-VIOLATIONS = frozenset({"malformed", "clock_skew"})
+VIOLATIONS = frozenset({"malformed", "clock_skew", "bad_counter"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +129,7 @@ class ReplicatedState:
         self._log = LogThrottle(log)
         self._clock = clock
         self._docs: dict[str, Document] = {}
+        self._quarantined: dict[str, dict[str, Any]] = {}  # name -> summary with the reason
         self._reassembler = Reassembler(self.params.max_document_bytes)
         self._xfer = itertools.count(1)
         self._flush_lock = asyncio.Lock()
@@ -182,23 +185,56 @@ class ReplicatedState:
         await self.flush()
 
     async def _load(self) -> None:
+        """Load every saved document; one that does not load, or could not take another write, is
+        quarantined rather than failing the start (see _quarantine)."""
         for store_name, kind in await self._store.list_states():
-            if not store_name.startswith(STORE_PREFIX) or kind not in KINDS:
+            aside = store_name.startswith(QUARANTINE_PREFIX)
+            if not (aside or store_name.startswith(STORE_PREFIX)) or kind not in KINDS:
                 continue
-            name = store_name[len(STORE_PREFIX) :]
+            name = store_name.partition("/")[2]
             row = await self._store.get_state(store_name)
             if row is None:
                 continue
             try:
-                crdt = KINDS[kind].from_bytes(row[1], self.peer_id)
-                self._observe(kind, row[1])
-            except ClockSkewError as exc:
-                log.warning("saved document %r is stamped ahead of this clock: %s", name, exc.detail)
-            except (ValueError, TypeError) as exc:
-                log.warning("ignored the saved document %r: %s", name, exc)
+                doc = self._restore(name, kind, row[1])
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {str(exc)[:300]}"
+                if aside:
+                    self._quarantined.setdefault(name, _quarantined(name, kind, row[1], reason))
+                else:
+                    await self._quarantine(name, kind, row[1], reason)
                 continue
-            self._docs[name] = Document(name, kind, crdt, len(row[1]))
-        log.info("loaded %d replicated documents", len(self._docs))
+            if aside:
+                reason = "kept aside at an earlier start"
+                self._quarantined.setdefault(name, _quarantined(name, kind, row[1], reason))
+            else:
+                self._docs[name] = doc
+        log.info("loaded %d replicated documents, %d quarantined", len(self._docs), len(self._quarantined))
+
+    def _restore(self, name: str, kind: str, data: bytes) -> Document:
+        """A saved document, checked to be writable here: it decodes within every bound, encodes again, and
+        its counters leave room for this node's next write."""
+        if name == PEERS_DOC and kind != "map":
+            raise ValueError(f"the peer registry must be a map, not a {kind}")
+        crdt = KINDS[kind].from_bytes(data, self.peer_id)
+        if crdt.seq_room() < 1:
+            raise CounterError(f"no seq left for this node's next write to {name!r}")
+        crdt.to_bytes()
+        try:
+            self._observe(kind, data)
+        except ClockSkewError as exc:
+            log.warning("saved document %r is stamped ahead of this clock: %s", name, exc.detail)
+        return Document(name, kind, crdt, len(data))
+
+    async def _quarantine(self, name: str, kind: str, data: bytes, reason: str) -> None:
+        """Keep a saved document that cannot be used aside, unchanged, under its own row for the operator
+        (listed in documents() with the reason); the name starts afresh and its next save replaces the row."""
+        log.warning("quarantined the saved document %r (%d bytes): %s", name, len(data), reason)
+        self._quarantined[name] = _quarantined(name, kind, data, reason)
+        try:
+            await self._store.put_state(QUARANTINE_PREFIX + name, kind, data)
+        except Exception as exc:
+            log.warning("could not keep the quarantined document %r aside: %s", name, exc)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -221,7 +257,9 @@ class ReplicatedState:
         return self._docs.get(name)
 
     def documents(self) -> list[dict[str, Any]]:
-        return [self._docs[name].summary() for name in sorted(self._docs)]
+        """Summaries of the documents, then of those quarantined at start (with "quarantined": reason)."""
+        live = [self._docs[name].summary() for name in sorted(self._docs)]
+        return live + [self._quarantined[name] for name in sorted(self._quarantined)]
 
     def view(self, name: str) -> dict[str, Any]:
         return self._existing(name).view()
@@ -343,13 +381,21 @@ class ReplicatedState:
     def _set_peer(self, peer_id: str, value: dict[str, Any]) -> None:
         doc = self._docs[PEERS_DOC]
         before = doc.crdt.version()
-        self._registry.set(peer_id, value, self.hlc.now())
+        try:
+            self._registry.set(peer_id, value, self.hlc.now())
+        except CounterError as exc:
+            self._log.warning("registry", "cannot write the peer registry: %s", exc)
+            return
         self._changed_here(doc, before, 512)
 
     def _delete_peer(self, peer_id: str) -> None:
         doc = self._docs[PEERS_DOC]
         before = doc.crdt.version()
-        self._registry.delete(peer_id, self.hlc.now())
+        try:
+            self._registry.delete(peer_id, self.hlc.now())
+        except CounterError as exc:
+            self._log.warning("registry", "cannot write the peer registry: %s", exc)
+            return
         self._changed_here(doc, before, 128)
 
     def collect_tombstones(self) -> int:
@@ -492,19 +538,25 @@ class ReplicatedState:
         if (doc.size_estimate if doc else 0) + len(data) > self.params.max_document_bytes:
             self._drop("too_large", source, f"{name!r} would exceed {self.params.max_document_bytes} bytes")
             return False
+        fresh = Document.new(name, kind, self.peer_id) if doc is None else None
         try:
             delta = KINDS[kind].from_bytes(data)
+            (doc or fresh).crdt.admit(delta)  # type: ignore[union-attr]
             if is_empty(delta):
                 return False
             self._observe(kind, data)
         except ClockSkewError as exc:
             self._drop("clock_skew", source, f"{name!r}: {exc.detail}")
             return False
+        except CounterError as exc:
+            self._drop("bad_counter", source, f"{name!r}: {exc}")
+            return False
         except (ValueError, TypeError) as exc:
             self._drop("malformed", source, f"{name!r}: {exc}")
             return False
         if doc is None:
-            doc = self._docs[name] = Document.new(name, kind, self.peer_id)
+            assert fresh is not None
+            doc = self._docs[name] = fresh
         before = doc.crdt.version()
         doc.crdt.merge(delta)
         doc.changed(len(data))
@@ -523,6 +575,7 @@ class ReplicatedState:
             self.hlc.update(max(stamps))
 
     def _drop(self, reason: str, source: str, detail: str) -> None:
+        """Count and log a refused delta; a VIOLATIONS reason also costs the sender behaviour score."""
         self.dropped[reason] += 1
         self._log.info((source, reason), "dropped state from %s (%s): %s", source, reason, detail[:300])
         if reason in VIOLATIONS and self._on_violation is not None:
@@ -573,3 +626,7 @@ class ReplicatedState:
         neighbours = list(self._neighbours())
         if neighbours:
             await self._send(random.choice(neighbours), versions_message(self._docs.values(), reply=True))
+
+
+def _quarantined(name: str, kind: str, data: bytes, reason: str) -> dict[str, Any]:
+    return {"name": name, "kind": kind, "size": 0, "bytes": len(data), "quarantined": reason}
