@@ -42,6 +42,12 @@ class ClockSkewError(F0MeshError, ValueError):
         self.ahead_ms = ahead_ms
         self.max_skew_ms = max_skew_ms
 
+    @property
+    def flagrant(self) -> bool:
+        """Further ahead than an honest clock gets: one that adopted a stranger's stamp at the bound runs
+        max_skew_ms ahead, so only what is half as much again beyond is held against the sender."""
+        return self.ahead_ms > self.max_skew_ms * 3 // 2
+
 
 @dataclass(frozen=True, order=True, slots=True)
 class HLCTimestamp:

@@ -546,7 +546,7 @@ class ReplicatedState:
                 return False
             self._observe(kind, data)
         except ClockSkewError as exc:
-            self._drop("clock_skew", source, f"{name!r}: {exc.detail}")
+            self._drop("clock_skew", source, f"{name!r}: {exc.detail}", violation=exc.flagrant)
             return False
         except CounterError as exc:
             self._drop("bad_counter", source, f"{name!r}: {exc}")
@@ -574,11 +574,12 @@ class ReplicatedState:
         if stamps:
             self.hlc.update(max(stamps))
 
-    def _drop(self, reason: str, source: str, detail: str) -> None:
-        """Count and log a refused delta; a VIOLATIONS reason also costs the sender behaviour score."""
+    def _drop(self, reason: str, source: str, detail: str, *, violation: bool = True) -> None:
+        """Count and log a refused delta; a VIOLATIONS reason also costs the sender behaviour score, except
+        a stamp only a little too far ahead (see ClockSkewError.flagrant)."""
         self.dropped[reason] += 1
         self._log.info((source, reason), "dropped state from %s (%s): %s", source, reason, detail[:300])
-        if reason in VIOLATIONS and self._on_violation is not None:
+        if violation and reason in VIOLATIONS and self._on_violation is not None:
             try:
                 self._on_violation(source, reason)
             except Exception:
