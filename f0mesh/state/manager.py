@@ -6,10 +6,12 @@ link opens, every sync interval with one random neighbour, and with every neighb
 brought news: it repairs whatever gossip could not carry, e.g. the writes of the other side of a partition.
 Deltas are CRDT states, so one that arrives twice, late or out of order does no harm.
 
-Anything a peer sends that does not parse, has an unknown kind, would make a document too big, or carries a
-timestamp too far ahead is dropped with a log line (at most one per peer and reason every few seconds) and
-counted in ``dropped``; what only a broken or hostile peer sends (malformed, clock_skew) is also reported to
-``on_violation``. Nothing from the network raises out of here.
+Anything a peer sends that does not parse, has an unknown kind, would make a document too big, carries a
+timestamp too far ahead, or would push a counter this node writes with out of reach (f0mesh.crdt.bounds) is
+dropped with a log line (at most one per peer and reason every few seconds) and counted in ``dropped``; what
+only a broken or hostile peer sends (malformed, clock_skew well past the bound, bad_counter) is also reported
+to ``on_violation``. Nothing from the network raises out of here, and no saved document stops a start: one
+that does not load is quarantined (kept aside as it was, listed with its reason).
 
 Limits: a delta is not authenticated op by op (anti-entropy relays other peers' ops), so a linked peer is
 trusted to relay state honestly; the peer registry's URLs are protected by the signed records inside.
@@ -538,10 +540,10 @@ class ReplicatedState:
         if (doc.size_estimate if doc else 0) + len(data) > self.params.max_document_bytes:
             self._drop("too_large", source, f"{name!r} would exceed {self.params.max_document_bytes} bytes")
             return False
-        fresh = Document.new(name, kind, self.peer_id) if doc is None else None
+        target = doc if doc is not None else Document.new(name, kind, self.peer_id)
         try:
             delta = KINDS[kind].from_bytes(data)
-            (doc or fresh).crdt.admit(delta)  # type: ignore[union-attr]
+            target.crdt.admit(delta)
             if is_empty(delta):
                 return False
             self._observe(kind, data)
@@ -555,8 +557,7 @@ class ReplicatedState:
             self._drop("malformed", source, f"{name!r}: {exc}")
             return False
         if doc is None:
-            assert fresh is not None
-            doc = self._docs[name] = fresh
+            doc = self._docs[name] = target
         before = doc.crdt.version()
         doc.crdt.merge(delta)
         doc.changed(len(data))
