@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from f0mesh.crdt import HLCTimestamp, LWWMap
 from f0mesh.crdt.codec import pack, pack_value
 from f0mesh.crdt.hlc import MAX_LOGICAL
 from f0mesh.crdt.replicated import FORMAT
 from f0mesh.identity import Identity
 from f0mesh.state import MapChange
-from f0mesh.state.sync import gossip_payload
+from f0mesh.state.sync import gossip_payload, parse_versions
 from f0mesh.store import Store
 
 from .kit import Clock, MemoryStateStore, solo
@@ -97,3 +99,11 @@ async def test_documents_that_do_not_load_are_quarantined_and_the_node_starts(tm
         assert await store.get_state("quarantine/peers") == ("map", poisoned)
     finally:
         await store.close()
+
+
+def test_a_version_vector_counting_past_the_seq_bound_is_malformed() -> None:
+    message = {"t": "state", "op": "versions", "docs": [["notes", "map", {"someone": TOP}]]}
+    with pytest.raises(ValueError, match="past"):
+        parse_versions(message, 10)
+    honest = parse_versions({**message, "docs": [["notes", "map", {"someone": 7}]]}, 10)
+    assert honest["notes"][1].get("someone") == 7
