@@ -72,17 +72,6 @@ class OpSet:
     def max_top(self) -> int:
         return max((spans[-1][1] for spans in self._spans.values()), default=0)
 
-    def origins(self) -> list[str]:
-        return list(self._spans)
-
-    def clip(self, origin: str, limit: int) -> None:
-        """Forget whatever is claimed for origin above limit."""
-        spans = [(lo, min(hi, limit)) for lo, hi in self._spans.get(origin, ()) if lo < limit]
-        if spans:
-            self._spans[origin] = spans
-        else:
-            self._spans.pop(origin, None)
-
     def union(self, other: OpSet) -> None:
         for origin, spans in list(other._spans.items()):
             self._spans[origin] = _coalesce([*self._spans.get(origin, ()), *spans])
@@ -96,6 +85,17 @@ class OpSet:
             if clipped:
                 result._spans[origin] = clipped
         return result
+
+    def origins(self) -> list[str]:
+        return list(self._spans)
+
+    def clip(self, origin: str, limit: int) -> None:
+        """Forget whatever is claimed for origin above limit."""
+        spans = [(lo, min(hi, limit)) for lo, hi in self._spans.get(origin, ()) if lo < limit]
+        if spans:
+            self._spans[origin] = spans
+        else:
+            self._spans.pop(origin, None)
 
     def version(self) -> VectorClock:
         return VectorClock({origin: spans[0][1] for origin, spans in self._spans.items() if spans[0][0] == 0})

@@ -32,8 +32,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from f0mesh.crdt import HLC, ClockSkewError, HLCTimestamp, LWWElementSet, LWWMap, VectorClock
-from f0mesh.crdt.replicated import CounterError
+from f0mesh.crdt import HLC, ClockSkewError, CounterError, HLCTimestamp, LWWElementSet, LWWMap, VectorClock
 from f0mesh.errors import ConflictError, MessageTooLargeError, NotFoundError, PolicyError
 from f0mesh.log_throttle import LogThrottle
 from f0mesh.peer_record import PeerRecord
