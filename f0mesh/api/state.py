@@ -80,7 +80,10 @@ def _change(body: MapPatch | SetPatch | ListPatch) -> MapChange | SetChange | Li
 
 @router.get("")
 async def documents(node: Node = Depends(get_node)) -> dict[str, Any]:
-    """Every document with its kind, entry count and approximate size; deltas dropped, by reason."""
+    """Every document with its kind, entry count and approximate size; deltas dropped, by reason.
+
+    A saved document that could not be loaded at start is listed too, with ``"quarantined": reason``: its
+    bytes are kept aside in the store unchanged, and the name starts afresh."""
     return {"documents": node.state.documents(), "dropped": dict(node.state.dropped)}
 
 

@@ -6,7 +6,17 @@ Pure data structures with no I/O: the node decides when to exchange versions, de
 from f0mesh.crdt.hlc import HLC, ClockSkewError, HLCTimestamp
 from f0mesh.crdt.lww_map import LWWMap
 from f0mesh.crdt.lww_set import LWWElementSet
+from f0mesh.crdt.replicated import CounterError
 from f0mesh.crdt.rga import RGA
 from f0mesh.crdt.vector_clock import VectorClock
 
-__all__ = ["HLC", "RGA", "ClockSkewError", "HLCTimestamp", "LWWElementSet", "LWWMap", "VectorClock"]
+__all__ = [
+    "HLC",
+    "RGA",
+    "ClockSkewError",
+    "CounterError",
+    "HLCTimestamp",
+    "LWWElementSet",
+    "LWWMap",
+    "VectorClock",
+]

@@ -6,6 +6,7 @@ from typing import Any
 
 import msgpack
 
+from f0mesh.crdt.bounds import LOGICAL_BOUND
 from f0mesh.crdt.hlc import HLCTimestamp
 
 Element = str | int | bytes | tuple[Any, ...]
@@ -25,7 +26,10 @@ def _default(obj: object) -> msgpack.ExtType:
 
 def _ext_hook(code: int, data: bytes) -> HLCTimestamp:
     if code == _HLC_EXT:
-        return HLCTimestamp.from_bytes(data)
+        ts = HLCTimestamp.from_bytes(data)
+        if ts.logical > LOGICAL_BOUND:
+            raise ValueError(f"HLC logical counter {ts.logical} is above {LOGICAL_BOUND}")
+        return ts
     raise ValueError(f"unknown msgpack extension type {code}")
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import msgpack
 
+from f0mesh.crdt.bounds import LOGICAL_BOUND, MAX_DRIFT_MS
 from f0mesh.errors import F0MeshError
 
 _WALL_DIGITS = 15
@@ -40,6 +41,12 @@ class ClockSkewError(F0MeshError, ValueError):
         )
         self.ahead_ms = ahead_ms
         self.max_skew_ms = max_skew_ms
+
+    @property
+    def flagrant(self) -> bool:
+        """Further ahead than an honest clock gets: one that adopted a stranger's stamp at the bound runs
+        max_skew_ms ahead, so only what is half as much again beyond is held against the sender."""
+        return self.ahead_ms > self.max_skew_ms * 3 // 2
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -111,7 +118,7 @@ class HLC:
         self,
         node_id: str | None = None,
         *,
-        max_skew_ms: int = 60_000,
+        max_skew_ms: int = MAX_DRIFT_MS,
         clock: Callable[[], int] | None = None,
     ) -> None:
         if max_skew_ms < 0:
@@ -145,10 +152,13 @@ class HLC:
     def update(self, remote: HLCTimestamp) -> HLCTimestamp:
         """A timestamp for receiving `remote`: greater than both it and everything this clock issued.
 
-        Raises ClockSkewError, leaving the clock untouched, when remote is more than max_skew_ms ahead.
+        Raises ClockSkewError when remote is more than max_skew_ms ahead, ValueError when its logical
+        counter is above LOGICAL_BOUND; either way the clock is left untouched.
         """
         if not isinstance(remote, HLCTimestamp):
             raise TypeError(f"expected HLCTimestamp, not {type(remote).__name__}")
+        if remote.logical > LOGICAL_BOUND:
+            raise ValueError(f"remote logical counter {remote.logical} is above {LOGICAL_BOUND}")
         wall = self._clock()
         ahead = remote.wall_ms - wall
         if ahead > self._max_skew_ms:
@@ -167,6 +177,10 @@ class HLC:
         return self._issue(top, logical)
 
     def _issue(self, wall_ms: int, logical: int) -> HLCTimestamp:
+        """Past LOGICAL_BOUND the wall time moves on 1 ms instead, so issuing never fails whatever the clock
+        adopted earlier (and the stamp stays within what peers accept)."""
+        if logical > LOGICAL_BOUND:
+            wall_ms, logical = wall_ms + 1, 0
         stamp = HLCTimestamp(wall_ms, logical, self._node)
         self._last = stamp
         return stamp

@@ -15,7 +15,7 @@ from f0mesh.crdt.codec import (
     pack_value,
     unpack_value,
 )
-from f0mesh.crdt.replicated import Replicated, resolve_origin
+from f0mesh.crdt.replicated import Replicated, check_seq, resolve_origin
 from f0mesh.crdt.vector_clock import VectorClock
 
 # (ts, live, value bytes, origin, seq). Tuple order is the LWW order: later ts wins; on equal ts a write beats
@@ -27,8 +27,7 @@ def _rec_from_wire(raw: Any) -> _Rec:
     ts, live, data, origin, seq = raw
     if not isinstance(live, bool) or not isinstance(origin, str):
         raise ValueError(f"bad register record {raw!r}")
-    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
-        raise ValueError(f"bad seq in register record {raw!r}")
+    check_seq(seq)
     if live:
         check_value_bytes(data)
     elif data != b"":
@@ -65,7 +64,7 @@ class LWWMap(Replicated):
         check_element(key)
         origin = resolve_origin(ts, origin, self.replica_id)
         self._admit_ts(ts)
-        seq = self._ops.top(origin) + 1
+        seq = self._next_seq(origin)
         rec = (ts, live, data, origin, seq)
         current = self._regs.get(key)
         if current is None or rec > current:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from f0mesh.crdt.codec import Element, Timestamp, check_element, element_key, freeze
-from f0mesh.crdt.replicated import Replicated, resolve_origin
+from f0mesh.crdt.replicated import Replicated, check_seq, resolve_origin
 from f0mesh.crdt.vector_clock import VectorClock
 
 # (ts, origin, seq): tuple order makes equal timestamps still select one record on every replica.
@@ -31,8 +31,9 @@ def _rec_from_wire(raw: Any) -> _Rec | None:
     if raw is None:
         return None
     ts, origin, seq = raw
-    if not isinstance(origin, str) or isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
-        raise ValueError(f"bad op record {raw!r}")
+    if not isinstance(origin, str):
+        raise ValueError(f"bad op record {str(raw)[:200]}")
+    check_seq(seq)
     return (ts, origin, seq)
 
 
@@ -71,7 +72,7 @@ class LWWElementSet(Replicated):
         check_element(element)
         origin = resolve_origin(ts, origin, self.replica_id)
         self._admit_ts(ts)
-        seq = self._ops.top(origin) + 1
+        seq = self._next_seq(origin)
         _absorb(register, element, (ts, origin, seq))
         self._ops.add(origin, seq - 1, seq)
 

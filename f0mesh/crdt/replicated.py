@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any, ClassVar, Self
 
+from f0mesh.crdt.bounds import MAX_SEQ, SEQ_SLACK
 from f0mesh.crdt.codec import DECODE_ERRORS, Timestamp, check_ts, element_key, pack, unpack
 from f0mesh.crdt.hlc import HLCTimestamp, new_node_id
 from f0mesh.crdt.vector_clock import VectorClock
@@ -19,6 +20,17 @@ FORMAT = 1
 MAX_CONFLICTS = 1000
 
 Span = tuple[int, int]
+
+
+class CounterError(ValueError):
+    """A counter this replica writes with cannot move on: exhausted here, or pushed too far by a peer."""
+
+
+def check_seq(seq: object) -> int:
+    """A seq (or RGA counter) from bytes: 1..MAX_SEQ, so the next own op can always be encoded."""
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= MAX_SEQ:
+        raise ValueError(f"seq must be an int in 1..{MAX_SEQ}, got {str(seq)[:40]}")
+    return seq
 
 
 def _coalesce(spans: Iterable[Span]) -> list[Span]:
@@ -74,6 +86,17 @@ class OpSet:
                 result._spans[origin] = clipped
         return result
 
+    def origins(self) -> list[str]:
+        return list(self._spans)
+
+    def clip(self, origin: str, limit: int) -> None:
+        """Forget whatever is claimed for origin above limit."""
+        spans = [(lo, min(hi, limit)) for lo, hi in self._spans.get(origin, ()) if lo < limit]
+        if spans:
+            self._spans[origin] = spans
+        else:
+            self._spans.pop(origin, None)
+
     def version(self) -> VectorClock:
         return VectorClock({origin: spans[0][1] for origin, spans in self._spans.items() if spans[0][0] == 0})
 
@@ -93,6 +116,7 @@ class OpSet:
             spans = list(zip(flat[::2], flat[1::2], strict=True))
             if spans[0][0] < 0 or _coalesce(spans) != spans or any(lo >= hi for lo, hi in spans):
                 raise ValueError(f"op spans for {origin!r} are not sorted, disjoint and non-empty")
+            check_seq(spans[-1][1])
             result._spans[origin] = spans
         return result
 
@@ -187,6 +211,8 @@ class Replicated(ABC):
                 raise ValueError(f"expected {cls.KIND!r} format {FORMAT}, got {kind!r} format {fmt!r}")
             obj._ops = OpSet.from_wire(ops)
             obj._context = VectorClock.from_dict(context)
+            for origin in obj._context.nodes():
+                check_seq(obj._context.get(origin))
             if not isinstance(records, list):
                 raise ValueError("records must be a list")
             obj._load_records(records)
@@ -196,6 +222,37 @@ class Replicated(ABC):
             if not obj._ops.covers(origin, seq):
                 raise ValueError(f"malformed {cls.__name__} state: op ({origin!r}, {seq}) outside its op set")
         return obj
+
+    def seq_room(self) -> int:
+        """How many more ops this replica can write under its own id before reaching MAX_SEQ."""
+        return MAX_SEQ - self._ops.top(self.replica_id)
+
+    def _next_seq(self, origin: str) -> int:
+        seq = self._ops.top(origin) + 1
+        if seq > MAX_SEQ:
+            raise CounterError(f"{origin!r} has used every seq up to {MAX_SEQ} in this {self.KIND}")
+        return seq
+
+    def admit(self, delta: Self) -> None:
+        """Make a peer's delta safe to merge into self, or raise CounterError and change nothing.
+
+        Ops under this replica's own id may run at most SEQ_SLACK past what it holds (our next write goes
+        on from there, so it must stay far from MAX_SEQ); op spans of any origin count at most SEQ_SLACK
+        past the highest op of that origin the delta carries or self holds. Spans are not trimmed exactly
+        at the carried ops: an honest delta legitimately spans ops that a later write superseded.
+        """
+        limit = self._counter_limit()
+        own = delta._ops.top(self.replica_id)
+        if own > limit:
+            raise CounterError(f"ops up to {own} under our own id {self.replica_id!r}, limit {limit}")
+        carried: dict[str, int] = {}
+        for origin, seq in delta._held_ops():
+            carried[origin] = max(carried.get(origin, 0), seq)
+        for origin in delta._ops.origins():
+            delta._ops.clip(origin, max(carried.get(origin, 0), self._ops.top(origin)) + SEQ_SLACK)
+
+    def _counter_limit(self) -> int:
+        return self._ops.top(self.replica_id) + SEQ_SLACK
 
     def _log_conflicts(self, found: list[dict[str, Any]]) -> None:
         """In canonical key order, so the log does not depend on the order of the peer's records."""

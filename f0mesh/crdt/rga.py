@@ -12,8 +12,9 @@ import bisect
 from collections.abc import Iterable
 from typing import Any
 
+from f0mesh.crdt.bounds import MAX_SEQ, SEQ_SLACK
 from f0mesh.crdt.codec import check_value_bytes, pack_array, pack_value, unpack_value
-from f0mesh.crdt.replicated import Replicated
+from f0mesh.crdt.replicated import CounterError, Replicated
 from f0mesh.crdt.vector_clock import VectorClock
 
 RGAId = tuple[int, str]
@@ -28,11 +29,11 @@ def _as_id(raw: Any) -> RGAId:
         and len(raw) == 2
         and isinstance(raw[0], int)
         and not isinstance(raw[0], bool)
-        and raw[0] >= 1
+        and 1 <= raw[0] <= MAX_SEQ
         and isinstance(raw[1], str)
     ):
         return (raw[0], raw[1])
-    raise ValueError(f"not an RGA id (counter >= 1, replica id): {raw!r}")
+    raise ValueError(f"not an RGA id (counter in 1..{MAX_SEQ}, replica id): {str(raw)[:200]}")
 
 
 class RGA(Replicated):
@@ -70,8 +71,24 @@ class RGA(Replicated):
 
     def _next_op_id(self) -> RGAId:
         counter = self._ops.max_top() + 1
+        if counter > MAX_SEQ:
+            raise CounterError(f"this list has used every counter up to {MAX_SEQ}")
         self._ops.add(self.replica_id, self._ops.top(self.replica_id), counter)
         return (counter, self.replica_id)
+
+    def seq_room(self) -> int:
+        """Every origin's ops push the shared Lamport counter that new ids take."""
+        return MAX_SEQ - self._ops.max_top()
+
+    def _counter_limit(self) -> int:
+        """Any origin's counter becomes ours (Lamport), so a delta may not jump past any of them by more."""
+        return self._ops.max_top() + SEQ_SLACK
+
+    def admit(self, delta: RGA) -> None:
+        limit = self._counter_limit()
+        if delta._ops.max_top() > limit:
+            raise CounterError(f"list counters up to {delta._ops.max_top()}, limit {limit}")
+        super().admit(delta)
 
     def _add_node(self, node_id: RGAId, anchor: RGAId | None, data: bytes) -> None:
         self._nodes[node_id] = (anchor, data)

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Collection
 from functools import partial
 from typing import Any
 
-from f0mesh.crdt import HLC
+from f0mesh.crdt import HLC, ClockSkewError
 from f0mesh.gossip.audit import AuditEvent, AuditRow, GossipTracer
 from f0mesh.gossip.envelope import Envelope
 from f0mesh.gossip.errors import GossipReject, Reason
@@ -280,7 +280,7 @@ class GossipEngine:
                 return
             self._check_time(envelope)
         except GossipReject as reject:
-            self._reject(peer, envelope.id if envelope else None, reject.reason)
+            self._reject(peer, envelope.id if envelope else None, reject.reason, penalise=reject.penalise)
             return
         if envelope.id in self._seen:
             self.stats.duplicates += 1
@@ -314,7 +314,9 @@ class GossipEngine:
             )
         try:
             self.hlc.update(envelope.hlc)
-        except ValueError as exc:  # ClockSkewError, or the clock cannot advance past this stamp
+        except ClockSkewError as exc:
+            raise GossipReject(Reason.CLOCK_SKEW, str(exc), penalise=exc.flagrant) from exc
+        except ValueError as exc:  # a logical counter past the bound (the envelope refuses it first)
             raise GossipReject(Reason.CLOCK_SKEW, str(exc)) from exc
 
     def _received_committed(self, peer: str, stored: StoredMessage, error: Exception | None) -> None:
@@ -328,11 +330,12 @@ class GossipEngine:
         if error is None:
             self._ack(peer, message_id)
 
-    def _reject(self, peer: str, message_id: str | None, reason: Reason) -> None:
+    def _reject(self, peer: str, message_id: str | None, reason: Reason, *, penalise: bool = True) -> None:
         self.stats.rejected[reason.value] += 1
         row = self._audit(AuditEvent.REJECTED, message_id, peer, reason.value)
         self._writer.submit(audit=[row], droppable=True)
-        self._report(peer, _FEEDBACK[reason])
+        if penalise:
+            self._report(peer, _FEEDBACK[reason])
 
     def _refuse_blocked(self, peer: str, message_id: str) -> None:
         """Not marked seen: should the operator lift the block, repair may still bring it."""

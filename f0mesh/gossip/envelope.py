@@ -18,6 +18,7 @@ from typing import Any
 import msgpack
 
 from f0mesh.crdt import HLCTimestamp
+from f0mesh.crdt.bounds import LOGICAL_BOUND
 from f0mesh.errors import IdentityError, SignatureError
 from f0mesh.gossip.errors import GossipReject, Reason
 from f0mesh.identity import Identity, is_peer_id, verify
@@ -30,8 +31,6 @@ SIGNATURE_BYTES = 64
 ID_CHARS = 32  # base32 of 160 bits of sha256: short, printable, collision-free in practice
 _ID_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyz234567")
 _MAX_INT = 2**63 - 1
-# far below the HLC's own limit, so a peer cannot push our clock's logical counter to overflow
-MAX_LOGICAL = 2**32 - 1
 
 
 def message_id(signed: bytes) -> str:
@@ -169,7 +168,7 @@ class Envelope:
                 raise ValueError(f"unknown envelope version {version!r}")
             if not (isinstance(origin, str) and is_peer_id(origin)):
                 raise ValueError("origin is not a PeerId")
-            if not (_is_uint(seq) and seq > 0 and _is_uint(wall_ms) and _is_uint(logical, MAX_LOGICAL)):
+            if not (_is_uint(seq) and seq > 0 and _is_uint(wall_ms) and _is_uint(logical, LOGICAL_BOUND)):
                 raise ValueError("seq, wall time or logical counter out of range")
             if not (_is_uint(ttl, MAX_TTL) and _is_uint(hops, MAX_TTL)) or hops > ttl:
                 raise ValueError("hops must be within 0..ttl")

@@ -27,6 +27,7 @@ class GossipReject(F0MeshError):
     Subclasses F0MeshError so a refused local publish (e.g. too large) maps to an HTTP status.
     """
 
-    def __init__(self, reason: Reason, detail: str = "") -> None:
+    def __init__(self, reason: Reason, detail: str = "", *, penalise: bool = True) -> None:
         super().__init__(detail or reason.value, code=reason.value, status=_STATUS.get(reason, 400))
         self.reason = reason
+        self.penalise = penalise  # whether the neighbour that sent it pays in behaviour score

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from f0mesh.crdt.bounds import MAX_DRIFT_MS
 from f0mesh.errors import ConfigError
 from f0mesh.gossip.envelope import MAX_TTL
 from f0mesh.gossip.transport import MAX_ENVELOPES_PER_MESSAGE, MAX_IDS_PER_MESSAGE
@@ -23,7 +24,7 @@ class GossipParams:
     max_message_bytes: int = 64 * 1024  # whole wire envelope; larger is rejected "too_large"
     # time validity
     replay_window_s: float = 300.0  # envelopes whose HLC wall time is older are rejected "replay"
-    max_clock_skew_s: float = 60.0  # envelopes further ahead are rejected "clock_skew" (by the HLC)
+    max_clock_skew_s: float = MAX_DRIFT_MS / 1000  # envelopes further ahead: rejected "clock_skew" (HLC)
     # dedup: the seen-cache must outlive window + skew, or an old duplicate could slip through
     seen_ttl_s: float = 400.0
     seen_max_entries: int = 200_000

@@ -158,6 +158,10 @@ class Document:
         """Validate a change against this document; returns its estimated size in bytes."""
         if change.kind != self.kind:
             raise ConflictError(f"{self.name!r} is a {self.kind}, not a {change.kind}", code="kind_mismatch")
+        if self._ops(change) > self.crdt.seq_room():
+            raise ConflictError(
+                f"{self.name!r} has no sequence numbers left for this change", code="counter_exhausted"
+            )
         try:
             if isinstance(change, MapChange):
                 for key in [*change.set, *change.delete]:

@@ -6,10 +6,12 @@ link opens, every sync interval with one random neighbour, and with every neighb
 brought news: it repairs whatever gossip could not carry, e.g. the writes of the other side of a partition.
 Deltas are CRDT states, so one that arrives twice, late or out of order does no harm.
 
-Anything a peer sends that does not parse, has an unknown kind, would make a document too big, or carries a
-timestamp too far ahead is dropped with a log line (at most one per peer and reason every few seconds) and
-counted in ``dropped``; what only a broken or hostile peer sends (malformed, clock_skew) is also reported to
-``on_violation``. Nothing from the network raises out of here.
+Anything a peer sends that does not parse, has an unknown kind, would make a document too big, carries a
+timestamp too far ahead, or would push a counter this node writes with out of reach (f0mesh.crdt.bounds) is
+dropped with a log line (at most one per peer and reason every few seconds) and counted in ``dropped``; what
+only a broken or hostile peer sends (malformed, clock_skew well past the bound, bad_counter) is also reported
+to ``on_violation``. Nothing from the network raises out of here, and no saved document stops a start: one
+that does not load is quarantined (kept aside as it was, listed with its reason).
 
 Limits: a delta is not authenticated op by op (anti-entropy relays other peers' ops), so a linked peer is
 trusted to relay state honestly; the peer registry's URLs are protected by the signed records inside.
@@ -30,7 +32,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from f0mesh.crdt import HLC, ClockSkewError, HLCTimestamp, LWWElementSet, LWWMap, VectorClock
+from f0mesh.crdt import HLC, ClockSkewError, CounterError, HLCTimestamp, LWWElementSet, LWWMap, VectorClock
 from f0mesh.errors import ConflictError, MessageTooLargeError, NotFoundError, PolicyError
 from f0mesh.log_throttle import LogThrottle
 from f0mesh.peer_record import PeerRecord
@@ -58,9 +60,10 @@ log = logging.getLogger("f0mesh.state")
 
 STATE_TOPIC = "state"
 STORE_PREFIX = "doc/"  # rows of crdt_state that hold documents; the node keeps other rows there too
+QUARANTINE_PREFIX = "quarantine/"  # saved documents that did not load, kept aside as they were
 # Drop reasons that an honest peer never causes; the others (limits, a kind conflict) can follow from
 # concurrent honest writes and are not held against anyone.
-VIOLATIONS = frozenset({"malformed", "clock_skew"})
+VIOLATIONS = frozenset({"malformed", "clock_skew", "bad_counter"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,7 @@ class ReplicatedState:
         self._log = LogThrottle(log)
         self._clock = clock
         self._docs: dict[str, Document] = {}
+        self._quarantined: dict[str, dict[str, Any]] = {}  # name -> summary with the reason
         self._reassembler = Reassembler(self.params.max_document_bytes)
         self._xfer = itertools.count(1)
         self._flush_lock = asyncio.Lock()
@@ -182,23 +186,56 @@ class ReplicatedState:
         await self.flush()
 
     async def _load(self) -> None:
+        """Load every saved document; one that does not load, or could not take another write, is
+        quarantined rather than failing the start (see _quarantine)."""
         for store_name, kind in await self._store.list_states():
-            if not store_name.startswith(STORE_PREFIX) or kind not in KINDS:
+            aside = store_name.startswith(QUARANTINE_PREFIX)
+            if not (aside or store_name.startswith(STORE_PREFIX)) or kind not in KINDS:
                 continue
-            name = store_name[len(STORE_PREFIX) :]
+            name = store_name.partition("/")[2]
             row = await self._store.get_state(store_name)
             if row is None:
                 continue
             try:
-                crdt = KINDS[kind].from_bytes(row[1], self.peer_id)
-                self._observe(kind, row[1])
-            except ClockSkewError as exc:
-                log.warning("saved document %r is stamped ahead of this clock: %s", name, exc.detail)
-            except (ValueError, TypeError) as exc:
-                log.warning("ignored the saved document %r: %s", name, exc)
+                doc = self._restore(name, kind, row[1])
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {str(exc)[:300]}"
+                if aside:
+                    self._quarantined.setdefault(name, _quarantined(name, kind, row[1], reason))
+                else:
+                    await self._quarantine(name, kind, row[1], reason)
                 continue
-            self._docs[name] = Document(name, kind, crdt, len(row[1]))
-        log.info("loaded %d replicated documents", len(self._docs))
+            if aside:
+                reason = "kept aside at an earlier start"
+                self._quarantined.setdefault(name, _quarantined(name, kind, row[1], reason))
+            else:
+                self._docs[name] = doc
+        log.info("loaded %d replicated documents, %d quarantined", len(self._docs), len(self._quarantined))
+
+    def _restore(self, name: str, kind: str, data: bytes) -> Document:
+        """A saved document, checked to be writable here: it decodes within every bound, encodes again, and
+        its counters leave room for this node's next write."""
+        if name == PEERS_DOC and kind != "map":
+            raise ValueError(f"the peer registry must be a map, not a {kind}")
+        crdt = KINDS[kind].from_bytes(data, self.peer_id)
+        if crdt.seq_room() < 1:
+            raise CounterError(f"no seq left for this node's next write to {name!r}")
+        crdt.to_bytes()
+        try:
+            self._observe(kind, data)
+        except ClockSkewError as exc:
+            log.warning("saved document %r is stamped ahead of this clock: %s", name, exc.detail)
+        return Document(name, kind, crdt, len(data))
+
+    async def _quarantine(self, name: str, kind: str, data: bytes, reason: str) -> None:
+        """Keep a saved document that cannot be used aside, unchanged, under its own row for the operator
+        (listed in documents() with the reason); the name starts afresh and its next save replaces the row."""
+        log.warning("quarantined the saved document %r (%d bytes): %s", name, len(data), reason)
+        self._quarantined[name] = _quarantined(name, kind, data, reason)
+        try:
+            await self._store.put_state(QUARANTINE_PREFIX + name, kind, data)
+        except Exception as exc:
+            log.warning("could not keep the quarantined document %r aside: %s", name, exc)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -221,7 +258,9 @@ class ReplicatedState:
         return self._docs.get(name)
 
     def documents(self) -> list[dict[str, Any]]:
-        return [self._docs[name].summary() for name in sorted(self._docs)]
+        """Summaries of the documents, then of those quarantined at start (with "quarantined": reason)."""
+        live = [self._docs[name].summary() for name in sorted(self._docs)]
+        return live + [self._quarantined[name] for name in sorted(self._quarantined)]
 
     def view(self, name: str) -> dict[str, Any]:
         return self._existing(name).view()
@@ -343,13 +382,21 @@ class ReplicatedState:
     def _set_peer(self, peer_id: str, value: dict[str, Any]) -> None:
         doc = self._docs[PEERS_DOC]
         before = doc.crdt.version()
-        self._registry.set(peer_id, value, self.hlc.now())
+        try:
+            self._registry.set(peer_id, value, self.hlc.now())
+        except CounterError as exc:
+            self._log.warning("registry", "cannot write the peer registry: %s", exc)
+            return
         self._changed_here(doc, before, 512)
 
     def _delete_peer(self, peer_id: str) -> None:
         doc = self._docs[PEERS_DOC]
         before = doc.crdt.version()
-        self._registry.delete(peer_id, self.hlc.now())
+        try:
+            self._registry.delete(peer_id, self.hlc.now())
+        except CounterError as exc:
+            self._log.warning("registry", "cannot write the peer registry: %s", exc)
+            return
         self._changed_here(doc, before, 128)
 
     def collect_tombstones(self) -> int:
@@ -492,19 +539,24 @@ class ReplicatedState:
         if (doc.size_estimate if doc else 0) + len(data) > self.params.max_document_bytes:
             self._drop("too_large", source, f"{name!r} would exceed {self.params.max_document_bytes} bytes")
             return False
+        target = doc if doc is not None else Document.new(name, kind, self.peer_id)
         try:
             delta = KINDS[kind].from_bytes(data)
+            target.crdt.admit(delta)
             if is_empty(delta):
                 return False
             self._observe(kind, data)
         except ClockSkewError as exc:
-            self._drop("clock_skew", source, f"{name!r}: {exc.detail}")
+            self._drop("clock_skew", source, f"{name!r}: {exc.detail}", violation=exc.flagrant)
+            return False
+        except CounterError as exc:
+            self._drop("bad_counter", source, f"{name!r}: {exc}")
             return False
         except (ValueError, TypeError) as exc:
             self._drop("malformed", source, f"{name!r}: {exc}")
             return False
         if doc is None:
-            doc = self._docs[name] = Document.new(name, kind, self.peer_id)
+            doc = self._docs[name] = target
         before = doc.crdt.version()
         doc.crdt.merge(delta)
         doc.changed(len(data))
@@ -522,10 +574,12 @@ class ReplicatedState:
         if stamps:
             self.hlc.update(max(stamps))
 
-    def _drop(self, reason: str, source: str, detail: str) -> None:
+    def _drop(self, reason: str, source: str, detail: str, *, violation: bool = True) -> None:
+        """Count and log a refused delta; a VIOLATIONS reason also costs the sender behaviour score, except
+        a stamp only a little too far ahead (see ClockSkewError.flagrant)."""
         self.dropped[reason] += 1
         self._log.info((source, reason), "dropped state from %s (%s): %s", source, reason, detail[:300])
-        if reason in VIOLATIONS and self._on_violation is not None:
+        if violation and reason in VIOLATIONS and self._on_violation is not None:
             try:
                 self._on_violation(source, reason)
             except Exception:
@@ -573,3 +627,7 @@ class ReplicatedState:
         neighbours = list(self._neighbours())
         if neighbours:
             await self._send(random.choice(neighbours), versions_message(self._docs.values(), reply=True))
+
+
+def _quarantined(name: str, kind: str, data: bytes, reason: str) -> dict[str, Any]:
+    return {"name": name, "kind": kind, "size": 0, "bytes": len(data), "quarantined": reason}

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from f0mesh.crdt import VectorClock
+from f0mesh.crdt.bounds import MAX_SEQ
 from f0mesh.state.documents import KINDS, NAME_RE, Document
 
 STATE_FRAME = "state"
@@ -56,9 +57,12 @@ def parse_versions(message: dict[str, Any], max_docs: int) -> dict[str, tuple[st
         if entries > MAX_VERSION_ENTRIES:
             raise ValueError("versions hold too many origins")
         try:
-            out[name] = (kind, VectorClock.from_dict(version))
+            clock = VectorClock.from_dict(version)
         except TypeError as exc:
             raise ValueError(str(exc)) from exc
+        if any(clock.get(origin) > MAX_SEQ for origin in clock.nodes()):
+            raise ValueError(f"version of {name!r} counts past {MAX_SEQ}")
+        out[name] = (kind, clock)
     return out
 
 

@@ -136,7 +136,8 @@ export function renderConflicts(container, data) {
   container.replaceChildren(h("pre", { class: "json", text: JSON.stringify(data, null, 2) }));
 }
 
-/** The replicated documents (GET /api/state), each with a button that shows its conflicts. */
+/** The replicated documents (GET /api/state), each with a button that shows its conflicts; a document
+ * quarantined at start (it did not load) shows its reason instead. */
 export function renderDocuments(container, documents, onPick) {
   if (!documents.length) {
     container.replaceChildren(h("p", { class: "muted", text: "No replicated documents on this node yet." }));
@@ -147,13 +148,15 @@ export function renderDocuments(container, documents, onPick) {
       "tr",
       { dataset: { name: d.name } },
       h("td", { class: "mono", text: d.name }),
-      h("td", { text: d.kind }),
+      h("td", { text: d.quarantined ? `${d.kind}, quarantined: ${d.quarantined}` : d.kind }),
       h("td", { class: "num", text: isNum(d.size) ? String(d.size) : "—" }),
       h("td", { class: "num", text: isNum(d.bytes) ? String(d.bytes) : "—" }),
       h(
         "td",
         {},
-        h("button", { type: "button", class: "small", "aria-label": `Conflicts of ${d.name}`, onclick: () => onPick(d.name) }, "Conflicts"),
+        d.quarantined
+          ? null
+          : h("button", { type: "button", class: "small", "aria-label": `Conflicts of ${d.name}`, onclick: () => onPick(d.name) }, "Conflicts"),
       ),
     ),
   );
