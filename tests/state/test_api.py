@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from f0mesh.api import errors
+from f0mesh.api.auth import Sessions
 from f0mesh.api.state import router
 from f0mesh.state import MapChange
 
@@ -26,6 +27,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     await state.start()
     app = FastAPI()
     app.state.node = SimpleNamespace(state=state, admin_token=TOKEN)
+    app.state.sessions = Sessions()
     errors.install(app)
     app.include_router(router)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://node") as c:
