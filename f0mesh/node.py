@@ -526,6 +526,7 @@ class Node:
             "links": len(self.links.open_links()),
             "version": __version__,
             "url": self.url,
+            "storage": self.store.storage,  # "full" or "unavailable" while writes are refused (507/503)
         }
 
     async def add_peer(self, url: str) -> dict[str, Any]:

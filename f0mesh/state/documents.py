@@ -137,6 +137,11 @@ class Document:
     def new(cls, name: str, kind: str, replica_id: str) -> Document:
         return cls(name, kind, KINDS[kind](replica_id))
 
+    def copy(self, replica_id: str) -> Document:
+        """A private copy to write into: nobody sees its ops until they are saved and adopted."""
+        crdt = KINDS[self.kind].from_bytes(self.crdt.to_bytes(), replica_id)
+        return Document(self.name, self.kind, crdt, self.stored_bytes)
+
     @property
     def size_estimate(self) -> int:
         return self.stored_bytes + self.grown_bytes
