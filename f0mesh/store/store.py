@@ -66,8 +66,10 @@ def storage_error(exc: BaseException, db_path: Path | None = None) -> StoreUnava
     reason = (str(orig).strip().splitlines() or [type(orig).__name__])[0][:200]
     name = getattr(orig, "sqlite_errorname", None) or ""
     sqlstate = getattr(orig, "sqlstate", None) or ""
-    if name == "SQLITE_FULL" or sqlstate == _PG_DISK_FULL or (
-        name.startswith("SQLITE_IOERR") and db_path is not None and _low_space(db_path)
+    if (
+        name == "SQLITE_FULL"
+        or sqlstate == _PG_DISK_FULL
+        or (name.startswith("SQLITE_IOERR") and db_path is not None and _low_space(db_path))
     ):
         return StorageFullError(f"not stored: the store's disk is full ({reason}); free space and retry")
     if (
