@@ -1,5 +1,8 @@
 """A full disk (issue 18, class 3): nothing is acknowledged that is not stored, and the node recovers alone.
 
+The Store turns each backend's "disk full" (SQLite on a full tmpfs, PostgreSQL with its tables in a
+tablespace on one) into StorageFullError, keeps reading, and writes again once space is back.
+
 The data directory of a real ``f0mesh up`` is a small tmpfs that the test mounts, fills with a file and
 frees again by deleting it. While it is full, every ``PUT /api/state`` and ``POST /api/gossip`` answers 200
 or 507/503, never 500; the node is then killed (a crash while full is when an acknowledgement is tested)
@@ -11,13 +14,24 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import sqlite3
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
+import sqlalchemy as sa
+
+from f0mesh.errors import StorageFullError, StoreUnavailableError
+from f0mesh.identity import Identity
+from f0mesh.store import Store
+from f0mesh.store.store import storage_error
 
 from nodes import NodeProcess
+from pgserver import PgServer
 
 PAD = "x" * 12_000  # per document: a few hundred of them outgrow any slack SQLite keeps in its files
 WRITES = 120
@@ -25,17 +39,23 @@ REFUSED = (503, 507)
 
 
 @pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Path]:
+def tmpfs() -> Iterator[Path]:
+    """An 8 MiB tmpfs, unmounted afterwards; under /tmp so that the postgres user can reach it too."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root (CI runs as root)")
-    mount = tmp_path / "data"
+    root = Path(tempfile.mkdtemp(prefix="f0mesh-full-"))
+    root.chmod(0o711)
+    mount = root / "data"
     mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(mount)], check=True)
     try:
-        yield mount
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0755", "tmpfs", str(mount)], check=True)
+        try:
+            yield mount
+        finally:
+            if subprocess.run(["umount", str(mount)], check=False).returncode != 0:
+                subprocess.run(["umount", "--lazy", str(mount)], check=False)
     finally:
-        if subprocess.run(["umount", str(mount)], check=False).returncode != 0:
-            subprocess.run(["umount", "--lazy", str(mount)], check=False)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def fill(directory: Path, leave: int = 0) -> Path:
@@ -130,3 +150,73 @@ def test_full_disk_acknowledges_only_what_it_stored_and_recovers_alone(tmp_path:
         node.close()
         if filler is not None:
             empty(filler)
+
+
+async def test_sqlite_full_disk_refuses_writes_keeps_reading_and_writes_again(tmpfs: Path) -> None:
+    store = await Store.open(f"sqlite:///{tmpfs / 'mesh.db'}", Identity.generate().peer_id)
+    filler: Path | None = None
+    try:
+        await store.put_state("kept", "blob", b"k" * 1000)
+        filler = fill(tmpfs)
+        with pytest.raises(StorageFullError) as refused:
+            await store.put_state("big", "blob", b"b" * (256 << 10))
+        assert (refused.value.status, refused.value.code, store.storage) == (507, "storage_full", "full")
+        with pytest.raises(StorageFullError):
+            await store.commit_gossip([], [{"at": 1.0, "event": "rejected", "reason": "x"}] * 5000)
+        assert await store.get_state("kept") == ("blob", b"k" * 1000)
+        assert await store.get_state("big") is None
+        empty(filler)
+        filler = None
+        await store.put_state("big", "blob", b"b" * (256 << 10))
+        assert store.storage == "ok" and await store.get_state("big") == ("blob", b"b" * (256 << 10))
+    finally:
+        await store.close()
+        if filler is not None:
+            empty(filler)
+
+
+async def test_postgresql_disk_full_is_storage_full(pg_server: PgServer, pg_url: str, tmpfs: Path) -> None:
+    """SQLSTATE 53100 from a real server: the node's tables live in a tablespace on the full tmpfs."""
+    shutil.chown(tmpfs, "postgres", "postgres")
+    admin = await asyncpg.connect(pg_server.url("postgres"))
+    database = pg_url.rsplit("/", 1)[1]
+    await admin.execute(f"CREATE TABLESPACE {database}_full LOCATION '{tmpfs}'")
+    await admin.execute(f"ALTER DATABASE {database} SET default_tablespace = {database}_full")
+    store = await Store.open(pg_url, Identity.generate().peer_id)
+    filler: Path | None = None
+    try:
+        await store.put_state("kept", "blob", b"k" * 1000)
+        filler = fill(tmpfs)
+        with pytest.raises(StorageFullError):
+            for i in range(64):  # past whatever free room the table's last pages had
+                await store.put_state(f"big{i}", "blob", os.urandom(64 << 10))
+        assert store.storage == "full"
+        assert await store.get_state("kept") == ("blob", b"k" * 1000)
+        empty(filler)
+        filler = None
+        await store.put_state("after", "blob", b"a")
+        assert store.storage == "ok"
+    finally:
+        await store.close()
+        if filler is not None:
+            empty(filler)
+        await admin.execute(f"DROP DATABASE {database} WITH (FORCE)")
+        await admin.execute(f"DROP TABLESPACE {database}_full")
+        await admin.close()
+
+
+def _sqlite_error(message: str, name: str) -> sa.exc.OperationalError:
+    orig = sqlite3.OperationalError(message)
+    orig.sqlite_errorname = name
+    return sa.exc.OperationalError("INSERT", {}, orig)
+
+
+def test_storage_errors_are_told_apart(tmp_path: Path) -> None:
+    full = storage_error(_sqlite_error("database or disk is full", "SQLITE_FULL"))
+    assert isinstance(full, StorageFullError) and "database or disk is full" in full.detail
+    io_error = _sqlite_error("disk I/O error", "SQLITE_IOERR_WRITE")
+    assert type(storage_error(io_error, tmp_path / "mesh.db")) is StoreUnavailableError  # space is left
+    assert type(storage_error(_sqlite_error("database is locked", "SQLITE_BUSY"))) is StoreUnavailableError
+    assert storage_error(_sqlite_error("no such table: x", "SQLITE_ERROR")) is None  # a bug, not the disk
+    assert storage_error(sa.exc.IntegrityError("INSERT", {}, sqlite3.IntegrityError("UNIQUE"))) is None
+    assert type(storage_error(ConnectionRefusedError("refused"))) is StoreUnavailableError
