@@ -137,10 +137,9 @@ class Document:
     def new(cls, name: str, kind: str, replica_id: str) -> Document:
         return cls(name, kind, KINDS[kind](replica_id))
 
-    def copy(self, replica_id: str) -> Document:
+    def copy(self) -> Document:
         """A private copy to write into: nobody sees its ops until they are saved and adopted."""
-        crdt = KINDS[self.kind].from_bytes(self.crdt.to_bytes(), replica_id)
-        return Document(self.name, self.kind, crdt, self.stored_bytes)
+        return Document(self.name, self.kind, self.crdt.clone(), self.stored_bytes)
 
     @property
     def size_estimate(self) -> int:

@@ -311,7 +311,7 @@ class ReplicatedState:
             elif live.kind != kind:
                 raise ConflictError(f"{name!r} is a {live.kind}, not a {kind}", code="kind_mismatch")
             else:
-                draft = live.copy(self.peer_id)
+                draft = live.copy()
             change = make_change(draft)
             grown = draft.check(change)
             if (live.size_estimate if live else 0) + grown > self.params.max_document_bytes:
