@@ -64,3 +64,18 @@ class PeerTimeoutError(PeerError):
 class MessageTooLargeError(F0MeshError):
     code = "too_large"
     status = 413
+
+
+class StoreUnavailableError(F0MeshError):
+    """The store did not take a write (I/O error, lost connection, no answer in time): nothing was
+    acknowledged, and the same write may be tried again later."""
+
+    code = "store_unavailable"
+    status = 503
+
+
+class StorageFullError(StoreUnavailableError):
+    """The store's disk is full: the write was not stored. Freeing space is enough, no restart needed."""
+
+    code = "storage_full"
+    status = 507

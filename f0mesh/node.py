@@ -16,7 +16,7 @@ from f0mesh import __version__
 from f0mesh.address_policy import AddressPolicy
 from f0mesh.bindings import GOSSIP_FRAME, LinkGossipTransport, SqlGossipStore
 from f0mesh.config import NodeConfig
-from f0mesh.errors import F0MeshError, PeerError
+from f0mesh.errors import F0MeshError, PeerError, StoreUnavailableError
 from f0mesh.events import EventBus
 from f0mesh.gossip import GossipEngine, GossipParams, StoredMessage
 from f0mesh.identity import Identity, is_peer_id
@@ -91,7 +91,10 @@ class Node:
 
     async def start(self) -> None:
         self.store = await Store.open(self.config.resolved_store_url, self.peer_id)
-        await self.store.close_stale_links("node restarted")
+        try:
+            await self.store.close_stale_links("node restarted")
+        except StoreUnavailableError as exc:  # a full disk must not keep the node down; the rows wait
+            log.warning("links of the previous run not marked closed: %s", exc.detail)
         for row in await self.store.list_peers(limit=10000):
             self._peers[row["peer_id"]] = row
         self.client = SignalingClient(self.policy, verify=outbound_tls_context(self.config.tls_ca))
@@ -526,6 +529,7 @@ class Node:
             "links": len(self.links.open_links()),
             "version": __version__,
             "url": self.url,
+            "storage": self.store.storage,  # "full" or "unavailable" while writes are refused (507/503)
         }
 
     async def add_peer(self, url: str) -> dict[str, Any]:

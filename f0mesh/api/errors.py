@@ -10,9 +10,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from f0mesh.errors import F0MeshError
+from f0mesh.errors import F0MeshError, StoreUnavailableError
+from f0mesh.log_throttle import LogThrottle
 
 log = logging.getLogger("f0mesh.api")
+# a full disk refuses every write: one line per code every few seconds says so, not one per request
+_store_log = LogThrottle(log)
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -54,7 +57,10 @@ def count_error(app: Any, status: int, code: str) -> None:
 def install(app: FastAPI) -> None:
     @app.exception_handler(F0MeshError)
     async def _f0mesh_error(request: Request, exc: F0MeshError) -> JSONResponse:
-        if exc.status >= 500:
+        if isinstance(exc, StoreUnavailableError):
+            path = request.url.path
+            _store_log.warning(exc.code, "%s %s -> %d: %s", request.method, path, exc.status, exc.detail)
+        elif exc.status >= 500:
             log.warning(
                 "%s %s -> %d %s: %s", request.method, request.url.path, exc.status, exc.code, exc.detail
             )

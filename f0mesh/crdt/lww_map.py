@@ -159,3 +159,6 @@ class LWWMap(Replicated):
 
     def _state(self) -> object:
         return self._regs
+
+    def _copy_records(self, other: LWWMap) -> None:
+        other._regs = dict(self._regs)

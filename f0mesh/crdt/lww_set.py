@@ -191,3 +191,7 @@ class LWWElementSet(Replicated):
 
     def _state(self) -> object:
         return self._adds, self._removes
+
+    def _copy_records(self, other: LWWElementSet) -> None:
+        other._adds = dict(self._adds)
+        other._removes = dict(self._removes)

@@ -72,6 +72,11 @@ class OpSet:
     def max_top(self) -> int:
         return max((spans[-1][1] for spans in self._spans.values()), default=0)
 
+    def copy(self) -> OpSet:
+        result = OpSet()
+        result._spans = {origin: list(spans) for origin, spans in self._spans.items()}
+        return result
+
     def union(self, other: OpSet) -> None:
         for origin, spans in list(other._spans.items()):
             self._spans[origin] = _coalesce([*self._spans.get(origin, ()), *spans])
@@ -180,6 +185,20 @@ class Replicated(ABC):
 
     @abstractmethod
     def _state(self) -> object: ...
+
+    @abstractmethod
+    def _copy_records(self, other: Self) -> None: ...
+
+    def clone(self) -> Self:
+        """An independent replica of this state under the same id, to write into and drop should the write
+        be refused. Records are immutable tuples, so only their containers are copied (far cheaper than a
+        bytes round trip); the conflict log, local diagnostics, starts empty."""
+        other = type(self)(self.replica_id)
+        other._ops = self._ops.copy()
+        other._context = self._context.copy()
+        other._ts_kind = self._ts_kind
+        self._copy_records(other)
+        return other
 
     def version(self) -> VectorClock:
         """Per origin, the highest seq up to which this replica holds every op."""

@@ -159,3 +159,8 @@ class RGA(Replicated):
 
     def _state(self) -> object:
         return self._nodes, self._deleted
+
+    def _copy_records(self, other: RGA) -> None:
+        other._nodes = dict(self._nodes)
+        other._children = {anchor: list(ids) for anchor, ids in self._children.items()}
+        other._deleted = dict(self._deleted)

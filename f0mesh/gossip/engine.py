@@ -56,6 +56,9 @@ MAX_TRACKED_ORIGINS = 10_000
 # Audit reason of an envelope whose origin this node's operator blocked. Not a Reason: the neighbour
 # that relayed it cannot know this node's block list, so it is not held against anyone.
 BLOCKED = "blocked"
+# Audit reason of a valid envelope that this node's store did not take (a full disk): not acknowledged,
+# so the sender tries elsewhere; not the neighbour's fault either.
+NOT_STORED = "not_stored"
 
 # how each rejection reads to the trust layer's behaviour score
 _FEEDBACK = {
@@ -297,7 +300,6 @@ class GossipEngine:
             return
         self._seen.add(envelope.id)
         self._note_seq(envelope.origin, envelope.seq)
-        self.stats.delivered += 1
         stored = self._stored(envelope, raw)
         row = self._audit(AuditEvent.RECEIVED, envelope.id, peer)
         self._writer.submit([stored], [row], partial(self._received_committed, peer, stored))
@@ -320,14 +322,20 @@ class GossipEngine:
             raise GossipReject(Reason.CLOCK_SKEW, str(exc)) from exc
 
     def _received_committed(self, peer: str, stored: StoredMessage, error: Exception | None) -> None:
+        """Only a stored message is acknowledged, delivered and counted; the writer has logged a failure."""
         if error is not None:
             self._seen.discard(stored.id)  # not stored: a later copy (or repair) must be accepted
+            self.stats.not_stored += 1
+            row = self._audit(AuditEvent.REJECTED, stored.id, peer, NOT_STORED)
+            self._writer.submit(audit=[row], droppable=True)  # kept if the store takes it by then
             return
+        self.stats.delivered += 1
         self._ack(peer, stored.id)
         self._deliver(stored)
 
     def _duplicate_committed(self, peer: str, message_id: str, error: Exception | None) -> None:
-        if error is None:
+        # still seen: the first copy was stored (its batch committed first, or it would be forgotten)
+        if error is None and message_id in self._seen:
             self._ack(peer, message_id)
 
     def _reject(self, peer: str, message_id: str | None, reason: Reason, *, penalise: bool = True) -> None:

@@ -33,6 +33,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "repair_rounds": ("gossip_repair_rounds", "periodic repair rounds run"),
     "store_commits": ("gossip_store_commits", "write-behind transactions committed"),
     "store_errors": ("gossip_store_errors", "write-behind transactions that failed"),
+    "not_stored": ("gossip_not_stored", "valid envelopes received that the store did not take (not acked)"),
     "audit_rows_dropped": ("gossip_audit_rows_dropped", "audit rows of rejections shed under overload"),
     "publish_overloaded": (
         "gossip_publish_overloaded",
@@ -65,6 +66,7 @@ class GossipStats:
     repair_rounds: int = 0
     store_commits: int = 0
     store_errors: int = 0
+    not_stored: int = 0
     audit_rows_dropped: int = 0
     publish_overloaded: int = 0
     rejected: Counter[str] = field(default_factory=Counter)  # by Reason value, or engine.BLOCKED

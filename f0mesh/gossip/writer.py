@@ -14,10 +14,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from f0mesh.errors import StoreUnavailableError
 from f0mesh.gossip.audit import AuditRow
 from f0mesh.gossip.params import GossipParams
 from f0mesh.gossip.stats import GossipStats
 from f0mesh.gossip.store import GossipStore, StoredMessage
+from f0mesh.log_throttle import LogThrottle
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ class WriteBehind:
         self._wake = asyncio.Event()
         self._progress = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+        self._log = LogThrottle(log)
 
     def start(self) -> None:
         if self._task is None:
@@ -114,8 +117,14 @@ class WriteBehind:
         try:
             await self._store.commit(messages, audit)
         except Exception as exc:  # the store's failure must not kill the writer; callers learn of it
-            log.exception(
-                "gossip store commit (%d messages, %d audit rows) failed", len(messages), len(audit)
+            # a full disk fails every batch: one line every few seconds, a traceback only for the unexpected
+            self._log.warning(
+                type(exc),
+                "gossip store commit (%d messages, %d audit rows) failed: %s",
+                len(messages),
+                len(audit),
+                exc.detail if isinstance(exc, StoreUnavailableError) else exc,
+                exc_info=not isinstance(exc, StoreUnavailableError),
             )
             self._stats.store_errors += 1
             error = exc

@@ -137,6 +137,10 @@ class Document:
     def new(cls, name: str, kind: str, replica_id: str) -> Document:
         return cls(name, kind, KINDS[kind](replica_id))
 
+    def copy(self) -> Document:
+        """A private copy to write into: nobody sees its ops until they are saved and adopted."""
+        return Document(self.name, self.kind, self.crdt.clone(), self.stored_bytes)
+
     @property
     def size_estimate(self) -> int:
         return self.stored_bytes + self.grown_bytes

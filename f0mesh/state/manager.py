@@ -33,7 +33,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from f0mesh.crdt import HLC, ClockSkewError, CounterError, HLCTimestamp, LWWElementSet, LWWMap, VectorClock
-from f0mesh.errors import ConflictError, MessageTooLargeError, NotFoundError, PolicyError
+from f0mesh.errors import (
+    ConflictError,
+    MessageTooLargeError,
+    NotFoundError,
+    PolicyError,
+    StoreUnavailableError,
+)
 from f0mesh.log_throttle import LogThrottle
 from f0mesh.peer_record import PeerRecord
 from f0mesh.state.documents import (
@@ -80,6 +86,7 @@ class StateParams:
     tombstone_horizon_s: float = 86400.0  # deletes older than this are forgotten, as are left/gone peers
     collect_interval_s: float = 3600.0
     leave_timeout_s: float = 3.0
+    save_timeout_s: float = 20.0  # a local write the store has not confirmed by then is answered 503
 
 
 class StateStore(Protocol):
@@ -140,6 +147,7 @@ class ReplicatedState:
         self._peers_changed = False
         self._last_collect = clock()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._writes: set[asyncio.Task[Any]] = set()  # local writes being saved, never cancelled
         self._unsubscribe: Callable[[], None] | None = None
         self._running = False
 
@@ -280,44 +288,97 @@ class ReplicatedState:
         """Apply a change (creating the document), save and gossip it; returns the document's view.
 
         Raises InvalidChange (422), ConflictError (409: other kind, or too many documents), PolicyError
-        (403: the registry is the node's own) or MessageTooLargeError (413) before changing anything.
+        (403: the registry is the node's own) or MessageTooLargeError (413) before changing anything;
+        StorageFullError (507) or StoreUnavailableError (503) when the store did not take it.
+        """
+        return await self._write(name, change.kind, lambda _doc: change)
+
+    async def replace(self, name: str, kind: str, value: Any) -> dict[str, Any]:
+        """Make the content equal to value; only what differs is written, so unchanged keys keep their
+        timestamps and a concurrent write to another key survives."""
+        return await self._write(name, kind, lambda doc: doc.replacement(value))
+
+    async def _write(self, name: str, kind: str, make_change: Callable[[Document], Change]) -> dict[str, Any]:
+        """Answer only once the change is saved: what is acknowledged survives a crash.
+
+        The save runs in a task of its own, so neither a timeout nor a caller that went away can part
+        the store from memory: a save that ends after the answer (503) is still adopted.
         """
         check_name(name)
         if name == PEERS_DOC:
             raise PolicyError(
                 f"{PEERS_DOC!r} is the peer registry, written by the node itself", code="reserved"
             )
-        doc = self._docs.get(name)
-        if doc is None:
-            if len(self._docs) >= self.params.max_documents:
-                raise ConflictError(
-                    f"this node holds the maximum of {self.params.max_documents} documents",
-                    code="too_many_documents",
-                )
-            doc = Document.new(name, change.kind, self.peer_id)
-        grown = doc.check(change)
-        if doc.size_estimate + grown > self.params.max_document_bytes:
-            raise MessageTooLargeError(
-                f"{name!r} would grow past the {self.params.max_document_bytes} byte document limit"
-            )
-        before = doc.crdt.version()
-        inserted = doc.apply(change, self.hlc)
-        self._docs[name] = doc
-        self._changed_here(doc, before, grown)
-        await self.flush()
+        task = asyncio.ensure_future(self._save_change(name, kind, make_change))
+        self._writes.add(task)
+        task.add_done_callback(self._write_done)
+        try:
+            doc, inserted = await asyncio.wait_for(asyncio.shield(task), self.params.save_timeout_s)
+        except TimeoutError:
+            raise StoreUnavailableError(
+                f"the store did not confirm the write of {name!r} within {self.params.save_timeout_s:g} s; "
+                "it takes effect if the store takes it later"
+            ) from None
+        await self.flush()  # gossip it now
         view = doc.view()
         if inserted:
             view["inserted"] = [format_id(i) for i in inserted]
         return view
 
-    async def replace(self, name: str, kind: str, value: Any) -> dict[str, Any]:
-        """Make the content equal to value; only what differs is written, so unchanged keys keep their
-        timestamps and a concurrent write to another key survives."""
-        check_name(name)
-        doc = self._docs.get(name) or Document.new(name, kind, self.peer_id)
-        if doc.kind != kind:
-            raise ConflictError(f"{name!r} is a {doc.kind}, not a {kind}", code="kind_mismatch")
-        return await self.update(name, doc.replacement(value))
+    def _write_done(self, task: asyncio.Task[Any]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved here: its caller may have stopped waiting
+
+    async def _save_change(
+        self, name: str, kind: str, make_change: Callable[[Document], Change]
+    ) -> tuple[Document, list[Any]]:
+        """Apply the change to a private copy, save the copy, then merge it in.
+
+        Until the save succeeded no reader, gossip or anti-entropy sees the change, so a refused save
+        leaves nothing behind: the copy is dropped, and its op numbers were never shown to anyone.
+        """
+        async with self._flush_lock:
+            live = self._docs.get(name)
+            if live is None:
+                if len(self._docs) >= self.params.max_documents:
+                    raise ConflictError(
+                        f"this node holds the maximum of {self.params.max_documents} documents",
+                        code="too_many_documents",
+                    )
+                draft = Document.new(name, kind, self.peer_id)
+            elif live.kind != kind:
+                raise ConflictError(f"{name!r} is a {live.kind}, not a {kind}", code="kind_mismatch")
+            else:
+                draft = live.copy()
+            change = make_change(draft)
+            grown = draft.check(change)
+            if (live.size_estimate if live else 0) + grown > self.params.max_document_bytes:
+                raise MessageTooLargeError(
+                    f"{name!r} would grow past the {self.params.max_document_bytes} byte document limit"
+                )
+            generation = live.generation if live else 0
+            before = draft.crdt.version()
+            inserted = draft.apply(change, self.hlc)
+            if live is not None and draft.crdt.version() == before:
+                return live, inserted  # nothing to write
+            data = draft.crdt.to_bytes()
+            await self._store.put_state(STORE_PREFIX + name, kind, data)
+            return self._adopt(draft, generation, before, data), inserted
+
+    def _adopt(self, draft: Document, generation: int, before: VectorClock, data: bytes) -> Document:
+        """Merge a saved draft into the live document; what merged meanwhile stays unsaved (dirty)."""
+        live = self._docs.get(draft.name)
+        if live is None or live.kind != draft.kind:
+            live = self._docs[draft.name] = draft
+            generation = draft.generation
+        else:
+            live.crdt.merge(draft.crdt.delta_since(before))
+        live.saved(data, generation)
+        if live.unsent is None:
+            live.unsent = before
+        self._schedule_flush()
+        return live
 
     def _changed_here(self, doc: Document, before: VectorClock, grown: int) -> None:
         doc.changed(grown)
@@ -479,6 +540,10 @@ class ReplicatedState:
         data = doc.crdt.to_bytes()
         try:
             await self._store.put_state(STORE_PREFIX + doc.name, doc.kind, data)
+        except StoreUnavailableError as exc:  # a full disk: said once every few seconds, not per document
+            self._log.warning("save", "documents not saved, retrying every second: %s", exc.detail)
+            self._schedule_flush(1.0)
+            return
         except Exception:
             log.exception("could not save document %r; retrying", doc.name)
             self._schedule_flush(1.0)

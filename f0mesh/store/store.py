@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
@@ -16,11 +17,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from f0mesh.data_dir import private_file
-from f0mesh.errors import ConfigError
+from f0mesh.errors import ConfigError, StorageFullError, StoreUnavailableError
 from f0mesh.store import schema as t
 from f0mesh.store.migrations import migrate
 from f0mesh.store.url import redact, to_async_url
@@ -35,6 +37,59 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+# SQLite result codes and PostgreSQL SQLSTATE classes that say the store could not write now, not that the
+# statement was wrong: connection, resources, operator intervention (a statement timeout), system I/O.
+_SQLITE_UNAVAILABLE = (
+    "SQLITE_IOERR",
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_CANTOPEN",
+    "SQLITE_READONLY",
+    "SQLITE_PROTOCOL",
+    "SQLITE_NOMEM",
+)
+_PG_UNAVAILABLE = ("08", "53", "57", "58")
+_PG_DISK_FULL = "53100"
+# SQLite reports a write that ran out of space in its shared-memory index or journal as an I/O error;
+# with less than this left on the database's filesystem, the I/O error is counted as a full disk.
+LOW_SPACE_BYTES = 1 << 20
+
+
+def storage_error(exc: BaseException, db_path: Path | None = None) -> StoreUnavailableError | None:
+    """The typed error for a write the store did not take, or None when exc is a bug (a bad statement).
+
+    The one place that knows how each backend says "disk full" (SQLITE_FULL, SQLSTATE 53100) and "not
+    now" (I/O error, busy, lost connection); the API answers these 507 and 503.
+    """
+    orig = getattr(exc, "orig", None) or exc
+    reason = (str(orig).strip().splitlines() or [type(orig).__name__])[0][:200]
+    name = getattr(orig, "sqlite_errorname", None) or ""
+    sqlstate = getattr(orig, "sqlstate", None) or ""
+    if (
+        name == "SQLITE_FULL"
+        or sqlstate == _PG_DISK_FULL
+        or (name.startswith("SQLITE_IOERR") and db_path is not None and _low_space(db_path))
+    ):
+        return StorageFullError(f"not stored: the store's disk is full ({reason}); free space and retry")
+    if (
+        name.startswith(_SQLITE_UNAVAILABLE)
+        or (isinstance(sqlstate, str) and sqlstate[:2] in _PG_UNAVAILABLE)
+        or isinstance(exc, PoolTimeoutError | InterfaceError)
+        or isinstance(orig, OSError)  # TimeoutError too: a statement timeout, a connection refused
+        or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+    ):
+        return StoreUnavailableError(f"not stored: the store is unavailable ({reason}); retry later")
+    return None
+
+
+def _low_space(db_path: Path) -> bool:
+    try:
+        st = os.statvfs(db_path.parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < LOW_SPACE_BYTES
 
 
 def _insert(engine: AsyncEngine, table: sa.Table) -> Any:
@@ -75,19 +130,33 @@ class Store:
     def __init__(self, engine: AsyncEngine, owner: str) -> None:
         self.engine = engine
         self.owner = owner
-        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        sqlite = engine.dialect.name == "sqlite"
+        self._write_lock = asyncio.Lock() if sqlite else None
+        self._db_path = Path(engine.url.database) if sqlite and engine.url.database else None
+        # how the last write went: "ok", "full" (storage_full) or "unavailable"; /healthz reports it
+        self.storage = "ok"
 
     @contextlib.asynccontextmanager
     async def _begin(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction. SQLite has a single writer: queueing this node's writers here, in
         order, replaces a crowd of connections polling the file lock from their own threads, which
-        under CPU starvation let some wait past any busy timeout ("database is locked")."""
-        if self._write_lock is None:
-            async with self.engine.begin() as conn:
-                yield conn
-            return
-        async with self._write_lock, self.engine.begin() as conn:
-            yield conn
+        under CPU starvation let some wait past any busy timeout ("database is locked").
+
+        A write the store did not take raises StorageFullError or StoreUnavailableError (see
+        storage_error); nothing of the transaction is kept, so the caller must not acknowledge it.
+        """
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                if self._write_lock is not None:
+                    await stack.enter_async_context(self._write_lock)
+                yield await stack.enter_async_context(self.engine.begin())
+        except (DBAPIError, PoolTimeoutError, OSError) as exc:
+            error = storage_error(exc, self._db_path)
+            if error is None:
+                raise
+            self.storage = "full" if isinstance(error, StorageFullError) else "unavailable"
+            raise error from exc
+        self.storage = "ok"
 
     @property
     def backend(self) -> str:

@@ -117,12 +117,13 @@ async def test_acknowledgements_wait_for_the_receivers_commit():
     await mesh.boot()
     await mesh.link([(0, 1)])
     message_id = await mesh[0].engine.publish("t", 1)
-    await wait_until(lambda: mesh[1].engine.stats.delivered == 1, 5, "receipt")
+    await wait_until(lambda: mesh[1].engine.stats.recv_unfiltered == 1, 5, "receipt")
     await asyncio.sleep(0.1)  # ample time for an ack, were one sent before the commit
     assert mesh[0].engine.stats.acked_sent == 0 and message_id not in gated.messages
+    assert mesh[1].engine.stats.delivered == 0  # counted once stored
     gated.gate.set()
     await wait_until(lambda: mesh[0].engine.stats.acked_sent == 1, 5, "ack after commit")
-    assert message_id in gated.messages
+    assert message_id in gated.messages and mesh[1].engine.stats.delivered == 1
     await mesh.close()
 
 
@@ -227,6 +228,10 @@ async def test_a_message_whose_commit_failed_is_neither_acked_nor_forgotten():
     await mesh.settle()
     assert message_id not in flaky.messages and mesh[0].engine.stats.acked_sent == 0
     assert mesh[1].delivered == []  # subscribers only ever see committed messages
+    stats = mesh[1].engine.stats
+    assert (stats.delivered, stats.not_stored) == (0, 1)  # not counted as delivered, counted as lost
+    await wait_until(lambda: flaky.audit_for(message_id, AuditEvent.REJECTED), 5, "the not_stored audit row")
+    assert [row.reason for row in flaky.audit_for(message_id, AuditEvent.REJECTED)] == ["not_stored"]
     await mesh[0].engine.repair.run_round()  # offered again: node 1 must not think it has it
     await wait_until(lambda: message_id in flaky.messages, 5, "repair after the failure")
     assert [m.id for m in mesh[1].delivered] == [message_id]
