@@ -215,7 +215,7 @@ class GossipEngine:
         if error is not None:
             self._seen.discard(envelope.id)
             raise error
-        self.stats.published += 1
+        self.stats.count("published", topic)
         self._deliver(stored)
         self._pusher.push(envelope.id, wire, AuditEvent.SENT, {self.peer_id})
         return envelope.id
@@ -283,7 +283,7 @@ class GossipEngine:
             self._reject(peer, envelope.id if envelope else None, reject.reason)
             return
         if envelope.id in self._seen:
-            self.stats.duplicates += 1
+            self.stats.count("duplicates", envelope.topic)
             row = self._audit(AuditEvent.DUPLICATE, envelope.id, peer)
             # droppable: one valid envelope replayed endlessly must not flood the store
             on_commit = partial(self._duplicate_committed, peer, envelope.id)
@@ -297,7 +297,7 @@ class GossipEngine:
             return
         self._seen.add(envelope.id)
         self._note_seq(envelope.origin, envelope.seq)
-        self.stats.delivered += 1
+        self.stats.count("delivered", envelope.topic)
         stored = self._stored(envelope, raw)
         row = self._audit(AuditEvent.RECEIVED, envelope.id, peer)
         self._writer.submit([stored], [row], partial(self._received_committed, peer, stored))
