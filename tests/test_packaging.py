@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tomllib
@@ -97,3 +98,11 @@ def test_a_running_node_imports_neither_scipy_nor_networkx() -> None:
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.strip() == "", f"imported at run time: {r.stdout.strip()}"
+
+
+def test_readme_renders_on_a_package_index() -> None:
+    """A package index shows README.md away from the repository: images need absolute URLs."""
+    readme = (REPO / "README.md").read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)\s]+)", readme)
+    assert images and all(url.startswith("https://") for url in images), images
+    assert "pip install f0mesh" in readme and "pip install 'f0mesh[postgres]'" in readme
