@@ -6,14 +6,15 @@ BIN := $(VENV)/bin
 ARGS ?=
 DEB_PACKAGES := postgresql chromium coturn iputils-ping nftables iproute2 procps
 
-.PHONY: .venv deps test demo bench lint clean
+.PHONY: .venv deps test demo bench lint lock clean
 
 .venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# The runtime dependencies at requirements.lock's versions, so the tests run what the image ships.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,sim]'
+	$(BIN)/python -m pip install -q -e '.[test,sim,postgres]' -c requirements.lock
 	touch $@
 
 # Debian packages for the tests and the demo; apt runs only when one is missing.
@@ -42,5 +43,15 @@ lint: .venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# requirements.lock pins what the image installs (deploy/Dockerfile): every runtime dependency and
+# the postgres extra, resolved by pip in a throwaway venv from pyproject's ranges.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q --upgrade pip
+	.lock-venv/bin/python -m pip install -q '.[postgres]'
+	{ echo "# pip freeze of '.[postgres]' on Python $$(.lock-venv/bin/python -c 'import platform; print(platform.python_version())'): make lock"; \
+	  .lock-venv/bin/python -m pip freeze --exclude f0mesh; } > requirements.lock
+	rm -rf .lock-venv
+
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .lock-venv .pytest_cache build *.egg-info

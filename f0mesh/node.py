@@ -145,7 +145,8 @@ class Node:
             blocked=self.peer_blocked,
         )
         self.gossip.subscribe(None, self._on_delivered)
-        self.metrics.add_counters("gossipsub", self.gossip.stats.samples)
+        self.metrics.watch_gossip(self.gossip, self.peer_id)
+        self.metrics.watch_links(self.links.open_links)
         await self.gossip.start()
         self.state = ReplicatedState(
             self.peer_id,

@@ -27,7 +27,7 @@ async def publish(body: PublishRequest, node: Node = Depends(get_node)) -> dict[
     """Sign and spread a message; answers once it is committed here and its push has started.
 
     Past max_pending_publishes publishes waiting for the store the answer is 429 (rate_limited), counted
-    in /metrics as gossipsub_gossip_publish_overloaded_total: retry later.
+    in /metrics as f0mesh_gossip_publish_overloaded_total: retry later.
     """
     return {"id": await node.publish(body.topic, body.payload)}
 

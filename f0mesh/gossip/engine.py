@@ -218,7 +218,7 @@ class GossipEngine:
         if error is not None:
             self._seen.discard(envelope.id)
             raise error
-        self.stats.published += 1
+        self.stats.count("published", topic)
         self._deliver(stored)
         self._pusher.push(envelope.id, wire, AuditEvent.SENT, {self.peer_id})
         return envelope.id
@@ -286,7 +286,7 @@ class GossipEngine:
             self._reject(peer, envelope.id if envelope else None, reject.reason, penalise=reject.penalise)
             return
         if envelope.id in self._seen:
-            self.stats.duplicates += 1
+            self.stats.count("duplicates", envelope.topic)
             row = self._audit(AuditEvent.DUPLICATE, envelope.id, peer)
             # droppable: one valid envelope replayed endlessly must not flood the store
             on_commit = partial(self._duplicate_committed, peer, envelope.id)
@@ -329,7 +329,7 @@ class GossipEngine:
             row = self._audit(AuditEvent.REJECTED, stored.id, peer, NOT_STORED)
             self._writer.submit(audit=[row], droppable=True)  # kept if the store takes it by then
             return
-        self.stats.delivered += 1
+        self.stats.count("delivered", stored.topic)
         self._ack(peer, stored.id)
         self._deliver(stored)
 

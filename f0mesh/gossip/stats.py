@@ -1,7 +1,11 @@
-"""Counters for /metrics; names follow the rust-libp2p gossipsub exporter where it has one.
+"""Counters for /metrics, exposed as ``f0mesh_gossip_<name>_total`` (see f0mesh.metrics for why not
+libp2p's ``gossipsub_`` names).
 
-Plain integers updated in place (the engine is single-threaded on its event loop); the API layer
-turns samples() into Prometheus text, so this module needs no metrics library.
+Plain integers updated in place (the engine is single-threaded on its event loop); the metrics
+module turns samples() into Prometheus text, so this module needs no metrics library. Per-topic
+counts are labelled for the first MAX_TOPIC_LABELS topics seen and pooled under OTHER_TOPIC after
+that: topics are chosen by whoever publishes, and a label per topic would let any peer grow every
+node's metrics without bound.
 """
 
 from __future__ import annotations
@@ -9,37 +13,50 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, fields
 
+MAX_TOPIC_LABELS = 64
+OTHER_TOPIC = "_other"
+
 # attribute -> (metric name, help)
 METRICS: dict[str, tuple[str, str]] = {
-    "published": ("topic_msg_published", "messages published by this node"),
-    "recv_unfiltered": ("topic_msg_recv_counts_unfiltered", "envelopes received, before any check"),
-    "recv_bytes": ("topic_msg_recv_bytes", "bytes of envelopes received"),
-    "delivered": ("topic_msg_recv_counts", "valid first copies stored and delivered"),
-    "duplicates": ("topic_msg_recv_duplicates", "further copies of messages already seen"),
-    "sent": ("topic_msg_sent_counts", "envelopes handed to the transport"),
-    "sent_bytes": ("topic_msg_sent_bytes", "bytes of envelopes handed to the transport"),
-    "acked_sent": ("gossip_sent_acked", "own messages acknowledged by a neighbour"),
-    "acked_forwarded": ("gossip_forwarded_acked", "relayed messages acknowledged by a neighbour"),
-    "retries": ("gossip_send_retries", "envelopes re-sent to another neighbour after a failed send"),
-    "ack_timeouts": ("gossip_ack_timeouts", "sends not acknowledged in time"),
-    "send_errors": ("gossip_send_errors", "transport sends that raised (link gone)"),
-    "undelivered": ("gossip_push_exhausted", "messages whose every push attempt failed"),
-    "ihave_sent": ("gossip_ihave_sent", "IHAVE digests sent"),
-    "ihave_received": ("gossip_ihave_received", "IHAVE digests received"),
-    "iwant_sent": ("topic_iwant_msgs", "message ids requested by IWANT"),
-    "iwant_received": ("gossip_iwant_received", "message ids asked of this node by IWANT"),
-    "iwant_served": ("gossip_iwant_served", "envelopes sent in answer to IWANT"),
-    "memcache_misses": ("memcache_misses", "IWANT ids this node could not serve"),
-    "repair_rounds": ("gossip_repair_rounds", "periodic repair rounds run"),
-    "store_commits": ("gossip_store_commits", "write-behind transactions committed"),
-    "store_errors": ("gossip_store_errors", "write-behind transactions that failed"),
-    "not_stored": ("gossip_not_stored", "valid envelopes received that the store did not take (not acked)"),
-    "audit_rows_dropped": ("gossip_audit_rows_dropped", "audit rows of rejections shed under overload"),
+    "recv_unfiltered": ("received_envelopes", "Envelopes received from neighbours, before any check"),
+    "recv_bytes": ("received_bytes", "Bytes of the envelopes received from neighbours"),
+    "sent": ("sent_envelopes", "Envelopes handed to links, own messages and relayed ones"),
+    "sent_bytes": ("sent_bytes", "Bytes of the envelopes handed to links"),
+    "acked_sent": ("own_acked", "Own messages a neighbour acknowledged having stored"),
+    "acked_forwarded": ("forwarded_acked", "Relayed messages a neighbour acknowledged having stored"),
+    "retries": (
+        "send_retries",
+        "Envelopes re-sent to another neighbour after a failed or unacknowledged send",
+    ),
+    "ack_timeouts": ("ack_timeouts", "Sends a neighbour did not acknowledge in time"),
+    "send_errors": ("send_errors", "Sends that failed because the link had gone"),
+    "undelivered": ("push_exhausted", "Messages whose every push attempt failed (repair may still deliver)"),
+    "ihave_sent": ("ihave_sent", "IHAVE digests offered to neighbours"),
+    "ihave_received": ("ihave_received", "IHAVE digests neighbours offered to this node"),
+    "iwant_sent": ("iwant_requested_ids", "Message ids this node asked neighbours for by IWANT"),
+    "iwant_received": ("iwant_asked_ids", "Message ids neighbours asked this node for by IWANT"),
+    "iwant_served": ("iwant_served_envelopes", "Envelopes sent in answer to IWANT"),
+    "memcache_misses": ("iwant_misses", "Message ids asked by IWANT that this node no longer held"),
+    "repair_rounds": ("repair_rounds", "Periodic IHAVE repair rounds run"),
+    "store_commits": ("store_commits", "Write-behind transactions committed to the store"),
+    "store_errors": ("store_errors", "Write-behind transactions that failed (messages not acknowledged)"),
+    "not_stored": ("not_stored", "Valid envelopes received that the store did not take (not acknowledged)"),
+    "audit_rows_dropped": (
+        "audit_rows_dropped",
+        "Audit rows of rejections and duplicates shed under overload",
+    ),
     "publish_overloaded": (
-        "gossip_publish_overloaded",
-        "own publishes refused (HTTP 429) because max_pending_publishes were waiting for the store",
+        "publish_overloaded",
+        "Own publishes refused with HTTP 429 because max_pending_publishes were waiting for the store",
     ),
 }
+# per-topic counters: attribute -> (metric name, help)
+TOPIC_METRICS: dict[str, tuple[str, str]] = {
+    "published": ("topic_messages_published", "Messages this node signed and published, by topic"),
+    "delivered": ("topic_messages_delivered", "Valid first copies received from neighbours, by topic"),
+    "duplicates": ("topic_messages_duplicate", "Further copies of messages already seen, by topic"),
+}
+REJECTED = ("rejected_envelopes", "Envelopes refused, by reason (bad signature, replay, rate limit, size...)")
 
 
 @dataclass
@@ -70,9 +87,22 @@ class GossipStats:
     audit_rows_dropped: int = 0
     publish_overloaded: int = 0
     rejected: Counter[str] = field(default_factory=Counter)  # by Reason value, or engine.BLOCKED
+    by_topic: Counter[tuple[str, str]] = field(default_factory=Counter)  # (attribute, topic label)
+    labelled_topics: set[str] = field(default_factory=set)
 
-    def samples(self) -> list[tuple[str, dict[str, str], int]]:
-        """(metric name, labels, value) for every counter, rejections labelled by reason."""
-        out = [(METRICS[f.name][0], {}, getattr(self, f.name)) for f in fields(self) if f.name in METRICS]
-        out.extend(("invalid_messages", {"reason": reason}, n) for reason, n in sorted(self.rejected.items()))
+    def count(self, attribute: str, topic: str) -> None:
+        """One more message of ``topic`` in a per-topic counter (and in its plain total)."""
+        setattr(self, attribute, getattr(self, attribute) + 1)
+        if topic not in self.labelled_topics:
+            if len(self.labelled_topics) >= MAX_TOPIC_LABELS:
+                topic = OTHER_TOPIC
+            else:
+                self.labelled_topics.add(topic)
+        self.by_topic[attribute, topic] += 1
+
+    def samples(self) -> list[tuple[str, str, dict[str, str], int]]:
+        """(metric name, help, labels, value) for every counter."""
+        out = [(*METRICS[f.name], {}, getattr(self, f.name)) for f in fields(self) if f.name in METRICS]
+        out.extend((*TOPIC_METRICS[a], {"topic": t}, n) for (a, t), n in sorted(self.by_topic.items()))
+        out.extend((*REJECTED, {"reason": reason}, n) for reason, n in sorted(self.rejected.items()))
         return out

@@ -21,13 +21,18 @@ SIZE_COLOURS = {100: "tab:green", 1000: "tab:blue", 10_000: "tab:purple"}
 
 def write_outputs(results: dict[str, Any], out: str | os.PathLike[str]) -> list[Path]:
     """Write ``<experiment>.json`` and every plot the results allow into ``out``; returns the files."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     directory = Path(out)
     directory.mkdir(parents=True, exist_ok=True)
     written = [directory / f"{results['experiment']}.json"]
     written[0].write_text(json.dumps(results, indent=1, default=str) + "\n")
+    try:
+        import matplotlib
+    except ImportError:
+        raise ValueError(
+            f"wrote {written[0]}; the plots need matplotlib: pip install 'f0mesh[sim]'"
+        ) from None
+
+    matplotlib.use("Agg")
     coverage = results.get("coverage") or results.get("broadcast") or []
     if coverage:
         written.append(_coverage_curves(coverage, directory / "coverage_time.png"))

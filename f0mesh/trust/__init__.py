@@ -1,6 +1,6 @@
 """Trust: the trust graph, EigenTrust scores, behaviour feedback, roulette fanout, rate limits.
 
-Importing this package does not import networkx; that happens on the first score computation.
+Nothing here imports networkx or scipy: scores come from trust.pagerank, in plain Python.
 """
 
 from f0mesh.trust.behaviour import Event, PeerScore, own_edge_weight, sync_own_edges

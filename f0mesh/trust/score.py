@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 
 from f0mesh.trust.graph import TrustGraph
+from f0mesh.trust.pagerank import pagerank
 from f0mesh.trust.score_params import ScoreParams
 
 
@@ -29,34 +30,25 @@ def compute_scores(
 
     Pass this node's own id among the pre-trusted peers for a subjective view. With no pre-trusted
     peer at all the jump is uniform (plain PageRank), which offers no Sybil resistance.
-    Zero-weight edges and self-trust are ignored. The power iteration runs on scipy's sparse matrices;
-    callers still go through ScoreCache so it never runs per message.
+    Zero-weight edges and self-trust are ignored. Callers go through ScoreCache so the power
+    iteration never runs per message.
     """
-    # networkx costs ~0.1 s to import, which the CLI should not pay on start.
-    import networkx as nx
-
     params = params or ScoreParams()
     seeds = sorted(set(pretrusted))
-    nodes = graph.nodes().union(seeds)
+    nodes = sorted(graph.nodes().union(seeds))
     if not nodes:
         return {}
-    digraph = nx.DiGraph()
-    digraph.add_nodes_from(sorted(nodes))
-    digraph.add_weighted_edges_from(
-        (e["from"], e["to"], e["weight"]) for e in graph.edges() if e["weight"] > 0 and e["from"] != e["to"]
-    )
     jump = dict.fromkeys(seeds, 1.0) or None
     # EigenTrust starts the walk at the pre-trusted peers, so ids they cannot reach stay at exactly 0
-    start = {node: 1.0 if node in jump else 0.0 for node in digraph} if jump else None
-    raw = nx.pagerank(
-        digraph,
+    raw = pagerank(
+        nodes,
+        ((e["from"], e["to"], e["weight"]) for e in graph.edges()),
         alpha=params.alpha,
         personalization=jump,
+        dangling=jump,
+        nstart=jump,
         max_iter=params.max_iter,
         tol=params.tol,
-        nstart=start,
-        weight="weight",
-        dangling=jump,
     )
     total = math.fsum(raw.values())
     return {node: raw[node] / total for node in sorted(raw)}

@@ -23,7 +23,7 @@ def _finite(value: float) -> bool:
 class ScoreParams:
     """Global scores: PageRank personalised to the pre-trusted peers (EigenTrust).
 
-    alpha is networkx's damping factor, the probability of following a trust edge. EigenTrust's
+    alpha is PageRank's damping factor, the probability of following a trust edge. EigenTrust's
     a (Kamvar et al. 2003), the probability of jumping back to a pre-trusted peer, is 1 - alpha;
     the paper's a = 0.1-0.2 corresponds to alpha = 0.8-0.9. A lower alpha pulls scores harder
     towards the pre-trusted peers and caps what a Sybil region can gain through one attack edge

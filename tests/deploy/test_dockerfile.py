@@ -27,7 +27,7 @@ from nodes import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
-PIP_TIMEOUT_S = 480  # a cold cache downloads aiortc, av, scipy...: generous, still bounded
+PIP_TIMEOUT_S = 480  # a cold cache downloads aiortc, av, cryptography...: generous, still bounded
 
 
 def instructions(text: str) -> list[tuple[str, str]]:
@@ -68,6 +68,23 @@ def test_dockerfile_shape() -> None:
     healthcheck = [a for k, a in steps if k == "HEALTHCHECK"]
     assert len(healthcheck) == 1 and " CMD " in f" {healthcheck[0]} "
     assert ("ENTRYPOINT", '["f0mesh"]') in steps and ("CMD", '["up"]') in steps
+    # dependencies install from the lock in a layer of their own, before any source is copied
+    lock = next(i for i, (k, a) in enumerate(steps) if k == "RUN" and "-r /src/requirements.lock" in a)
+    source = next(i for i, (k, a) in enumerate(steps) if k == "COPY" and a.split()[0] == "f0mesh")
+    assert lock < source and all(k != "COPY" or "f0mesh" not in a for k, a in steps[:lock])
+    assert any(k == "RUN" and "--no-deps /src" in a for k, a in steps[source:])
+
+
+def test_dockerignore_admits_exactly_what_the_image_copies() -> None:
+    """An allowlist: a .venv or data directory in the checkout never reaches the build context."""
+    rules = [r for r in (REPO / ".dockerignore").read_text().splitlines() if r and not r.startswith("#")]
+    assert rules[0] == "*"
+    allowed = {r[1:].rstrip("/") for r in rules if r.startswith("!")}
+    copied = {
+        src for k, a in instructions(DOCKERFILE.read_text()) if k == "COPY" for src in shlex.split(a)[:-1]
+    }
+    assert copied == allowed, (copied, allowed)
+    assert all((REPO / src).exists() for src in copied)
 
 
 def _replay(steps: list[tuple[str, str]], root: Path, python: Path) -> None:
@@ -102,6 +119,9 @@ def _replay(steps: list[tuple[str, str]], root: Path, python: Path) -> None:
                     ]
                     r = subprocess.run(argv, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
                     assert r.returncode == 0, r.stderr[-3000:]
+                elif words[:2] == ["pip", "check"]:
+                    r = subprocess.run([str(python), "-m", "pip", "check"], capture_output=True, text=True)
+                    assert r.returncode == 0, r.stdout + r.stderr
                 elif words[:2] == ["rm", "-rf"]:
                     for w in words[2:]:
                         shutil.rmtree(inside(w))

@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 from network.turnserver import MAKE_DEPS, free_udp_tcp_port, stun_binding
 
 from f0mesh.cli import app
-from f0mesh.gossip.stats import GossipStats
+from f0mesh.gossip.stats import TOPIC_METRICS, GossipStats
 from f0mesh.metrics import NodeMetrics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -198,24 +198,44 @@ def free_tcp_port() -> int:
 
 
 def _exposed_metric_names() -> set[str]:
-    """Every series family a node can expose, gossip rejections included (they appear on first use)."""
+    """Every family and series name a node can expose, those that appear on first use included."""
+
+    class FakeLink:
+        peer_id, bytes_sent, bytes_received = "12D3KooWother", 10, 20
+
     metrics = NodeMetrics("12D3KooWtest")
     stats = GossipStats()
     stats.rejected["bad_signature"] += 1
-    metrics.add_counters("gossipsub", stats.samples)
-    return set(re.findall(r"^# TYPE (\S+) ", metrics.render().decode(), re.M))
+    for counter in TOPIC_METRICS:
+        stats.count(counter, "chat")
+    metrics.add_counters("f0mesh_gossip", stats.samples)
+    metrics.watch_links(lambda: [FakeLink()])
+    text = metrics.render().decode()
+    return set(re.findall(r"^# TYPE (\S+) ", text, re.M)) | set(
+        re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)[{ ]", text, re.M)
+    )
 
 
 def test_grafana_dashboard_queries_real_series() -> None:
     dashboard = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
     panels = [p for p in dashboard["panels"] if p["type"] != "row"]
     exprs = [t["expr"] for p in panels for t in p["targets"]]
-    used = {m for e in exprs for m in re.findall(r"\b((?:f0mesh|gossipsub)_[a-z_]+)\b", e)}
+    used = {m for e in exprs for m in re.findall(r"\b((?:f0mesh|process)_[a-z_]+)\b", e)}
     exposed = _exposed_metric_names()
     assert used <= exposed, used - exposed
-    for required in ("f0mesh_link_rtt_ms", "f0mesh_link_loss_pct", "f0mesh_link_health", "f0mesh_links_open"):
+    for required in (
+        "f0mesh_link_rtt_seconds",
+        "f0mesh_link_loss_ratio",
+        "f0mesh_link_health",
+        "f0mesh_links_open",
+        "f0mesh_gossip_delivery_latency_seconds_bucket",
+    ):
         assert required in used
-    assert any(m.startswith("gossipsub_") for m in used)
+    assert any(m.startswith("f0mesh_gossip_") for m in used)
+    # legends name nodes and peers by the tail of their PeerId, as the node's own dashboard does
+    legends = [t["legendFormat"] for p in panels for t in p["targets"]]
+    assert not any("{{instance}}" in legend or "{{peer_id}}" in legend for legend in legends)
+    assert any("{{node}}" in legend for legend in legends)
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
     assert all(t["datasource"]["uid"] == "${DS_PROMETHEUS}" for p in panels for t in p["targets"])
@@ -224,7 +244,7 @@ def test_grafana_dashboard_queries_real_series() -> None:
 def test_operations_guide_names_real_metrics_and_flags() -> None:
     guide = (REPO / "docs" / "operations.md").read_text()
     named = set(re.findall(r"`((?:f0mesh|gossipsub)_[a-z_]+)`", guide))
-    assert {"f0mesh_link_loss_pct", "f0mesh_links_open"} <= named
+    assert {"f0mesh_link_loss_ratio", "f0mesh_links_open", "f0mesh_build_info"} <= named
     assert named <= _exposed_metric_names(), named - _exposed_metric_names()
     known = {o for p in _up_params() for o in p.opts}
     new = {"--tls-cert", "--tls-key", "--tls-ca", "--tls-client-ca", "--admin-port"}

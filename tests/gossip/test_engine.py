@@ -5,6 +5,7 @@ from collections import Counter
 import pytest
 
 from f0mesh.gossip import AuditEvent, GossipReject, MemoryGossipStore, Reason
+from f0mesh.gossip.stats import GossipStats
 from f0mesh.trust import Event
 
 from .meshkit import FAST, Mesh, distances, regular_topology, wait_until
@@ -177,7 +178,12 @@ async def test_twenty_nodes_every_message_reaches_every_node_exactly_once(mesh_o
     assert duplicates == sum(len(node.store.audit_for(event=AuditEvent.DUPLICATE)) for node in mesh.nodes)
 
 
-async def test_tracer_sees_every_decision_and_stats_export_under_gossipsub_names():
+def counters(stats: GossipStats) -> dict[tuple[str, ...], int]:
+    """(name, *label pairs) -> value of every exported counter."""
+    return {(name, *labels.items()): value for name, _, labels, value in stats.samples()}
+
+
+async def test_tracer_sees_every_decision_and_stats_export_counters_by_topic():
     traced = []
 
     class Tracer:
@@ -196,11 +202,12 @@ async def test_tracer_sees_every_decision_and_stats_export_under_gossipsub_names
     assert {(AuditEvent.PUBLISHED, first), (AuditEvent.SENT, first), (AuditEvent.RECEIVED, second)} <= {
         (r.event, r.message_id) for r in traced
     }
-    samples = {name: value for name, labels, value in mesh[0].engine.stats.samples() if not labels}
-    assert samples["topic_msg_published"] == 1 and samples["topic_msg_recv_counts"] == 1
-    assert samples["topic_msg_sent_counts"] >= 1 and "topic_iwant_msgs" in samples
+    samples = counters(mesh[0].engine.stats)
+    assert samples["topic_messages_published", ("topic", "t")] == 1
+    assert samples["topic_messages_delivered", ("topic", "t")] == 1
+    assert samples["sent_envelopes",] >= 1 and ("iwant_requested_ids",) in samples
     mesh[0].engine.stats.rejected["replay"] += 2
-    assert ("invalid_messages", {"reason": "replay"}, 2) in mesh[0].engine.stats.samples()
+    assert counters(mesh[0].engine.stats)["rejected_envelopes", ("reason", "replay")] == 2
     await mesh.close()
 
 
@@ -253,7 +260,7 @@ async def test_messages_of_a_blocked_origin_are_refused_whoever_relays_them():
     rows = mesh[2].store.audit_for(refused, "rejected")
     assert rows and {(r.peer_id, r.reason) for r in rows} == {(mesh[1].peer_id, "blocked")}
     assert mesh[2].feedback == [(mesh[1].peer_id, "first_delivery")]  # the relay could not know
-    assert ("invalid_messages", {"reason": "blocked"}, len(rows)) in mesh[2].engine.stats.samples()
+    assert counters(mesh[2].engine.stats)["rejected_envelopes", ("reason", "blocked")] == len(rows)
     # Lifting the block lets the message in: it was never marked seen.
     blocked.clear()
     await mesh[1].engine.repair.on_neighbour_up(mesh[2].peer_id)  # offers its window's ids to node 2
@@ -272,7 +279,7 @@ async def test_publishes_past_the_pending_limit_are_refused_and_none_accepted_is
         await engine.publish("t", "one too many")
     assert info.value.status == 429 and info.value.code == "rate_limited"
     assert "max_pending_publishes 3" in info.value.detail
-    assert ("gossip_publish_overloaded", {}, 1) in engine.stats.samples()
+    assert counters(engine.stats)["publish_overloaded",] == 1
     gated.gate.set()
     accepted = await asyncio.wait_for(asyncio.gather(*waiting), 5)
     assert set(accepted) <= set(gated.messages) and len(gated.messages) == 3

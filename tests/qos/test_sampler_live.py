@@ -25,11 +25,11 @@ def test_idle_link_reports_qos_and_stores_samples(node_factory) -> None:
     assert 0 < link["rtt_ms"] < 100 and link["loss_pct"] == 0.0
     assert isinstance(link["jitter_ms"], float) and link["bitrate_kbps"] > 0
     metrics = a.http.get("/metrics").text
-    assert f'f0mesh_link_rtt_ms{{peer_id="{b.peer_id}"}}' in metrics
+    assert f'f0mesh_link_rtt_seconds{{peer_id="{b.peer_id}"}}' in metrics
     wait_for(lambda: _sample_count(a) >= 3, 20, 0.5, "samples stored every interval")
     a.http.delete(f"/api/mesh-rtc/links/{b.peer_id}")
     wait_for(
-        lambda: b.peer_id not in a.http.get("/metrics").text.split("f0mesh_link_rtt_ms")[-1],
+        lambda: b.peer_id not in a.http.get("/metrics").text.split("f0mesh_link_rtt_seconds")[-1],
         10,
         0.3,
         "per-link gauges removed",

@@ -226,7 +226,7 @@ def test_past_the_limit_load_is_shed_visibly(loaded_pair) -> None:
     assert len(stored) == len(result["acked"]), "an acknowledged message was lost under overload"
     refused = result["statuses"][429]
     metrics = node.http.get("/metrics").text
-    counted = re.search(r"^gossipsub_gossip_publish_overloaded_total (\S+)$", metrics, re.MULTILINE)
+    counted = re.search(r"^f0mesh_gossip_publish_overloaded_total (\S+)$", metrics, re.MULTILINE)
     print(f"429 answers: {refused}; counted in /metrics: {counted and counted.group(1)}")
     assert refused > 0, "past its limit the node refused nothing: it queued every request"
     assert counted is not None and float(counted.group(1)) >= refused, "the refusals are not in /metrics"
