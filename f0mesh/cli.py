@@ -114,6 +114,18 @@ def up(
     admin_port: Annotated[
         int | None, _opt("--admin-port", env="ADMIN_PORT", help="port of the mTLS admin listener")
     ] = None,
+    http_header_timeout: Annotated[
+        float,
+        _opt("--http-header-timeout", env="HTTP_HEADER_TIMEOUT", help="408 when headers take longer (s)"),
+    ] = 10.0,
+    http_max_pending: Annotated[
+        int,
+        _opt(
+            "--http-max-pending",
+            env="HTTP_MAX_PENDING",
+            help="connections owing a request; past it the oldest is closed",
+        ),
+    ] = 256,
 ) -> None:
     """Run one peer: the WebRTC node with its HTTP worker, API and dashboard."""
     from f0mesh.config import NodeConfig, parse_ice_servers
@@ -148,6 +160,8 @@ def up(
             tls_ca=tls_ca,
             tls_client_ca=tls_client_ca,
             admin_port=admin_port,
+            http_header_timeout=http_header_timeout,
+            http_max_pending=http_max_pending,
         )
         asyncio.run(_serve(config, log_level))
     except F0MeshError as exc:

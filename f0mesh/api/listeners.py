@@ -13,6 +13,10 @@ answer then proves it.
 
 The admin listener still asks for the bearer token (defence in depth): a leaked client
 certificate alone does not administer the node, and neither does a leaked token alone.
+
+Every listener serves through a ``ConnectionGuard`` of its own (read deadlines, a cap on connections
+that owe a request, a descriptor budget), so a slowloris on the main port cannot take the admin
+port's connections, and ``/healthz`` keeps answering while one is under way.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 import uvicorn
 from fastapi.responses import JSONResponse
 
+from f0mesh.api.http_guard import ConnectionGuard, connection_budget, guarded, raise_fd_limit
 from f0mesh.config import NodeConfig
 
 # The only paths other peers call (LinkManager and SignalingClient); the relays forward signed SDP.
@@ -59,8 +64,34 @@ def _tls12_minimum(_config: uvicorn.Config, default: Any) -> ssl.SSLContext:
     return context
 
 
+def _guard(config: NodeConfig, max_connections: int) -> ConnectionGuard:
+    return ConnectionGuard(
+        header_timeout=config.http_header_timeout,
+        min_body_rate=config.http_min_body_rate,
+        max_pending=config.http_max_pending,
+        max_connections=max_connections,
+    )
+
+
 def uvicorn_configs(app: Any, config: NodeConfig, log_level: str) -> list[uvicorn.Config]:
-    """The main listener first, then the mTLS admin listener when ``--tls-client-ca`` is set."""
+    """The main listener first, then the mTLS admin listener when ``--tls-client-ca`` is set.
+
+    Lifts the process's soft descriptor limit first: the connection budget is a share of it.
+    """
+    budget = connection_budget(raise_fd_limit())
+    # The admin port's clients hold a certificate from the operator's CA: a few connections do.
+    admin_share = min(256, budget // 4) if config.admin_split else 0
+    guards = {"main": _guard(config, budget - admin_share)}
+    if config.admin_split:
+        guards["admin"] = _guard(config, admin_share)
+    app.state.node.metrics.add_counters(
+        "f0mesh_http",
+        lambda: (
+            (name, {**labels, "listener": listener}, value)
+            for listener, guard in guards.items()
+            for name, labels, value in guard.samples()
+        ),
+    )
     common: dict[str, Any] = {
         "host": config.host,
         "log_config": None,
@@ -76,13 +107,16 @@ def uvicorn_configs(app: Any, config: NodeConfig, log_level: str) -> list[uvicor
             ssl_context_factory=_tls12_minimum,
         )
     if not config.admin_split:
-        return [uvicorn.Config(app, port=config.port, **common)]
+        return [uvicorn.Config(app, port=config.port, http=guarded(guards["main"]), **common)]
     assert config.admin_port is not None and config.tls_client_ca is not None
     return [
-        uvicorn.Config(PeerPortGate(app, config.admin_port), port=config.port, **common),
+        uvicorn.Config(
+            PeerPortGate(app, config.admin_port), port=config.port, http=guarded(guards["main"]), **common
+        ),
         uvicorn.Config(
             app,
             port=config.admin_port,
+            http=guarded(guards["admin"]),
             # The main listener runs the app's lifespan; running it twice would start things twice.
             lifespan="off",
             ssl_ca_certs=str(config.tls_client_ca),

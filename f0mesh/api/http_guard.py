@@ -1,0 +1,214 @@
+"""HTTP connections under abuse: read deadlines and a cap on connections that owe a request.
+
+uvicorn's h11 protocol waits for headers and body without a deadline, and middleware only sees a
+request once its headers are parsed, so a slowloris (many connections, each sending a request a
+byte at a time or not at all) holds descriptors until the process has none left. The guard
+therefore lives in the protocol:
+
+- A connection must deliver a request's headers within ``header_timeout`` of starting to wait for
+  them (a new connection, or a keep-alive one after its last response); its body must then arrive
+  within the same grace plus ``len / min_body_rate`` seconds. Late ones get a 408 and are closed.
+- Connections that owe a request ("pending") are capped: at the cap the *oldest* pending one is
+  evicted to admit the new one. Refusing by address would lock out an operator who shares the
+  attacker's address (NAT, proxy); evicting the oldest means an honest request, which completes
+  in milliseconds, is never the oldest for long.
+- All connections are capped well below the descriptor limit, leaving descriptors for the store,
+  WebRTC sockets and outbound calls; a connection past that cap with nothing left to evict gets 503.
+
+Connections still in TLS handshake are not seen here (asyncio hands them to the protocol only once
+the handshake is done); asyncio closes handshakes that take over 60 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import resource
+import time
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+log = logging.getLogger("f0mesh.api.http")
+
+# Descriptors kept out of the HTTP budget: store, WebRTC sockets, outbound HTTP, logs, the listeners.
+FD_RESERVE_MIN = 64
+FD_RESERVE_SHARE = 0.25
+# Beyond the kernel's usual nr_open; a higher soft limit buys nothing and costs nothing to skip.
+FD_LIMIT_CEILING = 1 << 20
+
+
+def raise_fd_limit() -> int:
+    """Lift the soft RLIMIT_NOFILE to the hard limit (often 1024 vs 524288); return the limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft, target = _finite(soft), _finite(hard)
+    if soft >= target:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (OSError, ValueError) as exc:
+        log.warning("could not raise the descriptor limit from %d to %d: %s", soft, target, exc)
+        return soft
+    return target
+
+
+def _finite(limit: int) -> int:
+    return FD_LIMIT_CEILING if limit == resource.RLIM_INFINITY else min(limit, FD_LIMIT_CEILING)
+
+
+def connection_budget(fd_limit: int) -> int:
+    """How many HTTP connections one listener may hold, leaving a reserve of descriptors."""
+    reserve = max(FD_RESERVE_MIN, int(fd_limit * FD_RESERVE_SHARE))
+    return max(8, fd_limit - reserve)
+
+
+class ConnectionGuard:
+    """Shared by every connection of one listener: the pending set (oldest first) and the counts."""
+
+    def __init__(
+        self, *, header_timeout: float, min_body_rate: float, max_pending: int, max_connections: int
+    ) -> None:
+        self.header_timeout = header_timeout
+        self.min_body_rate = min_body_rate
+        self.max_connections = max_connections
+        # At most half the budget: complete requests (SSE streams, slow handlers) keep room of their own.
+        self.max_pending = max(1, min(max_pending, max_connections // 2))
+        self.connections: set[GuardedH11Protocol] = set()
+        self.pending: dict[GuardedH11Protocol, None] = {}  # insertion order: oldest first
+        self.closed: Counter[str] = Counter()
+
+    def admit(self, conn: GuardedH11Protocol) -> bool:
+        """Make room for ``conn`` by evicting the oldest pending connections; False when there is none."""
+        while self.pending and (
+            len(self.pending) >= self.max_pending or len(self.connections) >= self.max_connections
+        ):
+            oldest = next(iter(self.pending))
+            self.forget(oldest)
+            oldest.drop("evicted")
+        if len(self.connections) >= self.max_connections:
+            return False
+        self.connections.add(conn)
+        return True
+
+    def set_pending(self, conn: GuardedH11Protocol, pending: bool) -> None:
+        self.pending.pop(conn, None)
+        if pending and conn in self.connections:
+            self.pending[conn] = None  # (re)joins as the newest
+
+    def forget(self, conn: GuardedH11Protocol) -> None:
+        self.connections.discard(conn)
+        self.pending.pop(conn, None)
+
+    def samples(self) -> Iterable[tuple[str, dict[str, str], int]]:
+        for reason, count in sorted(self.closed.items()):
+            yield "connections_closed", {"reason": reason}, count
+
+
+def _raw_response(status: int, phrase: str, code: str, detail: str) -> bytes:
+    body = json.dumps({"error": code, "detail": detail}).encode()
+    head = (
+        f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with the guard's deadlines; subclassed per listener by ``guarded``."""
+
+    guard: ClassVar[ConnectionGuard]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._phase = "new"
+        self._timer: asyncio.TimerHandle | None = None
+        self._body_since = 0.0
+        self._body_bytes = 0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if not self.guard.admit(self):
+            self.drop("refused")
+            return
+        self._track()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.guard.forget(self)
+        self._cancel_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._phase == "body":
+            self._body_bytes += len(data)
+        super().data_received(data)
+        self._track()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._track()
+
+    def _track(self) -> None:
+        """Follow h11's view of the peer: owing headers, owing body, or done with its request."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        state = self.conn.their_state
+        phase = "headers" if state is h11.IDLE else "body" if state is h11.SEND_BODY else "done"
+        if phase == self._phase:
+            return
+        self._phase = phase
+        self._cancel_timer()
+        self.guard.set_pending(self, phase != "done")
+        if phase == "headers":
+            self._timer = self.loop.call_later(self.guard.header_timeout, self._expired)
+        elif phase == "body":
+            self._body_since = time.monotonic()
+            self._body_bytes = 0
+            self._timer = self.loop.call_later(self.guard.header_timeout, self._expired)
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self.transport.is_closing():
+            return
+        if self._phase == "body":
+            grace = self.guard.header_timeout + self._body_bytes / self.guard.min_body_rate
+            wait = self._body_since + grace - time.monotonic()
+            # While uvicorn has paused reading (the app is slow to consume), the peer is not at fault.
+            if wait > 0 or self.flow.read_paused:
+                self._timer = self.loop.call_later(max(wait, 1.0), self._expired)
+                return
+        self.guard.forget(self)
+        self.drop(f"{self._phase}_timeout")
+
+    def drop(self, reason: str) -> None:
+        """Close the connection, telling the client why when it has sent part of a request."""
+        self.guard.closed[reason] += 1
+        self._cancel_timer()
+        idle = self._phase == "headers" and not self.conn.trailing_data[0]
+        if not idle and (self.cycle is None or not self.cycle.response_started):
+            self.transport.write(self._drop_response(reason))
+        if self.transport.get_write_buffer_size():
+            self.transport.abort()  # a client that does not read must not keep the descriptor
+        else:
+            self.transport.close()
+
+    @staticmethod
+    def _drop_response(reason: str) -> bytes:
+        if reason == "evicted":
+            return _raw_response(503, "Service Unavailable", "evicted", "too many incomplete requests")
+        if reason == "refused":
+            return _raw_response(503, "Service Unavailable", "busy", "too many connections")
+        return _raw_response(408, "Request Timeout", "timeout", "request not received in time")
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def guarded(guard: ConnectionGuard) -> type[GuardedH11Protocol]:
+    """A protocol class for ``uvicorn.Config(http=...)`` bound to one listener's guard."""
+    return type("GuardedH11Protocol", (GuardedH11Protocol,), {"guard": guard})
