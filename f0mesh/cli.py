@@ -175,6 +175,7 @@ async def _serve(config: Any, log_level: str) -> None:
     import uvicorn
 
     from f0mesh.api.app import create_app
+    from f0mesh.api.http_guard import widen_listen_queue
     from f0mesh.api.listeners import uvicorn_configs
     from f0mesh.node import Node
 
@@ -185,6 +186,10 @@ async def _serve(config: Any, log_level: str) -> None:
         @contextlib.contextmanager
         def capture_signals(self):
             yield
+
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            widen_listen_queue(self.servers)
 
     async def run(server: Server, servers: list[Server]) -> None:
         try:

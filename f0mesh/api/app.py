@@ -19,7 +19,7 @@ from f0mesh.api.auth import (
     session_value,
     token_matches,
 )
-from f0mesh.api.limits import BodyLimitMiddleware
+from f0mesh.api.limits import BodyLimitMiddleware, StreamSlots
 from f0mesh.api.state import router as state_router
 from f0mesh.api.worker import get_node
 from f0mesh.node import Node
@@ -45,6 +45,11 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.node = node
+    app.state.event_slots = StreamSlots(
+        per_client=node.config.sse_max_per_client,
+        anonymous=node.config.sse_max_anonymous,
+        admin=node.config.sse_admin_streams,
+    )
     errors.install(app)
     app.add_middleware(AdminGuard, fastapi_app=app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=node.config.max_body_bytes)

@@ -78,6 +78,15 @@ def check_admin(token: str, method: str, headers: Mapping[str, str], cookies: Ma
         raise F0MeshError("missing or wrong CSRF token header (x-csrf-token)", code="csrf", status=403)
 
 
+def is_admin(token: str, headers: Mapping[str, str], cookies: Mapping[str, str]) -> bool:
+    """Whether a read request carries the admin token; a wrong one is merely anonymous here."""
+    try:
+        check_admin(token, "GET", headers, cookies)
+    except F0MeshError:
+        return False
+    return True
+
+
 def require_admin(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
 ) -> None:

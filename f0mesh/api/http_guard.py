@@ -8,12 +8,13 @@ therefore lives in the protocol:
 - A connection must deliver a request's headers within ``header_timeout`` of starting to wait for
   them (a new connection, or a keep-alive one after its last response); its body must then arrive
   within the same grace plus ``len / min_body_rate`` seconds. Late ones get a 408 and are closed.
-- Connections that owe a request ("pending") are capped: at the cap the *oldest* pending one is
-  evicted to admit the new one. Refusing by address would lock out an operator who shares the
-  attacker's address (NAT, proxy); evicting the oldest means an honest request, which completes
-  in milliseconds, is never the oldest for long.
+- Connections that owe a request ("pending") are capped: past the cap the *oldest* pending ones
+  are evicted. Refusing by address would lock out an operator who shares the attacker's address
+  (NAT, proxy); evicting the oldest means an honest request, which completes in milliseconds, is
+  never the oldest for long. Idle keep-alive connections owe a request too.
 - All connections are capped well below the descriptor limit, leaving descriptors for the store,
-  WebRTC sockets and outbound calls; a connection past that cap with nothing left to evict gets 503.
+  WebRTC sockets and outbound calls: at that budget the oldest pending one is evicted at once to
+  admit a newcomer, and a newcomer with nothing left to evict gets 503.
 
 Connections still in TLS handshake are not seen here (asyncio hands them to the protocol only once
 the handshake is done); asyncio closes handshakes that take over 60 s.
@@ -24,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import resource
+import socket
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -40,6 +43,8 @@ FD_RESERVE_MIN = 64
 FD_RESERVE_SHARE = 0.25
 # Beyond the kernel's usual nr_open; a higher soft limit buys nothing and costs nothing to skip.
 FD_LIMIT_CEILING = 1 << 20
+SWEEP_DELAY_S = 0.25
+LISTEN_QUEUE = 2048
 
 
 def raise_fd_limit() -> int:
@@ -60,10 +65,29 @@ def _finite(limit: int) -> int:
     return FD_LIMIT_CEILING if limit == resource.RLIM_INFINITY else min(limit, FD_LIMIT_CEILING)
 
 
-def connection_budget(fd_limit: int) -> int:
-    """How many HTTP connections one listener may hold, leaving a reserve of descriptors."""
-    reserve = max(FD_RESERVE_MIN, int(fd_limit * FD_RESERVE_SHARE))
-    return max(8, fd_limit - reserve)
+def accept_backlog(fd_limit: int) -> int:
+    """uvicorn's backlog, which asyncio also takes as the most connections it accepts in one go."""
+    return max(16, min(2048, fd_limit // 16))
+
+
+def widen_listen_queue(servers: Iterable[asyncio.Server]) -> None:
+    """Give started listeners a long kernel queue again after asyncio listened with ``accept_backlog``:
+    a connection waiting in that queue costs no descriptor, one accepted does."""
+    for server in servers:
+        for listening in server.sockets:
+            with socket.socket(fileno=os.dup(listening.fileno())) as sock:
+                sock.listen(LISTEN_QUEUE)
+
+
+def connection_budget(fd_limit: int, listeners: int) -> int:
+    """How many HTTP connections all listeners together may hold, leaving a reserve of descriptors.
+
+    asyncio accepts up to a backlog of sockets before the protocol sees any of them, and a socket
+    closed by eviction lets its descriptor go one loop turn later: the reserve covers a few of
+    those batches per listener besides the descriptors the rest of the node needs.
+    """
+    reserve = max(FD_RESERVE_MIN, int(fd_limit * FD_RESERVE_SHARE)) + 3 * listeners * accept_backlog(fd_limit)
+    return max(8 * listeners, fd_limit - reserve)
 
 
 class ConnectionGuard:
@@ -80,15 +104,12 @@ class ConnectionGuard:
         self.connections: set[GuardedH11Protocol] = set()
         self.pending: dict[GuardedH11Protocol, None] = {}  # insertion order: oldest first
         self.closed: Counter[str] = Counter()
+        self._sweep: asyncio.TimerHandle | None = None
 
     def admit(self, conn: GuardedH11Protocol) -> bool:
-        """Make room for ``conn`` by evicting the oldest pending connections; False when there is none."""
-        while self.pending and (
-            len(self.pending) >= self.max_pending or len(self.connections) >= self.max_connections
-        ):
-            oldest = next(iter(self.pending))
-            self.forget(oldest)
-            oldest.drop("evicted")
+        """Make room for ``conn`` within the descriptor budget; False when nothing can be evicted."""
+        while self.pending and len(self.connections) >= self.max_connections:
+            self._evict_oldest()
         if len(self.connections) >= self.max_connections:
             return False
         self.connections.add(conn)
@@ -98,6 +119,20 @@ class ConnectionGuard:
         self.pending.pop(conn, None)
         if pending and conn in self.connections:
             self.pending[conn] = None  # (re)joins as the newest
+            if len(self.pending) > self.max_pending and self._sweep is None:
+                # Not at once: a burst is accepted before any of it is read, and an honest request
+                # in the middle of it deserves the time to arrive before the oldest are chosen.
+                self._sweep = asyncio.get_running_loop().call_later(SWEEP_DELAY_S, self._trim)
+
+    def _trim(self) -> None:
+        self._sweep = None
+        while len(self.pending) > self.max_pending:
+            self._evict_oldest()
+
+    def _evict_oldest(self) -> None:
+        oldest = next(iter(self.pending))
+        self.forget(oldest)
+        oldest.drop("evicted")
 
     def forget(self, conn: GuardedH11Protocol) -> None:
         self.connections.discard(conn)

@@ -27,7 +27,13 @@ from typing import Any
 import uvicorn
 from fastapi.responses import JSONResponse
 
-from f0mesh.api.http_guard import ConnectionGuard, connection_budget, guarded, raise_fd_limit
+from f0mesh.api.http_guard import (
+    ConnectionGuard,
+    accept_backlog,
+    connection_budget,
+    guarded,
+    raise_fd_limit,
+)
 from f0mesh.config import NodeConfig
 
 # The only paths other peers call (LinkManager and SignalingClient); the relays forward signed SDP.
@@ -78,7 +84,8 @@ def uvicorn_configs(app: Any, config: NodeConfig, log_level: str) -> list[uvicor
 
     Lifts the process's soft descriptor limit first: the connection budget is a share of it.
     """
-    budget = connection_budget(raise_fd_limit())
+    fd_limit = raise_fd_limit()
+    budget = connection_budget(fd_limit, 2 if config.admin_split else 1)
     # The admin port's clients hold a certificate from the operator's CA: a few connections do.
     admin_share = min(256, budget // 4) if config.admin_split else 0
     guards = {"main": _guard(config, budget - admin_share)}
@@ -99,6 +106,7 @@ def uvicorn_configs(app: Any, config: NodeConfig, log_level: str) -> list[uvicor
         "log_level": log_level.lower(),
         "timeout_graceful_shutdown": 5,
         "server_header": False,
+        "backlog": accept_backlog(fd_limit),
     }
     if config.tls:
         common.update(
