@@ -16,8 +16,10 @@ therefore lives in the protocol:
   WebRTC sockets and outbound calls: at that budget the oldest pending one is evicted at once to
   admit a newcomer, and a newcomer with nothing left to evict gets 503.
 
-Connections still in TLS handshake are not seen here (asyncio hands them to the protocol only once
-the handshake is done); asyncio closes handshakes that take over 60 s.
+With TLS the guard wraps the h11 protocol in asyncio's own TLS protocol itself (rather than letting
+the server do it), so a connection counts from its accept, not from the end of its handshake: one
+that never finishes a handshake is pending, evictable and timed out like one that never finishes
+its headers.
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ import logging
 import os
 import resource
 import socket
+import ssl
 import time
+from asyncio import sslproto
 from collections import Counter
-from collections.abc import Iterable
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, Protocol
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -90,6 +94,12 @@ def connection_budget(fd_limit: int, listeners: int) -> int:
     return max(8 * listeners, fd_limit - reserve)
 
 
+class Guarded(Protocol):
+    """A connection as the guard sees it: plain HTTP, or TLS still in its handshake."""
+
+    def drop(self, reason: str) -> None: ...
+
+
 class ConnectionGuard:
     """Shared by every connection of one listener: the pending set (oldest first) and the counts."""
 
@@ -101,12 +111,12 @@ class ConnectionGuard:
         self.max_connections = max_connections
         # At most half the budget: complete requests (SSE streams, slow handlers) keep room of their own.
         self.max_pending = max(1, min(max_pending, max_connections // 2))
-        self.connections: set[GuardedH11Protocol] = set()
-        self.pending: dict[GuardedH11Protocol, None] = {}  # insertion order: oldest first
+        self.connections: set[Guarded] = set()
+        self.pending: dict[Guarded, None] = {}  # insertion order: oldest first
         self.closed: Counter[str] = Counter()
         self._sweep: asyncio.TimerHandle | None = None
 
-    def admit(self, conn: GuardedH11Protocol) -> bool:
+    def admit(self, conn: Guarded) -> bool:
         """Make room for ``conn`` within the descriptor budget; False when nothing can be evicted."""
         while self.pending and len(self.connections) >= self.max_connections:
             self._evict_oldest()
@@ -115,7 +125,7 @@ class ConnectionGuard:
         self.connections.add(conn)
         return True
 
-    def set_pending(self, conn: GuardedH11Protocol, pending: bool) -> None:
+    def set_pending(self, conn: Guarded, pending: bool) -> None:
         self.pending.pop(conn, None)
         if pending and conn in self.connections:
             self.pending[conn] = None  # (re)joins as the newest
@@ -134,7 +144,7 @@ class ConnectionGuard:
         self.forget(oldest)
         oldest.drop("evicted")
 
-    def forget(self, conn: GuardedH11Protocol) -> None:
+    def forget(self, conn: Guarded) -> None:
         self.connections.discard(conn)
         self.pending.pop(conn, None)
 
@@ -159,6 +169,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.tls: _GuardedTLS | None = None
         self._phase = "new"
         self._timer: asyncio.TimerHandle | None = None
         self._body_since = 0.0
@@ -166,6 +177,8 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if self.tls is not None:  # the handshake is done: the connection now counts as this request
+            self.guard.forget(self.tls)
         if not self.guard.admit(self):
             self.drop("refused")
             return
@@ -244,6 +257,50 @@ class GuardedH11Protocol(H11Protocol):
             self._timer = None
 
 
-def guarded(guard: ConnectionGuard) -> type[GuardedH11Protocol]:
-    """A protocol class for ``uvicorn.Config(http=...)`` bound to one listener's guard."""
-    return type("GuardedH11Protocol", (GuardedH11Protocol,), {"guard": guard})
+class _GuardedTLS(sslproto.SSLProtocol):
+    """asyncio's TLS protocol, counted by the guard from accept until its handshake is done."""
+
+    def __init__(self, app: GuardedH11Protocol, context: ssl.SSLContext) -> None:
+        self.guard = app.guard
+        super().__init__(
+            asyncio.get_running_loop(),
+            app,
+            context,
+            None,
+            server_side=True,
+            ssl_handshake_timeout=self.guard.header_timeout,
+        )
+        self.raw: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.raw = transport
+        super().connection_made(transport)
+        if not self.guard.admit(self):
+            self.drop("refused")
+            return
+        self.guard.set_pending(self, True)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self in self.guard.connections:  # still in handshake: it failed or took too long
+            self.guard.forget(self)
+            self.guard.closed["tls_handshake"] += 1
+        super().connection_lost(exc)
+
+    def drop(self, reason: str) -> None:
+        self.guard.closed[reason] += 1
+        if self.raw is not None:
+            self.raw.abort()
+
+
+def guarded(guard: ConnectionGuard, tls: ssl.SSLContext | None = None) -> Callable[..., asyncio.BaseProtocol]:
+    """The protocol factory for ``uvicorn.Config(http=...)`` of one listener, serving TLS with ``tls``."""
+    bound = type("GuardedH11Protocol", (GuardedH11Protocol,), {"guard": guard})
+    if tls is None:
+        return bound
+
+    def with_tls(**kwargs: Any) -> asyncio.BaseProtocol:
+        app = bound(**kwargs)
+        app.tls = _GuardedTLS(app, tls)
+        return app.tls
+
+    return with_tls

@@ -22,6 +22,7 @@ port's connections, and ``/healthz`` keeps answering while one is under way.
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -64,9 +65,17 @@ class PeerPortGate:
         await self.app(scope, receive, send)
 
 
-def _tls12_minimum(_config: uvicorn.Config, default: Any) -> ssl.SSLContext:
-    context = default()
+def _tls_context(config: NodeConfig, client_ca: Path | None = None) -> ssl.SSLContext | None:
+    """The listener's TLS (1.2 at least), served by the guard's protocol rather than by uvicorn."""
+    if not config.tls:
+        return None
+    assert config.tls_cert is not None and config.tls_key is not None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    if client_ca is not None:
+        context.load_verify_locations(client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
     return context
 
 
@@ -108,27 +117,18 @@ def uvicorn_configs(app: Any, config: NodeConfig, log_level: str) -> list[uvicor
         "server_header": False,
         "backlog": accept_backlog(fd_limit),
     }
-    if config.tls:
-        common.update(
-            ssl_certfile=str(config.tls_cert),
-            ssl_keyfile=str(config.tls_key),
-            ssl_context_factory=_tls12_minimum,
-        )
+    main = guarded(guards["main"], _tls_context(config))
     if not config.admin_split:
-        return [uvicorn.Config(app, port=config.port, http=guarded(guards["main"]), **common)]
+        return [uvicorn.Config(app, port=config.port, http=main, **common)]
     assert config.admin_port is not None and config.tls_client_ca is not None
     return [
-        uvicorn.Config(
-            PeerPortGate(app, config.admin_port), port=config.port, http=guarded(guards["main"]), **common
-        ),
+        uvicorn.Config(PeerPortGate(app, config.admin_port), port=config.port, http=main, **common),
         uvicorn.Config(
             app,
             port=config.admin_port,
-            http=guarded(guards["admin"]),
+            http=guarded(guards["admin"], _tls_context(config, config.tls_client_ca)),
             # The main listener runs the app's lifespan; running it twice would start things twice.
             lifespan="off",
-            ssl_ca_certs=str(config.tls_client_ca),
-            ssl_cert_reqs=ssl.CERT_REQUIRED,
             **common,
         ),
     ]

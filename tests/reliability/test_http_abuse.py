@@ -1,80 +1,28 @@
 """HTTP under abuse (issue 18, classes 4 and 5): slowloris, and idle anonymous event streams.
 
-Real ``f0mesh up`` processes. For the slowloris the node's descriptor limit is lowered to 256, so a
-few hundred half-sent requests are to it what 20,600 were to a node with the usual limit, and the
-header deadline is set to 2 s through its environment variable (a node without the setting ignores
-the variable, so these tests fail on such a node for the reason they name, not at start-up).
+Real ``f0mesh up`` processes; the slowloris itself is in tests/http_attack.py (its TLS variant is in
+tests/tls/test_tls_abuse.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from http_attack import HEADER_TIMEOUT_S, HTTP_HALF, NOFILE, limit, slowloris
 
 from nodes import TOKEN, NodeProcess, wait_for
 
-NOFILE = 256
-HEADER_TIMEOUT_S = 2.0
-FIRST_WAVE = 300  # more than the node has descriptors
-SECOND_WAVE = 300  # opened while the operator's probes run
-PROBES = 10
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def _half_sent(port: int) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    sock.sendall(b"POST /api/gossip HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le")
-    return sock
-
-
-def _closed_by_node(sock: socket.socket, deadline: float) -> bool:
-    """True once the node has closed the connection (after a 408/503, or a reset)."""
-    for _ in range(64):  # a short error response, then end of stream
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            if not sock.recv(4096):
-                return True
-        except (ConnectionResetError, BrokenPipeError):
-            return True
-        except TimeoutError:
-            return False
-    return False
-
-
-def _probe(url: str, method: str, path: str, **kwargs) -> bool:
-    """One request on a connection of its own, as a monitor or the operator's CLI would make it."""
-    try:
-        return httpx.request(method, f"{url}{path}", timeout=2, **kwargs).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _node_fds(node: NodeProcess) -> int:
-    return len(os.listdir(f"/proc/{node.proc.pid}/fd"))
-
-
-def _closed_counts(node: NodeProcess) -> dict[str, float]:
-    counts = {}
-    for line in httpx.get(f"{node.url}/metrics", timeout=5).text.splitlines():
-        if line.startswith("f0mesh_http_connections_closed_total{"):
-            labels, value = line.rsplit(" ", 1)
-            counts[labels.split('reason="')[1].split('"')[0]] = float(value)
-    return counts
 
 
 @pytest.fixture
 def attacked_node(tmp_path) -> Iterator[NodeProcess]:
-    node = NodeProcess(
-        tmp_path / "target", nofile=NOFILE, env={"F0MESH_HTTP_HEADER_TIMEOUT": str(HEADER_TIMEOUT_S)}
-    )
+    node = limit(NodeProcess(tmp_path / "target"))
     try:
         yield node.start()
     finally:
@@ -82,61 +30,12 @@ def attacked_node(tmp_path) -> Iterator[NodeProcess]:
 
 
 def test_slowloris_is_cut_off_and_the_operator_still_gets_in(attacked_node) -> None:
-    node = attacked_node
-    baseline_fds = _node_fds(node)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-    last_opened = [0.0]
+    def request(method: str, path: str, **kwargs) -> httpx.Response:
+        return httpx.request(method, f"{attacked_node.url}{path}", timeout=2, **kwargs)
 
-    def attacker() -> None:
-        for _ in range(SECOND_WAVE):
-            if stop.is_set():
-                return
-            held.append(_half_sent(node.port))
-            last_opened[0] = time.monotonic()
-            time.sleep(0.002)
-
-    try:
-        held.extend(_half_sent(node.port) for _ in range(FIRST_WAVE))
-        wave = threading.Thread(target=attacker, daemon=True)
-        wave.start()
-        answered = made = 0
-        for i in range(PROBES):
-            made += 2
-            answered += _probe(node.url, "GET", "/healthz")
-            answered += _probe(
-                node.url, "POST", "/api/gossip", json={"topic": "probe", "payload": i}, headers=BEARER
-            )
-            time.sleep(0.05)
-        stop.set()
-        wave.join(timeout=30)
-        attack_over = last_opened[0] or time.monotonic()
-        assert answered == made, f"only {answered} of {made} /healthz and admin probes answered"
-
-        deadline = attack_over + HEADER_TIMEOUT_S + 20
-        still_open = [s for s in held if not _closed_by_node(s, deadline)]
-        recovered_s = time.monotonic() - attack_over
-        assert not still_open, f"{len(still_open)} of {len(held)} half-sent requests still held"
-
-        wait_for(
-            lambda: _node_fds(node) <= baseline_fds + 8, 10, what="the node's descriptors back to normal"
-        )
-        assert httpx.get(f"{node.url}/healthz", timeout=5).json()["status"] == "ok"
-        body = httpx.post(
-            f"{node.url}/api/gossip", json={"topic": "after", "payload": 1}, headers=BEARER, timeout=5
-        )
-        assert body.status_code == 200, body.text
-        closed = _closed_counts(node)
-        assert closed.get("evicted", 0) > 0 and closed.get("headers_timeout", 0) > 0, closed
-        print(
-            f"\nslowloris: {len(held)} half-sent requests against a {NOFILE}-descriptor node; "
-            f"probes answered {answered}/{made}; back to its baseline descriptors {recovered_s:.1f} s "
-            f"after the last one was opened (header deadline {HEADER_TIMEOUT_S} s); closed by reason {closed}"
-        )
-    finally:
-        stop.set()
-        for sock in held:
-            sock.close()
+    figures = slowloris(attacked_node, HTTP_HALF, request)
+    assert figures["closed"].get("evicted", 0) > 0 and figures["closed"].get("headers_timeout", 0) > 0
+    print(f"\nslowloris on a {NOFILE}-descriptor node (header deadline {HEADER_TIMEOUT_S} s): {figures}")
 
 
 def test_a_body_that_trickles_is_cut_off_with_408(attacked_node) -> None:
