@@ -238,8 +238,10 @@ class GuardedH11Protocol(H11Protocol):
         idle = self._phase == "headers" and not self.conn.trailing_data[0]
         if not idle and (self.cycle is None or not self.cycle.response_started):
             self.transport.write(self._drop_response(reason))
-        if self.transport.get_write_buffer_size():
-            self.transport.abort()  # a client that does not read must not keep the descriptor
+        # An evicted connection's descriptor is wanted now, and a client that does not read must not
+        # keep one (nor may a TLS client that never answers the close_notify a graceful close sends).
+        if reason == "evicted" or self.transport.get_write_buffer_size():
+            self.transport.abort()
         else:
             self.transport.close()
 
@@ -269,6 +271,7 @@ class _GuardedTLS(sslproto.SSLProtocol):
             None,
             server_side=True,
             ssl_handshake_timeout=self.guard.header_timeout,
+            ssl_shutdown_timeout=self.guard.header_timeout,
         )
         self.raw: asyncio.BaseTransport | None = None
 
