@@ -172,12 +172,16 @@ def up(
 
 async def _serve(config: Any, log_level: str) -> None:
     """One node, served by one uvicorn server per listener (two with the mTLS admin port)."""
+    import logging
+
     import uvicorn
 
     from f0mesh.api.app import create_app
     from f0mesh.api.http_guard import widen_listen_queue
     from f0mesh.api.listeners import uvicorn_configs
     from f0mesh.node import Node
+
+    uvicorn_log = logging.getLogger("uvicorn.error")
 
     class Server(uvicorn.Server):
         """Signals are handled once for all listeners below: uvicorn's own handling re-raises the
@@ -190,6 +194,13 @@ async def _serve(config: Any, log_level: str) -> None:
         async def startup(self, sockets=None) -> None:
             await super().startup(sockets)
             widen_listen_queue(self.servers)
+
+        def _log_started_message(self, listeners) -> None:
+            # The guard serves TLS itself (http_guard.py), so uvicorn would call every listener http.
+            scheme = "https" if config.tls else "http"
+            for sock in listeners:
+                host, port = sock.getsockname()[:2]
+                uvicorn_log.info("listening on %s://%s:%d", scheme, host, port)
 
     async def run(server: Server, servers: list[Server]) -> None:
         try:
