@@ -20,7 +20,6 @@ def _ids(node, topic: str) -> dict[str, dict]:
 def test_sparse_mesh_delivers_everything_once_with_few_hops(node_factory) -> None:
     first = node_factory("g", extra=SPARSE)
     nodes = [first] + [node_factory("g", extra=[*SPARSE, "--bootstrap", first.url]) for _ in range(9)]
-
     def sparse() -> list[int] | None:
         """Every node linked and none far above D_hi: a node briefly past it prunes on its next tick."""
         degrees = [len(n.open_links()) for n in nodes]
