@@ -117,6 +117,18 @@ def up(
     admin_port: Annotated[
         int | None, _opt("--admin-port", env="ADMIN_PORT", help="port of the mTLS admin listener")
     ] = None,
+    http_header_timeout: Annotated[
+        float,
+        _opt("--http-header-timeout", env="HTTP_HEADER_TIMEOUT", help="408 when headers take longer (s)"),
+    ] = 10.0,
+    http_max_pending: Annotated[
+        int,
+        _opt(
+            "--http-max-pending",
+            env="HTTP_MAX_PENDING",
+            help="connections owing a request; past it the oldest is closed",
+        ),
+    ] = 256,
 ) -> None:
     """Run one peer: the WebRTC node with its HTTP worker, API and dashboard."""
     from f0mesh.config import NodeConfig, parse_ice_servers
@@ -154,6 +166,8 @@ def up(
             tls_ca=tls_ca,
             tls_client_ca=tls_client_ca,
             admin_port=admin_port,
+            http_header_timeout=http_header_timeout,
+            http_max_pending=http_max_pending,
         )
         asyncio.run(_serve(config, log_level))
     except F0MeshError as exc:
@@ -164,11 +178,16 @@ def up(
 
 async def _serve(config: Any, log_level: str) -> None:
     """One node, served by one uvicorn server per listener (two with the mTLS admin port)."""
+    import logging
+
     import uvicorn
 
     from f0mesh.api.app import create_app
+    from f0mesh.api.http_guard import widen_listen_queue
     from f0mesh.api.listeners import uvicorn_configs
     from f0mesh.node import Node
+
+    uvicorn_log = logging.getLogger("uvicorn.error")
 
     class Server(uvicorn.Server):
         """Signals are handled once for all listeners below: uvicorn's own handling re-raises the
@@ -177,6 +196,17 @@ async def _serve(config: Any, log_level: str) -> None:
         @contextlib.contextmanager
         def capture_signals(self):
             yield
+
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            widen_listen_queue(self.servers)
+
+        def _log_started_message(self, listeners) -> None:
+            # The guard serves TLS itself (http_guard.py), so uvicorn would call every listener http.
+            scheme = "https" if config.tls else "http"
+            for sock in listeners:
+                host, port = sock.getsockname()[:2]
+                uvicorn_log.info("listening on %s://%s:%d", scheme, host, port)
 
     async def run(server: Server, servers: list[Server]) -> None:
         try:

@@ -48,6 +48,12 @@ class NodeConfig:
     tls_client_ca: Path | None = None
     admin_port: int | None = None
     session_lifetime_s: float = 12 * 3600.0
+    http_header_timeout: float = 10.0
+    http_min_body_rate: float = 2048.0
+    http_max_pending: int = 256
+    sse_max_anonymous: int = 32
+    sse_max_per_client: int = 4
+    sse_admin_streams: int = 16
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -57,7 +63,18 @@ class NodeConfig:
             raise ConfigError("--session-lifetime must be between 60 s and a year")
         if not (self.d_lo <= self.d_target <= self.d_hi):
             raise ConfigError("connection degrees must satisfy D_lo <= target <= D_hi")
+        self._check_http_limits()
         self._check_tls()
+
+    def _check_http_limits(self) -> None:
+        if not (0.1 <= self.http_header_timeout <= 3600):
+            raise ConfigError(f"--http-header-timeout {self.http_header_timeout} is not in 0.1..3600 s")
+        if not (1 <= self.http_max_pending <= 1_000_000):
+            raise ConfigError(f"--http-max-pending {self.http_max_pending} is not in 1..1000000")
+        if not self.http_min_body_rate > 0:
+            raise ConfigError("http_min_body_rate must be a positive number of bytes per second")
+        if self.sse_max_anonymous < 0 or self.sse_max_per_client < 1 or self.sse_admin_streams < 1:
+            raise ConfigError("event stream caps: anonymous >= 0, per client >= 1, admin >= 1")
 
     def _check_tls(self) -> None:
         """Bad TLS settings fail at start-up with the flag named, not at the first handshake."""

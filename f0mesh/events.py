@@ -13,30 +13,42 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 QUEUE_SIZE = 256
-MAX_SUBSCRIBERS = 64
+
+
+class Subscription:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
+        self.dropped = 0
+
+    def put(self, event: dict[str, Any]) -> None:
+        if self.queue.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()
+                self.dropped += 1
+        self.queue.put_nowait(event)
+
+    def take_dropped(self) -> int:
+        """Events lost since the last call: the consumer reports them, then the count starts again."""
+        dropped, self.dropped = self.dropped, 0
+        return dropped
 
 
 class EventBus:
+    """How many may subscribe is the API's business (per-client and admin slots, api/limits.py)."""
+
     def __init__(self) -> None:
-        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._subscribers: set[Subscription] = set()
 
     def publish(self, topic: str, data: dict[str, Any]) -> None:
         event = {"topic": topic, "at": time.time(), "data": data}
-        for queue in list(self._subscribers):
-            if queue.full():
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    queue.get_nowait()
-            queue.put_nowait(event)
-
-    @property
-    def full(self) -> bool:
-        return len(self._subscribers) >= MAX_SUBSCRIBERS
+        for subscription in list(self._subscribers):
+            subscription.put(event)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
-        self._subscribers.add(queue)
+    async def subscribe(self) -> AsyncIterator[Subscription]:
+        subscription = Subscription()
+        self._subscribers.add(subscription)
         try:
-            yield queue
+            yield subscription
         finally:
-            self._subscribers.discard(queue)
+            self._subscribers.discard(subscription)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -24,10 +25,22 @@ def free_port() -> int:
 
 
 class NodeProcess:
-    def __init__(self, data_dir: Path, *, port: int | None = None, extra: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        extra: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        nofile: int | None = None,
+    ) -> None:
+        """``env``: F0MESH_* variables for the node (the test's own are not passed on);
+        ``nofile``: the node's descriptor limit, soft and hard."""
         self.data_dir = data_dir
         self.port = port or free_port()
         self.extra = extra or []
+        self.env = env or {}
+        self.nofile = nofile
         self.proc: subprocess.Popen[bytes] | None = None
         self.peer_id: str | None = None
         self.url = f"http://127.0.0.1:{self.port}"
@@ -51,8 +64,14 @@ class NodeProcess:
             *self.extra,
         ]
         log = (self.data_dir / "node.log").open("ab")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("F0MESH_")}
-        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("F0MESH_")} | self.env
+        self.proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            preexec_fn=self._limits if self.nofile else None,
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -65,6 +84,10 @@ class NodeProcess:
         raise RuntimeError(
             f"node on port {self.port} did not answer /healthz in {timeout} s: {self.log_tail()}"
         )
+
+    def _limits(self) -> None:
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def log_tail(self, n: int = 30) -> str:
         path = self.data_dir / "node.log"

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from f0mesh import __version__
 from f0mesh.api import dashboard, errors, events, gossip, mesh_rtc, peers, sessions, trust, worker
 from f0mesh.api.auth import AdminGuard, Sessions
-from f0mesh.api.limits import BodyLimitMiddleware
+from f0mesh.api.limits import BodyLimitMiddleware, StreamSlots
 from f0mesh.api.state import router as state_router
 from f0mesh.api.worker import get_node
 from f0mesh.node import Node
@@ -38,6 +38,11 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
     )
     app.state.node = node
     app.state.sessions = Sessions(node.config.session_lifetime_s)
+    app.state.event_slots = StreamSlots(
+        per_client=node.config.sse_max_per_client,
+        anonymous=node.config.sse_max_anonymous,
+        admin=node.config.sse_admin_streams,
+    )
     errors.install(app)
     app.add_middleware(AdminGuard, fastapi_app=app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=node.config.max_body_bytes)

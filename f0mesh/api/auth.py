@@ -150,6 +150,15 @@ def check_request(request: Request) -> None:
     check_admin(state.node.admin_token, state.sessions, request.method, request.headers, request.cookies)
 
 
+def is_admin(request: Request) -> bool:
+    """Whether a read request carries the admin token or a live session; a wrong one is merely anonymous."""
+    try:
+        check_request(request)
+    except F0MeshError:
+        return False
+    return True
+
+
 def require_admin(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
 ) -> None:

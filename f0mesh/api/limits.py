@@ -1,9 +1,14 @@
-"""Body-size cap enforced before the body is read in full (a plain ASGI middleware)."""
+"""Request limits: a body-size cap enforced before the body is read in full (a plain ASGI
+middleware), and the slots of long-lived event streams."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
+
+from f0mesh.errors import RateLimitedError
 
 Scope = dict[str, Any]
 
@@ -75,3 +80,49 @@ class BodyLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class StreamSlots:
+    """Concurrent event streams. Anonymous ones are capped per client address and in total; the
+    admin token (bearer or session cookie) has slots of its own, so strangers holding idle streams
+    never lock the operator's dashboard out."""
+
+    def __init__(self, *, per_client: int, anonymous: int, admin: int) -> None:
+        self.per_client = per_client
+        self.anonymous = anonymous
+        self.admin = admin
+        self.by_client: Counter[str] = Counter()
+        self.anonymous_held = 0
+        self.admin_held = 0
+
+    def take(self, client: str, *, admin: bool) -> Callable[[], None]:
+        """Hold a slot until the returned function is called; RateLimitedError when none is free."""
+        if admin:
+            if self.admin_held >= self.admin:
+                raise RateLimitedError(f"all {self.admin} admin event streams are in use")
+            self.admin_held += 1
+        elif self.by_client[client] >= self.per_client:
+            raise RateLimitedError(f"at most {self.per_client} anonymous event streams per client address")
+        elif self.anonymous_held >= self.anonymous:
+            raise RateLimitedError(
+                f"all {self.anonymous} anonymous event streams are in use; the admin token has its own"
+            )
+        else:
+            self.by_client[client] += 1
+            self.anonymous_held += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            if admin:
+                self.admin_held -= 1
+                return
+            self.anonymous_held -= 1
+            self.by_client[client] -= 1
+            if not self.by_client[client]:
+                del self.by_client[client]
+
+        return release

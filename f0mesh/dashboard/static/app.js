@@ -467,6 +467,8 @@ function startEvents() {
       setLive("polling");
     }
   });
+  // The node dropped events this page was too slow to take: the views may be stale, so reload them.
+  source.addEventListener("dropped", () => refreshAll());
   source.addEventListener("link", (ev) => {
     const event = parse(ev);
     if (!event) return;
