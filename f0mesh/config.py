@@ -22,6 +22,8 @@ class NodeConfig:
     store_url: str | None = None
     bootstrap: list[str] = field(default_factory=list)
     public_url: str | None = None
+    # private mode: no inbound HTTP offers; joins by dialling out, reachable only through the mesh
+    no_public_url: bool = False
     admin_token: str | None = None
     qos_interval: float = 15.0
     probe_rate: float = 1.0
