@@ -306,6 +306,7 @@ class Node:
         if isinstance(desc, dict) and desc.get("type") == "offer":
             if desc.get("from") != sender:
                 raise RelayRefused("the offer's signer is not the envelope's sender", code="forged_source")
+            self.relay.admit(link.peer_id)
             if self._mesh_answering >= MESH_OFFERS_ANSWERING:
                 raise RelayRefused("this node is answering too many relayed offers", code="rate_limited")
             self._mesh_answering += 1

@@ -124,6 +124,10 @@ class SignalRelay:
     def refused(self, reason: str) -> None:
         self.stats[f"refused_{reason}"] += 1
 
+    def admit(self, source: str) -> None:
+        """Charge one offer to ``source`` (relayed, or delivered here from a neighbour), or raise."""
+        self._charge(source)
+
     def _charge(self, source: str) -> None:
         bucket = self._buckets.get(source)
         if bucket is None:
