@@ -169,6 +169,7 @@ class NsNode:
     def __init__(self, lab: NatLab, ns: str, data_dir: Path, extra: list[str]) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
+        self.ns = ns
         unset = [arg for key in os.environ if key.startswith("F0MESH_") for arg in ("-u", key)]
         argv = [
             "env", *unset, PY, "-m", "f0mesh", "up", "--host", "0.0.0.0", "--port", "8700",
@@ -271,6 +272,30 @@ def test_private_nodes_behind_cone_nats_link_directly(tmp_path) -> None:
         assert out["path"] in ("srflx", "prflx") and into["path"] in ("srflx", "prflx"), (out, into)
         assert "relay" not in out["ice"]["local"] + out["ice"]["remote"], out
         assert "10.98.0." in out["ice"]["remote"], out  # the NAT's public side, not a private host
+
+        # The direct path dies (the bridge drops NAT-X <-> NAT-Y): aiortc cannot restart ICE, so the
+        # heartbeat fails the link and the redial, signaled through the bootstrap again, finds TURN.
+        lost = time.monotonic()
+        cut = """
+            table bridge cut {
+                chain forward {
+                    type filter hook forward priority 0;
+                    ip saddr 10.98.0.2 ip daddr 10.98.0.3 drop
+                    ip saddr 10.98.0.3 ip daddr 10.98.0.2 drop
+                }
+            }
+        """
+        subprocess.run(
+            ["ip", "netns", "exec", boot.ns, "nft", "-f", "-"], input=cut, text=True, check=True, timeout=20
+        )
+
+        def relinked() -> dict[str, Any] | None:
+            link = x.link(y.peer_id)
+            return link if link and link["state"] == "open" and link["link_id"] != out["link_id"] else None
+
+        again = wait_for(relinked, 60, what="a new link after the direct path was cut")
+        print(f"path loss to a working link: {time.monotonic() - lost:.1f} s, now over {again['path']}")
+        assert again["path"] == "relay" and again["signaling"] == "mesh", again
 
 
 def test_symmetric_nat_falls_back_to_turn(tmp_path) -> None:
