@@ -658,6 +658,8 @@ class Node:
         if peer_id == self.peer_id:
             raise PeerError(f"{url} is this node itself", code="self_dial", status=409)
         self.peer_learned(peer_id, url)
+        if health.get("private") is True:  # its /offer says 403: dial it through the mesh
+            self._mark_private(peer_id, True, ())
         row = await self.store.upsert_peer(peer_id, url=url, last_seen=time.time())
         return self._peer_view(row, self.trust.cache.scores())
 

@@ -63,6 +63,10 @@ def test_dial_by_peer_id_without_relay_or_url_is_404(node_factory) -> None:
     assert r.status_code == 404 and r.json()["error"] == "not_found", r.text
     both = x.http.post("/api/mesh-rtc/dial", json={"peer_id": b.peer_id, "to": b.peer_id})
     assert both.status_code in (400, 422), both.text
+    # a peer that learns a private node from its URL does not send it HTTP offers
+    assert b.http.post("/api/peers", json={"url": x.url}).status_code == 200
+    unreachable = b.http.post("/dial", json={"peer_id": x.peer_id})
+    assert unreachable.status_code == 404 and "no relay" in unreachable.json()["detail"], unreachable.text
     # a private node still dials out by URL
     assert x.dial(b).status_code == 200
     wait_for(lambda: b.link_to(x.peer_id) and b.link_to(x.peer_id)["state"] == "open", 10, what="b sees x")
