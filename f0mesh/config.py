@@ -57,6 +57,8 @@ class NodeConfig:
             raise ConfigError(f"--port {self.port} is not a TCP port")
         if not (60 <= self.session_lifetime_s <= 366 * 86400):
             raise ConfigError("--session-lifetime must be between 60 s and a year")
+        if self.no_public_url and self.public_url:
+            raise ConfigError("--no-public-url and --public-url exclude each other")
         if not (self.d_lo <= self.d_target <= self.d_hi):
             raise ConfigError("connection degrees must satisfy D_lo <= target <= D_hi")
         self._check_tls()

@@ -38,6 +38,10 @@ from f0mesh.rtc.signaling_client import GlareLost, SignalingClient
 
 log = logging.getLogger("f0mesh.rtc.link_manager")
 
+# How long one relay may take to bring back an answer before the next is tried: a relay from before
+# mesh signaling drops the unknown ctl message without a word.
+MESH_REPLY_TIMEOUT_S = 8.0
+
 
 class NoCandidatesError(F0MeshError):
     """Nothing to offer: no interface address, or the TURN server refused (a bad gateway for the link)."""
@@ -276,7 +280,9 @@ class LinkManager:
             self._mesh_waits[offer.nonce] = (relay, waiter)
             try:
                 await relay_link.send(relay_envelope(link.peer_id, self.identity.peer_id, offer.to_json()))
-                reply = await asyncio.wait_for(waiter, self.settings.connect_timeout)
+                reply = await asyncio.wait_for(
+                    waiter, min(self.settings.connect_timeout, MESH_REPLY_TIMEOUT_S)
+                )
             except (TimeoutError, F0MeshError) as exc:
                 reasons.append(f"{relay}: {getattr(exc, 'detail', None) or 'no reply in time'}")
                 continue

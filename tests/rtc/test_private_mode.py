@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+from f0mesh.config import NodeConfig
+from f0mesh.errors import ConfigError
+
 from nodes import NodeProcess, wait_for
 
 
@@ -70,3 +75,9 @@ def test_dial_by_peer_id_without_relay_or_url_is_404(node_factory) -> None:
     # a private node still dials out by URL
     assert x.dial(b).status_code == 200
     wait_for(lambda: b.link_to(x.peer_id) and b.link_to(x.peer_id)["state"] == "open", 10, what="b sees x")
+
+
+def test_private_mode_and_a_public_url_exclude_each_other(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="exclude each other"):
+        NodeConfig(data_dir=tmp_path, no_public_url=True, public_url="http://example.test:8700")
+    assert NodeConfig(data_dir=tmp_path, no_public_url=True).no_public_url
