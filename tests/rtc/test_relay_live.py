@@ -122,6 +122,7 @@ async def test_relay_state_stays_bounded_under_1000_offers_from_throwaway_identi
         assert refused.get("forged_source", 0) >= 333
         assert refused.get("rate_limited", 0) >= 300
         after = rss_kib(relay.proc.pid)
+        print(f"relay RSS {before} KiB -> {after} KiB after 1,000 offers; refused {refused}")
         assert after - before < 30 * 1024, (before, after)
         assert relay.http.get("/healthz").json()["status"] == "ok"
         assert relay.link_to(target.peer_id)["state"] == "open"
