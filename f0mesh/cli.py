@@ -52,6 +52,14 @@ def up(
     public_url: Annotated[
         str | None, _opt("--public-url", env="PUBLIC_URL", help="URL other peers use")
     ] = None,
+    no_public_url: Annotated[
+        bool,
+        _opt(
+            "--no-public-url",
+            env="NO_PUBLIC_URL",
+            help="private mode: refuse HTTP offers, dial out, be reached only through the mesh",
+        ),
+    ] = False,
     admin_token: Annotated[str | None, _opt("--admin-token", env="ADMIN_TOKEN", help="admin token")] = None,
     session_lifetime: Annotated[
         float, _opt("--session-lifetime", env="SESSION_LIFETIME", help="dashboard login lasts this long (s)")
@@ -145,6 +153,7 @@ def up(
             store_url=store,
             bootstrap=bootstrap or [],
             public_url=public_url,
+            no_public_url=no_public_url,
             admin_token=admin_token,
             session_lifetime_s=session_lifetime,
             qos_interval=qos_interval,

@@ -22,6 +22,8 @@ class NodeConfig:
     store_url: str | None = None
     bootstrap: list[str] = field(default_factory=list)
     public_url: str | None = None
+    # private mode: no inbound HTTP offers; joins by dialling out, reachable only through the mesh
+    no_public_url: bool = False
     admin_token: str | None = None
     qos_interval: float = 15.0
     probe_rate: float = 1.0
@@ -61,6 +63,8 @@ class NodeConfig:
             raise ConfigError(f"--port {self.port} is not a TCP port")
         if not (60 <= self.session_lifetime_s <= 366 * 86400):
             raise ConfigError("--session-lifetime must be between 60 s and a year")
+        if self.no_public_url and self.public_url:
+            raise ConfigError("--no-public-url and --public-url exclude each other")
         if not (self.d_lo <= self.d_target <= self.d_hi):
             raise ConfigError("connection degrees must satisfy D_lo <= target <= D_hi")
         self._check_http_limits()

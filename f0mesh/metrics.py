@@ -87,6 +87,18 @@ class NodeMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.links_opened = Counter(
+            "f0mesh_links_opened_total",
+            "Links opened, by ICE path (host, srflx, prflx, relay) and signaling (http, mesh)",
+            ["path", "signaling"],
+            registry=self.registry,
+        )
+        self.relay_refused = Counter(
+            "f0mesh_relay_refused_total",
+            "Relayed signaling messages refused, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
         self._open: set[str] = set()
         self.link_gauges = {
             key: (Gauge(f"f0mesh_link_{name}", help_, ["peer_id"], registry=self.registry), factor)
@@ -103,6 +115,7 @@ class NodeMetrics:
         self.link_events.labels(state=link.state.value).inc()
         if link.state.value == "open":
             self._open.add(link.link_id)
+            self.links_opened.labels(path=link.path or "unknown", signaling=link.signaling).inc()
         else:
             self._open.discard(link.link_id)
         self.links_open.set(len(self._open))

@@ -16,7 +16,7 @@ from f0mesh import __version__
 from f0mesh.address_policy import AddressPolicy
 from f0mesh.bindings import GOSSIP_FRAME, LinkGossipTransport, SqlGossipStore
 from f0mesh.config import NodeConfig
-from f0mesh.errors import F0MeshError, PeerError, StoreUnavailableError
+from f0mesh.errors import F0MeshError, PeerError, PolicyError, StoreUnavailableError
 from f0mesh.events import EventBus
 from f0mesh.gossip import GossipEngine, GossipParams, StoredMessage
 from f0mesh.identity import Identity, is_peer_id
@@ -26,8 +26,10 @@ from f0mesh.metrics import NodeMetrics
 from f0mesh.peer_record import PeerRecord
 from f0mesh.qos.sampler import QoSSampler, Sample
 from f0mesh.rtc.connection_manager import ConnectionManager, DegreeParams
+from f0mesh.rtc.ice import path_kind
 from f0mesh.rtc.link import Link, LinkSettings, LinkState
 from f0mesh.rtc.link_manager import LinkManager
+from f0mesh.rtc.relay import SIG_FRAME, RelayRefused, SignalRelay, offer_nonce, parse, refusal
 from f0mesh.rtc.signaling_client import SignalingClient, outbound_tls_context
 from f0mesh.state import STATE_FRAME, PeerInfo, ReplicatedState
 from f0mesh.store import Store
@@ -57,6 +59,11 @@ LINK_ROWS_CLOSE_S = 5.0
 # own edges come from behaviour alone, and a Sybil that relays its group's messages earns as heavy an
 # edge as the bootstrap peer, handing the group as much of this node's trust.
 BOOTSTRAP_OPINION = 1.0
+# A dial through the mesh tries the relays a peer names (or that list it among their links) first,
+# then other neighbours; each refuses quickly when it has no link to the peer.
+MESH_RELAY_TRIES = 4
+MESH_OFFERS_ANSWERING = 8
+RELAY_SEND_TIMEOUT_S = 5.0
 
 
 class Node:
@@ -66,6 +73,9 @@ class Node:
         self.peer_id = self.identity.peer_id
         self.admin_token = config.load_admin_token()
         self.url = config.advertised_url
+        self.private = config.no_public_url
+        self.relay = SignalRelay()
+        self._mesh_answering = 0
         self.policy = AddressPolicy(config.dial_allow)
         self.metrics = NodeMetrics(self.peer_id)
         self.events = EventBus()
@@ -100,7 +110,7 @@ class Node:
         self.client = SignalingClient(self.policy, verify=outbound_tls_context(self.config.tls_ca))
         self.links = LinkManager(
             self.identity,
-            local_url=self.url,
+            local_url=None if self.private else self.url,
             settings=LinkSettings(
                 ice_servers=self.config.ice_servers,
                 relay_only=self.config.ice_relay_only,
@@ -238,12 +248,109 @@ class Node:
             self._on_pex(link, message)
         elif kind == STATE_FRAME:
             await self.state.on_ctl(link.peer_id, message)
+        elif kind == SIG_FRAME:
+            await self._on_sig(link, message)
         else:
             self._log.info(
                 (link.peer_id, "unknown"),
                 "dropped an unknown ctl message %r from %s",
                 str(kind)[:32],
                 link.peer_id,
+            )
+
+    # -- signaling through the mesh ------------------------------------------------------------
+
+    async def _on_sig(self, link: Link, message: dict[str, Any]) -> None:
+        """A relayed offer, answer or refusal: for this node, or to forward to a linked peer."""
+        try:
+            to, sender = parse(message)
+            if to == self.peer_id:
+                self._deliver_sig(link, sender, message)
+                return
+            target = self.links.get(to)
+            target_open = target is not None and target.state is LinkState.OPEN
+            desc = message.get("desc")
+            if isinstance(desc, dict) and desc.get("type") == "offer":
+                self.relay.offer(link.peer_id, to, message, target_open)
+            else:
+                self.relay.reply(link.peer_id, to, message)
+                if not target_open:
+                    raise RelayRefused(f"this relay has no open link to {to}", code="no_route")
+            assert target is not None
+            await asyncio.wait_for(target.send(message), RELAY_SEND_TIMEOUT_S)
+        except F0MeshError as exc:
+            self._sig_refused(link, message, exc)
+        except (TimeoutError, ConnectionError) as exc:
+            self._sig_refused(link, message, RelayRefused(f"forwarding failed: {type(exc).__name__}"))
+
+    def _sig_refused(self, link: Link, message: dict[str, Any], exc: F0MeshError) -> None:
+        self.relay.refused(exc.code)
+        self.metrics.relay_refused.labels(reason=exc.code).inc()
+        self._log.info(
+            (link.peer_id, f"sig-{exc.code}"),
+            "refused relayed signaling from %s: %s: %s",
+            link.peer_id,
+            exc.code,
+            exc.detail,
+        )
+        if exc.code in ("malformed", "forged_source", "bad_signature", "wrong_target", "replay"):
+            self.peer_violated(link.peer_id, "sig")
+        nonce = offer_nonce(message)
+        if nonce is not None and message.get("from") == link.peer_id and "desc" in message:
+            self._spawn(
+                self._send_quietly(link, refusal(link.peer_id, self.peer_id, nonce, exc.code, exc.detail))
+            )
+
+    async def _send_quietly(self, link: Link, message: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(link.send(message), RELAY_SEND_TIMEOUT_S)
+
+    def _deliver_sig(self, link: Link, sender: str, message: dict[str, Any]) -> None:
+        desc = message.get("desc")
+        if isinstance(desc, dict) and desc.get("type") == "offer":
+            if desc.get("from") != sender:
+                raise RelayRefused("the offer's signer is not the envelope's sender", code="forged_source")
+            self.relay.admit(link.peer_id)
+            if self._mesh_answering >= MESH_OFFERS_ANSWERING:
+                raise RelayRefused("this node is answering too many relayed offers", code="rate_limited")
+            self._mesh_answering += 1
+            self._spawn(self._answer_mesh_offer(link, sender, desc))
+        elif not self.links.mesh_reply(link.peer_id, message):
+            raise RelayRefused("no relayed offer of this node waits for that reply", code="unsolicited")
+
+    async def _answer_mesh_offer(self, link: Link, sender: str, desc: dict[str, Any]) -> None:
+        try:
+            answer = await self.links.handle_mesh_offer(desc)
+            reply = {"t": SIG_FRAME, "to": sender, "from": self.peer_id, "desc": answer}
+        except F0MeshError as exc:
+            self.relay.refused(exc.code)
+            self._log.info(
+                (sender, f"mesh-offer-{exc.code}"), "refused a relayed offer from %s: %s", sender, exc.detail
+            )
+            reply = refusal(sender, self.peer_id, str(desc.get("nonce", ""))[:64], exc.code, exc.detail)
+        finally:
+            self._mesh_answering -= 1
+        await self._send_quietly(link, reply)
+
+    def mesh_relays(self, peer_id: str) -> list[str]:
+        """Neighbours to try as relays to ``peer_id``: those it names or that list it as linked, first."""
+        named = set(self._peers.get(peer_id, {}).get("relays") or ())
+        for origin, summary in list(self.telemetry.items())[:1024]:
+            links = summary.get("links")
+            if isinstance(links, list) and any(
+                isinstance(lk, dict) and lk.get("peer_id") == peer_id for lk in links[:256]
+            ):
+                named.add(origin)
+        neighbours = [lk.peer_id for lk in self.links.open_links() if lk.peer_id != peer_id]
+        ordered = [p for p in neighbours if p in named] + [p for p in neighbours if p not in named]
+        return ordered[:MESH_RELAY_TRIES]
+
+    def refuse_http_offers(self) -> None:
+        """A private node takes offers only through the mesh."""
+        if self.private:
+            raise PolicyError(
+                "this node is private (--no-public-url): it takes offers only through the mesh",
+                code="private_node",
             )
 
     def peer_violated(self, peer_id: str, what: str) -> None:
@@ -409,6 +516,13 @@ class Node:
         """mesh_peers mirrors the replicated registry; a peer that left cleanly is not dialled."""
         self.peer_learned(info.peer_id, info.url, seen=info.last_seen)
         self._peers[info.peer_id]["status"] = info.status
+        self._mark_private(info.peer_id, info.private, info.relays)
+
+    def _mark_private(self, peer_id: str, private: bool, relays: tuple[str, ...]) -> None:
+        """A private peer's URL is kept for operators but never dialled: its relays are the way in."""
+        record = self._peers[peer_id]
+        record["private"] = private
+        record["relays"] = relays
 
     async def _send_ctl(self, peer_id: str, message: dict[str, Any]) -> None:
         link = self.links.get(peer_id)
@@ -418,7 +532,7 @@ class Node:
 
     def peer_url(self, peer_id: str) -> str | None:
         record = self._peers.get(peer_id)
-        return record.get("url") if record else None
+        return record.get("url") if record and not record.get("private") else None
 
     def peer_blocked(self, peer_id: str) -> bool:
         record = self._peers.get(peer_id)
@@ -448,6 +562,7 @@ class Node:
             for pid, rec in self._peers.items()
             if rec.get("url")
             and not rec.get("blocked")
+            and not rec.get("private")
             and rec.get("status") != "left"
             and pid != self.peer_id
         }
@@ -477,7 +592,10 @@ class Node:
                 delay = min(delay * 2, 30.0)
 
     def own_record(self) -> PeerRecord:
-        return PeerRecord.create(self.identity, self.url, self.config.location)
+        if not self.private:
+            return PeerRecord.create(self.identity, self.url, self.config.location)
+        relays = tuple(lk.peer_id for lk in self.links.open_links() if self.peer_url(lk.peer_id))
+        return PeerRecord.create(self.identity, self.url, self.config.location, private=True, relays=relays)
 
     async def _send_pex(self, link: Link) -> None:
         records = [self.own_record()]
@@ -516,6 +634,7 @@ class Node:
                 continue
             self._records[record.peer_id] = record
             self.peer_learned(record.peer_id, record.url, seen=record.seen)
+            self._mark_private(record.peer_id, record.private, record.relays)
             self.state.peer_seen(record)
             learned += 1
         if learned:
@@ -527,6 +646,7 @@ class Node:
         return {
             "status": "ok",
             "peer_id": self.peer_id,
+            "private": self.private,
             "links": len(self.links.open_links()),
             "version": __version__,
             "url": self.url,
@@ -543,6 +663,8 @@ class Node:
         if peer_id == self.peer_id:
             raise PeerError(f"{url} is this node itself", code="self_dial", status=409)
         self.peer_learned(peer_id, url)
+        if health.get("private") is True:  # its /offer says 403: dial it through the mesh
+            self._mark_private(peer_id, True, ())
         row = await self.store.upsert_peer(peer_id, url=url, last_seen=time.time())
         return self._peer_view(row, self.trust.cache.scores())
 
@@ -593,6 +715,8 @@ class Node:
                     "setup_ms": link.setup_ms,
                     "reason": link.reason,
                     "ice": {"local": local, "remote": remote},
+                    "path": path_kind(local, remote),
+                    "signaling": link.signaling,
                 }
             )
         return views

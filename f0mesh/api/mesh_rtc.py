@@ -34,7 +34,7 @@ async def close_link(
 
 @router.post("/dial", dependencies=[Depends(require_admin)])
 async def mesh_dial(body: MeshDialRequest, node: Node = Depends(get_node)) -> dict[str, Any]:
-    link = await node.dial(peer_id=body.to)
+    link = await node.dial(peer_id=body.target)
     return {
         "link_id": link.link_id,
         "peer_id": link.peer_id,
@@ -55,6 +55,7 @@ async def forward_offer(payload: Any = Body(...), node: Node = Depends(get_node)
     """Relay a signed offer to its target's worker (10 s timeout) and return the signed answer."""
     offer = SignedDescription.from_json(payload, "offer")
     if offer.to_peer == node.peer_id:
+        node.refuse_http_offers()
         return await node.links.handle_offer(payload)
     return await node.client.post_offer(_target_url(node, offer.to_peer), payload)
 

@@ -28,7 +28,18 @@ class DialRequest(Strict):
 
 
 class MeshDialRequest(Strict):
-    to: str = Field(pattern=PEER_ID_PATTERN, description="PeerId to link to")
+    to: str | None = Field(default=None, pattern=PEER_ID_PATTERN, description="PeerId to link to")
+    peer_id: str | None = Field(default=None, pattern=PEER_ID_PATTERN, description="the same as 'to'")
+
+    @model_validator(mode="after")
+    def exactly_one(self) -> MeshDialRequest:
+        if (self.to is None) == (self.peer_id is None):
+            raise ValueError("give exactly one of 'to' or 'peer_id'")
+        return self
+
+    @property
+    def target(self) -> str:
+        return self.to or self.peer_id or ""
 
 
 class SignedDescriptionBody(BaseModel):

@@ -37,6 +37,7 @@ async def dial(body: DialRequest, node: Node = Depends(get_node)) -> dict[str, A
 @router.post("/offer")
 async def offer(payload: Any = Body(...), node: Node = Depends(get_node)) -> dict[str, Any]:
     """A signed offer in, the signed answer out; the signature is the authentication."""
+    node.refuse_http_offers()
     return await node.links.handle_offer(payload)
 
 

@@ -35,3 +35,15 @@ def selected_pair(pc: Any) -> tuple[str | None, str | None]:
         f"{local.host}:{local.port} {local.type}",
         f"{remote.host}:{remote.port} {remote.type}",
     )
+
+
+_PATH_ORDER = ("relay", "srflx", "prflx", "host")
+
+
+def path_kind(local: str | None, remote: str | None) -> str | None:
+    """The link's path from its pair's candidate types: the most indirect side names it (any TURN
+    candidate makes it ``relay``; a reflexive one means a NAT was crossed without a relay)."""
+    if local is None or remote is None:
+        return None
+    types = {local.rsplit(" ", 1)[-1], remote.rsplit(" ", 1)[-1]}
+    return next((kind for kind in _PATH_ORDER if kind in types), None)

@@ -28,7 +28,7 @@ from f0mesh import wire
 from f0mesh.cancellation import cancel_requested
 from f0mesh.log_throttle import LogThrottle
 from f0mesh.rtc.framing import ChannelClosed, FramedChannel
-from f0mesh.rtc.ice import rtc_configuration, selected_pair
+from f0mesh.rtc.ice import path_kind, rtc_configuration, selected_pair
 
 log = logging.getLogger("f0mesh.rtc.link")
 
@@ -82,6 +82,7 @@ class Link:
         self.opened_at: float | None = None
         self.closed_at: float | None = None
         self.remote_url: str | None = None
+        self.signaling = "http"  # or "mesh": how the offer and answer travelled
         self.remote_version: list[int] | None = None
         self.setup_ms: float | None = None
         self.probe_bytes_sent = 0
@@ -233,6 +234,10 @@ class Link:
 
     def ice_pair(self) -> tuple[str | None, str | None]:
         return selected_pair(self.pc)
+
+    @property
+    def path(self) -> str | None:
+        return path_kind(*self.ice_pair())
 
     def _on_probe_frame(self, data: bytes | str) -> None:
         if not isinstance(data, bytes):

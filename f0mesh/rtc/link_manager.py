@@ -25,6 +25,7 @@ from f0mesh.address_policy import AddressPolicy
 from f0mesh.errors import ConflictError, F0MeshError, NotFoundError, PeerError, PolicyError, RateLimitedError
 from f0mesh.identity import Identity, is_peer_id
 from f0mesh.rtc.link import CLOSED_BY_PEER, Link, LinkSettings, LinkState
+from f0mesh.rtc.relay import envelope as relay_envelope
 from f0mesh.rtc.sdp import SdpError, count_candidates, validate_sdp
 from f0mesh.rtc.signaling import (
     NonceCache,
@@ -36,6 +37,10 @@ from f0mesh.rtc.signaling import (
 from f0mesh.rtc.signaling_client import GlareLost, SignalingClient
 
 log = logging.getLogger("f0mesh.rtc.link_manager")
+
+# How long one relay may take to bring back an answer before the next is tried: a relay from before
+# mesh signaling drops the unknown ctl message without a word.
+MESH_REPLY_TIMEOUT_S = 8.0
 
 
 class NoCandidatesError(F0MeshError):
@@ -54,6 +59,7 @@ class LinkDelegate(Protocol):
     def peer_learned(self, peer_id: str, url: str | None) -> None: ...
     def peer_url(self, peer_id: str) -> str | None: ...
     def peer_blocked(self, peer_id: str) -> bool: ...
+    def mesh_relays(self, peer_id: str) -> list[str]: ...
 
 
 class LinkManager:
@@ -86,6 +92,7 @@ class LinkManager:
         self.nonces = NonceCache()
         self._links: dict[str, Link] = {}
         self._pending: dict[str, Link] = {}
+        self._mesh_waits: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
         self._wanted: dict[str, str | None] = {}
         self._held: set[str] = set()
         self._redials: dict[str, asyncio.Task[None]] = {}
@@ -130,13 +137,19 @@ class LinkManager:
         self._wanted[peer_id] = url
         existing = self._links.get(peer_id)
         if existing is None or not existing.live:
-            if url is None:
-                raise NotFoundError(f"no URL known for peer {peer_id}; add it with POST /api/peers first")
+            relays = self.delegate.mesh_relays(peer_id) if url is None else []
+            if url is None and not relays:
+                raise NotFoundError(
+                    f"no URL and no relay known for peer {peer_id}; add it with POST /api/peers first"
+                )
             if len(self.open_links()) >= self.max_links:
                 raise RateLimitedError(f"this node already has {self.max_links} links (the maximum)")
             link = self._new_link(peer_id, "out")
             try:
-                await self._connect_outbound(link, url)
+                if url is None:
+                    await self._connect_via_mesh(link, relays)
+                else:
+                    await self._connect_outbound(link, url)
             except GlareLost:
                 log.info("glare with %s: its offer wins, waiting for its link", peer_id)
                 await self._discard(link, "glare: the peer's offer wins")
@@ -250,6 +263,62 @@ class LinkManager:
             await self._apply_answer(link, answer.offer_nonce or "", data)
         except PeerError as exc:
             raise PolicyError(exc.detail) from exc
+
+    # -- signaling through the mesh --------------------------------------------------------
+
+    async def _connect_via_mesh(self, link: Link, relays: list[str]) -> None:
+        """Offer through each relay in turn until one brings back an answer; refusals name the reason."""
+        link.signaling = "mesh"
+        sdp = await self._local_description(link, "offer")
+        reasons = []
+        for relay in relays:
+            relay_link = self._links.get(relay)
+            if relay_link is None or relay_link.state is not LinkState.OPEN:
+                continue
+            offer = sign_description(self.identity, "offer", sdp, link.peer_id, self.local_url)
+            waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            self._mesh_waits[offer.nonce] = (relay, waiter)
+            try:
+                await relay_link.send(relay_envelope(link.peer_id, self.identity.peer_id, offer.to_json()))
+                reply = await asyncio.wait_for(
+                    waiter, min(self.settings.connect_timeout, MESH_REPLY_TIMEOUT_S)
+                )
+            except (TimeoutError, F0MeshError) as exc:
+                reasons.append(f"{relay}: {getattr(exc, 'detail', None) or 'no reply in time'}")
+                continue
+            finally:
+                self._mesh_waits.pop(offer.nonce, None)
+            if "error" in reply:
+                if reply["error"] == "glare":
+                    raise GlareLost(str(reply.get("detail", "glare")))
+                reasons.append(f"{relay}: {reply['error']}: {str(reply.get('detail', ''))[:200]}")
+                continue
+            if link.state is LinkState.CONNECTING:
+                await self._apply_answer(link, offer.nonce, reply["desc"])
+            return
+        raise PeerError(
+            f"no relay brought an answer from {link.peer_id}: {'; '.join(reasons) or 'none open'}"
+        )
+
+    def mesh_reply(self, via: str, message: dict[str, Any]) -> bool:
+        """An answer or refusal for one of this node's relayed offers; False if none waits for it."""
+        nonce = message.get("re") if "error" in message else None
+        if nonce is None:
+            desc = message.get("desc")
+            nonce = desc.get("offer_nonce") if isinstance(desc, dict) else None
+        wait = self._mesh_waits.get(nonce) if isinstance(nonce, str) else None
+        if wait is None or wait[0] != via or wait[1].done():
+            return False
+        wait[1].set_result(message)
+        return True
+
+    async def handle_mesh_offer(self, data: Any) -> dict[str, Any]:
+        """An offer that came over ctl through a relay: answered exactly as over HTTP."""
+        answer = await self.handle_offer(data)
+        link = self._links.get(answer["to"])
+        if link is not None:
+            link.signaling = "mesh"
+        return answer
 
     # -- answering -------------------------------------------------------------------------
 
@@ -371,7 +440,7 @@ class LinkManager:
             if current is not None and current.live:
                 return
             url = self._wanted.get(peer_id) or self.delegate.peer_url(peer_id)
-            if url is None:
+            if url is None and not self.delegate.mesh_relays(peer_id):
                 return
             try:
                 await self.dial(peer_id, url)

@@ -400,7 +400,12 @@ class ReplicatedState:
             return
         current = parse_entry(record.peer_id, self._registry.get(record.peer_id), self._clock())
         if current is not None:
-            same = (current.status, current.url, current.location) == (ALIVE, record.url, record.location)
+            same = (current.status, current.url, current.location, current.relays) == (
+                ALIVE,
+                record.url,
+                record.location,
+                record.relays,
+            )
             if record.seen <= current.last_seen + (self.params.peer_refresh_s if same else 0.0):
                 return
         self._set_peer(record.peer_id, make_entry(record, ALIVE, record.seen))

@@ -29,6 +29,8 @@ class PeerInfo:
     location: str | None
     last_seen: float
     status: str
+    private: bool = False  # its URL takes no offers: reach it through the relays
+    relays: tuple[str, ...] = ()
 
 
 def make_entry(record: PeerRecord, status: str, last_seen: float) -> dict[str, Any]:
@@ -48,4 +50,6 @@ def parse_entry(peer_id: object, value: object, now: float) -> PeerInfo | None:
         return None
     if record.peer_id != peer_id:
         return None
-    return PeerInfo(peer_id, record.url, record.location, float(last_seen), str(status))
+    return PeerInfo(
+        peer_id, record.url, record.location, float(last_seen), str(status), record.private, record.relays
+    )

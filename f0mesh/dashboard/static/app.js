@@ -329,6 +329,8 @@ function renderSelectionFacts() {
       h("dd", {}, h("span", { class: `badge ${link.state === "open" ? link.health : link.state}`, text: link.state === "open" ? link.health : link.state }), link.reason ? ` ${link.reason}` : ""),
       h("dt", { text: "ICE" }),
       h("dd", { class: "small", text: link.ice ? `${link.ice.local || "?"} ⇄ ${link.ice.remote || "?"}` : "—" }),
+      h("dt", { text: "Path" }),
+      h("dd", { class: "small", text: `${link.path || "?"}, signaled over ${link.signaling === "mesh" ? "the mesh (a relay)" : "HTTP"}` }),
     ),
   );
 }

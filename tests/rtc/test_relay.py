@@ -1,0 +1,162 @@
+"""The relay's forwarding decisions and the private peer record (issue 23), without processes."""
+
+from __future__ import annotations
+
+import time
+
+import msgpack
+import pytest
+
+from f0mesh.identity import Identity
+from f0mesh.peer_record import PeerRecord
+from f0mesh.rtc.ice import path_kind
+from f0mesh.rtc.relay import RelayLimits, RelayRefused, SignalRelay, envelope, refusal
+from f0mesh.rtc.signaling import sign_description
+from f0mesh.state.peers import make_entry, parse_entry
+
+SDP = "v=0\r\n"
+
+
+def _ids(tmp_path, *names: str) -> list[Identity]:
+    return [Identity.load_or_create(tmp_path / name) for name in names]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _offer(src: Identity, dst: Identity) -> dict:
+    return envelope(
+        dst.peer_id, src.peer_id, sign_description(src, "offer", SDP, dst.peer_id, None).to_json()
+    )
+
+
+def test_relay_forwards_a_signed_offer_and_only_its_answer(tmp_path) -> None:
+    q, p = _ids(tmp_path, "q", "p")
+    relay = SignalRelay()
+    offer = _offer(q, p)
+    relay.offer(q.peer_id, p.peer_id, offer, target_linked=True)
+    assert relay.in_flight() == 1
+    answer = sign_description(p, "answer", SDP, q.peer_id, None, offer_nonce=offer["desc"]["nonce"])
+    reply = envelope(q.peer_id, p.peer_id, answer.to_json())
+    with pytest.raises(RelayRefused) as wrong_way:
+        relay.reply(q.peer_id, p.peer_id, envelope(p.peer_id, q.peer_id, answer.to_json()))
+    assert wrong_way.value.code == "forged_source"
+    relay.reply(p.peer_id, q.peer_id, reply)
+    assert relay.in_flight() == 0
+    with pytest.raises(RelayRefused) as again:
+        relay.reply(p.peer_id, q.peer_id, reply)
+    assert again.value.code == "unsolicited"
+
+
+def test_relay_refuses_forged_replayed_unrouted_and_unsolicited(tmp_path, monkeypatch) -> None:
+    q, p, m = _ids(tmp_path, "q", "p", "m")
+    relay = SignalRelay()
+    forged = _offer(q, p)
+    forged["desc"]["sdp"] = SDP + "a=swapped\r\n"
+    with pytest.raises(RelayRefused) as bad_sig:
+        relay.offer(q.peer_id, p.peer_id, forged, target_linked=True)
+    assert bad_sig.value.code == "bad_signature"
+    impersonated = _offer(m, p)  # M's valid offer, sent by Q's link
+    with pytest.raises(RelayRefused) as source:
+        relay.offer(q.peer_id, p.peer_id, impersonated, target_linked=True)
+    assert source.value.code == "forged_source"
+    good = _offer(q, p)
+    relay.offer(q.peer_id, p.peer_id, good, target_linked=True)
+    with pytest.raises(RelayRefused) as replay:
+        relay.offer(q.peer_id, p.peer_id, good, target_linked=True)
+    assert replay.value.code == "replay"
+    with pytest.raises(RelayRefused) as unrouted:
+        relay.offer(q.peer_id, m.peer_id, _offer(q, m), target_linked=False)
+    assert unrouted.value.code == "no_route"
+    with monkeypatch.context() as patch:
+        patch.setattr(time, "time", lambda: 1_000_000.0)
+        stale = _offer(q, p)
+    with pytest.raises(RelayRefused) as old:
+        relay.offer(q.peer_id, p.peer_id, stale, target_linked=True)
+    assert old.value.code == "stale"
+    with pytest.raises(RelayRefused) as unsolicited:
+        relay.reply(p.peer_id, q.peer_id, refusal(q.peer_id, p.peer_id, "nonce-never-sent", "x", "y"))
+    assert unsolicited.value.code == "unsolicited"
+
+
+def test_relay_state_stays_bounded_under_throwaway_identities(tmp_path) -> None:
+    clock = FakeClock()
+    limits = RelayLimits(max_peers=64, max_in_flight=32, total_burst=1000, total_rate=1000)
+    relay = SignalRelay(limits, clock=clock)
+    target = Identity.load_or_create(tmp_path / "target")
+    refused = 0
+    for _ in range(1000):
+        sender = Identity.generate()
+        try:
+            relay.offer(sender.peer_id, target.peer_id, _offer(sender, target), target_linked=True)
+        except RelayRefused:
+            refused += 1
+        assert relay.tracked_peers() <= 64 and relay.in_flight() <= 32
+    assert refused >= 1000 - 32
+    clock.now += limits.in_flight_ttl_s + 1
+    late = Identity.generate()
+    relay.offer(late.peer_id, target.peer_id, _offer(late, target), target_linked=True)
+    assert relay.in_flight() == 1  # expired forwards are forgotten
+
+
+def test_one_peer_is_rate_limited(tmp_path) -> None:
+    q, p = _ids(tmp_path, "q", "p")
+    relay = SignalRelay(RelayLimits(per_peer_burst=3, per_peer_rate=0.001), clock=FakeClock())
+    for _ in range(3):
+        relay.offer(q.peer_id, p.peer_id, _offer(q, p), target_linked=True)
+    with pytest.raises(RelayRefused) as limited:
+        relay.offer(q.peer_id, p.peer_id, _offer(q, p), target_linked=True)
+    assert limited.value.code == "rate_limited"
+
+
+# -- peer records ---------------------------------------------------------------------------------
+
+
+def _old_from_wire(data: list) -> None:
+    """What a node from before private mode checks first (peer_record.py at c5738a4)."""
+    if not isinstance(data, list) or len(data) != 5:
+        raise ValueError("peer record is not a 5-element list")
+
+
+def test_public_records_are_unchanged_and_private_ones_are_signed_and_dropped_by_old_nodes(tmp_path) -> None:
+    me, relay = _ids(tmp_path, "me", "relay")
+    public = PeerRecord.create(me, "http://127.0.0.1:1")
+    assert len(public.to_wire()) == 5
+    assert public.signed_bytes() == msgpack.packb(
+        ["f0mesh-peer-record-v1", me.peer_id, public.url, public.seen, None]
+    )
+    _old_from_wire(public.to_wire())
+
+    private = PeerRecord.create(me, "http://127.0.0.1:1", private=True, relays=(relay.peer_id,))
+    wire = private.to_wire()
+    decoded = PeerRecord.from_wire(wire)
+    assert decoded.private and decoded.relays == (relay.peer_id,)
+    with pytest.raises(ValueError):
+        _old_from_wire(wire)  # an old node drops it: it never dials a private node's URL
+    with pytest.raises(ValueError, match="signature"):
+        PeerRecord.from_wire(wire[:5])  # nobody can strip the marker to make it look public
+    with pytest.raises(ValueError, match="signature"):
+        PeerRecord.from_wire([*wire[:5], {"private": True, "relays": []}])
+    with pytest.raises(ValueError):
+        PeerRecord.from_wire([*wire[:5], {"private": True, "relays": ["x"] * 3}])
+    info = parse_entry(me.peer_id, make_entry(private, "alive", time.time()), time.time())
+    assert info is not None and info.private and info.relays == (relay.peer_id,)
+
+
+@pytest.mark.parametrize(
+    ("local", "remote", "path"),
+    [
+        ("10.0.0.1:1 host", "10.0.0.2:2 host", "host"),
+        ("10.0.0.1:1 host", "1.2.3.4:5 srflx", "srflx"),
+        ("10.0.0.1:1 prflx", "10.0.0.2:2 host", "prflx"),
+        ("5.6.7.8:1 relay", "1.2.3.4:5 srflx", "relay"),
+        (None, None, None),
+    ],
+)
+def test_path_names_the_most_indirect_candidate(local, remote, path) -> None:
+    assert path_kind(local, remote) == path
