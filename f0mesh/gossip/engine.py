@@ -1,8 +1,12 @@
 """GossipEngine: validates, stores, delivers and spreads signed messages for one node.
 
 Inbound, every envelope runs the same pipeline, cheapest and most certain checks first: size,
-decode, signature, blocked origin, time validity (replay window, HLC skew), seen-cache, rate limits
-(per neighbour, then per origin), then store + deliver + forward. Each decision is one audit row,
+decode, seen-cache, signature, blocked origin, time validity (replay window, HLC skew), rate limits
+(per neighbour, then per origin), then store + deliver + forward. The seen-cache holds only ids of
+envelopes whose signature verified, and an id is the hash of the signed bytes, so a copy whose id is
+there carries exactly the bytes already verified: it is a duplicate whatever its signature field
+says, and needs no Ed25519 verify. A forged copy sent first fails the verify and enters nothing, so
+it cannot censor the real one. Each decision is one audit row,
 committed with the message it concerns; a neighbour is acknowledged only after that commit, and
 a send of ours counts only once acknowledged (see push.py). Routing choices (trust-weighted
 fanout) come from the trust layer; all tunables from GossipParams.
@@ -50,6 +54,7 @@ log = logging.getLogger(__name__)
 Subscriber = Callable[[StoredMessage], Awaitable[None] | None]
 Feedback = Callable[[str, Event], None]
 Blocked = Callable[[str], bool]
+Verifier = Callable[[Envelope], None]  # raises GossipReject(bad_signature)
 
 STOP_GRACE_S = 1.0  # how long stop() lets final acks and subscriber callbacks finish
 MAX_TRACKED_ORIGINS = 10_000
@@ -85,11 +90,13 @@ class GossipEngine:
         tracer: GossipTracer | None = None,
         feedback: Feedback | None = None,
         blocked: Blocked | None = None,
+        verifier: Verifier = Envelope.verify,
     ) -> None:
         """``clock`` is epoch seconds (replay window, audit times); ``feedback(neighbour, event)``
         reports behaviour to the trust layer (PeerScore.record fits); the limiters' scores are the
         trust layer's to keep current (RateLimiter.set_scores); ``blocked(peer_id)`` says whether
-        the operator blocked an origin, whose messages are then refused whoever relays them."""
+        the operator blocked an origin, whose messages are then refused whoever relays them;
+        ``verifier`` checks an envelope's signature (a seam for counting or faster crypto)."""
         self.identity = identity
         self.peer_id = identity.peer_id
         self.params = params or GossipParams()
@@ -113,6 +120,7 @@ class GossipEngine:
         self._tracer = tracer
         self._feedback = feedback
         self._blocked = blocked
+        self._verify = verifier
         self._pending_publishes = 0
         self._seen = SeenCache(self.params.seen_max_entries, self.params.seen_ttl_s, clock)
         self._writer = WriteBehind(store, self.params, self.stats)
@@ -274,13 +282,8 @@ class GossipEngine:
         envelope: Envelope | None = None
         try:
             envelope = Envelope.decode(raw, self.params.max_message_bytes)
-            envelope.verify()
-            if self._blocked is not None and self._blocked(envelope.origin):
-                self._refuse_blocked(peer, envelope.id)
-                return
-            self._check_time(envelope)
         except GossipReject as reject:
-            self._reject(peer, envelope.id if envelope else None, reject.reason)
+            self._reject(peer, None, reject.reason)
             return
         if envelope.id in self._seen:
             self.stats.duplicates += 1
@@ -288,6 +291,15 @@ class GossipEngine:
             # droppable: one valid envelope replayed endlessly must not flood the store
             on_commit = partial(self._duplicate_committed, peer, envelope.id)
             self._writer.submit(audit=[row], on_commit=on_commit, droppable=True)
+            return
+        try:
+            self._verify(envelope)
+            if self._blocked is not None and self._blocked(envelope.origin):
+                self._refuse_blocked(peer, envelope.id)
+                return
+            self._check_time(envelope)
+        except GossipReject as reject:
+            self._reject(peer, envelope.id, reject.reason)
             return
         solicited = self.repair.claim(peer, envelope.id)
         if not solicited and not (
