@@ -286,6 +286,9 @@ class GossipEngine:
             self._reject(peer, None, reject.reason)
             return
         if envelope.id in self._seen:
+            if self._clock() - envelope.created_at > self.params.replay_window_s:
+                self._reject(peer, envelope.id, Reason.REPLAY)  # held already, but replayed late
+                return
             self.stats.duplicates += 1
             row = self._audit(AuditEvent.DUPLICATE, envelope.id, peer)
             # droppable: one valid envelope replayed endlessly must not flood the store
