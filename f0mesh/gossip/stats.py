@@ -31,6 +31,11 @@ METRICS: dict[str, tuple[str, str]] = {
     "iwant_served": ("gossip_iwant_served", "envelopes sent in answer to IWANT"),
     "memcache_misses": ("memcache_misses", "IWANT ids this node could not serve"),
     "repair_rounds": ("gossip_repair_rounds", "periodic repair rounds run"),
+    "heartbeats": ("gossip_heartbeats", "heartbeats run (mesh upkeep and IHAVE of recent ids)"),
+    "repaired_forwarded": (
+        "gossip_repaired_forwarded",
+        "envelopes received in answer to a periodic digest and pushed on like a first receipt",
+    ),
     "store_commits": ("gossip_store_commits", "write-behind transactions committed"),
     "store_errors": ("gossip_store_errors", "write-behind transactions that failed"),
     "audit_rows_dropped": ("gossip_audit_rows_dropped", "audit rows of rejections shed under overload"),
@@ -63,6 +68,8 @@ class GossipStats:
     iwant_served: int = 0
     memcache_misses: int = 0
     repair_rounds: int = 0
+    heartbeats: int = 0
+    repaired_forwarded: int = 0
     store_commits: int = 0
     store_errors: int = 0
     audit_rows_dropped: int = 0

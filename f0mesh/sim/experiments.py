@@ -62,7 +62,7 @@ class Scenario:
 
     peers: int = 1000
     loss: float = 0.0
-    fanout: int = _ENGINE.fanout
+    fanout: int = _ENGINE.d  # the push degree D (d_lo and d_hi scale with it as in GossipParams)
     ttl: int = _ENGINE.ttl
     seed: int = 1
     sybils: float = 0.0  # fraction of peers that are black-hole Sybils
@@ -95,7 +95,9 @@ class Scenario:
         repair = self.repair_interval_s if self.repair_interval_s is not None else 1e9
         return replace(
             GossipParams(),
-            fanout=self.fanout,
+            d=self.fanout,
+            d_lo=min(_ENGINE.d_lo, self.fanout),
+            d_hi=2 * self.fanout,
             ttl=self.ttl,
             repair_interval_s=repair,
             repair_lookback_s=self.repair_lookback_s,
@@ -621,7 +623,7 @@ def simulate(
     peers: int = 1000,
     loss: float = 0.0,
     sybils: float = 0.0,
-    fanout: int = _ENGINE.fanout,
+    fanout: int = _ENGINE.d,
     ttl: int = _ENGINE.ttl,
     seed: int = 1,
     messages: int = 3,

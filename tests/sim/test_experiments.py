@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -72,12 +73,14 @@ def test_trust_weighted_selection_with_repair_reaches_99_percent_of_honest_peers
     assert all(m["coverage"] >= 0.98 for m in result["messages"])
 
 
-def test_with_40_percent_sybils_trust_weighted_selection_beats_uniform() -> None:
+def test_with_40_percent_sybils_honest_delivery_reaches_the_honest_reachable_bound_within_2_s() -> None:
+    # eager push to every push peer plus the heartbeat's IHAVE leaves black holes nothing to win,
+    # whichever way push peers are picked; where trust must matter is an eclipse (not simulated yet)
     base = Scenario(peers=300, sybils=0.4, messages=2, seed=1, window_s=60)
-    trust = run_broadcast(base)["summary"]
-    uniform = run_broadcast(Scenario(**{**base.__dict__, "selection": "uniform"}))["summary"]
-    assert trust["at"]["1"] > uniform["at"]["1"]
-    assert trust["coverage"] >= uniform["coverage"]
+    for selection in ("trust", "uniform"):
+        summary = run_broadcast(replace(base, selection=selection))["summary"]
+        assert summary["reachable_fraction"] < 1.0  # the Sybils do cut some honest peers off
+        assert summary["at"]["2"] == pytest.approx(summary["reachable_fraction"], abs=1e-4), selection
 
 
 def test_corrupting_sybils_are_refused_by_signature_and_change_nothing_for_honest_peers() -> None:
