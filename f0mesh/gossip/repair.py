@@ -210,15 +210,15 @@ class Repair:
         lacking = [i for i in lacking if i not in self._wanted][: max(0, budget)]
         if not lacking:
             return
-        page = False
+        pages = 0  # how many of them are asked at catch-up terms
         if not fresh:
             left = self._catchup_left.setdefault(peer, self._params.catchup_max_ids)
-            page = left >= len(lacking)
-            if page:
-                self._catchup_left[peer] = left - len(lacking)
-        want = Want(peer, asyncio.get_running_loop().time() + self._params.iwant_timeout_s, page)
-        for message_id in lacking:
-            self._wanted[message_id] = want
+            pages = min(left, len(lacking))
+            self._catchup_left[peer] = left - pages
+        expiry = asyncio.get_running_loop().time() + self._params.iwant_timeout_s
+        page, digest = Want(peer, expiry, page=True), Want(peer, expiry, page=False)
+        for number, message_id in enumerate(lacking):
+            self._wanted[message_id] = page if number < pages else digest
         self._stats.iwant_sent += len(lacking)
         await self._send(peer, {"type": MessageType.IWANT.value, "ids": lacking})
 

@@ -86,3 +86,15 @@ async def test_answers_to_a_periodic_digest_pass_the_per_origin_limit():
     await mesh.settle()
     assert sum(i in mesh[1].store.messages for i in ids) == 1  # one token's worth got through
     await mesh.close()
+
+
+async def test_catch_up_bypasses_the_limits_only_up_to_its_budget_per_link():
+    mesh = Mesh(2, params=NO_RETRY)
+    await mesh[0].boot()
+    ids = [await mesh[0].engine.publish("t", n) for n in range(5)]
+    await mesh[1].boot(params=replace(NO_RETRY, catchup_max_ids=2), origin_limiter=flat_limiter(0.0, 1.0))
+    await mesh.link([(0, 1)])  # node 0 offers its 5 as a catch-up page
+    await wait_until(lambda: mesh[1].engine.stats.rejected["rate_limited"] == 2, 5, "past the budget")
+    await mesh.settle()
+    assert sum(i in mesh[1].store.messages for i in ids) == 3  # two within the budget, one token's worth
+    await mesh.close()
