@@ -95,7 +95,8 @@ class Repair:
         self._on_gap = on_gap
         self._wanted: dict[str, Want] = {}
         self._catchup_left: dict[str, int] = {}  # neighbour -> ids still to ask at catch-up terms
-        self._recent: deque[tuple[float, str]] = deque()  # (loop time first seen, id), oldest first
+        # (loop time first seen, id), oldest first; no more than one digest's worth is ever offered
+        self._recent: deque[tuple[float, str]] = deque(maxlen=params.repair_digest_size)
         self._served: OrderedDict[tuple[str, str], int] = OrderedDict()  # (neighbour, id) -> copies sent
         self._offered_back: dict[str, float] = {}  # neighbour -> loop time of the last catch-up offered
         self._tasks: list[asyncio.Task[None]] = []
@@ -130,7 +131,7 @@ class Repair:
             self._recent.popleft()
         if not self._recent:
             return
-        ids = list(dict.fromkeys(i for _, i in self._recent))[-self._params.repair_digest_size :]
+        ids = list(dict.fromkeys(i for _, i in self._recent))
         neighbours = self._transport.neighbours()
         lazy = [p for p in neighbours if not self._pushes_to(p)]
         targets = self._rng.sample(lazy, min(self._params.d_lazy, len(lazy)))
