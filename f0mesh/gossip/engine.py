@@ -2,16 +2,18 @@
 
 Inbound, every envelope runs the same pipeline, cheapest and most certain checks first: size,
 decode, seen-cache, signature, blocked origin, time validity (replay window, HLC skew), rate limits
-(per neighbour, then per origin), then store + deliver + forward. The seen-cache holds only ids of
-envelopes whose signature verified, and an id is the hash of the signed bytes, so a copy whose id is
-there carries exactly the bytes already verified: it is a duplicate whatever its signature field
-says, and needs no Ed25519 verify. A forged copy sent first fails the verify and enters nothing, so
-it cannot censor the real one. Each decision is one audit row,
+(per neighbour, then per origin), then store + deliver + forward. Each decision is one audit row,
 committed with the message it concerns; a neighbour is acknowledged only after that commit, and
-a send of ours counts only once acknowledged (see push.py). A new message is pushed at once to
-every push peer (push_mesh.py: picked by trust, plus whoever pushes to this node), the others hear
-of it from the heartbeat's IHAVE (repair.py); own messages go to every neighbour. All tunables come
-from GossipParams.
+a send of ours counts only once acknowledged (see push.py).
+
+The seen-cache holds only ids of envelopes whose signature verified, and an id is the hash of the
+signed bytes, so a copy whose id is there carries exactly the bytes already verified: it is a
+duplicate whatever its signature field says, and needs no Ed25519 verify. A forged copy sent first
+fails the verify and enters nothing, so it cannot censor the real one.
+
+A new message is pushed at once to every push peer (push_mesh.py), the other neighbours hear of it
+from the heartbeat's IHAVE (repair.py); own messages go to every neighbour. All tunables come from
+GossipParams.
 
 Own publishes are admitted only while fewer than ``max_pending_publishes`` wait for their commit:
 past that the store is the bottleneck, and a refusal the caller can see (and retry) is better than
