@@ -123,3 +123,10 @@ def test_simulate_prints_figures_and_writes_plots(tmp_path) -> None:
     assert (tmp_path / "coverage_time.png").stat().st_size > 10_000
     with pytest.raises(ValueError, match="unknown experiment"):
         simulate("nope", peers=10)
+
+
+def test_an_eclipsed_victim_with_two_honest_links_among_ten_sybils_still_delivers_everything() -> None:
+    scenario = Scenario(peers=150, sybils=0.2, eclipse=10, messages=5, window_s=30, settle_s=0.5, seed=3)
+    victim = run_broadcast(scenario)["victim"]
+    assert (victim["links"], victim["sybil_links"]) == (12, 10)
+    assert victim["within"]["2"] == 1.0
