@@ -109,7 +109,9 @@ def test_lww_maps_converge_and_agree_after_a_partition_heals_through_one_bridge(
 
 
 def test_churn_runs_with_peers_leaving_and_rejoining() -> None:
-    result = run_broadcast(Scenario(peers=150, churn_per_min=0.3, messages=2, seed=4))
+    # a message now reaches everyone in well under a second, so the run lasts a few seconds: peers
+    # stay away about as long, or none would be back before it ends
+    result = run_broadcast(Scenario(peers=150, churn_per_min=0.3, churn_downtime_s=2.0, messages=2, seed=4))
     assert result["churn"]["left"] > 0 and result["churn"]["rejoined"] > 0
     assert result["summary"]["coverage"] > 0.9
 
