@@ -137,6 +137,22 @@ def up(
             help="connections owing a request; past it the oldest is closed",
         ),
     ] = 256,
+    gossip_d: Annotated[
+        int | None, _opt("--gossip-d", env="GOSSIP_D", help="push peers picked by trust (default 6)")
+    ] = None,
+    gossip_d_lo: Annotated[
+        int | None, _opt("--gossip-d-lo", env="GOSSIP_D_LO", help="pick more push peers below this (4)")
+    ] = None,
+    gossip_d_hi: Annotated[
+        int | None, _opt("--gossip-d-hi", env="GOSSIP_D_HI", help="most push peers (12)")
+    ] = None,
+    gossip_ttl: Annotated[
+        int | None, _opt("--gossip-ttl", env="GOSSIP_TTL", help="hop limit of own messages (16)")
+    ] = None,
+    gossip_heartbeat: Annotated[
+        float | None,
+        _opt("--gossip-heartbeat", env="GOSSIP_HEARTBEAT", help="seconds between IHAVE rounds (1)"),
+    ] = None,
 ) -> None:
     """Run one peer: the WebRTC node with its HTTP worker, API and dashboard."""
     from f0mesh.config import NodeConfig, parse_ice_servers
@@ -177,6 +193,11 @@ def up(
             admin_port=admin_port,
             http_header_timeout=http_header_timeout,
             http_max_pending=http_max_pending,
+            gossip_d=gossip_d,
+            gossip_d_lo=gossip_d_lo,
+            gossip_d_hi=gossip_d_hi,
+            gossip_ttl=gossip_ttl,
+            gossip_heartbeat=gossip_heartbeat,
         )
         asyncio.run(_serve(config, log_level))
     except F0MeshError as exc:
@@ -425,13 +446,19 @@ def simulate(
     sybils: Annotated[
         float, _opt("--sybils", env="SIM_SYBILS", help="share of peers that are Sybils", min=0.0, max=0.9)
     ] = 0.0,
-    fanout: Annotated[int, _opt("--fanout", env="SIM_FANOUT", help="gossip push fanout", min=1, max=64)] = 3,
+    fanout: Annotated[
+        int | None,
+        _opt("--fanout", env="SIM_FANOUT", help="push degree D (default: the engine's)", min=1, max=64),
+    ] = None,
     seed: Annotated[int, _opt("--seed", env="SIM_SEED", help="the same seed repeats a run exactly")] = 1,
     experiment: Annotated[
         str | None,
         _opt("--experiment", env="SIM_EXPERIMENT", help="broadcast, sybil, fanout, crdt or suite"),
     ] = None,
-    ttl: Annotated[int, _opt("--ttl", env="SIM_TTL", help="gossip hop limit", min=1, max=255)] = 8,
+    ttl: Annotated[
+        int | None,
+        _opt("--ttl", env="SIM_TTL", help="gossip hop limit (default: the engine's)", min=1, max=255),
+    ] = None,
     messages: Annotated[
         int, _opt("--messages", env="SIM_MESSAGES", help="messages followed per run", min=1, max=100)
     ] = 3,
@@ -444,17 +471,19 @@ def simulate(
     as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
 ) -> None:
     """Run the real gossip engine on a simulated mesh of up to 10,000+ peers, in virtual time."""
+    from f0mesh.gossip import GossipParams
     from f0mesh.sim.experiments import figures, report
     from f0mesh.sim.experiments import simulate as run_simulation
 
+    defaults = GossipParams()
     try:
         results = run_simulation(
             experiment,
             peers=peers,
             loss=loss,
             sybils=sybils,
-            fanout=fanout,
-            ttl=ttl,
+            fanout=defaults.d if fanout is None else fanout,
+            ttl=defaults.ttl if ttl is None else ttl,
             seed=seed,
             messages=messages,
             churn=churn,

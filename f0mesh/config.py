@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from f0mesh.errors import ConfigError
+from f0mesh.gossip.envelope import MAX_TTL
+from f0mesh.gossip.params import GossipParams
 from f0mesh.store.url import default_store_url
+
+MAX_GOSSIP_DEGREE = 64
+GOSSIP_HEARTBEAT_S = (0.05, 60.0)
 
 
 @dataclass
@@ -56,6 +62,13 @@ class NodeConfig:
     sse_max_anonymous: int = 32
     sse_max_per_client: int = 4
     sse_admin_streams: int = 16
+    # gossip: None keeps GossipParams' default
+    gossip_d: int | None = None
+    gossip_d_lo: int | None = None
+    gossip_d_hi: int | None = None
+    gossip_ttl: int | None = None
+    gossip_heartbeat: float | None = None
+    gossip: GossipParams = field(init=False)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -68,6 +81,7 @@ class NodeConfig:
         if not (self.d_lo <= self.d_target <= self.d_hi):
             raise ConfigError("connection degrees must satisfy D_lo <= target <= D_hi")
         self._check_http_limits()
+        self.gossip = self._gossip_params()
         self._check_tls()
 
     def _check_http_limits(self) -> None:
@@ -79,6 +93,31 @@ class NodeConfig:
             raise ConfigError("http_min_body_rate must be a positive number of bytes per second")
         if self.sse_max_anonymous < 0 or self.sse_max_per_client < 1 or self.sse_admin_streams < 1:
             raise ConfigError("event stream caps: anonymous >= 0, per client >= 1, admin >= 1")
+
+    def _gossip_params(self) -> GossipParams:
+        """GossipParams with the --gossip-* flags applied; a bad value fails naming its flag."""
+        base = GossipParams()
+        d = base.d if self.gossip_d is None else self.gossip_d
+        d_lo = base.d_lo if self.gossip_d_lo is None else self.gossip_d_lo
+        d_hi = base.d_hi if self.gossip_d_hi is None else self.gossip_d_hi
+        ttl = base.ttl if self.gossip_ttl is None else self.gossip_ttl
+        heartbeat = base.heartbeat_s if self.gossip_heartbeat is None else self.gossip_heartbeat
+        for flag, value, top in (
+            ("--gossip-d", d, MAX_GOSSIP_DEGREE),
+            ("--gossip-d-lo", d_lo, MAX_GOSSIP_DEGREE),
+            ("--gossip-d-hi", d_hi, MAX_GOSSIP_DEGREE),
+            ("--gossip-ttl", ttl, MAX_TTL),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+                raise ConfigError(f"{flag} must be an integer in 1..{top}, got {value!r}")
+        if not d_lo <= d <= d_hi:
+            raise ConfigError(
+                f"--gossip-d-lo <= --gossip-d <= --gossip-d-hi must hold, got {d_lo}, {d}, {d_hi}"
+            )
+        low, high = GOSSIP_HEARTBEAT_S
+        if not (isinstance(heartbeat, int | float) and math.isfinite(heartbeat) and low <= heartbeat <= high):
+            raise ConfigError(f"--gossip-heartbeat must be {low}..{high} seconds, got {heartbeat!r}")
+        return replace(base, d=d, d_lo=d_lo, d_hi=d_hi, ttl=ttl, heartbeat_s=float(heartbeat))
 
     def _check_tls(self) -> None:
         """Bad TLS settings fail at start-up with the flag named, not at the first handshake."""

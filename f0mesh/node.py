@@ -18,7 +18,7 @@ from f0mesh.bindings import GOSSIP_FRAME, LinkGossipTransport, SqlGossipStore
 from f0mesh.config import NodeConfig
 from f0mesh.errors import F0MeshError, PeerError, PolicyError, StoreUnavailableError
 from f0mesh.events import EventBus
-from f0mesh.gossip import GossipEngine, GossipParams, StoredMessage
+from f0mesh.gossip import GossipEngine, StoredMessage
 from f0mesh.identity import Identity, is_peer_id
 from f0mesh.latest_writer import LatestWriter
 from f0mesh.log_throttle import LogThrottle
@@ -147,7 +147,7 @@ class Node:
             self.identity,
             LinkGossipTransport(self.links),
             SqlGossipStore(self.store),
-            params=GossipParams(),
+            params=self.config.gossip,
             scores_provider=self.trust.scores,
             origin_limiter=self.trust.origin_limiter,
             neighbour_limiter=self.trust.neighbour_limiter,

@@ -1,11 +1,19 @@
 """GossipEngine: validates, stores, delivers and spreads signed messages for one node.
 
 Inbound, every envelope runs the same pipeline, cheapest and most certain checks first: size,
-decode, signature, blocked origin, time validity (replay window, HLC skew), seen-cache, rate limits
+decode, seen-cache, signature, blocked origin, time validity (replay window, HLC skew), rate limits
 (per neighbour, then per origin), then store + deliver + forward. Each decision is one audit row,
 committed with the message it concerns; a neighbour is acknowledged only after that commit, and
-a send of ours counts only once acknowledged (see push.py). Routing choices (trust-weighted
-fanout) come from the trust layer; all tunables from GossipParams.
+a send of ours counts only once acknowledged (see push.py).
+
+The seen-cache holds only ids of envelopes whose signature verified, and an id is the hash of the
+signed bytes, so a copy whose id is there carries exactly the bytes already verified: it is a
+duplicate whatever its signature field says, and needs no Ed25519 verify. A forged copy sent first
+fails the verify and enters nothing, so it cannot censor the real one.
+
+A new message is pushed at once to every push peer (push_mesh.py), the other neighbours hear of it
+from the heartbeat's IHAVE (repair.py); own messages go to every neighbour. All tunables come from
+GossipParams.
 
 Own publishes are admitted only while fewer than ``max_pending_publishes`` wait for their commit:
 past that the store is the bottleneck, and a refusal the caller can see (and retry) is better than
@@ -31,6 +39,7 @@ from f0mesh.gossip.envelope import Envelope
 from f0mesh.gossip.errors import GossipReject, Reason
 from f0mesh.gossip.params import GossipParams
 from f0mesh.gossip.push import Pusher
+from f0mesh.gossip.push_mesh import PushMesh
 from f0mesh.gossip.repair import Repair, check_ids
 from f0mesh.gossip.seen_cache import SeenCache
 from f0mesh.gossip.stats import GossipStats
@@ -43,13 +52,14 @@ from f0mesh.gossip.transport import (
 )
 from f0mesh.gossip.writer import WriteBehind
 from f0mesh.identity import Identity
-from f0mesh.trust import Event, RateLimiter, TrustParams, select_peers, with_floor
+from f0mesh.trust import Event, RateLimiter, TrustParams
 
 log = logging.getLogger(__name__)
 
 Subscriber = Callable[[StoredMessage], Awaitable[None] | None]
 Feedback = Callable[[str, Event], None]
 Blocked = Callable[[str], bool]
+Verifier = Callable[[Envelope], None]  # raises GossipReject(bad_signature)
 
 STOP_GRACE_S = 1.0  # how long stop() lets final acks and subscriber callbacks finish
 MAX_TRACKED_ORIGINS = 10_000
@@ -88,11 +98,13 @@ class GossipEngine:
         tracer: GossipTracer | None = None,
         feedback: Feedback | None = None,
         blocked: Blocked | None = None,
+        verifier: Verifier = Envelope.verify,
     ) -> None:
         """``clock`` is epoch seconds (replay window, audit times); ``feedback(neighbour, event)``
         reports behaviour to the trust layer (PeerScore.record fits); the limiters' scores are the
         trust layer's to keep current (RateLimiter.set_scores); ``blocked(peer_id)`` says whether
-        the operator blocked an origin, whose messages are then refused whoever relays them."""
+        the operator blocked an origin, whose messages are then refused whoever relays them;
+        ``verifier`` checks an envelope's signature (a seam for counting or faster crypto)."""
         self.identity = identity
         self.peer_id = identity.peer_id
         self.params = params or GossipParams()
@@ -116,12 +128,26 @@ class GossipEngine:
         self._tracer = tracer
         self._feedback = feedback
         self._blocked = blocked
+        self._verify = verifier
         self._pending_publishes = 0
         self._seen = SeenCache(self.params.seen_max_entries, self.params.seen_ttl_s, clock)
         self._writer = WriteBehind(store, self.params, self.stats)
-        self._pusher = Pusher(transport, self.params, self.stats, self._choose, self._acked)
+        self.mesh = PushMesh(self.params, transport.neighbours, self._scores, self._rng)
+        self._pusher = Pusher(
+            transport, self.params, self.stats, self.mesh.targets, self._choose, self._acked
+        )
         self.repair = Repair(
-            transport, store, self._pusher, self.params, self.stats, self._rng, clock, self._seen.__contains__
+            transport,
+            store,
+            self._pusher,
+            self.params,
+            self.stats,
+            self._rng,
+            clock,
+            self._seen.__contains__,
+            on_heartbeat=self.mesh.maintain,
+            pushes_to=self.mesh.peers.__contains__,
+            on_gap=self.mesh.missed,
         )
         self._subscribers: list[tuple[str | None, Subscriber]] = []
         self._highest_seq: OrderedDict[str, int] = OrderedDict()
@@ -220,7 +246,10 @@ class GossipEngine:
             raise error
         self.stats.count("published", topic)
         self._deliver(stored)
-        self._pusher.push(envelope.id, wire, AuditEvent.SENT, {self.peer_id})
+        self.repair.note(envelope.id)
+        # flood publishing (GossipSub): an own message goes to every neighbour, not only push peers
+        to = self._transport.neighbours() if self.params.flood_publish else None
+        self._pusher.push(envelope.id, wire, AuditEvent.SENT, {self.peer_id}, to)
         return envelope.id
 
     def highest_seq(self, origin: str) -> int:
@@ -243,7 +272,10 @@ class GossipEngine:
                 self._pusher.on_ack(from_peer, check_ids(message.get("ids")))
             elif kind == MessageType.IHAVE:
                 await self.repair.on_ihave(
-                    from_peer, message.get("ids"), catchup=message.get("catchup") is True
+                    from_peer,
+                    message.get("ids"),
+                    catchup=message.get("catchup") is True,
+                    fresh=message.get("fresh") is True,
                 )
             elif kind == MessageType.IWANT:
                 await self.repair.on_iwant(from_peer, message.get("ids"))
@@ -258,6 +290,7 @@ class GossipEngine:
 
     async def on_neighbour_down(self, peer_id: str) -> None:
         self._acks.pop(peer_id, None)
+        self.mesh.remove(peer_id)
         self.repair.on_neighbour_down(peer_id)
         await self._pusher.neighbour_down(peer_id)
 
@@ -277,23 +310,36 @@ class GossipEngine:
         envelope: Envelope | None = None
         try:
             envelope = Envelope.decode(raw, self.params.max_message_bytes)
-            envelope.verify()
-            if self._blocked is not None and self._blocked(envelope.origin):
-                self._refuse_blocked(peer, envelope.id)
-                return
-            self._check_time(envelope)
         except GossipReject as reject:
-            self._reject(peer, envelope.id if envelope else None, reject.reason, penalise=reject.penalise)
+            self._reject(peer, None, reject.reason, penalise=reject.penalise)
             return
         if envelope.id in self._seen:
+            if self._clock() - envelope.created_at > self.params.replay_window_s:
+                self._reject(peer, envelope.id, Reason.REPLAY)  # held already, but replayed late
+                return
             self.stats.count("duplicates", envelope.topic)
             row = self._audit(AuditEvent.DUPLICATE, envelope.id, peer)
             # droppable: one valid envelope replayed endlessly must not flood the store
             on_commit = partial(self._duplicate_committed, peer, envelope.id)
             self._writer.submit(audit=[row], on_commit=on_commit, droppable=True)
+            if self.repair.claim(peer, envelope.id) is None:
+                self.mesh.pushed_by(peer)
+            return
+        try:
+            self._verify(envelope)
+            if self._blocked is not None and self._blocked(envelope.origin):
+                self._refuse_blocked(peer, envelope.id)
+                return
+            self._check_time(envelope)
+        except GossipReject as reject:
+            self._reject(peer, envelope.id, reject.reason, penalise=reject.penalise)
             return
         solicited = self.repair.claim(peer, envelope.id)
-        if not solicited and not (
+        # answers to a catch-up page were asked for in bulk and go no further: no rate limit; the
+        # rest, digest answers included, pass the same limits as a push, or an IWANT would let an
+        # origin past its own
+        catchup = solicited is not None and solicited.page
+        if not catchup and not (
             self._neighbour_limiter.allow(peer) and self._origin_limiter.allow(envelope.origin)
         ):
             self._reject(peer, envelope.id, Reason.RATE_LIMITED)
@@ -304,7 +350,14 @@ class GossipEngine:
         row = self._audit(AuditEvent.RECEIVED, envelope.id, peer)
         self._writer.submit([stored], [row], partial(self._received_committed, peer, stored))
         self._report(peer, Event.FIRST_DELIVERY)
-        if not solicited and envelope.hops < envelope.ttl:
+        if solicited is None:
+            self.mesh.pushed_by(peer)
+        elif catchup or self._clock() - envelope.created_at > self.params.forward_repaired_age_s:
+            return
+        else:
+            self.stats.repaired_forwarded += 1
+        self.repair.note(envelope.id)
+        if envelope.hops < envelope.ttl:
             excluded = {peer, envelope.origin, self.peer_id}
             self._pusher.push(envelope.id, envelope.forwarded(), AuditEvent.FORWARDED, excluded)
 
@@ -361,16 +414,13 @@ class GossipEngine:
     # outbound
 
     def _choose(self, excluded: Collection[str], k: int) -> list[str]:
-        """k neighbours by roulette over trust, with a floor so unscored ones still get a chance."""
+        """k neighbours to replace failed sends: by trust, push peers not yet tried first."""
         candidates = [p for p in self._transport.neighbours() if p not in excluded]
-        if not candidates:
-            return []
-        try:
-            weights = with_floor(self._scores(), candidates, self.params.floor_weight)
-        except Exception:  # a broken score source must not stop delivery: fall back to uniform
-            log.exception("gossip trust scores unavailable; choosing uniformly")
-            weights = dict.fromkeys(candidates, 1.0)
-        return select_peers(weights, k, self._rng)
+        preferred = [p for p in candidates if p in self.mesh.peers]
+        chosen = self.mesh.rank(preferred, k) if preferred else []
+        if len(chosen) < k:
+            chosen += self.mesh.rank([p for p in candidates if p not in self.mesh.peers], k - len(chosen))
+        return chosen
 
     def _acked(self, message_id: str, peer: str, event: AuditEvent) -> None:
         if event is AuditEvent.SENT:

@@ -16,10 +16,25 @@ from f0mesh.gossip.transport import MAX_ENVELOPES_PER_MESSAGE, MAX_IDS_PER_MESSA
 
 @dataclass(frozen=True, slots=True)
 class GossipParams:
-    # push
-    fanout: int = 3  # neighbours each message is pushed to (GossipSub D is 6; a sparse mesh needs fewer)
-    ttl: int = 8  # max hops; enough for ~thousands of peers at fanout 3, bounds a message's lifetime
+    # eager push (GossipSub's mesh, push_mesh.py): every new message goes at once to all of the
+    # node's push peers. A node picks d of its links by trust when it holds fewer than d_lo, takes in
+    # neighbours that push to it (up to d) and neighbours that had to ask for a young message (up to
+    # d_hi). The connection manager keeps the links themselves (its own D_lo/D/D_hi).
+    d: int = 6
+    d_lo: int = 4
+    d_hi: int = 12
+    flood_publish: bool = True  # own messages go to every neighbour (GossipSub's flood publishing)
+    ttl: int = 16  # max hops; past the push depth of 10,000+ peers at d 6, bounds a message's lifetime
     floor_weight: float = 0.1  # uniform share mixed into trust so new honest peers still get picked
+    # heartbeat: mesh upkeep, and IHAVE of the ids first seen within the last gossip_history
+    # heartbeats to d_lazy neighbours drawn uniformly, those not pushed to first (a trust-picked
+    # partner leaves a long tail)
+    heartbeat_s: float = 1.0
+    d_lazy: int = 6
+    gossip_history: int = 3
+    # a copy that answers a periodic digest is pushed on like a first receipt if it is this young
+    # (catch-up pages after a (re)connect are not: repair of old news stays pairwise)
+    forward_repaired_age_s: float = 5.0
     # limits
     max_message_bytes: int = 64 * 1024  # whole wire envelope; larger is rejected "too_large"
     # time validity
@@ -53,7 +68,11 @@ class GossipParams:
 
     def __post_init__(self) -> None:
         for name in (
-            "fanout",
+            "d",
+            "d_lo",
+            "d_hi",
+            "d_lazy",
+            "gossip_history",
             "max_message_bytes",
             "seen_max_entries",
             "batch_max_envelopes",
@@ -70,6 +89,10 @@ class GossipParams:
                 raise ConfigError(f"gossip {name} must be an integer >= 1, got {value!r}")
         if not isinstance(self.max_retries, int) or self.max_retries < 0:
             raise ConfigError(f"gossip max_retries must be an integer >= 0, got {self.max_retries!r}")
+        if not self.d_lo <= self.d <= self.d_hi:
+            raise ConfigError(
+                f"gossip degrees must satisfy d_lo <= d <= d_hi, got {self.d_lo}, {self.d}, {self.d_hi}"
+            )
         if not isinstance(self.ttl, int) or not 1 <= self.ttl <= MAX_TTL:
             raise ConfigError(f"gossip ttl must be in 1..{MAX_TTL}, got {self.ttl!r}")
         if not (math.isfinite(self.floor_weight) and 0.0 <= self.floor_weight <= 1.0):
@@ -82,6 +105,8 @@ class GossipParams:
             "repair_interval_s",
             "repair_lookback_s",
             "iwant_timeout_s",
+            "heartbeat_s",
+            "forward_repaired_age_s",
         ):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):

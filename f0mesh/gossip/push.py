@@ -20,6 +20,8 @@ from f0mesh.gossip.transport import GossipTransport, MessageType
 
 # choose(excluded peers, k) -> up to k neighbours not in excluded, in preference order
 Chooser = Callable[[Collection[str], int], list[str]]
+# targets(excluded peers) -> the push peers not in excluded: who gets a new message at once
+Targets = Callable[[Collection[str]], list[str]]
 # on_acked(message id, neighbour, event) once per acknowledging neighbour
 OnAcked = Callable[[str, str, AuditEvent], None]
 
@@ -103,12 +105,15 @@ class Pusher:
         transport: GossipTransport,
         params: GossipParams,
         stats: GossipStats,
+        targets: Targets,
         choose: Chooser,
         on_acked: OnAcked,
     ) -> None:
+        """``targets`` gives who a message is pushed to; ``choose`` who replaces a failed send."""
         self._transport = transport
         self._params = params
         self._stats = stats
+        self._targets = targets
         self._choose = choose
         self._on_acked = on_acked
         self._outboxes: dict[str, Outbox] = {}
@@ -135,11 +140,18 @@ class Pusher:
         """Messages with a send still awaiting its acknowledgement."""
         return len(self._pending)
 
-    def push(self, message_id: str, wire: bytes, event: AuditEvent, excluded: Collection[str]) -> list[str]:
-        """Send to up to fanout neighbours (chosen by trust); returns the neighbours chosen."""
+    def push(
+        self,
+        message_id: str,
+        wire: bytes,
+        event: AuditEvent,
+        excluded: Collection[str],
+        to: Collection[str] | None = None,
+    ) -> list[str]:
+        """Send to every push peer (or every one of ``to``) not excluded; returns the neighbours chosen."""
         if message_id in self._pending:
             return []
-        targets = self._choose(excluded, self._params.fanout)
+        targets = self._targets(excluded) if to is None else [p for p in to if p not in excluded]
         if not targets:
             return []
         push = _Push(wire, event, set(excluded), retries_left=self._params.max_retries)

@@ -1,14 +1,20 @@
 """Pull-side repair (GossipSub's IHAVE/IWANT): what push lost, a digest exchange recovers.
 
-Periodically a node offers one random neighbour the ids of its recent messages; the neighbour
-asks for the ones it lacks and gets them. When a link comes up both sides offer everything still
-within the replay window, which is how a node that was offline catches up: the store, not the
-seen-cache, says what it already has, so a restart loses nothing.
+Every heartbeat a node offers the ids it first saw in the last few heartbeats to d_lazy neighbours
+drawn uniformly, those it does not push to first (GossipSub's gossip emission); every repair
+interval it offers one random neighbour the ids of the messages created within repair_lookback,
+from its store. Both are periodic digests, marked ``"fresh": true``; an envelope received in
+answer to one passes the same rate limits as a pushed one and, if it is young, is pushed on like a
+first receipt, so a gap in the push heals for every node behind it in one round instead of one
+round per node.
 
-Repair stays pairwise: envelopes received in answer to an IWANT are stored but not pushed on
-(the neighbours run their own repair), or a rejoining node would echo the whole window to them.
-They bypass the rate limits because this node asked for them, and it asks only for ids offered,
-a bounded number per neighbour.
+When a link comes up both sides offer everything still within the replay window (catch-up
+pages, unmarked), which is how a node that was offline catches up: the store, not the seen-cache,
+says what it already has, so a restart loses nothing. Catch-up stays pairwise: answers to pages
+are stored but not pushed on (the neighbours run their own repair), or a rejoining node would echo
+the whole window to them. They bypass the rate limits because this node asked for them, up to
+catchup_max_ids per link; past that budget a page is answered like a digest that is not pushed on.
+A previous wire version sends every IHAVE unmarked, so it is served exactly as before.
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from f0mesh.gossip.envelope import Envelope, is_message_id
@@ -47,6 +54,15 @@ def check_ids(value: Any) -> list[str]:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class Want:
+    """An id this node asked a neighbour for: whom, until when, and whether it answers a catch-up page."""
+
+    peer: str
+    expiry: float  # loop time
+    page: bool
+
+
 class Repair:
     def __init__(
         self,
@@ -58,7 +74,14 @@ class Repair:
         rng: random.Random,
         clock: Callable[[], float],
         knows: Callable[[str], bool],
+        *,
+        on_heartbeat: Callable[[], None] = lambda: None,
+        pushes_to: Callable[[str], bool] = lambda peer: False,
+        on_gap: Callable[[str], None] = lambda peer: None,
     ) -> None:
+        """``pushes_to(peer)``: whether new messages reach that neighbour by push already (the
+        heartbeat's IHAVE goes to the others first); ``on_gap(peer)``: a neighbour asked for a young
+        message, so push missed it."""
         self._transport = transport
         self._store = store
         self._pusher = pusher
@@ -67,21 +90,56 @@ class Repair:
         self._rng = rng
         self._clock = clock
         self._knows = knows
-        self._wanted: dict[str, tuple[str, float]] = {}  # id -> (neighbour asked, loop-time expiry)
+        self._on_heartbeat = on_heartbeat
+        self._pushes_to = pushes_to
+        self._on_gap = on_gap
+        self._wanted: dict[str, Want] = {}
+        self._catchup_left: dict[str, int] = {}  # neighbour -> ids still to ask at catch-up terms
+        # (loop time first seen, id), oldest first; no more than one digest's worth is ever offered
+        self._recent: deque[tuple[float, str]] = deque(maxlen=params.repair_digest_size)
         self._served: OrderedDict[tuple[str, str], int] = OrderedDict()  # (neighbour, id) -> copies sent
         self._offered_back: dict[str, float] = {}  # neighbour -> loop time of the last catch-up offered
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="gossip-repair")
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._loop(), name="gossip-repair"),
+                asyncio.create_task(self._heartbeat_loop(), name="gossip-heartbeat"),
+            ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
+
+    def note(self, message_id: str) -> None:
+        """A message this node pushes on: offered in the next heartbeats' digests."""
+        self._recent.append((asyncio.get_running_loop().time(), message_id))
+
+    async def heartbeat(self) -> None:
+        """Mesh upkeep, then the recent ids to d_lazy neighbours drawn uniformly."""
+        self._stats.heartbeats += 1
+        try:
+            self._on_heartbeat()
+        except Exception:
+            log.exception("gossip heartbeat upkeep failed")
+        horizon = asyncio.get_running_loop().time() - self._params.heartbeat_s * self._params.gossip_history
+        while self._recent and self._recent[0][0] < horizon:
+            self._recent.popleft()
+        if not self._recent:
+            return
+        ids = list(dict.fromkeys(i for _, i in self._recent))
+        neighbours = self._transport.neighbours()
+        lazy = [p for p in neighbours if not self._pushes_to(p)]
+        targets = self._rng.sample(lazy, min(self._params.d_lazy, len(lazy)))
+        if len(targets) < self._params.d_lazy:
+            pushed = [p for p in neighbours if self._pushes_to(p)]
+            targets += self._rng.sample(pushed, min(self._params.d_lazy - len(targets), len(pushed)))
+        for peer in targets:
+            await self._offer(peer, ids, fresh=True)
 
     async def run_round(self) -> None:
         """Offer one random neighbour the ids of the messages created within repair_lookback."""
@@ -93,7 +151,7 @@ class Repair:
         peer = self._rng.choice(neighbours)
         since = self._clock() - self._params.repair_lookback_s
         ids = await self._store.ids_since(since, self._params.repair_digest_size)
-        await self._offer(peer, ids)
+        await self._offer(peer, ids, fresh=True)
 
     async def on_neighbour_up(self, peer: str, *, ask_back: bool = False) -> None:
         """Offer everything still within the replay window, in digest-size pages.
@@ -124,36 +182,44 @@ class Repair:
 
     def on_neighbour_down(self, peer: str) -> None:
         self._offered_back.pop(peer, None)
-        for message_id in [m for m, (asked, _) in self._wanted.items() if asked == peer]:
+        self._catchup_left.pop(peer, None)
+        for message_id in [m for m, want in self._wanted.items() if want.peer == peer]:
             del self._wanted[message_id]
 
-    def claim(self, peer: str, message_id: str) -> bool:
-        """Whether this envelope answers an IWANT this node sent to that neighbour (and clear it)."""
+    def claim(self, peer: str, message_id: str) -> Want | None:
+        """The IWANT this envelope answers, if this node sent one for it to that neighbour (cleared)."""
         wanted = self._wanted.get(message_id)
-        if wanted is None or wanted[0] != peer:
-            return False
+        if wanted is None or wanted.peer != peer:
+            return None
         del self._wanted[message_id]
-        return True
+        return wanted
 
-    async def on_ihave(self, peer: str, raw_ids: Any, *, catchup: bool = False) -> None:
-        """Ask for the offered ids this node lacks; ``catchup`` (see on_neighbour_up) offers back."""
+    async def on_ihave(self, peer: str, raw_ids: Any, *, catchup: bool = False, fresh: bool = False) -> None:
+        """Ask for the offered ids this node lacks; ``catchup`` (see on_neighbour_up) offers back;
+        ``fresh`` marks a periodic digest (its answers are pushed on), not a catch-up page."""
         ids = check_ids(raw_ids)
         self._stats.ihave_received += 1
         if catchup and self._may_offer_back(peer):
             await self.on_neighbour_up(peer)
         self._expire()
-        fresh = [i for i in dict.fromkeys(ids) if not self._knows(i) and i not in self._wanted]
-        if not fresh:
+        unknown = [i for i in dict.fromkeys(ids) if not self._knows(i) and i not in self._wanted]
+        if not unknown:
             return
-        lacking = await self._store.missing(fresh)
-        asked_already = sum(1 for asked, _ in self._wanted.values() if asked == peer)
+        lacking = await self._store.missing(unknown)
+        asked_already = sum(1 for want in self._wanted.values() if want.peer == peer)
         budget = self._params.max_pending_iwant - asked_already
         lacking = [i for i in lacking if i not in self._wanted][: max(0, budget)]
         if not lacking:
             return
+        pages = 0  # how many of them are asked at catch-up terms
+        if not fresh:
+            left = self._catchup_left.setdefault(peer, self._params.catchup_max_ids)
+            pages = min(left, len(lacking))
+            self._catchup_left[peer] = left - pages
         expiry = asyncio.get_running_loop().time() + self._params.iwant_timeout_s
-        for message_id in lacking:
-            self._wanted[message_id] = (peer, expiry)
+        page, digest = Want(peer, expiry, page=True), Want(peer, expiry, page=False)
+        for number, message_id in enumerate(lacking):
+            self._wanted[message_id] = page if number < pages else digest
         self._stats.iwant_sent += len(lacking)
         await self._send(peer, {"type": MessageType.IWANT.value, "ids": lacking})
 
@@ -172,6 +238,8 @@ class Repair:
             wire = envelope.forwarded() if envelope.hops < envelope.ttl else raw
             self._pusher.send_untracked(peer, message_id, wire)
             self._stats.iwant_served += 1
+            if self._clock() - envelope.created_at <= self._params.forward_repaired_age_s:
+                self._on_gap(peer)
 
     def _count_served(self, peer: str, message_id: str) -> bool:
         key = (peer, message_id)
@@ -184,10 +252,13 @@ class Repair:
             self._served.popitem(last=False)
         return True
 
-    async def _offer(self, peer: str, ids: list[str]) -> None:
+    async def _offer(self, peer: str, ids: list[str], *, fresh: bool = False) -> None:
         if ids:
             self._stats.ihave_sent += 1
-            await self._send(peer, {"type": MessageType.IHAVE.value, "ids": ids})
+            message: dict[str, Any] = {"type": MessageType.IHAVE.value, "ids": ids}
+            if fresh:
+                message["fresh"] = True
+            await self._send(peer, message)
 
     async def _send(self, peer: str, message: dict[str, Any]) -> None:
         try:
@@ -197,7 +268,7 @@ class Repair:
 
     def _expire(self) -> None:
         now = asyncio.get_running_loop().time()
-        for message_id in [m for m, (_, expiry) in self._wanted.items() if expiry <= now]:
+        for message_id in [m for m, want in self._wanted.items() if want.expiry <= now]:
             del self._wanted[message_id]
 
     async def _loop(self) -> None:
@@ -208,4 +279,14 @@ class Repair:
                 await self.run_round()
             except Exception:
                 log.exception("gossip repair round failed")
+            await asyncio.sleep(interval)
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self._params.heartbeat_s
+        await asyncio.sleep(self._rng.uniform(0, interval))
+        while True:
+            try:
+                await self.heartbeat()
+            except Exception:
+                log.exception("gossip heartbeat failed")
             await asyncio.sleep(interval)

@@ -38,6 +38,11 @@ METRICS: dict[str, tuple[str, str]] = {
     "iwant_served": ("iwant_served_envelopes", "Envelopes sent in answer to IWANT"),
     "memcache_misses": ("iwant_misses", "Message ids asked by IWANT that this node no longer held"),
     "repair_rounds": ("repair_rounds", "Periodic IHAVE repair rounds run"),
+    "heartbeats": ("heartbeats", "Gossip heartbeats run (push-peer upkeep and IHAVE of recent ids)"),
+    "repaired_forwarded": (
+        "repaired_forwarded",
+        "Envelopes received in answer to a periodic digest and pushed on like a first receipt",
+    ),
     "store_commits": ("store_commits", "Write-behind transactions committed to the store"),
     "store_errors": ("store_errors", "Write-behind transactions that failed (messages not acknowledged)"),
     "not_stored": ("not_stored", "Valid envelopes received that the store did not take (not acknowledged)"),
@@ -81,6 +86,8 @@ class GossipStats:
     iwant_served: int = 0
     memcache_misses: int = 0
     repair_rounds: int = 0
+    heartbeats: int = 0
+    repaired_forwarded: int = 0
     store_commits: int = 0
     store_errors: int = 0
     not_stored: int = 0

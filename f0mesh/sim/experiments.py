@@ -62,7 +62,7 @@ class Scenario:
 
     peers: int = 1000
     loss: float = 0.0
-    fanout: int = _ENGINE.fanout
+    fanout: int = _ENGINE.d  # the push degree D (d_lo and d_hi scale with it as in GossipParams)
     ttl: int = _ENGINE.ttl
     seed: int = 1
     sybils: float = 0.0  # fraction of peers that are black-hole Sybils
@@ -76,6 +76,10 @@ class Scenario:
     window_s: float = 120.0  # longest a message is followed
     settle_s: float = 2.0  # after full coverage, time for the last acks and retries
     degree: int = _DEGREE.d  # connection manager target; d_lo = 2/3 of it, d_hi = twice it
+    # eclipse: that many of the Sybils dial one honest victim, whose links then hold only
+    # eclipse_honest_links honest peers (the connection manager kept them) and those Sybils
+    eclipse: int = 0
+    eclipse_honest_links: int = 2
     zero_latency: bool = False
     real_signatures: bool = False
 
@@ -90,12 +94,16 @@ class Scenario:
             raise ValueError("selection is trust or uniform")
         if self.fanout < 1 or self.messages < 1 or self.degree < 2:
             raise ValueError("fanout and messages must be >= 1, degree >= 2")
+        if self.eclipse < 0 or self.eclipse_honest_links < 1:
+            raise ValueError("eclipse must be >= 0 and leave the victim at least one honest link")
 
     def params(self) -> GossipParams:
         repair = self.repair_interval_s if self.repair_interval_s is not None else 1e9
         return replace(
             GossipParams(),
-            fanout=self.fanout,
+            d=self.fanout,
+            d_lo=min(_ENGINE.d_lo, self.fanout),
+            d_hi=2 * self.fanout,
             ttl=self.ttl,
             repair_interval_s=repair,
             repair_lookback_s=self.repair_lookback_s,
@@ -179,6 +187,9 @@ async def _broadcast(sc: Scenario, progress: Progress, checkpoint: Callable[[], 
         n, network, seed=sc.seed, params=sc.params(), sybils=sybils, sybil_mode=sc.sybil_mode, degree=degree
     )
     edges = partial_view(n, topo_rng, degree)
+    victim = None
+    if sc.eclipse:
+        victim, edges = _eclipse(edges, n, sybils, sc, random.Random(f"eclipse:{sc.seed}:{n}"))
     if sc.selection == "trust":
         mesh.set_scores(trust_table(mesh, edges, random.Random(f"trust:{sc.seed}:{n}")))
     setup_start = time.perf_counter()
@@ -197,22 +208,24 @@ async def _broadcast(sc: Scenario, progress: Progress, checkpoint: Callable[[], 
         churn_task = loop.create_task(_churn(mesh, sc, random.Random(f"churn:{sc.seed}:{n}"), churned))
     await asyncio.sleep(1.0)  # let every engine's timers start
     origin_rng = random.Random(f"origins:{sc.seed}:{n}")
-    honest = mesh.honest
+    publishers = [i for i in mesh.honest if i != victim]  # the victim is watched, not a publisher
     results = []
+    delivery_log: list[Delivery] = []
     for number in range(sc.messages):
         wall = time.perf_counter()
-        origin = origin_rng.choice([i for i in honest if mesh.nodes[i].online])
+        origin = origin_rng.choice([i for i in publishers if mesh.nodes[i].online])
         reachable = _reachable_honest(mesh, origin)
-        online = sum(1 for i in honest if mesh.nodes[i].online)
+        online = sum(1 for i in mesh.honest if mesh.nodes[i].online)
         before = network.counters()
         delivery = await mesh.publish(origin)
+        delivery_log.append(delivery)
         while loop.time() - delivery.published_at < sc.window_s:
-            targets = [i for i in honest if mesh.nodes[i].online]
+            targets = [i for i in mesh.honest if mesh.nodes[i].online]
             if all(i in delivery.first for i in targets):
                 break
             await asyncio.sleep(POLL_S)
         await asyncio.sleep(sc.settle_s)
-        targets = [i for i in honest if mesh.nodes[i].online]
+        targets = [i for i in mesh.honest if mesh.nodes[i].online]
         after = network.counters()
         window = {key: after[key] - before[key] for key in after}
         results.append(_message_result(delivery, targets, reachable / online, before, window))
@@ -229,12 +242,53 @@ async def _broadcast(sc: Scenario, progress: Progress, checkpoint: Callable[[], 
     for node in mesh.nodes:
         if node.engine is not None:
             rejected.update(node.engine.stats.rejected)
+    out: dict[str, Any] = {}
+    if victim is not None:
+        out["victim"] = _victim_result(mesh, victim, delivery_log)
     return {
+        **out,
         "setup": setup,
         "churn": dict(churned),
         "rejected": dict(sorted(rejected.items())),  # by reason, summed over the honest engines
         "messages": results,
         "summary": _summarise(results),
+    }
+
+
+def _eclipse(
+    edges: list[tuple[int, int]], n: int, sybils: Sequence[int], sc: Scenario, rng: random.Random
+) -> tuple[int, list[tuple[int, int]]]:
+    """Pick a victim; keep eclipse_honest_links of its links and link it to ``sc.eclipse`` Sybils."""
+    sybil_set = set(sybils)
+    if len(sybils) < sc.eclipse:
+        raise ValueError(
+            f"eclipse {sc.eclipse} needs at least that many Sybils, the scenario has {len(sybils)}"
+        )
+    victim = rng.choice([i for i in range(n) if i not in sybil_set])
+    honest_links = sorted(b if a == victim else a for a, b in edges if victim in (a, b))
+    honest_links = [p for p in honest_links if p not in sybil_set]
+    kept = set(rng.sample(honest_links, min(sc.eclipse_honest_links, len(honest_links))))
+    others = [(a, b) for a, b in edges if victim not in (a, b)]
+    attackers = rng.sample(list(sybils), sc.eclipse)
+    mine = [(min(victim, p), max(victim, p)) for p in sorted(kept) + attackers]
+    return victim, sorted(set(others + mine))
+
+
+def _victim_result(mesh: SimMesh, victim: int, deliveries: Sequence[Delivery]) -> dict[str, Any]:
+    """When the eclipsed victim delivered each message (None: never), and its links."""
+    times = [d.first[victim][0] if victim in d.first else None for d in deliveries]
+    got = sorted(t for t in times if t is not None)
+    links = [mesh.by_peer[p] for p in mesh.network.neighbours(mesh.peer_id(victim))]
+    return {
+        "index": victim,
+        "links": len(links),
+        "sybil_links": sum(1 for i in links if i in mesh.sybil_set),
+        "delivered": round(len(got) / len(times), 4),
+        "within": {
+            f"{c:g}": round(sum(1 for t in got if t <= c) / len(times), 4) for c in (0.5, 1.0, 2.0, 5.0)
+        },
+        "median_s": round(statistics.median(got), 4) if got else None,
+        "max_s": round(got[-1], 4) if got else None,
     }
 
 
@@ -621,7 +675,7 @@ def simulate(
     peers: int = 1000,
     loss: float = 0.0,
     sybils: float = 0.0,
-    fanout: int = _ENGINE.fanout,
+    fanout: int = _ENGINE.d,
     ttl: int = _ENGINE.ttl,
     seed: int = 1,
     messages: int = 3,

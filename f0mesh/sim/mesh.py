@@ -176,7 +176,7 @@ class SimMesh:
         peer_id = node.identity.peer_id
         if index in self.sybil_set:
             node.sybil = SybilPeer(
-                peer_id, self.network, self.sybil_mode, self.params.fanout, random.Random(f"sybil:{index}")
+                peer_id, self.network, self.sybil_mode, self.params.d, random.Random(f"sybil:{index}")
             )
             self.network.attach(peer_id, node.sybil)
             node.online = True

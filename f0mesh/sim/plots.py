@@ -105,7 +105,7 @@ def _coverage_curves(runs: list[dict[str, Any]], path: Path) -> Path:
         ax.grid(True, which="both", alpha=0.3)
     axes[0][0].set_ylabel("peers that delivered (%)")
     axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.suptitle("Coverage over time: f0mesh engine defaults (fanout 3, ttl 8, repair 5 s) vs Serf's model")
+    fig.suptitle("Coverage over time: f0mesh engine defaults (GossipParams) vs Serf's model")
     return _save(fig, path)
 
 

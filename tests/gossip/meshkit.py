@@ -16,6 +16,7 @@ from f0mesh.trust import RateLimiter, RateParams
 FAST = GossipParams(
     ack_timeout_s=0.5,
     repair_interval_s=3600.0,  # periodic repair off unless a test turns it on or drives rounds
+    heartbeat_s=3600.0,  # and so is the heartbeat's IHAVE
     batch_linger_s=0.001,
     write_flush_interval_s=0.002,
 )

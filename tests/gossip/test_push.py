@@ -28,7 +28,16 @@ class Sink:
         pass
 
 
-ONE = GossipParams(fanout=1, floor_weight=0.0, ack_timeout_s=0.2, repair_interval_s=3600.0)
+ONE = GossipParams(
+    d=1,
+    d_lo=1,
+    d_hi=1,
+    flood_publish=False,
+    floor_weight=0.0,
+    ack_timeout_s=0.2,
+    repair_interval_s=3600.0,
+    heartbeat_s=3600.0,
+)
 
 
 async def star(sinks: int, engines: int, params: GossipParams = ONE, **boot) -> tuple[Mesh, list[Sink]]:

@@ -20,12 +20,13 @@ async def publish_round_robin(mesh: Mesh, origins: list[int], count: int) -> lis
 
 
 async def test_with_five_percent_loss_repair_rounds_deliver_everything():
-    # fanout 1 makes push a random walk that misses many nodes even without loss (on a 3-regular
-    # graph fanout 3 floods, and 5 % loss alone rarely defeats that), so repair has real work to do;
+    # one push peer per node makes push a walk that misses many nodes even without loss (on a
+    # 3-regular graph d 3 floods, and 5 % loss alone rarely defeats that), so repair has real work to do;
     # the loss hits the IHAVE/IWANT traffic too. Rounds are driven back to back here, so an
     # unanswered IWANT must be retried elsewhere sooner than the production default allows.
     n, max_rounds = 20, 40
-    mesh = Mesh(n, loss=0.05, seed=5, params=replace(NO_RETRY, fanout=1, iwant_timeout_s=0.1))
+    one_peer = replace(NO_RETRY, d=1, d_lo=1, d_hi=1, flood_publish=False, iwant_timeout_s=0.1)
+    mesh = Mesh(n, loss=0.05, seed=5, params=one_peer)
     await mesh.boot()
     await mesh.link(regular_topology(n, 3, seed=5))
     ids = await publish_round_robin(mesh, [0, 4, 8, 12, 16], 200)
@@ -39,8 +40,9 @@ async def test_with_five_percent_loss_repair_rounds_deliver_everything():
         await mesh.settle()
     assert mesh.missing(ids) == 0, f"{mesh.missing(ids)} still missing after {rounds} rounds"
     assert mesh.network.dropped > 0 and lost_by_push > 0  # the loss did bite, and repair made it good
-    recovered = sum(node.engine.stats.iwant_served for node in mesh.nodes)
-    assert recovered >= lost_by_push
+    # each copy repaired is young, so it is pushed on and heals the nodes behind the gap too
+    assert sum(node.engine.stats.iwant_served for node in mesh.nodes) > 0
+    assert sum(node.engine.stats.repaired_forwarded for node in mesh.nodes) > 0
     for node in mesh.nodes:
         assert set(node.store.messages) == set(ids)
         received = [r.message_id for r in node.store.audit_for(event=AuditEvent.RECEIVED)]

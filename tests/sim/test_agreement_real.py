@@ -3,13 +3,14 @@ DataChannels and as a SimMesh, the same 40 messages from the same origins, compa
 hops (issue #14: all nodes deliver in both, hop quantiles within one hop).
 
 Topology: an 8-node ring with chords from node 0 to 2, 4 and 6 (diameter 3, mean distance 1.75).
-Node 0 has degree 5, so at fanout 3 it picks 3 of its 5 neighbours as origin and 3 of 4 when
-forwarding: trust-weighted selection shapes the paths there; elsewhere the push reaches every
-neighbour but the sender and first arrivals decide the hops. The connection manager neither fills
-nor bridges (``--d-lo 0 --d 0``) nor prunes (``--d-hi 64``); any other link would be closed (a closed
-link is held, not redialled), and the topology is checked before and after publishing.
+Node 0 has degree 5. Every node pushes to all its push peers (D = 6 is above every degree here, so
+that is every neighbour but the sender), and first arrivals decide the hops. (At c5738a4, fanout 3,
+node 0 picked 3 of its 5 neighbours and trust-weighted selection shaped the paths there.)
+The connection manager neither fills nor bridges (``--d-lo 0 --d 0``) nor prunes (``--d-hi 64``);
+any other link would be closed (a closed link is held, not redialled), and the topology is checked
+before and after publishing.
 
-Scores: a real node draws fanout peers by PageRank personalised to itself, fed by the first
+Scores: a real node picks push peers by PageRank personalised to itself, fed by the first
 deliveries it has seen, so its table is its own. Each simulated peer gets its real counterpart's
 ``/api/trust`` scores, read just before publishing (SimMesh would share one table). On a fresh mesh
 they are still ~0 for every neighbour, i.e. uniform selection; by the end of publishing they are
@@ -25,8 +26,8 @@ lets near-ties go either way, as they do for real.
 Engine parameters are the node's (``GossipParams()``). Hops are path lengths: 0 at the origin, the
 stored envelope's forward count + 1 elsewhere. Per message the quantiles may differ by two hops
 (node 0's draw), so the pooled distribution is compared. The mean is held to 0.25 hops rather than
-0.5: on a mesh this small a simulator at fanout 2, or without the chords, is 0.32-0.35 hops off and
-would pass at 0.5; the runs measured so far differ by at most 0.07.
+0.5: on a mesh this small a simulator at fanout 2, or without the chords, was 0.32-0.35 hops off and
+would pass at 0.5; the runs measured so far differ by at most 0.07 (0.03 after issue 21).
 """
 
 from __future__ import annotations

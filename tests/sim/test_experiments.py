@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -72,12 +73,14 @@ def test_trust_weighted_selection_with_repair_reaches_99_percent_of_honest_peers
     assert all(m["coverage"] >= 0.98 for m in result["messages"])
 
 
-def test_with_40_percent_sybils_trust_weighted_selection_beats_uniform() -> None:
+def test_with_40_percent_sybils_honest_delivery_reaches_the_honest_reachable_bound_within_2_s() -> None:
+    # eager push to every push peer plus the heartbeat's IHAVE leaves black holes nothing to win,
+    # whichever way push peers are picked; where trust must matter is an eclipse (not simulated yet)
     base = Scenario(peers=300, sybils=0.4, messages=2, seed=1, window_s=60)
-    trust = run_broadcast(base)["summary"]
-    uniform = run_broadcast(Scenario(**{**base.__dict__, "selection": "uniform"}))["summary"]
-    assert trust["at"]["1"] > uniform["at"]["1"]
-    assert trust["coverage"] >= uniform["coverage"]
+    for selection in ("trust", "uniform"):
+        summary = run_broadcast(replace(base, selection=selection))["summary"]
+        assert summary["reachable_fraction"] < 1.0  # the Sybils do cut some honest peers off
+        assert summary["at"]["2"] == pytest.approx(summary["reachable_fraction"], abs=1e-4), selection
 
 
 def test_corrupting_sybils_are_refused_by_signature_and_change_nothing_for_honest_peers() -> None:
@@ -106,7 +109,9 @@ def test_lww_maps_converge_and_agree_after_a_partition_heals_through_one_bridge(
 
 
 def test_churn_runs_with_peers_leaving_and_rejoining() -> None:
-    result = run_broadcast(Scenario(peers=150, churn_per_min=0.3, messages=2, seed=4))
+    # a message now reaches everyone in well under a second, so the run lasts a few seconds: peers
+    # stay away about as long, or none would be back before it ends
+    result = run_broadcast(Scenario(peers=150, churn_per_min=0.3, churn_downtime_s=2.0, messages=2, seed=4))
     assert result["churn"]["left"] > 0 and result["churn"]["rejoined"] > 0
     assert result["summary"]["coverage"] > 0.9
 
@@ -120,3 +125,10 @@ def test_simulate_prints_figures_and_writes_plots(tmp_path) -> None:
     assert (tmp_path / "coverage_time.png").stat().st_size > 10_000
     with pytest.raises(ValueError, match="unknown experiment"):
         simulate("nope", peers=10)
+
+
+def test_an_eclipsed_victim_with_two_honest_links_among_ten_sybils_still_delivers_everything() -> None:
+    scenario = Scenario(peers=150, sybils=0.2, eclipse=10, messages=5, window_s=30, settle_s=0.5, seed=3)
+    victim = run_broadcast(scenario)["victim"]
+    assert (victim["links"], victim["sybil_links"]) == (12, 10)
+    assert victim["within"]["2"] == 1.0

@@ -1,0 +1,100 @@
+"""Eager push to every push peer, the heartbeat's IHAVE, and repaired copies pushed on."""
+
+from dataclasses import replace
+
+from f0mesh.gossip import AuditEvent
+
+from .meshkit import FAST, Mesh, flat_limiter, regular_topology, wait_until
+
+NO_RETRY = replace(FAST, max_retries=0)
+
+
+async def test_a_message_reaches_every_node_by_push_alone_where_each_node_has_d_links():
+    n = 24
+    mesh = Mesh(n, seed=7, params=replace(NO_RETRY, d=6, d_lo=4, d_hi=12))
+    await mesh.boot()
+    await mesh.link(regular_topology(n, 6, seed=7))
+    ids = [await mesh[i].engine.publish("t", i) for i in (0, 9, 17)]
+    await mesh.settle()
+    assert mesh.missing(ids) == 0
+    assert all(node.engine.stats.iwant_sent == 0 for node in mesh.nodes)  # no repair was needed
+    origin = mesh[0]
+    sent_to = {r.peer_id for r in origin.store.audit_for(ids[0], AuditEvent.SENT)}
+    assert sent_to == set(origin.engine._transport.neighbours())  # own messages go to every link
+    await mesh.close()
+
+
+async def test_a_leaf_no_neighbour_picked_is_repaired_within_a_heartbeat_then_pushed_to():
+    # hub 0 has six trusted neighbours and the leaf 7, whom no floor lets trust pick
+    mesh = Mesh(8)
+    params = replace(NO_RETRY, d=6, d_lo=6, d_hi=12, floor_weight=0.0, heartbeat_s=0.05)
+    scores = {node.peer_id: 1.0 for node in mesh.nodes[:7]}
+    for node in mesh.nodes:
+        await node.boot(params=params, scores_provider=lambda: scores)
+    await mesh.link([(0, i) for i in range(1, 8)])
+    hub, leaf = mesh[0], mesh[7]
+    first = await mesh[1].engine.publish("t", "first")
+    await wait_until(lambda: leaf.has([first]), 5, "the leaf repaired by the heartbeat's IHAVE")
+    assert leaf.engine.stats.iwant_sent == 1
+    assert leaf.peer_id in hub.engine.mesh.peers  # its IWANT for a young message made it a push peer
+    second = await mesh[2].engine.publish("t", "second")
+    await wait_until(lambda: leaf.has([second]), 5, "the second message")
+    await mesh.settle()
+    assert leaf.engine.stats.iwant_sent == 1  # pushed this time
+    await mesh.close()
+
+
+async def detached_while_published(mesh: Mesh, index: int, count: int) -> list[str]:
+    """Node 0 publishes while node ``index``'s engine hears nothing (its links stay up)."""
+    mesh.network.detach(mesh[index].peer_id)
+    ids = [await mesh[0].engine.publish("t", n) for n in range(count)]
+    await mesh.settle()
+    mesh.network.attach(mesh[index].peer_id, mesh[index].engine)
+    return ids
+
+
+async def test_a_copy_answering_a_periodic_digest_is_pushed_on_and_a_catch_up_page_is_not():
+    mesh = Mesh(3, params=NO_RETRY)
+    await mesh.boot()
+    await mesh.link([(0, 1), (1, 2)])
+    middle, far = mesh[1], mesh[2]
+    [young] = await detached_while_published(mesh, 1, 1)
+    await mesh[0].engine.repair.heartbeat()  # IHAVE marked fresh; node 1 asks, gets it, pushes it on
+    await wait_until(lambda: far.has([young]), 5, "the repaired copy pushed on to node 2")
+    await mesh.settle()
+    assert middle.engine.stats.repaired_forwarded == 1 and far.engine.stats.iwant_sent == 0
+    [received] = far.store.audit_for(young, AuditEvent.RECEIVED)
+    assert received.peer_id == middle.peer_id
+
+    await mesh.network.disconnect(mesh[0].peer_id, middle.peer_id)
+    later = [await mesh[0].engine.publish("t", "while apart")]
+    await mesh.network.connect(mesh[0].peer_id, middle.peer_id)  # catch-up page: pairwise
+    await wait_until(lambda: middle.has(later), 5, "catch-up")
+    await mesh.settle()
+    assert not far.has(later) and middle.engine.stats.repaired_forwarded == 1
+    await mesh.close()
+
+
+async def test_answers_to_a_periodic_digest_pass_the_per_origin_limit():
+    mesh = Mesh(2, params=NO_RETRY)
+    await mesh[0].boot()
+    await mesh[1].boot(origin_limiter=flat_limiter(0.0, 1.0))
+    await mesh.link([(0, 1)])
+    ids = await detached_while_published(mesh, 1, 3)
+    await mesh[0].engine.repair.heartbeat()
+    await wait_until(lambda: mesh[1].engine.stats.rejected["rate_limited"] == 2, 5, "two refused")
+    await mesh.settle()
+    assert sum(i in mesh[1].store.messages for i in ids) == 1  # one token's worth got through
+    await mesh.close()
+
+
+async def test_catch_up_bypasses_the_limits_only_up_to_its_budget_per_link():
+    mesh = Mesh(2, params=NO_RETRY)
+    await mesh[0].boot()
+    ids = [await mesh[0].engine.publish("t", n) for n in range(5)]
+    await mesh[1].boot(params=replace(NO_RETRY, catchup_max_ids=2), origin_limiter=flat_limiter(0.0, 1.0))
+    await mesh.link([(0, 1)])  # node 0 offers its 5 as a catch-up page
+    await wait_until(lambda: mesh[1].engine.stats.rejected["rate_limited"] == 2, 5, "past the budget")
+    await mesh.settle()
+    assert sum(i in mesh[1].store.messages for i in ids) == 3  # two within the budget, one token's worth
+    await mesh.close()
