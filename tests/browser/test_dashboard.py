@@ -114,6 +114,7 @@ def test_login_connect_live_figures_close_and_bad_link(node_factory, dashboard) 
 
     # Close from the row, then reconnect by URL.
     r.get_by_role("button", name="Close the link").click()
+    page.click("#confirm-ok")  # the confirm dialog (its Cancel: test_dashboard_views.py)
     status_has("#links-status", "Closed the link")
     wait_for(lambda: r.get_attribute("data-state") == "closed", 10, 0.2, "row closed")
     assert a.link_to(b.peer_id)["state"] == "closed"

@@ -123,7 +123,7 @@ export class Topology {
     const signature = JSON.stringify([
       structure,
       [...model.edges.values()].map((e) => [e.health, Math.round(edgeWidth(e.bitrate_kbps) * 4), fmtFigure("rtt_ms", e.rtt_ms)]),
-      ids.map((id) => Math.round(radius(id))),
+      ids.map((id) => [Math.round(radius(id)), peerLabel(id)]),
     ]);
     if (signature === this.signature) return;
     this.signature = signature;

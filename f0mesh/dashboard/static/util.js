@@ -39,7 +39,7 @@ const MAX_NAMES = 10000;
 /** Remember a peer's own name; anything not a short printable string is ignored (peers are strangers). */
 export function setName(id, name) {
   if (typeof id !== "string" || typeof name !== "string") return;
-  if (name.length < 1 || name.length > 32 || /[\p{C}\p{Z}--[ ]]/v.test(name)) return;
+  if (name.length < 1 || name.length > 32 || /[[\p{C}\p{Z}]--[ ]]/v.test(name)) return;
   if (!names.has(id) && names.size >= MAX_NAMES) return;
   names.set(id, name);
 }
