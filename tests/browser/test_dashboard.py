@@ -191,7 +191,7 @@ def test_five_node_mesh_topology_history_phone_and_screenshot(node_factory, dash
     assert page.locator("#detail-charts figure.chart").count() == 5  # rtt, jitter, loss, bitrate, health
 
     # Gossip, audit and trust panels are filled from the API.
-    page.wait_for_selector("#messages-body tr[data-topic]")
+    page.wait_for_selector("#messages-body tr[data-topic]", state="attached")  # system topics: hidden
     page.wait_for_selector("#audit-body tr[data-event]")
     page.wait_for_selector("#trust-body tr[data-peer-id]")
 

@@ -50,7 +50,8 @@ def test_names_conflicts_topics_charts_confirm_globe_heatmap(node_factory, dashb
     wait_for(lambda: page.inner_text("#self-id") == f"alpha …{a.peer_id[-8:]}", 15, 0.2, "own name")
     row = page.locator(f'#links-body tr[data-peer-id="{b.peer_id}"]')
     wait_for(lambda: row.locator("td.peer").inner_text().startswith("beta …"), 15, 0.2, "peer name")
-    wait_for(lambda: "gamma" in page.locator("#topology-svg").text_content(), 15, 0.2, "names in the topology")
+    topology = page.locator("#topology-svg")
+    wait_for(lambda: "gamma" in topology.text_content(), 15, 0.2, "names in the topology")
 
     # The globe: one dot per located node; a drag turns it; gossip arriving pulses a link.
     dots = page.locator("#globe-svg .node circle.dot")

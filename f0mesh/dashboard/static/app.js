@@ -105,6 +105,7 @@ function needLogin(what, retry) {
 /** Destructive actions ask first, in a modal dialog; resolves true only on an explicit confirm. */
 function confirmAction(text, verb) {
   const dialog = $("confirm");
+  if (dialog.open) return Promise.resolve(false); // one question at a time
   $("confirm-text").textContent = text;
   $("confirm-ok").textContent = verb;
   dialog.returnValue = "";
