@@ -80,6 +80,9 @@ def test_names_conflicts_topics_charts_confirm_globe_heatmap(node_factory, dashb
     page.select_option("#heatmap-metric", "loss_pct")
     wait_for(lambda: "." in cell.inner_text(), 5, 0.1, "loss figures")
     page.locator("#globe-card").screenshot(path=str(shots / "globe.png"))
+    page.emulate_media(color_scheme="dark", reduced_motion="reduce")
+    page.locator("#globe-card").screenshot(path=str(shots / "globe-dark.png"))
+    page.emulate_media(color_scheme="light", reduced_motion="reduce")
 
     # System topics hidden by default; the toggle shows them; the user's message always shows.
     hello = page.locator('#messages-body tr[data-topic="hello"]')

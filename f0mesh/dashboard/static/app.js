@@ -414,7 +414,7 @@ function renderCharts() {
 
 async function refreshMessages() {
   const topic = messages.topic;
-  const { messages: list } = await api(`/api/gossip/messages?limit=100${topic ? `&topic=${encodeURIComponent(topic)}` : ""}`);
+  const { messages: list } = await api(`/api/gossip/messages?limit=200${topic ? `&topic=${encodeURIComponent(topic)}` : ""}`);
   if (topic === messages.topic) messages.set(list);
 }
 

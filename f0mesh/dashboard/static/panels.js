@@ -2,7 +2,7 @@
 
 import { clock, h, isNum, isoTime, peerLabel, truncate } from "./util.js";
 
-const MAX_MESSAGES = 100;
+const MAX_MESSAGES = 200; // rows kept, hidden system ones included, so user messages survive a telemetry burst
 // Topics the nodes gossip among themselves (node.py RESERVED_TOPICS): link telemetry, trust opinions,
 // replicated-state deltas. They are most of the traffic, so the panel hides them unless asked.
 export const SYSTEM_TOPICS = new Set(["telemetry", "trust", "state"]);
