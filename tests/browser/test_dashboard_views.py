@@ -182,3 +182,31 @@ def test_names_conflicts_topics_charts_confirm_globe_heatmap(node_factory, dashb
     page.click("#confirm-ok")
     wait_for(lambda: "Closed the link" in page.inner_text("#links-status"), 15, 0.1, "closed")
     assert a.link_to(b.peer_id)["state"] == "closed"
+
+
+def test_globe_projection_and_peer_given_names_in_the_page(node_factory, dashboard) -> None:
+    """The page's own modules: the orthographic projection, and names a stranger may send."""
+    node = node_factory("p")
+    page = dashboard(node.url + "/").page
+    result = page.evaluate(
+        """async () => {
+          const { project } = await import('/dashboard/globe.js');
+          const { peerLabel, setName } = await import('/dashboard/util.js');
+          const r = (p) => [Math.round(p.x), Math.round(p.y), p.front];
+          setName('12D3KooWgoodgoodgood', 'berlin 1');
+          setName('12D3KooWlonglonglong', 'x'.repeat(33));
+          setName('12D3KooWctrlctrlctrl', 'evil\\u202eeman');
+          setName('12D3KooWhtmlhtmlhtml', '<b>bold</b>');
+          return {
+            centre: r(project(52, 13, 52, 13)),
+            north: r(project(90, 0, 0, 0)),
+            east: r(project(0, 90, 0, 0)),
+            behind: r(project(0, 180, 0, 0)),
+            labels: ['good', 'long', 'ctrl', 'html'].map((k) => peerLabel(`12D3KooW${k}${k}${k}`)),
+          };
+        }"""
+    )
+    assert result["centre"] == [200, 200, True]  # the point looked at is the middle of the disc
+    assert result["north"] == [200, 20, True] and result["east"] == [380, 200, True]  # on the limb
+    assert result["behind"][2] is False
+    assert result["labels"] == ["berlin 1 …goodgood", "…longlong", "…ctrlctrl", "<b>bold</b> …htmlhtml"]
