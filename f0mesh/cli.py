@@ -92,6 +92,9 @@ def up(
     location: Annotated[
         str | None, _opt("--location", env="LOCATION", help="lat,lon for the map view")
     ] = None,
+    name: Annotated[
+        str | None, _opt("--name", env="NAME", help="a name for this node, shown next to its PeerId")
+    ] = None,
     private_read: Annotated[
         bool,
         _opt("--private-read", env="PRIVATE_READ", help="read API, metrics and docs need the admin token"),
@@ -185,6 +188,7 @@ def up(
             heartbeat_timeout=heartbeat_timeout,
             heartbeat_interval=heartbeat_timeout / 4,  # three lost beats are not yet a failure
             location=location,
+            name=name,
             open_read=not private_read,
             tls_cert=tls_cert,
             tls_key=tls_key,

@@ -18,6 +18,12 @@ from f0mesh.store.url import default_store_url
 
 MAX_GOSSIP_DEGREE = 64
 GOSSIP_HEARTBEAT_S = (0.05, 60.0)
+MAX_NAME_CHARS = 32
+
+
+def valid_name(value: object) -> bool:
+    """A node name an operator chose: 1..32 printable characters (no control or separator codes)."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_NAME_CHARS and value.isprintable()
 
 
 @dataclass
@@ -44,6 +50,7 @@ class NodeConfig:
     d_target: int = 6
     d_hi: int = 12
     location: str | None = None
+    name: str | None = None
     open_read: bool = True
     heartbeat_interval: float = 1.0
     heartbeat_timeout: float = 4.0
@@ -74,6 +81,8 @@ class NodeConfig:
         self.data_dir = Path(self.data_dir)
         if not (0 < self.port < 65536):
             raise ConfigError(f"--port {self.port} is not a TCP port")
+        if self.name is not None and not valid_name(self.name):
+            raise ConfigError(f"--name must be 1 to {MAX_NAME_CHARS} printable characters, e.g. berlin-1")
         if not (60 <= self.session_lifetime_s <= 366 * 86400):
             raise ConfigError("--session-lifetime must be between 60 s and a year")
         if self.no_public_url and self.public_url:

@@ -36,6 +36,22 @@ STOP_TIMEOUT_S = 10.0
 PUBLISH_EVERY_S = 3.0
 SMALL_MESH = 12
 DRAIN_S = 5.0
+# Where the demo's nodes say they are (--location lat,lon), so the dashboard's map and globe show a mesh
+# around the world; the city also names the node. Beyond the list, the cities repeat with a number.
+CITIES = [
+    ("berlin", 52.52, 13.40),
+    ("new-york", 40.71, -74.01),
+    ("sao-paulo", -23.55, -46.63),
+    ("tokyo", 35.68, 139.69),
+    ("sydney", -33.87, 151.21),
+    ("nairobi", -1.29, 36.82),
+    ("mumbai", 19.08, 72.88),
+    ("reykjavik", 64.15, -21.94),
+    ("san-francisco", 37.77, -122.42),
+    ("singapore", 1.35, 103.82),
+    ("cape-town", -33.92, 18.42),
+    ("mexico-city", 19.43, -99.13),
+]
 
 
 class Mesh:
@@ -72,6 +88,12 @@ class Mesh:
             "6",
         ]
 
+    @staticmethod
+    def place_flags(i: int) -> list[str]:
+        city, lat, lon = CITIES[i % len(CITIES)]
+        name = city if i < len(CITIES) else f"{city}-{i // len(CITIES) + 1}"
+        return ["--location", f"{lat},{lon}", "--name", name]
+
     def argv(self, i: int) -> list[str]:
         """Node i+1's command line; every node but the first bootstraps from node 1."""
         argv = [
@@ -86,6 +108,7 @@ class Mesh:
             "--admin-token",
             self.token,
             *self.node_flags(),
+            *self.place_flags(i),
             "--log-level",
             "warning",
         ]

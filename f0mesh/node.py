@@ -15,7 +15,7 @@ import msgpack
 from f0mesh import __version__
 from f0mesh.address_policy import AddressPolicy
 from f0mesh.bindings import GOSSIP_FRAME, LinkGossipTransport, SqlGossipStore
-from f0mesh.config import NodeConfig
+from f0mesh.config import NodeConfig, valid_name
 from f0mesh.errors import F0MeshError, PeerError, PolicyError, StoreUnavailableError
 from f0mesh.events import EventBus
 from f0mesh.gossip import GossipEngine, StoredMessage
@@ -438,7 +438,7 @@ class Node:
                         for k in ("peer_id", "health", "rtt_ms", "jitter_ms", "loss_pct", "bitrate_kbps")
                     }
                 )
-        return {"url": self.url, "location": self.config.location, "links": links}
+        return {"url": self.url, "location": self.config.location, "name": self.config.name, "links": links}
 
     async def _publish_telemetry(self) -> None:
         try:
@@ -647,6 +647,7 @@ class Node:
             "status": "ok",
             "peer_id": self.peer_id,
             "private": self.private,
+            "name": self.config.name,
             "links": len(self.links.open_links()),
             "version": __version__,
             "url": self.url,
@@ -675,8 +676,10 @@ class Node:
 
     def _peer_view(self, row: dict[str, Any], scores: Mapping[str, float]) -> dict[str, Any]:
         link = self.links.get(row["peer_id"])
+        name = self.telemetry.get(row["peer_id"], {}).get("name")
         return {
             "peer_id": row["peer_id"],
+            "name": name if valid_name(name) else None,  # as its own signed telemetry says
             "url": row.get("url"),
             "trust": scores.get(row["peer_id"], row.get("trust")),  # live, not last saved
             "last_seen": row.get("last_seen"),

@@ -114,6 +114,7 @@ def test_login_connect_live_figures_close_and_bad_link(node_factory, dashboard) 
 
     # Close from the row, then reconnect by URL.
     r.get_by_role("button", name="Close the link").click()
+    page.click("#confirm-ok")  # the confirm dialog (its Cancel: test_dashboard_views.py)
     status_has("#links-status", "Closed the link")
     wait_for(lambda: r.get_attribute("data-state") == "closed", 10, 0.2, "row closed")
     assert a.link_to(b.peer_id)["state"] == "closed"
@@ -190,7 +191,7 @@ def test_five_node_mesh_topology_history_phone_and_screenshot(node_factory, dash
     assert page.locator("#detail-charts figure.chart").count() == 5  # rtt, jitter, loss, bitrate, health
 
     # Gossip, audit and trust panels are filled from the API.
-    page.wait_for_selector("#messages-body tr[data-topic]")
+    page.wait_for_selector("#messages-body tr[data-topic]", state="attached")  # system topics: hidden
     page.wait_for_selector("#audit-body tr[data-event]")
     page.wait_for_selector("#trust-body tr[data-peer-id]")
 

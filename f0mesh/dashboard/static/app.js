@@ -2,10 +2,11 @@
 
 import { api, ApiError, loggedIn, login, logout } from "./api.js";
 import { historyCharts } from "./charts.js";
+import { Globe, renderHeatmap } from "./globe.js";
 import { LinksTable } from "./links.js";
 import { MessagesPanel, renderAudit, renderConflicts, renderDocuments, renderTrust } from "./panels.js";
 import { buildModel, Topology } from "./topology.js";
-import { clock, debounce, fmtFigure, h, isNum, setStatus, shortId } from "./util.js";
+import { clock, debounce, fmtFigure, h, isNum, peerLabel, setName, setStatus } from "./util.js";
 
 const $ = (id) => document.getElementById(id);
 const READONLY_KEY = "f0mesh.readonly";
@@ -23,9 +24,14 @@ const state = {
   stateList: false, // the node serves GET /api/state (the list of replicated documents)
 };
 
-const links = new LinksTable($("links-table"), { onClose: closeLink, onSelect: (link) => showHistory(link.peer_id, true) });
+const links = new LinksTable($("links-table"), {
+  onClose: closeLink,
+  onBlock: blockPeer,
+  onSelect: (link) => showHistory(link.peer_id, true),
+});
 const topology = new Topology($("topology-svg"), { onSelectEdge: selectEdge, onSelectNode: selectNode });
 const messages = new MessagesPanel($("messages-body"));
+const globe = new Globe($("globe-svg"));
 
 // -- access -------------------------------------------------------------------------------------
 
@@ -96,6 +102,19 @@ function needLogin(what, retry) {
   return true;
 }
 
+/** Destructive actions ask first, in a modal dialog; resolves true only on an explicit confirm. */
+function confirmAction(text, verb) {
+  const dialog = $("confirm");
+  if (dialog.open) return Promise.resolve(false); // one question at a time
+  $("confirm-text").textContent = text;
+  $("confirm-ok").textContent = verb;
+  dialog.returnValue = "";
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+    dialog.showModal();
+  });
+}
+
 function words(err) {
   return err instanceof ApiError ? err.words : String(err && err.message ? err.message : err);
 }
@@ -104,6 +123,7 @@ function words(err) {
 
 async function refreshPeers() {
   const { peers } = await api("/api/peers?limit=1000");
+  for (const p of peers) setName(p.peer_id, p.name);
   const select = $("connect-peer");
   const chosen = select.value;
   const candidates = peers
@@ -111,7 +131,7 @@ async function refreshPeers() {
     .sort((a, b) => (b.last_seen || 0) - (a.last_seen || 0));
   const options = [h("option", { value: "" }, candidates.length ? "Choose a known peer…" : "No unlinked peers known")];
   for (const p of candidates) {
-    const label = `${shortId(p.peer_id)}${p.url ? ` — ${p.url}` : " — no URL known"}`;
+    const label = `${peerLabel(p.peer_id)}${p.url ? ` — ${p.url}` : " — no URL known"}`;
     options.push(h("option", { value: p.peer_id, title: p.peer_id, disabled: !p.url }, label));
   }
   select.replaceChildren(...options);
@@ -133,7 +153,7 @@ async function onConnect(ev) {
     return;
   }
   if (needLogin("connect peers", () => onConnect())) return;
-  const target = url || shortId(peerId);
+  const target = url || peerLabel(peerId);
   const button = $("connect-button");
   const already = links.links.some((l) => l.peer_id === peerId && l.state === "open");
   button.disabled = true;
@@ -144,7 +164,7 @@ async function onConnect(ev) {
     const setup = isNum(link.setup_ms) ? `, set up in ${Math.round(link.setup_ms)} ms` : "";
     setStatus(
       status,
-      `${already ? "Already linked" : "Linked"} to ${shortId(link.peer_id)}: link ${link.link_id}, ${link.state}${setup}.`,
+      `${already ? "Already linked" : "Linked"} to ${peerLabel(link.peer_id)}: link ${link.link_id}, ${link.state}${setup}.`,
       "ok",
     );
     $("connect-url").value = "";
@@ -170,10 +190,20 @@ async function refreshLinks() {
   if (state.selection) renderSelectionFacts();
 }
 
+// A destructive action clicked while read-only runs after login only through closeLink/blockPeer
+// again, so the confirmation is asked then, not skipped.
 async function closeLink(link, button) {
   if (needLogin("close links", () => closeLink(link, button))) return;
   const status = $("links-status");
-  const peer = shortId(link.peer_id);
+  const peer = peerLabel(link.peer_id);
+  const sure = await confirmAction(
+    `Close the link to ${peer}? It is not redialled until you connect it again.`,
+    "Close link",
+  );
+  if (!sure) {
+    setStatus(status, `Kept the link to ${peer}.`, "");
+    return;
+  }
   button.disabled = true;
   setStatus(status, `Closing the link to ${peer}…`, "busy");
   try {
@@ -187,11 +217,39 @@ async function closeLink(link, button) {
   refreshPeers().catch(report);
 }
 
+async function blockPeer(link, button) {
+  if (needLogin("block peers", () => blockPeer(link, button))) return;
+  const status = $("links-status");
+  const peer = peerLabel(link.peer_id);
+  const sure = await confirmAction(
+    `Block ${peer}? Its link closes and this node refuses it everywhere (offers, dials, peer exchange, gossip) until unblocked.`,
+    "Block peer",
+  );
+  if (!sure) {
+    setStatus(status, `Did not block ${peer}.`, "");
+    return;
+  }
+  button.disabled = true;
+  setStatus(status, `Blocking ${peer}…`, "busy");
+  try {
+    await api(`/api/peers/${encodeURIComponent(link.peer_id)}/block`, { method: "POST" });
+    setStatus(status, `Blocked ${peer}: unblock it with DELETE /api/peers/{id}/block.`, "ok");
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) showLogin("The session is no longer valid: log in again.");
+    setStatus(status, `Could not block ${peer}: ${words(err)}`, "error");
+  } finally {
+    button.disabled = false;
+  }
+  await refreshLinks().catch(report);
+  refreshPeers().catch(report);
+}
+
 // -- topology and detail ------------------------------------------------------------------------
 
 async function refreshTopology() {
   const [telemetry, trust] = await Promise.all([api("/api/telemetry"), state.trust ? null : api("/api/trust")]);
   state.telemetry = telemetry;
+  for (const [id, r] of Object.entries(telemetry.nodes || {})) setName(id, r && r.name);
   if (trust) state.trust = trust;
   drawTopology();
 }
@@ -200,11 +258,20 @@ function drawTopology() {
   if (!state.telemetry) return;
   const model = buildModel(state.telemetry, state.selfId);
   topology.render(model, state.trust ? state.trust.scores : {}, state.selfId);
+  globe.render(model);
+  drawHeatmap();
   const stale = [...model.nodes.values()].filter((n) => !n.reported).length;
   $("topology-summary").textContent =
     `${model.nodes.size} peer${model.nodes.size === 1 ? "" : "s"}, ${model.edges.size} link${model.edges.size === 1 ? "" : "s"}` +
     (stale ? ` (${stale} known only from others' reports)` : "") +
     " — from the link telemetry every node gossips.";
+}
+
+function drawHeatmap() {
+  const left = renderHeatmap($("heatmap"), state.telemetry, $("heatmap-metric").value, state.selfId);
+  $("heatmap-note").textContent =
+    "Each row is what one node measured on its links, from the telemetry every node gossips" +
+    (left > 0 ? ` (${left} more nodes not shown).` : ".");
 }
 
 function selectEdge(edge) {
@@ -216,12 +283,12 @@ function selectEdge(edge) {
   links.select(null);
   topology.select("edge", edge.key);
   const body = $("detail-body");
-  $("detail-title").textContent = `Link ${shortId(edge.a)} – ${shortId(edge.b)}`;
+  $("detail-title").textContent = `Link ${peerLabel(edge.a)} – ${peerLabel(edge.b)}`;
   $("detail-hint").hidden = true;
   const rows = [];
   for (const r of edge.reports) {
     rows.push(
-      h("dt", { text: `seen by ${shortId(r.from)}` }),
+      h("dt", { text: `seen by ${peerLabel(r.from)}` }),
       h(
         "dd",
         {},
@@ -240,7 +307,7 @@ function selectEdge(edge) {
       { class: "muted small" },
       "This node is not an end of this link; its QoS history is stored by its two ends",
       ends.length ? ": " : ".",
-      ...ends.flatMap((e, i) => [i ? " or " : "", h("a", { href: e.url, rel: "noopener noreferrer" }, `${shortId(e.id)}'s dashboard`)]),
+      ...ends.flatMap((e, i) => [i ? " or " : "", h("a", { href: e.url, rel: "noopener noreferrer" }, `${peerLabel(e.id)}'s dashboard`)]),
     ),
   );
 }
@@ -249,7 +316,7 @@ function selectNode(node) {
   state.selection = null;
   links.select(null);
   topology.select("node", node.id);
-  $("detail-title").textContent = node.self ? "This node" : `Peer ${shortId(node.id)}`;
+  $("detail-title").textContent = node.self ? "This node" : `Peer ${peerLabel(node.id)}`;
   $("detail-hint").hidden = true;
   const comp = state.trust?.components?.[node.id];
   const url = safeUrl(node.url);
@@ -267,7 +334,7 @@ function selectNode(node) {
       h("dt", { text: "Trust" }),
       h("dd", { text: comp ? `${comp.score.toFixed(3)} (trusted by ${comp.trusted_by}${comp.pretrusted ? ", pre-trusted" : ""})` : "unknown" }),
       h("dt", { text: "Links" }),
-      h("dd", { text: linked.length ? linked.map((e) => `${shortId(e.a === node.id ? e.b : e.a)} (${e.health})`).join(", ") : "none reported" }),
+      h("dd", { text: linked.length ? linked.map((e) => `${peerLabel(e.a === node.id ? e.b : e.a)} (${e.health})`).join(", ") : "none reported" }),
       h("dt", { text: "Telemetry" }),
       h("dd", { text: node.self ? "live" : isNum(node.receivedAt) ? `received ${clock(node.receivedAt)}` : "none received" }),
     ),
@@ -287,7 +354,7 @@ async function showHistory(peerId, fromTable) {
   state.selection = { peerId, samples: null };
   links.select(peerId);
   topology.select("edge", [state.selfId, peerId].sort().join("|"));
-  $("detail-title").textContent = `Link to ${shortId(peerId)}`;
+  $("detail-title").textContent = `Link to ${peerLabel(peerId)}`;
   $("detail-hint").hidden = true;
   $("detail-body").replaceChildren(h("div", { id: "detail-facts" }), h("div", { id: "detail-charts" }, h("p", { class: "muted", text: "Loading QoS history…" })));
   renderSelectionFacts();
@@ -341,7 +408,7 @@ function renderCharts() {
   if (!sel || !box || !sel.samples) return;
   box.replaceChildren(
     historyCharts(sel.samples),
-    h("p", { class: "muted small", text: `${sel.samples.length} sample${sel.samples.length === 1 ? "" : "s"} from link_samples, oldest first.` }),
+    h("p", { class: "muted small", text: `${sel.samples.length} sample${sel.samples.length === 1 ? "" : "s"} stored by this node, local time.` }),
   );
 }
 
@@ -349,7 +416,7 @@ function renderCharts() {
 
 async function refreshMessages() {
   const topic = messages.topic;
-  const { messages: list } = await api(`/api/gossip/messages?limit=100${topic ? `&topic=${encodeURIComponent(topic)}` : ""}`);
+  const { messages: list } = await api(`/api/gossip/messages?limit=200${topic ? `&topic=${encodeURIComponent(topic)}` : ""}`);
   if (topic === messages.topic) messages.set(list);
 }
 
@@ -422,12 +489,13 @@ async function onConflicts(ev) {
 async function refreshHealth() {
   const health = await api("/healthz");
   state.selfId = health.peer_id;
+  setName(health.peer_id, health.name);
   const id = $("self-id");
-  id.textContent = shortId(health.peer_id);
+  id.textContent = peerLabel(health.peer_id);
   id.title = health.peer_id;
   $("self-links").textContent = String(health.links);
   $("self-version").textContent = health.version;
-  document.title = `f0mesh · ${shortId(health.peer_id)}`;
+  document.title = `f0mesh · ${peerLabel(health.peer_id)}`;
 }
 
 // -- live updates: server-sent events, polling as the fallback ----------------------------------
@@ -500,6 +568,7 @@ function startEvents() {
     if (!event) return;
     const m = event.data;
     messages.add({ ...m, received_at: m.received_at ?? event.at });
+    globe.pulse(m.origin, state.selfId);
     if (m.topic === "telemetry") soon.topology();
     if (m.topic === "trust") soon.trust();
     soon.audit();
@@ -605,6 +674,8 @@ async function main() {
       refreshMessages().catch(report);
     }, 400),
   );
+  $("messages-show-system").addEventListener("change", (ev) => messages.setShowSystem(ev.target.checked));
+  $("heatmap-metric").addEventListener("change", drawHeatmap);
   $("audit-event").addEventListener("change", () => refreshAudit().catch(report));
   $("state-form").addEventListener("submit", onConflicts);
   document.addEventListener("visibilitychange", () => {

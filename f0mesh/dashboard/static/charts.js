@@ -2,15 +2,19 @@
 
 import { clock, fmtFigure, h, isNum, s } from "./util.js";
 
-const W = 300;
-const H = 64;
-const PAD = 2;
+const W = 320;
+const H = 120;
+const LEFT = 44; // room for the value ticks
+const RIGHT = 8;
+const TOP = 8;
+const BOTTOM = 20; // room for the time ticks
+const TIME_TICKS = 3;
 
 const SERIES = [
-  { field: "rtt_ms", label: "RTT", cls: "rtt" },
-  { field: "jitter_ms", label: "Jitter", cls: "jitter" },
-  { field: "loss_pct", label: "Loss", cls: "loss" },
-  { field: "bitrate_kbps", label: "Bitrate", cls: "bitrate" },
+  { field: "rtt_ms", label: "RTT", unit: "ms", cls: "rtt" },
+  { field: "jitter_ms", label: "Jitter", unit: "ms", cls: "jitter" },
+  { field: "loss_pct", label: "Loss", unit: "%", cls: "loss" },
+  { field: "bitrate_kbps", label: "Bitrate", unit: "kbps", cls: "bitrate" },
 ];
 
 /** A figure per QoS field plus a health strip, from samples sorted oldest first. */
@@ -27,25 +31,50 @@ export function historyCharts(samples) {
   return wrap;
 }
 
-function lineChart(samples, { field, label, cls }, t0, t1) {
+/** A short number for an axis tick: 0, 2.5, 40, 1.2k. */
+function tickText(v) {
+  if (v >= 1000) return `${(v / 1000).toFixed(v >= 10000 ? 0 : 1)}k`;
+  return v >= 10 || v === 0 ? v.toFixed(0) : v.toFixed(1);
+}
+
+function lineChart(samples, { field, label, unit, cls }, t0, t1) {
   const points = samples.filter((p) => isNum(p[field])).map((p) => [p.at, p[field]]);
   const values = points.map((p) => p[1]);
   const last = values.length ? values[values.length - 1] : null;
   const max = values.length ? Math.max(...values) : 0;
   const min = values.length ? Math.min(...values) : 0;
   const top = max > 0 ? max * 1.1 : 1;
-  const x = (t) => PAD + ((t - t0) / (t1 - t0)) * (W - 2 * PAD);
-  const y = (v) => H - PAD - (v / top) * (H - 2 * PAD);
+  const x = (t) => LEFT + ((t - t0) / (t1 - t0)) * (W - LEFT - RIGHT);
+  const y = (v) => H - BOTTOM - (v / top) * (H - TOP - BOTTOM);
+  const title = `${label} (${unit})`;
   const svg = s("svg", {
     viewBox: `0 0 ${W} ${H}`,
-    preserveAspectRatio: "none",
     role: "img",
     "aria-label": values.length
-      ? `${label} from ${clock(t0)} to ${clock(t1)}: min ${fmtFigure(field, min)}, max ${fmtFigure(field, max)}, latest ${fmtFigure(field, last)}`
-      : `${label}: not measured yet`,
+      ? `${title} from ${clock(t0)} to ${clock(t1)}: min ${fmtFigure(field, min)}, max ${fmtFigure(field, max)}, latest ${fmtFigure(field, last)}`
+      : `${title}: not measured yet`,
     dataset: { field },
   });
-  svg.append(s("line", { class: "axis", x1: 0, y1: H - PAD, x2: W, y2: H - PAD }));
+  const axes = s("g", { class: "axes", "aria-hidden": "true" });
+  axes.append(
+    s("line", { class: "axis", x1: LEFT, y1: H - BOTTOM, x2: W - RIGHT, y2: H - BOTTOM }),
+    s("line", { class: "axis", x1: LEFT, y1: TOP, x2: LEFT, y2: H - BOTTOM }),
+  );
+  for (const v of [0, top / 2, top]) {
+    axes.append(
+      s("line", { class: "grid", x1: LEFT, y1: y(v).toFixed(1), x2: W - RIGHT, y2: y(v).toFixed(1) }),
+      s("text", { class: "tick y", x: LEFT - 4, y: (y(v) + 3).toFixed(1), "text-anchor": "end", text: tickText(v) }),
+    );
+  }
+  for (let i = 0; i <= TIME_TICKS; i++) {
+    const t = t0 + ((t1 - t0) * i) / TIME_TICKS;
+    const anchor = i === 0 ? "start" : i === TIME_TICKS ? "end" : "middle";
+    axes.append(
+      s("line", { class: "axis", x1: x(t).toFixed(1), y1: H - BOTTOM, x2: x(t).toFixed(1), y2: H - BOTTOM + 3 }),
+      s("text", { class: "tick x", x: x(t).toFixed(1), y: H - 5, "text-anchor": anchor, text: clock(t) }),
+    );
+  }
+  svg.append(axes);
   if (points.length) {
     const line = points.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
     const first = points[0];
@@ -53,9 +82,9 @@ function lineChart(samples, { field, label, cls }, t0, t1) {
     svg.append(
       s("polygon", {
         class: "area",
-        points: `${x(first[0]).toFixed(1)},${H - PAD} ${line} ${x(lastPt[0]).toFixed(1)},${H - PAD}`,
+        points: `${x(first[0]).toFixed(1)},${H - BOTTOM} ${line} ${x(lastPt[0]).toFixed(1)},${H - BOTTOM}`,
       }),
-      s("polyline", { class: "line", points: line, "vector-effect": "non-scaling-stroke" }),
+      s("polyline", { class: "line", points: line }),
     );
   }
   return h(
@@ -64,7 +93,7 @@ function lineChart(samples, { field, label, cls }, t0, t1) {
     h(
       "figcaption",
       {},
-      h("span", {}, label, " ", h("span", { class: "muted", text: values.length ? `max ${fmtFigure(field, max)}` : "" })),
+      h("span", {}, h("span", { class: "axis-title", text: title }), " ", h("span", { class: "muted", text: values.length ? `max ${fmtFigure(field, max)}` : "" })),
       h("strong", { text: fmtFigure(field, last) }),
     ),
     svg,

@@ -1,6 +1,6 @@
 // The active links table: one row per peer, updated in place as links and QoS samples arrive.
 
-import { ago, FIGURES, fmtFigure, h, HEALTH_RANK, isNum, isoTime, shortId } from "./util.js";
+import { ago, FIGURES, fmtFigure, h, HEALTH_RANK, isNum, isoTime, peerLabel } from "./util.js";
 
 const FIELDS = ["rtt_ms", "jitter_ms", "loss_pct", "bitrate_kbps"];
 const STATE_RANK = { open: 0, connecting: 1, new: 1, failed: 2, closed: 3 };
@@ -8,12 +8,13 @@ const STATE_RANK = { open: 0, connecting: 1, new: 1, failed: 2, closed: 3 };
 export class LinksTable {
   /**
    * @param {HTMLTableElement} table
-   * @param {{onClose: (link) => void, onSelect: (link) => void}} handlers
+   * @param {{onClose: (link) => void, onBlock: (link) => void, onSelect: (link) => void}} handlers
    */
-  constructor(table, { onClose, onSelect }) {
+  constructor(table, { onClose, onBlock, onSelect }) {
     this.table = table;
     this.body = table.tBodies[0];
     this.onClose = onClose;
+    this.onBlock = onBlock;
     this.onSelect = onSelect;
     this.rows = new Map(); // peer_id -> {tr, cells, link}
     this.sort = { key: "state", dir: 1 };
@@ -93,6 +94,7 @@ export class LinksTable {
     for (const f of FIELDS) cells[f] = h("td", { class: "num", dataset: { field: f, label: FIGURES[f].label } });
     const history = h("button", { type: "button", class: "small", text: "History" });
     const close = h("button", { type: "button", class: "small", text: "Close" });
+    const block = h("button", { type: "button", class: "small danger", text: "Block" });
     const tr = h(
       "tr",
       { dataset: { peerId: link.peer_id } },
@@ -102,9 +104,9 @@ export class LinksTable {
       cells.health,
       ...FIELDS.map((f) => cells[f]),
       cells.updated_at,
-      h("td", { class: "row-actions" }, h("div", { class: "actions" }, history, close)),
+      h("td", { class: "row-actions" }, h("div", { class: "actions" }, history, close, block)),
     );
-    const row = { tr, cells, link, history, close };
+    const row = { tr, cells, link, history, close, block };
     history.addEventListener("click", (ev) => {
       ev.stopPropagation();
       this.onSelect(row.link);
@@ -112,6 +114,10 @@ export class LinksTable {
     close.addEventListener("click", (ev) => {
       ev.stopPropagation();
       this.onClose(row.link, close);
+    });
+    block.addEventListener("click", (ev) => {
+      ev.stopPropagation();
+      this.onBlock(row.link, block);
     });
     tr.addEventListener("click", () => this.onSelect(row.link));
     return row;
@@ -121,7 +127,7 @@ export class LinksTable {
     const prev = row.link;
     row.link = link;
     const { tr, cells } = row;
-    const peer = shortId(link.peer_id);
+    const peer = peerLabel(link.peer_id);
     tr.dataset.linkId = link.link_id;
     tr.dataset.state = link.state;
     tr.hidden = !this.showClosed && link.state === "closed";
@@ -155,6 +161,7 @@ export class LinksTable {
 
     row.close.disabled = link.state !== "open";
     row.close.setAttribute("aria-label", `Close the link to ${peer}`);
+    row.block.setAttribute("aria-label", `Block ${peer}`);
     row.history.setAttribute("aria-label", `QoS history of the link to ${peer}`);
     tr.classList.toggle("selected", this.selected === link.peer_id);
   }

@@ -1,11 +1,14 @@
 // Gossip messages, audit entries, trust components and CRDT conflicts.
 
-import { clock, h, isNum, isoTime, shortId, truncate } from "./util.js";
+import { clock, h, isNum, isoTime, peerLabel, truncate } from "./util.js";
 
-const MAX_MESSAGES = 100;
+const MAX_MESSAGES = 200; // rows kept, hidden system ones included, so user messages survive a telemetry burst
+// Topics the nodes gossip among themselves (node.py RESERVED_TOPICS): link telemetry, trust opinions,
+// replicated-state deltas. They are most of the traffic, so the panel hides them unless asked.
+export const SYSTEM_TOPICS = new Set(["telemetry", "trust", "state"]);
 
 function peerCell(id) {
-  return h("td", { class: "mono", title: id || "" }, id ? shortId(id) : "—");
+  return h("td", { class: "mono", title: id || "" }, id ? peerLabel(id) : "—");
 }
 
 function timeCell(ts) {
@@ -27,13 +30,38 @@ export class MessagesPanel {
     this.body = body;
     this.ids = new Set();
     this.topic = "";
+    this.showSystem = false;
+  }
+
+  /** A system message shows when asked for, or when its topic is the one filtered on. */
+  hides(topic) {
+    return !this.showSystem && SYSTEM_TOPICS.has(topic) && this.topic !== topic;
+  }
+
+  setShowSystem(show) {
+    this.showSystem = show;
+    for (const tr of this.body.querySelectorAll("tr[data-topic]")) tr.hidden = this.hides(tr.dataset.topic);
+    this.updateEmpty();
+  }
+
+  /** The "nothing to show" row, counting what the filter hides. */
+  updateEmpty() {
+    const rows = [...this.body.querySelectorAll("tr[data-topic]")];
+    const hidden = rows.filter((tr) => tr.hidden).length;
+    const old = this.body.querySelector("tr.empty");
+    if (old) old.remove();
+    if (rows.length > hidden) return;
+    let text = this.topic ? `No messages on “${this.topic}”.` : "No gossip messages yet.";
+    if (hidden) text = `Only system messages so far (${hidden} hidden): tick “system topics” to see them.`;
+    this.body.append(emptyRow(5, text));
   }
 
   row(m) {
     const text = preview(m.payload);
+    const system = SYSTEM_TOPICS.has(m.topic);
     return h(
       "tr",
-      { dataset: { id: m.id, topic: m.topic } },
+      { class: system ? "system" : "", hidden: this.hides(m.topic), dataset: { id: m.id, topic: m.topic } },
       timeCell(m.received_at),
       h("td", { class: "mono", text: m.topic }),
       peerCell(m.origin),
@@ -45,18 +73,18 @@ export class MessagesPanel {
   /** The API's newest-first list replaces the table. */
   set(messages) {
     this.ids = new Set(messages.map((m) => m.id));
-    const rows = messages.slice(0, MAX_MESSAGES).map((m) => this.row(m));
-    this.body.replaceChildren(...(rows.length ? rows : [emptyRow(5, this.topic ? `No messages on “${this.topic}”.` : "No gossip messages yet.")]));
+    this.body.replaceChildren(...messages.slice(0, MAX_MESSAGES).map((m) => this.row(m)));
+    this.updateEmpty();
   }
 
   /** A live "message" event goes on top. */
   add(m) {
     if (this.ids.has(m.id) || (this.topic && m.topic !== this.topic)) return;
     this.ids.add(m.id);
-    const empty = this.body.querySelector("tr.empty");
-    if (empty) empty.remove();
     this.body.prepend(this.row(m));
-    while (this.body.rows.length > MAX_MESSAGES) this.body.lastElementChild.remove();
+    const rows = this.body.querySelectorAll("tr[data-topic]");
+    for (let i = MAX_MESSAGES; i < rows.length; i++) rows[i].remove();
+    this.updateEmpty();
   }
 }
 
@@ -88,7 +116,7 @@ export function renderTrust(body, trust, selfId) {
     h(
       "tr",
       { dataset: { peerId: r.id } },
-      h("td", { class: "mono", title: r.id }, shortId(r.id), r.id === selfId ? h("span", { class: "muted", text: " (this node)" }) : null),
+      h("td", { class: "mono", title: r.id }, peerLabel(r.id), r.id === selfId ? h("span", { class: "muted", text: " (this node)" }) : null),
       h(
         "td",
         { class: "num" },
@@ -109,7 +137,7 @@ export function renderTrust(body, trust, selfId) {
   });
 }
 
-/** Conflicts of one replicated state, whatever their shape: a table for a list of objects. */
+/** Conflicts of one replicated state in words: who wrote what, when, which write was kept. */
 export function renderConflicts(container, data) {
   const list = Array.isArray(data) ? data : Array.isArray(data?.conflicts) ? data.conflicts : null;
   if (list && list.length === 0) {
@@ -117,23 +145,60 @@ export function renderConflicts(container, data) {
     return;
   }
   if (list && list.every((c) => c && typeof c === "object" && !Array.isArray(c))) {
-    const keys = [...new Set(list.flatMap((c) => Object.keys(c)))].slice(0, 8);
-    const cell = (v) => (v !== null && typeof v === "object" ? truncate(JSON.stringify(v), 120) : String(v ?? "—"));
+    const rules = [...new Set(list.map((c) => c.resolution).filter((r) => typeof r === "string"))];
     container.replaceChildren(
-      h(
-        "div",
-        { class: "table-wrap short" },
-        h(
-          "table",
-          { class: "data compact" },
-          h("thead", {}, h("tr", {}, ...keys.map((k) => h("th", { scope: "col", text: k })))),
-          h("tbody", {}, ...list.map((c) => h("tr", {}, ...keys.map((k) => h("td", { class: "mono", text: cell(c[k]) }))))),
-        ),
-      ),
+      h("ol", { class: "conflicts" }, ...list.map(conflictItem)),
+      ...rules.map((r) => h("p", { class: "muted small", text: `Rule: ${r}.` })),
     );
     return;
   }
   container.replaceChildren(h("pre", { class: "json", text: JSON.stringify(data, null, 2) }));
+}
+
+const HLC_RE = /^(\d{15})-(\d{10})-(.+)$/;
+
+/** "000001765050443123-0000000000-12D3Koo…" → {wall: Unix seconds, node}; null when not an HLC string. */
+export function parseHlc(text) {
+  const m = typeof text === "string" ? HLC_RE.exec(text) : null;
+  return m ? { wall: Number(m[1]) / 1000, logical: Number(m[2]), node: m[3] } : null;
+}
+
+function conflictItem(c) {
+  const set = c.kept === "add" || c.kept === "remove";
+  const side = (which) => {
+    const ts = parseHlc(c[`${which}_ts`]);
+    const origin = typeof c[`${which}_origin`] === "string" ? c[`${which}_origin`] : ts?.node;
+    let what;
+    if (set) what = c[which] === "add" ? "added it" : "removed it";
+    else if (c[`${which}_deleted`]) what = "deleted it";
+    else what = `wrote ${valueText(c[which])}`;
+    return h(
+      "li",
+      { class: which === "kept" ? "won" : "lost", title: ts ? isoTime(ts.wall) : "" },
+      origin ? h("span", { class: "who", title: origin }, `node ${peerLabel(origin)}`) : "a write",
+      ` ${what}`,
+      ts ? ` at ${clock(ts.wall)}` : "",
+      " — ",
+      h("strong", { text: which === "kept" ? "kept" : "lost" }),
+    );
+  };
+  const key = typeof c.key === "string" ? c.key : JSON.stringify(c.key);
+  return h(
+    "li",
+    { class: "conflict" },
+    h("span", { class: "key" }, set ? "element " : "key ", h("code", { text: truncate(String(key ?? "?"), 80) })),
+    h("ul", {}, side("kept"), side("discarded")),
+  );
+}
+
+function valueText(v) {
+  let text;
+  try {
+    text = JSON.stringify(v);
+  } catch {
+    text = String(v);
+  }
+  return truncate(text === undefined ? "nothing" : text, 120);
 }
 
 /** The replicated documents (GET /api/state), each with a button that shows its conflicts; a document

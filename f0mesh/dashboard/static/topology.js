@@ -2,7 +2,7 @@
 // Layouts: force-directed (Fruchterman–Reingold), circle, or an equirectangular world map when peers
 // declare "lat,lon" locations. Nodes are sized by trust, links coloured by health and widened by bitrate.
 
-import { fmtFigure, hash01, isNum, parseLocation, s, shortId, worseHealth } from "./util.js";
+import { fmtFigure, hash01, isNum, parseLocation, s, peerLabel, worseHealth } from "./util.js";
 import { LAND } from "./worldmap.js";
 
 const W = 1000;
@@ -123,7 +123,7 @@ export class Topology {
     const signature = JSON.stringify([
       structure,
       [...model.edges.values()].map((e) => [e.health, Math.round(edgeWidth(e.bitrate_kbps) * 4), fmtFigure("rtt_ms", e.rtt_ms)]),
-      ids.map((id) => Math.round(radius(id))),
+      ids.map((id) => [Math.round(radius(id)), peerLabel(id)]),
     ]);
     if (signature === this.signature) return;
     this.signature = signature;
@@ -260,7 +260,7 @@ export class Topology {
       const a = this.pos.get(e.a);
       const b = this.pos.get(e.b);
       if (!a || !b) continue;
-      const label = `Link ${shortId(e.a)} – ${shortId(e.b)}: ${e.health}, RTT ${fmtFigure("rtt_ms", e.rtt_ms)}, loss ${fmtFigure("loss_pct", e.loss_pct)}, bitrate ${fmtFigure("bitrate_kbps", e.bitrate_kbps)}`;
+      const label = `Link ${peerLabel(e.a)} – ${peerLabel(e.b)}: ${e.health}, RTT ${fmtFigure("rtt_ms", e.rtt_ms)}, loss ${fmtFigure("loss_pct", e.loss_pct)}, bitrate ${fmtFigure("bitrate_kbps", e.bitrate_kbps)}`;
       const g = s(
         "g",
         {
@@ -302,7 +302,7 @@ export class Topology {
         s("title", { text: label }),
         node.self ? s("circle", { class: "ring", cx: f1(v.x), cy: f1(v.y), r: f1(r + 4) }) : null,
         s("circle", { class: "dot", cx: f1(v.x), cy: f1(v.y), r: f1(r) }),
-        s("text", { x: f1(v.x), y: f1(below ? v.y + r + 14 : v.y - r - 6), "text-anchor": "middle", text: shortId(id) }),
+        s("text", { x: f1(v.x), y: f1(below ? v.y + r + 14 : v.y - r - 6), "text-anchor": "middle", text: peerLabel(id) }),
       );
       activate(g, () => this.onSelectNode(node));
       nodeLayer.append(g);

@@ -33,6 +33,27 @@ export function shortId(id) {
   return id.length > 12 ? `…${id.slice(-8)}` : id;
 }
 
+const names = new Map(); // peer id -> the name it gave itself (its /healthz, its signed telemetry)
+const MAX_NAMES = 10000;
+
+/** Remember a peer's own name; anything not a short printable string is ignored (peers are strangers). */
+export function setName(id, name) {
+  if (typeof id !== "string" || typeof name !== "string") return;
+  if (name.length < 1 || name.length > 32 || /[[\p{C}\p{Z}]--[ ]]/v.test(name)) return;
+  if (!names.has(id) && names.size >= MAX_NAMES) return;
+  names.set(id, name);
+}
+
+export function peerName(id) {
+  return names.get(id) || null;
+}
+
+/** Where a PeerId is shown: "berlin …Xy3kP9" when the peer named itself, else the tail alone. */
+export function peerLabel(id) {
+  const name = names.get(id);
+  return name ? `${name} ${shortId(id)}` : shortId(id);
+}
+
 export function isNum(v) {
   return typeof v === "number" && Number.isFinite(v);
 }
