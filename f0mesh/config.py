@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from f0mesh.errors import ConfigError
 from f0mesh.store.url import default_store_url
+
+# the dashboard's parseLocation (util.js) reads the same form; peer records carry at most 64 chars
+LOCATION_RE = re.compile(r"^\s*(-?\d{1,3}(?:\.\d{1,10})?)\s*,\s*(-?\d{1,3}(?:\.\d{1,10})?)\s*$")
 
 
 @dataclass
@@ -54,6 +59,12 @@ class NodeConfig:
             raise ConfigError(f"--port {self.port} is not a TCP port")
         if not (self.d_lo <= self.d_target <= self.d_hi):
             raise ConfigError("connection degrees must satisfy D_lo <= target <= D_hi")
+        for url in self.bootstrap:
+            check_peer_url("--bootstrap", url)
+        if self.public_url:
+            check_peer_url("--public-url", self.public_url)
+        if self.location is not None:
+            self.location = parse_location(self.location)
         self._check_tls()
 
     def _check_tls(self) -> None:
@@ -118,6 +129,33 @@ class NodeConfig:
         if self.admin_token:
             return self.admin_token
         return ensure_admin_token(self.data_dir)
+
+
+def check_peer_url(flag: str, url: str) -> str:
+    """A URL a peer is reached at: a scheme and a host, or the node would retry it forever."""
+    if "://" not in url:
+        raise ConfigError(f"{flag} {url} has no scheme: write http://{url} (or https://{url} with TLS)")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"{flag} {url}: only http:// and https:// URLs are used, not {parts.scheme}://")
+    try:
+        host, _port = parts.hostname, parts.port  # .port raises on a port that is not one
+    except ValueError as exc:
+        raise ConfigError(f"{flag} {url}: bad port: {exc}") from exc
+    if not host:
+        raise ConfigError(f"{flag} {url} names no host: e.g. http://192.0.2.10:8700")
+    return url
+
+
+def parse_location(value: str) -> str:
+    """``--location LAT,LON`` in decimal degrees, as the dashboard's map reads it; normalised."""
+    match = LOCATION_RE.match(value)
+    if match and abs(float(match[1])) <= 90 and abs(float(match[2])) <= 180:
+        return f"{match[1]},{match[2]}"
+    raise ConfigError(
+        f"--location {value!r} is not LAT,LON in decimal degrees: e.g. --location 48.85,2.35 "
+        "(latitude -90..90, longitude -180..180)"
+    )
 
 
 def ensure_admin_token(data_dir: Path) -> str:
