@@ -481,7 +481,10 @@ def trust(
     wide: Wide = False,
     as_json: AsJson = False,
 ) -> None:
-    """Show trust scores and this node's opinions; `trust PEER WEIGHT` sets an opinion."""
+    """Show trust scores and this node's own edges; `trust PEER WEIGHT` sets its opinion of a peer.
+
+    An edge is the opinion adjusted by what the peer did (good deliveries add a little, faults take
+    it down), which is why it may differ from the opinion set."""
     if peer is not None and weight is None:
         _fail(f"give a weight from 0 to 1 after the peer, e.g. f0mesh trust {peer} 0.8")
 
@@ -490,15 +493,19 @@ def trust(
             return await client.set_trust(await _peer_id(client, peer), weight)
         own = (await client.health())["peer_id"]
         body = await client.trust()
-        body["opinions"] = {e["to"]: e["weight"] for e in body.get("edges", []) if e.get("from") == own}
+        body["own_edges"] = {e["to"]: e["weight"] for e in body.get("edges", []) if e.get("from") == own}
         return body
 
     body = _call(node, admin_token, data_dir, action)
-    if peer is not None:  # the answer of a PUT: the opinion just set, and the peer's score
-        scores, opinions = {body["peer_id"]: body["score"]}, {body["peer_id"]: body["weight"]}
+    if as_json:
+        typer.echo(json.dumps(body, indent=2))
+    elif peer is not None:
+        out.print(
+            f"opinion of {body['peer_id']} set to {body['weight']:g}; its score is {body['score']:.4f}",
+            soft_wrap=True,
+        )
     else:
-        scores, opinions = body["scores"], body["opinions"]
-    _print(body, as_json, lambda: trust_table(scores, opinions, wide), wide)
+        show(out, trust_table(body["scores"], body["own_edges"], wide), wide)
 
 
 @app.command()

@@ -33,6 +33,8 @@ def prepare(path: Path, flag: str = "--data-dir") -> Path:
         raise ConfigError(
             f"{flag} {path}: cannot create it ({exc.strerror}): create it or give another directory"
         ) from exc
+    if os.statvfs(path).f_flag & os.ST_RDONLY:
+        raise ConfigError(f"{flag} {path} is on a read-only file system: give a directory on a writable one")
     if not os.access(path, os.W_OK | os.X_OK):
         raise ConfigError(
             f"{flag} {path} is not writable by this user (uid {os.getuid()}): "

@@ -19,7 +19,7 @@ from rich.table import Table
 SHORT_ID_CHARS = 8  # the dashboard's shortId()
 HEALTH_COLOURS = {"good": "green", "degraded": "yellow", "bad": "red"}
 NUMERIC = frozenset(
-    {"rtt ms", "jitter ms", "loss %", "kbps", "trust", "score", "opinion", "hops", "entries", "bytes"}
+    {"rtt ms", "jitter ms", "loss %", "kbps", "trust", "score", "edge", "hops", "entries", "bytes"}
 )
 
 
@@ -141,10 +141,11 @@ def documents_table(docs: list[dict[str, Any]]) -> Table:
     return table
 
 
-def trust_table(scores: dict[str, float], opinions: dict[str, float], wide: bool = False) -> Table:
-    """Every scored peer, highest first, with this node's own opinion of it (if it has one)."""
-    table = _table("peer", "score", "opinion", wide=wide)
-    for peer_id in sorted(scores.keys() | opinions.keys(), key=lambda p: -scores.get(p, 0.0)):
-        opinion = opinions.get(peer_id)
-        table.add_row(short_id(peer_id, wide), f"{scores.get(peer_id, 0.0):.4f}", _num(opinion, 2))
+def trust_table(scores: dict[str, float], own_edges: dict[str, float], wide: bool = False) -> Table:
+    """Every scored peer, highest first, with this node's own edge to it (if it has one)."""
+    table = _table("peer", "score", "edge", wide=wide)
+    for peer_id in sorted(scores.keys() | own_edges.keys(), key=lambda p: -scores.get(p, 0.0)):
+        table.add_row(
+            short_id(peer_id, wide), f"{scores.get(peer_id, 0.0):.4f}", _num(own_edges.get(peer_id), 2)
+        )
     return table
