@@ -7,10 +7,11 @@ import contextlib
 import gc
 import json
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -79,7 +80,7 @@ def _error_line(message: str) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     _error_line(message)
     raise typer.Exit(code)
 
@@ -175,7 +176,7 @@ def up(
     from f0mesh.logs import setup_logging
 
     setup_logging(log_level, log_json)
-    sockets: list[list[Any]] = []
+    sockets: list[list[socket.socket]] = []
     lock: DataDirLock | None = None
     try:
         config = NodeConfig(
@@ -246,7 +247,7 @@ def _announce(node: Any, config: Any) -> None:
     typer.echo("\n".join(lines))
 
 
-async def _serve(config: Any, log_level: str, sockets: list[list[Any]]) -> None:
+async def _serve(config: Any, log_level: str, sockets: list[list[socket.socket]]) -> None:
     """One node, served by one uvicorn server per listener (two with the mTLS admin port), on the
     sockets bound before the node started."""
     import uvicorn
@@ -264,11 +265,11 @@ async def _serve(config: Any, log_level: str, sockets: list[list[Any]]) -> None:
         def capture_signals(self):
             yield
 
-    async def run(server: Server, bound: list[Any], servers: list[Server]) -> None:
+    async def run(server: Server, bound: list[socket.socket], servers: list[Server]) -> None:
         try:
             await server.serve(sockets=bound)
         except SystemExit:
-            pass  # uvicorn exits when it cannot bind; reported below from server.started
+            pass  # uvicorn exits when its start-up fails; reported below from server.started
         finally:
             for other in servers:  # one listener down takes the node down: no half-served node
                 other.should_exit = True
@@ -308,7 +309,7 @@ def id_(data_dir: Annotated[Path, _opt("--data-dir", env="DATA_DIR", help="ident
     from f0mesh.identity import Identity
 
     try:
-        typer.echo(Identity.load_or_create(prepare(data_dir)).peer_id)
+        typer.echo(Identity.load_or_create(prepare(data_dir, writable=False)).peer_id)
     except F0MeshError as exc:
         _fail(exc.detail)
 
@@ -331,7 +332,6 @@ def _call(
         return asyncio.run(converse())
     except F0MeshError as exc:
         _fail(exc.detail)
-    raise AssertionError("unreachable")  # _fail always exits
 
 
 def _print(value: Any, as_json: bool, table: Callable[[], Table], wide: bool = False) -> None:

@@ -21,9 +21,9 @@ LOCK_NAME = "lock"
 PID_MAX_CHARS = 32
 
 
-def prepare(path: Path, flag: str = "--data-dir") -> Path:
-    """The directory, created if missing; a file, or a directory this user cannot write, is a
-    ConfigError naming the next step, before any key or store is touched."""
+def prepare(path: Path, flag: str = "--data-dir", *, writable: bool = True) -> Path:
+    """The directory, created if missing; a file, or (when ``writable``) a directory this user
+    cannot write, is a ConfigError naming the next step, before any key or store is touched."""
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{flag} {path} is a file, not a directory: give a directory (created if missing)")
@@ -33,6 +33,8 @@ def prepare(path: Path, flag: str = "--data-dir") -> Path:
         raise ConfigError(
             f"{flag} {path}: cannot create it ({exc.strerror}): create it or give another directory"
         ) from exc
+    if not writable:
+        return path
     if os.statvfs(path).f_flag & os.ST_RDONLY:
         raise ConfigError(f"{flag} {path} is on a read-only file system: give a directory on a writable one")
     if not os.access(path, os.W_OK | os.X_OK):

@@ -14,7 +14,6 @@ from typer.testing import CliRunner, Result
 
 from f0mesh import __version__
 from f0mesh.cli import app
-from f0mesh.datadir import DataDirLock
 
 from nodes import TOKEN, NodeProcess, free_port, wait_for
 
@@ -145,6 +144,8 @@ def test_version() -> None:
 
 
 def test_second_up_on_a_live_data_dir_names_the_first(tmp_path) -> None:
+    from f0mesh.datadir import DataDirLock
+
     first = NodeProcess(tmp_path / "a").start()
     try:
         port = free_port()
