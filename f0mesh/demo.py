@@ -253,17 +253,14 @@ def _node_table(mesh: Mesh, counts: list[int]) -> Table:
 
 
 def status_line(
-    delivered: int, published: int, counts: list[int], remaining: float | None, load: tuple[float, ...]
+    delivered: int, published: int, counts: list[int], remaining: float | None, load: float
 ) -> str:
-    """What the mesh is doing while the demo runs: so far, not a minute of silence."""
+    """What the mesh is doing while the demo runs, so far, in one line of 80 columns."""
     spread = (
         f"{min(counts)}–{max(counts)}" if counts and min(counts) != max(counts) else str(max(counts or [0]))
     )
     left = "" if remaining is None else f" · {max(0.0, remaining):.0f} s left"
-    return (
-        f"{delivered} of {published} messages reached every node · links per node {spread} · "
-        f"load {' '.join(f'{x:.1f}' for x in load)}{left}"
-    )
+    return f"{delivered} of {published} messages at every node · links/node {spread} · load {load:.1f}{left}"
 
 
 def summary_table(summary: dict[str, Any], peers: int) -> Table:
@@ -306,7 +303,7 @@ async def _run(mesh: Mesh, duration: float | None, console: Console, summary: di
             counts = await demo.wait_linked(progress)
         await demo.set_opinions()
         console.print(_node_table(mesh, counts))
-        console.print(f"dashboard of node 1: [bold]{mesh.url(0)}/login?token={mesh.token}[/]")
+        console.print(f"dashboard of node 1: [bold]{mesh.url(0)}/login?token={mesh.token}[/]", soft_wrap=True)
         console.print(
             f"data and logs in {mesh.root}; stop with Ctrl-C"
             + (f", or wait {duration:.0f} s" if duration else "")
@@ -316,21 +313,25 @@ async def _run(mesh: Mesh, duration: float | None, console: Console, summary: di
         next_publish = time.monotonic() + 1.0
         next_table = time.monotonic() + 5.0
         next_status = time.monotonic()
-        with Live(Text("publishing…"), console=console, refresh_per_second=2) as live:
+        # a live line in a terminal; in a log or a pipe, one line per update
+        live = (
+            Live(Text("publishing…"), console=console, refresh_per_second=2) if console.is_terminal else None
+        )
+        with live or contextlib.nullcontext():
 
             async def show_status() -> None:
                 remaining = None if deadline is None else deadline - time.monotonic()
-                live.update(
-                    Text(
-                        status_line(
-                            await demo.delivered_to_all(),
-                            len(demo.published),
-                            await demo.links_per_node(),
-                            remaining,
-                            os.getloadavg(),
-                        )
-                    )
+                line = status_line(
+                    await demo.delivered_to_all(),
+                    len(demo.published),
+                    await demo.links_per_node(),
+                    remaining,
+                    os.getloadavg()[0],
                 )
+                if live is not None:
+                    live.update(Text(line, no_wrap=True, overflow="ellipsis"))
+                else:
+                    console.print(line, soft_wrap=True)
 
             while deadline is None or time.monotonic() < deadline - drain:
                 await asyncio.sleep(0.25)

@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 from typer.testing import CliRunner, Result
 
@@ -90,14 +89,24 @@ def test_log_level_is_a_choice_in_a_real_process(tmp_path) -> None:
 
 
 def test_bootstrap_without_scheme(tmp_path) -> None:
-    code, line = invoke(
-        "up", "--data-dir", str(tmp_path), "--port", str(free_port()), "--bootstrap", "127.0.0.1:9410"
+    # a real process: before the check, `up` started and retried the address forever
+    r = run(
+        "up",
+        "--data-dir",
+        str(tmp_path),
+        "--port",
+        str(free_port()),
+        "--bootstrap",
+        "127.0.0.1:9410",
+        timeout=30,
     )
-    assert code != 0 and "write http://127.0.0.1:9410" in line, line
+    assert r.returncode != 0 and "write http://127.0.0.1:9410" in one_error_line(r.stderr)
 
 
 def test_location_that_is_not_lat_lon(tmp_path) -> None:
-    for bad in ("abc", "91,0", "10,181", "1;2"):
+    r = run("up", "--data-dir", str(tmp_path), "--port", str(free_port()), "--location", "abc", timeout=30)
+    assert r.returncode != 0 and "LAT,LON" in one_error_line(r.stderr)
+    for bad in ("91,0", "10,181", "1;2", "1,2,3"):
         code, line = invoke("up", "--data-dir", str(tmp_path), "--port", str(free_port()), "--location", bad)
         assert code != 0 and "LAT,LON" in line, line
 
@@ -163,32 +172,26 @@ def test_second_up_on_a_live_data_dir_names_the_first(tmp_path) -> None:
 
 def test_up_prints_where_it_is_and_where_the_token_is_never_the_token(tmp_path) -> None:
     port = free_port()
+    data_dir, log = tmp_path / "node", tmp_path / "up.out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("F0MESH_")}
-    proc = subprocess.Popen(
-        [*F0MESH, "up", "--data-dir", str(tmp_path), "--port", str(port), "--log-level", "warning"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [*F0MESH, "up", "--data-dir", str(data_dir), "--port", str(port), "--log-level", "warning"],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     try:
-        lines: list[str] = []
-        deadline = time.monotonic() + 30
-        while (
-            not any(line.lstrip().startswith("admin token") for line in lines) and time.monotonic() < deadline
-        ):
-            line = proc.stdout.readline()
-            if not line and proc.poll() is not None:
-                break
-            lines.append(line)
-        text = "".join(lines)
-        token = (tmp_path / "admin.token").read_text().strip()
+        text = wait_for(
+            lambda: "admin token" in (t := log.read_text()) and t.endswith("\n") and t, 30, what="the block"
+        )
+        token = (data_dir / "admin.token").read_text().strip()
         url = f"http://127.0.0.1:{port}"
-        peer_id = run("id", "--data-dir", str(tmp_path)).stdout.strip()
+        peer_id = cli("id", "--data-dir", str(data_dir)).stdout.strip()
         assert re.search(rf"URL\s+{re.escape(url)}\n", text), text
         assert re.search(rf"PeerId\s+{peer_id}\n", text), text
         assert re.search(rf"dashboard\s+{re.escape(url)}/", text), text
-        assert re.search(rf"admin token\s+{re.escape(str((tmp_path / 'admin.token').resolve()))}\n", text), (
+        assert re.search(rf"admin token\s+{re.escape(str((data_dir / 'admin.token').resolve()))}\n", text), (
             text
         )
         assert token not in text
