@@ -19,11 +19,11 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from f0mesh import __version__
-from f0mesh.client import DEFAULT_NODE
 from f0mesh.errors import F0MeshError
 from f0mesh.tables import documents_table, links_table, messages_table, peers_table, show, trust_table
 
 T = TypeVar("T")
+DEFAULT_NODE = "http://127.0.0.1:8700"
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 

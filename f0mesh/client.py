@@ -16,7 +16,6 @@ import httpx
 
 from f0mesh.errors import F0MeshError
 
-DEFAULT_NODE = "http://127.0.0.1:8700"
 TIMEOUT_S = 30.0
 DETAIL_MAX_CHARS = 300
 
@@ -56,7 +55,7 @@ def node_url(value: str) -> str:
         url = f"http://{url}"
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadNodeUrl(f"--node {value}: give the node's URL, e.g. {DEFAULT_NODE}")
+        raise BadNodeUrl(f"--node {value}: give the node's URL, e.g. http://127.0.0.1:8700")
     try:
         _ = parts.port
     except ValueError as exc:
