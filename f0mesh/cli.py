@@ -7,31 +7,85 @@ import contextlib
 import gc
 import json
 import signal
+import socket
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
+from f0mesh import __version__
 from f0mesh.errors import F0MeshError
+from f0mesh.tables import documents_table, links_table, messages_table, peers_table, show, trust_table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="f0mesh: a WebRTC peer-to-peer mesh.")
+T = TypeVar("T")
+DEFAULT_NODE = "http://127.0.0.1:8700"
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+class OneLineErrors(TyperGroup):
+    """A usage error is one line with the next step, like every other operator error (typer's own
+    report is a usage block and a framed panel). A bare ``f0mesh`` still gets the help."""
+
+    def main(self, args: Any = None, *rest: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        argv = sys.argv[1:] if args is None else list(args)
+        if not standalone_mode or not argv:
+            return super().main(args, *rest, standalone_mode=standalone_mode, **kwargs)
+        try:
+            code = super().main(argv, *rest, standalone_mode=False, **kwargs)
+        except typer.TyperException as exc:
+            ctx = getattr(exc, "ctx", None)
+            where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            # pydantic's prefix on a choice that does not match says nothing to an operator
+            _error_line(f"{exc.format_message().replace('Value error, ', '')}{where}")
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            _error_line("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(
+    cls=OneLineErrors, add_completion=False, no_args_is_help=True, help="f0mesh: a WebRTC peer-to-peer mesh."
+)
 err = Console(stderr=True)
 out = Console()
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"f0mesh {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", callback=_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+) -> None:
+    """f0mesh: a WebRTC peer-to-peer mesh."""
 
 
 def _opt(*names: str, env: str, help: str, **kwargs: Any) -> Any:
     return typer.Option(*names, envvar=f"F0MESH_{env}", help=help, **kwargs)
 
 
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+def _error_line(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    _error_line(message)
     raise typer.Exit(code)
 
 
-NodeUrl = Annotated[str, _opt("--node", env="NODE", help="URL of a running node")]
+NodeUrl = Annotated[str, _opt("--node", env="NODE", help="URL of a running node (http:// if none given)")]
 Token = Annotated[str | None, _opt("--admin-token", env="ADMIN_TOKEN", help="admin token of that node")]
 DataDirOpt = Annotated[
     Path | None, _opt("--data-dir", env="DATA_DIR", help="read the token from DIR/admin.token")
@@ -100,7 +154,7 @@ def up(
         _opt("--private-read", env="PRIVATE_READ", help="read API, metrics and docs need the admin token"),
     ] = False,
     log_level: Annotated[
-        str, _opt("--log-level", env="LOG_LEVEL", help="debug, info, warning, error")
+        LogLevel, _opt("--log-level", env="LOG_LEVEL", help="how much to log", case_sensitive=False)
     ] = "info",
     log_json: Annotated[
         bool, _opt("--log-json", env="LOG_JSON", help="one JSON object per log line")
@@ -158,13 +212,15 @@ def up(
     ] = None,
 ) -> None:
     """Run one peer: the WebRTC node with its HTTP worker, API and dashboard."""
+    from f0mesh import listen
     from f0mesh.config import NodeConfig, parse_ice_servers
-    from f0mesh.data_dir import make_private
+    from f0mesh.datadir import DataDirLock, make_private, prepare
     from f0mesh.logs import setup_logging
 
     setup_logging(log_level, log_json)
+    sockets: list[list[socket.socket]] = []
+    lock: DataDirLock | None = None
     try:
-        make_private(data_dir)
         config = NodeConfig(
             data_dir=data_dir,
             host=host,
@@ -203,19 +259,55 @@ def up(
             gossip_ttl=gossip_ttl,
             gossip_heartbeat=gossip_heartbeat,
         )
-        asyncio.run(_serve(config, log_level))
+        # Every check an operator can fail comes before anything listens or dials.
+        make_private(prepare(config.data_dir))
+        lock = DataDirLock(config.data_dir).acquire()
+        sockets = listen.bind_for(config)
+        asyncio.run(_serve(config, log_level, sockets))
     except F0MeshError as exc:
         _fail(exc.detail)
     except KeyboardInterrupt:
         pass
+    finally:
+        for group in sockets:
+            listen.close(group)
+        if lock is not None:
+            lock.release()
 
 
-async def _serve(config: Any, log_level: str) -> None:
-    """One node, served by one uvicorn server per listener (two with the mTLS admin port)."""
+def _announce(node: Any, config: Any) -> None:
+    """The start-up block: where the node is, who it is, and how to open its dashboard (the token's
+    file, never the token: this lands in logs and journals)."""
+    from urllib.parse import urlsplit
+
+    dashboard = f"{config.advertised_url}/  (sign in with the admin token)"
+    if config.admin_split:
+        host = urlsplit(config.advertised_url).hostname or config.host
+        host = f"[{host}]" if ":" in host else host
+        dashboard = f"https://{host}:{config.admin_port}/  (a client certificate from --tls-client-ca)"
+    token = (
+        "given by --admin-token / F0MESH_ADMIN_TOKEN"
+        if config.admin_token
+        else str((config.data_dir / "admin.token").resolve())
+    )
+    lines = [
+        f"f0mesh {__version__} is up",
+        f"  URL          {config.advertised_url}",
+        f"  PeerId       {node.peer_id}",
+        f"  dashboard    {dashboard}",
+        f"  admin token  {token}",
+    ]
+    typer.echo("\n".join(lines))
+
+
+async def _serve(config: Any, log_level: str, sockets: list[list[socket.socket]]) -> None:
+    """One node, served by one uvicorn server per listener (two with the mTLS admin port), on the
+    sockets bound before the node started."""
     import logging
 
     import uvicorn
 
+    from f0mesh import listen
     from f0mesh.api.app import create_app
     from f0mesh.api.http_guard import widen_listen_queue
     from f0mesh.api.listeners import uvicorn_configs
@@ -242,11 +334,11 @@ async def _serve(config: Any, log_level: str) -> None:
                 host, port = sock.getsockname()[:2]
                 uvicorn_log.info("listening on %s://%s:%d", scheme, host, port)
 
-    async def run(server: Server, servers: list[Server]) -> None:
+    async def run(server: Server, bound: list[socket.socket], servers: list[Server]) -> None:
         try:
-            await server.serve()
+            await server.serve(sockets=bound)
         except SystemExit:
-            pass  # uvicorn exits when it cannot bind; reported below from server.started
+            pass  # uvicorn exits when its start-up fails; reported below from server.started
         finally:
             for other in servers:  # one listener down takes the node down: no half-served node
                 other.should_exit = True
@@ -261,15 +353,19 @@ async def _serve(config: Any, log_level: str) -> None:
         gc.freeze()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda sig=sig: [s.handle_exit(sig, None) for s in servers])
+        for group in sockets:
+            listen.listen(group)
+        _announce(node, config)
         try:
-            await asyncio.gather(*(run(s, servers) for s in servers))
+            await asyncio.gather(*(run(s, bound, servers) for s, bound in zip(servers, sockets, strict=True)))
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
         for server in servers:
             if not server.started:
                 raise F0MeshError(
-                    f"could not listen on {server.config.host}:{server.config.port} (port in use?)"
+                    f"the HTTP server on {server.config.host}:{server.config.port} did not start: "
+                    "see the log lines above"
                 )
     finally:
         await node.stop()
@@ -278,72 +374,113 @@ async def _serve(config: Any, log_level: str) -> None:
 @app.command("id")
 def id_(data_dir: Annotated[Path, _opt("--data-dir", env="DATA_DIR", help="identity directory")]) -> None:
     """Print this node's PeerId (creates the identity if missing)."""
+    from f0mesh.datadir import prepare
     from f0mesh.identity import Identity
 
     try:
-        typer.echo(Identity.load_or_create(data_dir).peer_id)
+        typer.echo(Identity.load_or_create(prepare(data_dir, writable=False)).peer_id)
     except F0MeshError as exc:
         _fail(exc.detail)
 
 
-def _client(node: str, admin_token: str | None, data_dir: Path | None):
+Wide = Annotated[bool, typer.Option("--wide", help="full PeerIds and every column (wider than 80)")]
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+
+
+def _call(
+    node: str, admin_token: str | None, data_dir: Path | None, action: Callable[[Any], Awaitable[T]]
+) -> T:
+    """Run one conversation with a node; any failure is one line and exit code 2."""
     from f0mesh.client import NodeClient, resolve_token
 
-    return NodeClient(node, resolve_token(admin_token, data_dir))
+    async def converse() -> T:
+        async with NodeClient(node, resolve_token(admin_token, data_dir)) as client:
+            return await action(client)
+
+    try:
+        return asyncio.run(converse())
+    except F0MeshError as exc:
+        _fail(exc.detail)
+
+
+def _print(value: Any, as_json: bool, table: Callable[[], Table], wide: bool = False) -> None:
+    if as_json:
+        typer.echo(json.dumps(value, indent=2))
+    else:
+        show(out, table(), wide)
+
+
+async def _peer_id(client: Any, given: str) -> str:
+    """A full PeerId, or the tail the tables show (``…Xy3kP9ab``) if exactly one known peer ends so."""
+    from f0mesh.client import ClientError
+    from f0mesh.identity import is_peer_id
+
+    if is_peer_id(given):
+        return given
+    tail = given.lstrip("…").lstrip(".")
+    if not (4 <= len(tail) <= 60 and tail.isalnum()):
+        raise ClientError(
+            f"{given!r} is not a PeerId: give the full id (f0mesh peers --wide) or the tail the tables "
+            "show, e.g. …Xy3kP9ab"
+        )
+    known = {p["peer_id"] for p in await client.peers()} | {link["peer_id"] for link in await client.links()}
+    matches = sorted(p for p in known if p.endswith(tail))
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise ClientError(f"no peer known to {client.base_url} ends with {tail}: see f0mesh peers")
+    raise ClientError(f"{len(matches)} peers end with {tail}: give more of the id, or all of it (--wide)")
 
 
 @app.command()
 def peers(
-    node: NodeUrl = "http://127.0.0.1:8700",
+    node: NodeUrl = DEFAULT_NODE,
     add: Annotated[str | None, typer.Option("--add", help="learn a peer from this URL")] = None,
     admin_token: Token = None,
     data_dir: DataDirOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    wide: Wide = False,
+    as_json: AsJson = False,
 ) -> None:
     """List the peers a node knows (or add one with --add URL)."""
-    client = _client(node, admin_token, data_dir)
-    try:
-        if add:
-            body = client.request("POST", "/api/peers", json={"url": add})
-            rows = [body]
-        else:
-            rows = client.request("GET", "/api/peers")["peers"]
-    except F0MeshError as exc:
-        _fail(exc.detail)
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    table = Table("peer", "url", "trust", "last seen", "linked")
-    for p in rows:
-        trust = f"{p['trust']:.3f}" if p.get("trust") is not None else "-"
-        table.add_row(
-            p["peer_id"], p.get("url") or "-", trust, _ago(p.get("last_seen")), "yes" if p["linked"] else ""
-        )
-    out.print(table)
+
+    async def action(client: Any) -> list[dict[str, Any]]:
+        return [await client.add_peer(add)] if add else await client.peers()
+
+    rows = _call(node, admin_token, data_dir, action)
+    _print(rows, as_json, lambda: peers_table(rows, wide), wide)
 
 
 @app.command()
 def dial(
-    target: Annotated[str, typer.Argument(help="a peer's URL or PeerId")],
-    node: NodeUrl = "http://127.0.0.1:8700",
+    target: Annotated[str, typer.Argument(help="a peer's URL (http://HOST:PORT) or PeerId")],
+    node: NodeUrl = DEFAULT_NODE,
     admin_token: Token = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Ask a node to link to a peer; prints the link once both channels are open."""
-    body = {"url": target} if "://" in target else {"peer_id": target}
-    try:
-        link = _client(node, admin_token, data_dir).request("POST", "/dial", json=body)
-    except F0MeshError as exc:
-        _fail(exc.detail)
+    from f0mesh.client import ClientError
+
+    async def action(client: Any) -> dict[str, Any]:
+        if "://" in target:
+            return await client.dial(url=target)
+        if ":" in target and not target.startswith("…"):
+            raise ClientError(f"{target} looks like an address: write http://{target}")
+        try:
+            peer_id = await _peer_id(client, target)
+        except ClientError as exc:
+            raise ClientError(f"{target!r} is neither a URL (http://HOST:PORT) nor a known PeerId") from exc
+        return await client.dial(peer_id=peer_id)
+
+    link = _call(node, admin_token, data_dir, action)
     setup = f" in {link['setup_ms']:.0f} ms" if link.get("setup_ms") else ""
-    out.print(f"link {link['link_id']} to {link['peer_id']} is {link['state']}{setup}")
+    out.print(f"link {link['link_id']} to {link['peer_id']} is {link['state']}{setup}", soft_wrap=True)
 
 
 @app.command()
 def publish(
     topic: Annotated[str, typer.Argument(help="gossip topic")],
     payload: Annotated[str, typer.Argument(help="JSON value (a bare word is sent as a string)")],
-    node: NodeUrl = "http://127.0.0.1:8700",
+    node: NodeUrl = DEFAULT_NODE,
     admin_token: Token = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -352,60 +489,126 @@ def publish(
         value = json.loads(payload)
     except json.JSONDecodeError:
         value = payload
-    try:
-        body = _client(node, admin_token, data_dir).request(
-            "POST", "/api/gossip", json={"topic": topic, "payload": value}
-        )
-    except F0MeshError as exc:
-        _fail(exc.detail)
-    out.print(f"published {body['id']}")
+    message_id = _call(node, admin_token, data_dir, lambda client: client.publish(topic, value))
+    out.print(f"published {message_id}", soft_wrap=True)
 
 
 @app.command()
 def links(
-    node: NodeUrl = "http://127.0.0.1:8700",
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    node: NodeUrl = DEFAULT_NODE,
+    admin_token: Token = None,
+    data_dir: DataDirOpt = None,
+    wide: Wide = False,
+    as_json: AsJson = False,
 ) -> None:
     """Show a node's links with their QoS."""
-    try:
-        rows = _client(node, None, None).request("GET", "/api/mesh-rtc/links")["links"]
-    except F0MeshError as exc:
-        _fail(exc.detail)
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+    rows = _call(node, admin_token, data_dir, lambda client: client.links())
+    _print(rows, as_json, lambda: links_table(rows, wide), wide)
+
+
+@app.command()
+def messages(
+    topic: Annotated[str | None, typer.Option("--topic", help="only this topic")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="newest N messages", min=1, max=10000)] = 20,
+    node: NodeUrl = DEFAULT_NODE,
+    admin_token: Token = None,
+    data_dir: DataDirOpt = None,
+    wide: Wide = False,
+    as_json: AsJson = False,
+) -> None:
+    """Show the gossip messages a node has received, newest first."""
+    rows = _call(node, admin_token, data_dir, lambda client: client.messages(topic, limit))
+    _print(rows, as_json, lambda: messages_table(rows, wide), wide)
+
+
+@app.command()
+def state(
+    name: Annotated[str | None, typer.Argument(help="a document's name; none lists the documents")] = None,
+    node: NodeUrl = DEFAULT_NODE,
+    admin_token: Token = None,
+    data_dir: DataDirOpt = None,
+    as_json: AsJson = False,
+) -> None:
+    """List the replicated documents, or print one document's value as JSON."""
+    if name is None:
+        body = _call(node, admin_token, data_dir, lambda client: client.documents())
+        _print(body, as_json, lambda: documents_table(body["documents"]))
         return
-    out.print(links_table(rows))
+    view = _call(node, admin_token, data_dir, lambda client: client.document(name))
+    typer.echo(json.dumps(view if as_json else view["value"], indent=2, ensure_ascii=False))
 
 
-def links_table(rows: list[dict[str, Any]]) -> Table:
-    colours = {"good": "green", "degraded": "yellow", "bad": "red"}
-    table = Table("link", "peer", "state", "health", "rtt ms", "jitter ms", "loss %", "kbps", "updated")
-    for r in rows:
-        health = r.get("health") or "unknown"
-        table.add_row(
-            r["link_id"],
-            r["peer_id"][:16] + "…",
-            r["state"],
-            f"[{colours.get(health, 'dim')}]{health}[/]",
-            _num(r.get("rtt_ms")),
-            _num(r.get("jitter_ms")),
-            _num(r.get("loss_pct")),
-            _num(r.get("bitrate_kbps")),
-            _ago(r.get("updated_at")),
+@app.command()
+def trust(
+    peer: Annotated[str | None, typer.Argument(help="PeerId (or its tail) to give an opinion of")] = None,
+    weight: Annotated[
+        float | None, typer.Argument(help="this node's trust in that peer, 0 (none) to 1", min=0.0, max=1.0)
+    ] = None,
+    node: NodeUrl = DEFAULT_NODE,
+    admin_token: Token = None,
+    data_dir: DataDirOpt = None,
+    wide: Wide = False,
+    as_json: AsJson = False,
+) -> None:
+    """Show trust scores and this node's own edges; `trust PEER WEIGHT` sets its opinion of a peer.
+
+    An edge is the opinion adjusted by what the peer did (good deliveries add a little, faults take
+    it down), which is why it may differ from the opinion set."""
+    if peer is not None and weight is None:
+        _fail(f"give a weight from 0 to 1 after the peer, e.g. f0mesh trust {peer} 0.8")
+
+    async def action(client: Any) -> dict[str, Any]:
+        if peer is not None and weight is not None:
+            return await client.set_trust(await _peer_id(client, peer), weight)
+        own = (await client.health())["peer_id"]
+        body = await client.trust()
+        body["own_edges"] = {e["to"]: e["weight"] for e in body.get("edges", []) if e.get("from") == own}
+        return body
+
+    body = _call(node, admin_token, data_dir, action)
+    if as_json:
+        typer.echo(json.dumps(body, indent=2))
+    elif peer is not None:
+        out.print(
+            f"opinion of {body['peer_id']} set to {body['weight']:g}; its score is {body['score']:.4f}",
+            soft_wrap=True,
         )
-    return table
+    else:
+        show(out, trust_table(body["scores"], body["own_edges"], wide), wide)
 
 
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
+@app.command()
+def block(
+    peer: Annotated[str, typer.Argument(help="PeerId (or the tail the tables show)")],
+    undo: Annotated[bool, typer.Option("--undo", help="lift the block instead")] = False,
+    node: NodeUrl = DEFAULT_NODE,
+    admin_token: Token = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Refuse a peer everywhere (offers, dials, peer exchange, gossip) and close its link."""
+
+    async def action(client: Any) -> dict[str, Any]:
+        peer_id = await _peer_id(client, peer)
+        return await (client.unblock(peer_id) if undo else client.block(peer_id))
+
+    body = _call(node, admin_token, data_dir, action)
+    out.print(f"{body['peer_id']} is {'blocked' if body['blocked'] else 'no longer blocked'}", soft_wrap=True)
 
 
-def _ago(ts: float | None) -> str:
-    import time
+@app.command()
+def close(
+    peer: Annotated[str, typer.Argument(help="PeerId (or the tail the tables show)")],
+    node: NodeUrl = DEFAULT_NODE,
+    admin_token: Token = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Close the link to a peer; the node does not redial it until it is dialled again."""
 
-    if not ts:
-        return "-"
-    return f"{max(0.0, time.time() - ts):.0f} s ago"
+    async def action(client: Any) -> dict[str, Any]:
+        return await client.close_link(await _peer_id(client, peer))
+
+    body = _call(node, admin_token, data_dir, action)
+    out.print(f"closed the link to {body['peer_id']}", soft_wrap=True)
 
 
 @app.command()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import secrets
 import ssl
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from f0mesh.errors import ConfigError
 from f0mesh.gossip.envelope import MAX_TTL
@@ -24,6 +26,8 @@ MAX_NAME_CHARS = 32
 def valid_name(value: object) -> bool:
     """A node name an operator chose: 1..32 printable characters (no control or separator codes)."""
     return isinstance(value, str) and 0 < len(value) <= MAX_NAME_CHARS and value.isprintable()
+# the dashboard's parseLocation (util.js) reads the same form; peer records carry at most 64 chars
+LOCATION_RE = re.compile(r"^\s*(-?\d{1,3}(?:\.\d{1,10})?)\s*,\s*(-?\d{1,3}(?:\.\d{1,10})?)\s*$")
 
 
 @dataclass
@@ -89,6 +93,12 @@ class NodeConfig:
             raise ConfigError("--no-public-url and --public-url exclude each other")
         if not (self.d_lo <= self.d_target <= self.d_hi):
             raise ConfigError("connection degrees must satisfy D_lo <= target <= D_hi")
+        for url in self.bootstrap:
+            check_peer_url("--bootstrap", url)
+        if self.public_url:
+            check_peer_url("--public-url", self.public_url)
+        if self.location is not None:
+            self.location = parse_location(self.location)
         self._check_http_limits()
         self.gossip = self._gossip_params()
         self._check_tls()
@@ -190,6 +200,33 @@ class NodeConfig:
         if self.admin_token:
             return self.admin_token
         return ensure_admin_token(self.data_dir)
+
+
+def check_peer_url(flag: str, url: str) -> str:
+    """A URL a peer is reached at: a scheme and a host, or the node would retry it forever."""
+    if "://" not in url:
+        raise ConfigError(f"{flag} {url} has no scheme: write http://{url} (or https://{url} with TLS)")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"{flag} {url}: only http:// and https:// URLs are used, not {parts.scheme}://")
+    try:
+        host, _port = parts.hostname, parts.port  # .port raises on a port that is not one
+    except ValueError as exc:
+        raise ConfigError(f"{flag} {url}: bad port: {exc}") from exc
+    if not host:
+        raise ConfigError(f"{flag} {url} names no host: e.g. http://192.0.2.10:8700")
+    return url
+
+
+def parse_location(value: str) -> str:
+    """``--location LAT,LON`` in decimal degrees, as the dashboard's map reads it; normalised."""
+    match = LOCATION_RE.match(value)
+    if match and abs(float(match[1])) <= 90 and abs(float(match[2])) <= 180:
+        return f"{match[1]},{match[2]}"
+    raise ConfigError(
+        f"--location {value!r} is not LAT,LON in decimal degrees: e.g. --location 48.85,2.35 "
+        "(latitude -90..90, longitude -180..180)"
+    )
 
 
 def ensure_admin_token(data_dir: Path) -> str:

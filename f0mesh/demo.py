@@ -23,12 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from rich import box
 from rich.console import Console
+from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from f0mesh.cli import links_table
 from f0mesh.errors import F0MeshError
+from f0mesh.tables import links_table, short_id
 
 STARTUP_TIMEOUT_S = 60.0
 LINK_TIMEOUT_S = 60.0
@@ -36,6 +39,7 @@ STOP_TIMEOUT_S = 10.0
 PUBLISH_EVERY_S = 3.0
 SMALL_MESH = 12
 DRAIN_S = 5.0
+STATUS_EVERY_S = 3.0  # the live line; each update asks every node twice, so a large mesh waits longer
 # Where the demo's nodes say they are (--location lat,lon), so the dashboard's map and globe show a mesh
 # around the world; the city also names the node. Beyond the list, the cities repeat with a number.
 CITIES = [
@@ -265,7 +269,45 @@ class Demo:
 def _node_table(mesh: Mesh, counts: list[int]) -> Table:
     table = Table("node", "PeerId", "URL", "links", "pid")
     for i in range(mesh.n):
-        table.add_row(str(i + 1), mesh.peer_ids[i], mesh.url(i), str(counts[i]), str(mesh.procs[i].pid))
+        table.add_row(
+            str(i + 1), short_id(mesh.peer_ids[i]), mesh.url(i), str(counts[i]), str(mesh.procs[i].pid)
+        )
+    return table
+
+
+def status_line(
+    delivered: int, published: int, counts: list[int], remaining: float | None, load: float
+) -> str:
+    """What the mesh is doing while the demo runs, so far, in one line of 80 columns."""
+    spread = (
+        f"{min(counts)}–{max(counts)}" if counts and min(counts) != max(counts) else str(max(counts or [0]))
+    )
+    left = "" if remaining is None else f" · {max(0.0, remaining):.0f} s left"
+    return f"{delivered} of {published} messages at every node · links/node {spread} · load {load:.1f}{left}"
+
+
+def summary_table(summary: dict[str, Any], peers: int) -> Table:
+    """The end of a run in words; ``--json`` prints the same figures as one JSON object."""
+    table = Table(title="demo summary", box=box.SIMPLE_HEAD, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    spread = summary.get("links_per_peer")
+    published = summary.get("messages_published", 0)
+    rows = [
+        ("nodes up", f"{summary.get('peers_up', 0)} of {peers}"),
+        (
+            "links per node",
+            f"min {spread['min']} · median {spread['median']:g} · max {spread['max']}" if spread else "-",
+        ),
+        ("messages published", str(published)),
+        ("reached every node", f"{summary.get('messages_delivered_to_all', 0)} of {published}"),
+        ("publish failures", str(summary.get("publish_failures", 0))),
+    ]
+    if "pids_alive_after_stop" in summary:
+        rows.append(("processes left", str(len(summary["pids_alive_after_stop"]))))
+    rows.append(("result", "[green]ok[/]" if summary.get("ok") else "[red]not ok[/]"))
+    for name, value in rows:
+        table.add_row(name, value)
     return table
 
 
@@ -284,7 +326,7 @@ async def _run(mesh: Mesh, duration: float | None, console: Console, summary: di
             counts = await demo.wait_linked(progress)
         await demo.set_opinions()
         console.print(_node_table(mesh, counts))
-        console.print(f"dashboard of node 1: [bold]{mesh.url(0)}/login?token={mesh.token}[/]")
+        console.print(f"dashboard of node 1: [bold]{mesh.url(0)}/login?token={mesh.token}[/]", soft_wrap=True)
         console.print(
             f"data and logs in {mesh.root}; stop with Ctrl-C"
             + (f", or wait {duration:.0f} s" if duration else "")
@@ -293,18 +335,43 @@ async def _run(mesh: Mesh, duration: float | None, console: Console, summary: di
         deadline = None if duration is None else time.monotonic() + duration
         next_publish = time.monotonic() + 1.0
         next_table = time.monotonic() + 5.0
-        while deadline is None or time.monotonic() < deadline - drain:
-            await asyncio.sleep(0.25)
-            dead = [i + 1 for i, p in enumerate(mesh.procs) if p.poll() is not None]
-            if dead:
-                raise F0MeshError(f"node(s) {dead} exited unexpectedly; see their node.log")
-            if time.monotonic() >= next_publish:
-                await demo.publish_one()
-                next_publish = time.monotonic() + PUBLISH_EVERY_S
-            if time.monotonic() >= next_table and deadline is None:
-                console.print(links_table(await demo.snapshot()))
-                next_table = time.monotonic() + 30.0
-        await asyncio.sleep(drain)
+        next_status = time.monotonic()
+        # a live line in a terminal; in a log or a pipe, one line per update
+        live = (
+            Live(Text("publishing…"), console=console, refresh_per_second=2) if console.is_terminal else None
+        )
+        with live or contextlib.nullcontext():
+
+            async def show_status() -> None:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                line = status_line(
+                    await demo.delivered_to_all(),
+                    len(demo.published),
+                    await demo.links_per_node(),
+                    remaining,
+                    os.getloadavg()[0],
+                )
+                if live is not None:
+                    live.update(Text(line, no_wrap=True, overflow="ellipsis"))
+                else:
+                    console.print(line, soft_wrap=True)
+
+            while deadline is None or time.monotonic() < deadline - drain:
+                await asyncio.sleep(0.25)
+                dead = [i + 1 for i, p in enumerate(mesh.procs) if p.poll() is not None]
+                if dead:
+                    raise F0MeshError(f"node(s) {dead} exited unexpectedly; see their node.log")
+                if time.monotonic() >= next_publish:
+                    await demo.publish_one()
+                    next_publish = time.monotonic() + PUBLISH_EVERY_S
+                if time.monotonic() >= next_status:
+                    await show_status()
+                    next_status = time.monotonic() + max(STATUS_EVERY_S, mesh.n / 4)
+                if time.monotonic() >= next_table and deadline is None:
+                    console.print(links_table(await demo.snapshot()))
+                    next_table = time.monotonic() + 30.0
+            await asyncio.sleep(drain)
+            await show_status()
         counts = await demo.links_per_node()
         summary["links_per_peer"] = {
             "min": min(counts),
@@ -315,10 +382,6 @@ async def _run(mesh: Mesh, duration: float | None, console: Console, summary: di
         summary["publish_failures"] = demo.publish_failures
         summary["messages_delivered_to_all"] = await demo.delivered_to_all()
         console.print(links_table(await demo.snapshot()))
-        console.print(
-            f"{summary['messages_delivered_to_all']} of {summary['messages_published']} messages reached all "
-            f"{mesh.n} nodes; links per node {summary['links_per_peer']}"
-        )
         summary["ok"] = 0 < summary["messages_published"] == summary["messages_delivered_to_all"]
     finally:
         await demo.close()
@@ -349,4 +412,5 @@ def run_demo(
         summary["pids_alive_after_stop"] = left
         if left:
             summary["ok"] = False
+    console.print(summary_table(summary, peers))
     return summary

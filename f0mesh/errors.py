@@ -50,7 +50,7 @@ class RateLimitedError(F0MeshError):
 
 
 class PeerError(F0MeshError):
-    """The other peer answered badly (502) or not in time (504)."""
+    """The other peer answered badly or could not be reached (502), or not in time (504)."""
 
     code = "bad_gateway"
     status = 502
@@ -59,6 +59,13 @@ class PeerError(F0MeshError):
 class PeerTimeoutError(PeerError):
     code = "peer_timeout"
     status = 504
+
+
+class PeerUnreachableError(PeerError):
+    """A refused connection or an unknown host is known at once: waiting longer would not help."""
+
+    code = "peer_unreachable"
+    status = 502
 
 
 class MessageTooLargeError(F0MeshError):

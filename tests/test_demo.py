@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 
-from f0mesh.demo import Mesh
+from rich.console import Console
+
+from f0mesh.demo import Mesh, status_line, summary_table
 
 
 def _free_range(n: int) -> int:
@@ -69,6 +73,31 @@ def test_demo_five_peers_json(tmp_path) -> None:
     assert summary["messages_delivered_to_all"] == summary["messages_published"]
     assert len(summary["pids"]) == 5
     assert not [pid for pid in summary["pids"] if _alive(pid)]
+    # between the bars and the summary a live line said how far the messages had got; the summary is
+    # a table in words, not a Python dict
+    assert re.search(r"\d+ of \d+ messages at every node · links/node", r.stderr), r.stderr[-3000:]
+    assert re.search(r"reached every node\s+\d+ of \d+", r.stderr) and "{'min'" not in r.stderr
+
+
+def test_live_line_and_summary_table() -> None:
+    line = status_line(4, 5, [3, 4, 4], 12.4, 1.5)
+    assert line == "4 of 5 messages at every node · links/node 3–4 · load 1.5 · 12 s left"
+    assert len(status_line(1234, 1250, [3, 12], 1000, 12.5)) <= 80
+    summary = {
+        "peers_up": 3,
+        "links_per_peer": {"min": 2, "median": 2, "max": 2},
+        "messages_published": 5,
+        "messages_delivered_to_all": 5,
+        "publish_failures": 0,
+        "pids_alive_after_stop": [],
+        "ok": True,
+    }
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(summary_table(summary, 3))
+    text = " ".join(console.export_text().split())
+    for words in ("nodes up 3 of 3", "links per node min 2 · median 2 · max 2", "reached every node 5 of 5"):
+        assert words in text, text
+    assert "result ok" in text and "processes left 0" in text, text
 
 
 def _flag(argv: list[str], name: str) -> str | None:

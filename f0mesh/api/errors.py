@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from f0mesh.api.models import PEER_ID_PATTERN
 from f0mesh.errors import F0MeshError, StoreUnavailableError
 from f0mesh.log_throttle import LogThrottle
 
@@ -39,11 +40,21 @@ def error_response(
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
 
 
+def _message(err: Any) -> str:
+    """Pydantic's words, except a PeerId that does not match: a sentence rather than the regex."""
+    if (
+        err.get("type") == "string_pattern_mismatch"
+        and (err.get("ctx") or {}).get("pattern") == PEER_ID_PATTERN
+    ):
+        return "not a PeerId (40 to 60 base58 characters, as /healthz or GET /api/peers give it)"
+    return str(err.get("msg", "invalid"))
+
+
 def _validation_detail(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
         loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+        parts.append(f"{loc}: {_message(err)}")
     return "; ".join(parts) or "invalid request"
 
 

@@ -6,6 +6,7 @@ HTTPS peers are verified against the system's CA store (OpenSSL's default paths,
 
 from __future__ import annotations
 
+import os
 import ssl
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import httpx
 
 from f0mesh.address_policy import AddressPolicy
-from f0mesh.errors import ConflictError, PeerError, PeerTimeoutError
+from f0mesh.errors import ConflictError, PeerError, PeerTimeoutError, PeerUnreachableError
 
 REQUEST_TIMEOUT_S = 10.0
 
@@ -36,6 +37,18 @@ def _tls_failure(exc: BaseException) -> ssl.SSLError | None:
     return None
 
 
+def _connect_failure(exc: BaseException) -> str:
+    """The OS's words for a failed connection ("Connection refused"), not httpx's class name."""
+    cause: BaseException | None = exc
+    for _ in range(8):  # the OSError sits a few causes down (httpx -> httpcore -> anyio -> OSError)
+        if cause is None:
+            break
+        if isinstance(cause, OSError) and cause.errno:
+            return os.strerror(cause.errno)
+        cause = cause.__cause__ or cause.__context__
+    return str(exc) or type(exc).__name__
+
+
 class GlareLost(ConflictError):
     """The other peer refused our offer because its own offer to us wins."""
 
@@ -56,7 +69,8 @@ class SignalingClient:
         await self._client.aclose()
 
     async def request(self, method: str, url: str, payload: Any = None) -> Any:
-        """JSON request to another node; 504 when it does not answer, 502 when it answers badly."""
+        """JSON request to another node; 504 when it does not answer in time, 502 when it refuses the
+        connection or answers badly."""
         await self.policy.check_url(url)
         try:
             response = await self._client.request(method, url, json=payload)
@@ -72,7 +86,7 @@ class SignalingClient:
                 ) from exc
             if tls is not None:
                 raise PeerError(f"TLS with {url} failed: {tls.reason or tls}", code="tls") from exc
-            raise PeerTimeoutError(f"{url} is unreachable: {type(exc).__name__}") from exc
+            raise PeerUnreachableError(f"{url} is unreachable: {_connect_failure(exc)}") from exc
         try:
             body = response.json()
         except ValueError as exc:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from f0mesh.data_dir import private_file
+from f0mesh.datadir import private_file
 from f0mesh.errors import ConfigError, StorageFullError, StoreUnavailableError
 from f0mesh.store import schema as t
 from f0mesh.store.migrations import migrate

@@ -62,10 +62,12 @@ async def test_validation_errors_are_422_in_words(client) -> None:
         assert r.status_code == 422, limit
 
 
-async def test_unreachable_peer_is_504_and_policy_refusals_403(client) -> None:
+async def test_unreachable_peer_is_502_and_policy_refusals_403(client) -> None:
     auth = {"Authorization": f"Bearer {TOKEN}"}
     r = await client.post("/api/peers", json={"url": "http://127.0.0.1:1"}, headers=auth)
-    assert r.status_code == 504 and r.json()["error"] == "peer_timeout"
+    # a refused connection is known at once: not a timeout
+    assert r.status_code == 502 and r.json()["error"] == "peer_unreachable", r.text
+    assert "Connection refused" in r.json()["detail"]
     refused = ("http://169.254.169.254/latest", "http://[::a9fe:a9fe]/", "http://[64:ff9b::a9fe:a9fe]/")
     for url in (*refused, "file:///etc/passwd", "gopher://127.0.0.1/"):
         r = await client.post("/api/peers", json={"url": url}, headers=auth)
@@ -114,7 +116,7 @@ async def test_login_sets_session_and_csrf_is_enforced(client) -> None:
     r = await client.post(
         "/api/peers", json={"url": "http://127.0.0.1:1"}, headers={"x-csrf-token": cookies["f0mesh_csrf"]}
     )
-    assert r.status_code == 504  # authorised; the peer itself is unreachable
+    assert r.status_code == 502  # authorised; the peer itself is unreachable
 
 
 async def test_admin_check_comes_before_body_parsing(client) -> None:
