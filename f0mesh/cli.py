@@ -117,6 +117,31 @@ def up(
     admin_port: Annotated[
         int | None, _opt("--admin-port", env="ADMIN_PORT", help="port of the mTLS admin listener")
     ] = None,
+    pex_min_trust: Annotated[
+        float,
+        _opt(
+            "--pex-min-trust",
+            env="PEX_MIN_TRUST",
+            help="trust a neighbour needs to teach this node peers, times an even share",
+        ),
+    ] = 0.5,
+    peer_store_max: Annotated[
+        int, _opt("--peer-store-max", env="PEER_STORE_MAX", help="most peers learned by peer exchange kept")
+    ] = 1024,
+    dial_rate: Annotated[
+        float, _opt("--dial-rate", env="DIAL_RATE", help="automatic dials per second, all peers together")
+    ] = 2.0,
+    gc_interval: Annotated[
+        float, _opt("--gc-interval", env="GC_INTERVAL", help="seconds between collections of dead links")
+    ] = 60.0,
+    stranger_retention: Annotated[
+        float,
+        _opt(
+            "--stranger-retention",
+            env="STRANGER_RETENTION",
+            help="seconds failed links and unlinked strangers stay visible",
+        ),
+    ] = 3600.0,
 ) -> None:
     """Run one peer: the WebRTC node with its HTTP worker, API and dashboard."""
     from f0mesh.config import NodeConfig, parse_ice_servers
@@ -154,6 +179,11 @@ def up(
             tls_ca=tls_ca,
             tls_client_ca=tls_client_ca,
             admin_port=admin_port,
+            pex_min_trust=pex_min_trust,
+            peer_store_max=peer_store_max,
+            dial_rate=dial_rate,
+            gc_interval_s=gc_interval,
+            stranger_retention_s=stranger_retention,
         )
         asyncio.run(_serve(config, log_level))
     except F0MeshError as exc:
