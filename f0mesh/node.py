@@ -466,19 +466,22 @@ class Node:
         return removed
 
     def _stranger(self, peer_id: str, record: dict[str, Any], horizon: float) -> bool:
-        """A peer this node holds nothing for: never linked, not kept by the operator, the registry,
-        the trust layer or the peer store, and not heard of since ``horizon``."""
-        if record.get("linked") or record.get("blocked") or record.get("pinned"):
-            return False
-        if (record.get("last_seen") or 0.0) >= horizon or peer_id in self._records:
-            return False
-        if peer_id in self.trust.cache.pretrusted or peer_id in self.trust.opinions:
+        """A peer this node holds nothing for, not heard of since ``horizon`` and not being dialled."""
+        if (record.get("last_seen") or 0.0) >= horizon or self._kept(peer_id, record):
             return False
         link = self.links.get(peer_id)
-        if link is not None and link.live:
-            return False
+        return link is None or not link.live
+
+    def _kept(self, peer_id: str, record: dict[str, Any]) -> bool:
+        """Linked once, kept by the operator, the trust layer, the peer store or the registry."""
+        if record.get("linked") or record.get("blocked") or record.get("pinned"):
+            return True
+        if peer_id in self._records or peer_id in self.trust.opinions:
+            return True
+        if peer_id in self.trust.cache.pretrusted:
+            return True
         registry = self.state.get(PEERS_DOC)
-        return registry is None or peer_id not in registry.crdt
+        return registry is not None and peer_id in registry.crdt
 
     def _forget_peer(self, peer_id: str) -> None:
         self._peers.pop(peer_id, None)
@@ -489,7 +492,7 @@ class Node:
     def _evicted(self, peer_id: str) -> None:
         """The peer store made room: a peer known only from that record goes with it."""
         record = self._peers.get(peer_id)
-        if record is not None and self._stranger(peer_id, record, math.inf):
+        if record is not None and not self._kept(peer_id, record):
             self._forget_peer(peer_id)
 
     async def _retention_loop(self) -> None:
