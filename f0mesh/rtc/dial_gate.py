@@ -47,10 +47,13 @@ class DialGate:
         self.admitted = 0
         self.refused = 0
 
-    def wait(self, url: str) -> float:
-        """0 and a token spent if ``url`` may be dialled now, else the seconds until it may be."""
+    def wait(self, url: str, *, backoff: bool = True) -> float:
+        """0 and a token spent if ``url`` may be dialled now, else the seconds until it may be.
+
+        ``backoff=False``: a dial with a backoff of its own (the redial of a peer whose link was open)
+        needs only a token."""
         now = self._clock()
-        _, not_before = self._backoff.get(address_of(url), (0, 0.0))
+        _, not_before = self._backoff.get(address_of(url), (0, 0.0)) if backoff else (0, 0.0)
         if not_before > now:
             self.refused += 1
             return not_before - now

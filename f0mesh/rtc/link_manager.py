@@ -147,7 +147,7 @@ class LinkManager:
             if len(self.open_links()) >= self.max_links:
                 raise RateLimitedError(f"this node already has {self.max_links} links (the maximum)")
             if gated and self.gate is not None:
-                wait = self.gate.wait(url)
+                wait = self.gate.wait(url, backoff=peer_id not in self._wanted)
                 if wait > 0:
                     raise RateLimitedError(f"dial of {url} deferred {wait:.1f} s by the dial gate")
             link = self._new_link(peer_id, "out")

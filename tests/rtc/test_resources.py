@@ -81,6 +81,7 @@ def test_dial_gate_backs_off_per_address() -> None:
     for _ in range(10):
         gate.failed(url)
     assert gate.wait(url) == 10.0  # capped
+    assert gate.wait(url, backoff=False) == 0.0  # a redial with a backoff of its own needs a token only
     gate.succeeded(url)
     assert gate.wait(url) == 0.0
 
