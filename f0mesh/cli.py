@@ -210,6 +210,31 @@ def up(
         float | None,
         _opt("--gossip-heartbeat", env="GOSSIP_HEARTBEAT", help="seconds between IHAVE rounds (1)"),
     ] = None,
+    pex_min_trust: Annotated[
+        float,
+        _opt(
+            "--pex-min-trust",
+            env="PEX_MIN_TRUST",
+            help="trust a neighbour needs to teach this node peers, times an even share",
+        ),
+    ] = 0.5,
+    peer_store_max: Annotated[
+        int, _opt("--peer-store-max", env="PEER_STORE_MAX", help="most peers learned by peer exchange kept")
+    ] = 1024,
+    dial_rate: Annotated[
+        float, _opt("--dial-rate", env="DIAL_RATE", help="automatic dials per second, all peers together")
+    ] = 2.0,
+    gc_interval: Annotated[
+        float, _opt("--gc-interval", env="GC_INTERVAL", help="seconds between collections of dead links")
+    ] = 60.0,
+    stranger_retention: Annotated[
+        float,
+        _opt(
+            "--stranger-retention",
+            env="STRANGER_RETENTION",
+            help="seconds failed links and unlinked strangers stay visible",
+        ),
+    ] = 3600.0,
 ) -> None:
     """Run one peer: the WebRTC node with its HTTP worker, API and dashboard."""
     from f0mesh import listen
@@ -258,6 +283,11 @@ def up(
             gossip_d_hi=gossip_d_hi,
             gossip_ttl=gossip_ttl,
             gossip_heartbeat=gossip_heartbeat,
+            pex_min_trust=pex_min_trust,
+            peer_store_max=peer_store_max,
+            dial_rate=dial_rate,
+            gc_interval_s=gc_interval,
+            stranger_retention_s=stranger_retention,
         )
         # Every check an operator can fail comes before anything listens or dials.
         make_private(prepare(config.data_dir))

@@ -80,6 +80,15 @@ class NodeConfig:
     gossip_ttl: int | None = None
     gossip_heartbeat: float | None = None
     gossip: GossipParams = field(init=False)
+    # strangers (issue 20): who may teach this node peers, how many it keeps, how fast it dials them
+    pex_min_trust: float = 0.5  # a fraction of an even share of trust (1 / scored peers)
+    peer_store_max: int = 1024
+    dial_rate: float = 2.0
+    dial_burst: int = 10
+    gc_interval_s: float = 60.0
+    stranger_retention_s: float = 3600.0
+    link_rows_max: int = 1000
+    reassembly_total_bytes: int = 256 << 20
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -102,6 +111,24 @@ class NodeConfig:
         self._check_http_limits()
         self.gossip = self._gossip_params()
         self._check_tls()
+        self._check_strangers()
+
+    def _check_strangers(self) -> None:
+        """Limits on what strangers may cost; each must be a real bound, never off."""
+        if not (0.0 <= self.pex_min_trust <= 100.0):
+            raise ConfigError("--pex-min-trust must be between 0 and 100 (times an even share of trust)")
+        if not (16 <= self.peer_store_max <= 1_000_000):
+            raise ConfigError("--peer-store-max must be between 16 and 1000000")
+        if not (0.01 <= self.dial_rate <= 1000) or not (1 <= self.dial_burst <= 10_000):
+            raise ConfigError("--dial-rate must be 0.01..1000 per second and --dial-burst 1..10000")
+        if not (0.1 <= self.gc_interval_s <= 86400):
+            raise ConfigError("--gc-interval must be between 0.1 s and a day")
+        if not (0 <= self.stranger_retention_s <= 30 * 86400):
+            raise ConfigError("--stranger-retention must be between 0 s and 30 days")
+        if not (0 <= self.link_rows_max <= 1_000_000):
+            raise ConfigError("--link-rows-max must be between 0 and 1000000")
+        if not (1 << 20 <= self.reassembly_total_bytes <= 1 << 40):
+            raise ConfigError("--reassembly-total must be between 1 MiB and 1 TiB")
 
     def _check_http_limits(self) -> None:
         if not (0.1 <= self.http_header_timeout <= 3600):

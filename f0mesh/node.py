@@ -24,14 +24,18 @@ from f0mesh.latest_writer import LatestWriter
 from f0mesh.log_throttle import LogThrottle
 from f0mesh.metrics import NodeMetrics
 from f0mesh.peer_record import PeerRecord
+from f0mesh.peer_store import PeerStore, url_allowed
 from f0mesh.qos.sampler import QoSSampler, Sample
 from f0mesh.rtc.connection_manager import ConnectionManager, DegreeParams
+from f0mesh.rtc.dial_gate import DialGate
 from f0mesh.rtc.ice import path_kind
 from f0mesh.rtc.link import Link, LinkSettings, LinkState
 from f0mesh.rtc.link_manager import LinkManager
 from f0mesh.rtc.relay import SIG_FRAME, RelayRefused, SignalRelay, offer_nonce, parse, refusal
+from f0mesh.rtc.resources import ResourceLimits
 from f0mesh.rtc.signaling_client import SignalingClient, outbound_tls_context
 from f0mesh.state import STATE_FRAME, PeerInfo, ReplicatedState
+from f0mesh.state.peers import PEERS_DOC
 from f0mesh.store import Store
 from f0mesh.trust import Event, TrustService
 
@@ -91,6 +95,7 @@ class Node:
         self.client: SignalingClient
         self.links: LinkManager
         self._peers: dict[str, dict[str, Any]] = {}
+        self._forgotten: set[str] = set()  # strangers collected, their mesh_peers rows still to delete
         self._tasks: set[asyncio.Task[Any]] = set()
         # one writer, latest state per link: a slow "open" write must not land after the "closed" one
         self._link_rows: LatestWriter[str, dict[str, Any]] = LatestWriter(
@@ -108,6 +113,13 @@ class Node:
         for row in await self.store.list_peers(limit=10000):
             self._peers[row["peer_id"]] = row
         self.client = SignalingClient(self.policy, verify=outbound_tls_context(self.config.tls_ca))
+        max_message = LinkSettings.max_message_size
+        self.resources = ResourceLimits(
+            max_links=self.config.max_links,
+            max_pending_offers=self.config.max_pending_offers,
+            reassembly_total_bytes=self.config.reassembly_total_bytes,
+            reassembly_per_peer_bytes=2 * max_message,
+        )
         self.links = LinkManager(
             self.identity,
             local_url=None if self.private else self.url,
@@ -118,12 +130,14 @@ class Node:
                 heartbeat_timeout=self.config.heartbeat_timeout,
                 connect_timeout=self.config.connect_timeout,
                 on_violation=self.peer_violated,
+                memory=self.resources.memory,
             ),
             policy=self.policy,
             client=self.client,
             delegate=self,
-            max_links=self.config.max_links,
-            max_pending_offers=self.config.max_pending_offers,
+            max_links=self.resources.max_links,
+            max_pending_offers=self.resources.max_pending_offers,
+            gate=DialGate(self.config.dial_rate, self.config.dial_burst),
         )
         self.connmgr = ConnectionManager(
             self.links,
@@ -132,7 +146,6 @@ class Node:
             link_value=self._link_value,
             heard=self._heard_recently,
         )
-        self._records: dict[str, PeerRecord] = {}
         self.qos = QoSSampler(
             interval=self.config.qos_interval,
             probe_rate=self.config.probe_rate,
@@ -140,6 +153,9 @@ class Node:
             on_health_change=self._health_changed,
         )
         self.trust = TrustService(self.peer_id)
+        self._records = PeerStore(
+            self.config.peer_store_max, scores=self.trust.cache.scores, on_evict=self._evicted
+        )
         saved = await self.store.get_state(TRUST_STATE)
         if saved is not None:
             self.trust.load(msgpack.unpackb(saved[1]))
@@ -177,6 +193,7 @@ class Node:
         self._spawn(self._retention_loop())
         self._spawn(self._trust_loop())
         self._spawn(self._telemetry_loop())
+        self._spawn(self._gc_loop())
         log.info("node %s started at %s", self.peer_id, self.url)
 
     async def stop(self) -> None:
@@ -226,6 +243,7 @@ class Node:
         if link.state is LinkState.OPEN:
             self.qos.add(link)
             self.peer_learned(link.peer_id, None)
+            self._peers[link.peer_id]["linked"] = True
             self._spawn(self._send_pex(link))
             self._spawn(self.gossip.on_neighbour_up(link.peer_id))
             self.state.on_link_open(link.peer_id)
@@ -481,6 +499,7 @@ class Node:
         await self.store.set_peer_trust(self.trust.scores())
 
     def peer_learned(self, peer_id: str, url: str | None, *, seen: float | None = None) -> None:
+        self._forgotten.discard(peer_id)
         record = self._peers.setdefault(peer_id, {"peer_id": peer_id, "url": None, "blocked": False})
         if url:
             record["url"] = url
@@ -498,6 +517,9 @@ class Node:
 
     async def _flush_peers(self) -> None:
         """Peer exchange and the registry learn many peers in bursts: one transaction per burst."""
+        forgotten, self._forgotten = self._forgotten, set()
+        if forgotten:
+            await self.store.delete_peers(sorted(forgotten))
         dirty, self._dirty_peers = self._dirty_peers, set()
         rows = [
             {
@@ -537,6 +559,59 @@ class Node:
     def peer_blocked(self, peer_id: str) -> bool:
         record = self._peers.get(peer_id)
         return bool(record and record.get("blocked"))
+
+    async def _gc_loop(self) -> None:
+        """Strangers leave nothing: dead links, their rows and peers that never linked are collected."""
+        while True:
+            await asyncio.sleep(self.config.gc_interval_s)
+            try:
+                await self.collect_strangers()
+            except Exception:
+                log.exception("collecting dead links and strangers failed")
+
+    async def collect_strangers(self) -> dict[str, int]:
+        """One collection; what stays is bounded by --stranger-retention (time) and link_rows_max (rows)."""
+        horizon = time.time() - self.config.stranger_retention_s
+        links = self.links.collect(horizon)
+        rows = await self.store.prune_links(ended_before=horizon, keep=self.config.link_rows_max)
+        strangers = [pid for pid, rec in self._peers.items() if self._stranger(pid, rec, horizon)]
+        for pid in strangers:
+            self._forget_peer(pid)
+        await self._flush_peers()
+        removed = {"links": links, "link_rows": rows, "strangers": len(strangers)}
+        if any(removed.values()):
+            log.info("collected %s", removed)
+        return removed
+
+    def _stranger(self, peer_id: str, record: dict[str, Any], horizon: float) -> bool:
+        """A peer this node holds nothing for, not heard of since ``horizon`` and not being dialled."""
+        if (record.get("last_seen") or 0.0) >= horizon or self._kept(peer_id, record):
+            return False
+        link = self.links.get(peer_id)
+        return link is None or not link.live
+
+    def _kept(self, peer_id: str, record: dict[str, Any]) -> bool:
+        """Linked once, kept by the operator, the trust layer, the peer store or the registry."""
+        if record.get("linked") or record.get("blocked") or record.get("pinned"):
+            return True
+        if peer_id in self._records or peer_id in self.trust.opinions:
+            return True
+        if peer_id in self.trust.cache.pretrusted:
+            return True
+        registry = self.state.get(PEERS_DOC)
+        return registry is not None and peer_id in registry.crdt
+
+    def _forget_peer(self, peer_id: str) -> None:
+        self._peers.pop(peer_id, None)
+        self._peers_written.pop(peer_id, None)
+        self._dirty_peers.discard(peer_id)
+        self._forgotten.add(peer_id)
+
+    def _evicted(self, peer_id: str) -> None:
+        """The peer store made room: a peer known only from that record goes with it."""
+        record = self._peers.get(peer_id)
+        if record is not None and not self._kept(peer_id, record):
+            self._forget_peer(peer_id)
 
     async def _retention_loop(self) -> None:
         """Old samples and audit rows are pruned hourly so the store stays bounded."""
@@ -599,7 +674,7 @@ class Node:
 
     async def _send_pex(self, link: Link) -> None:
         records = [self.own_record()]
-        fresh = sorted(self._records.values(), key=lambda r: r.seen, reverse=True)
+        fresh = sorted(self._records.records(), key=lambda r: r.seen, reverse=True)
         records += [r for r in fresh if r.peer_id != link.peer_id][: PEX_MAX_RECORDS - 1]
         try:
             await link.send({"t": "pex", "records": [r.to_wire() for r in records]})
@@ -612,14 +687,40 @@ class Node:
             for link in self.links.open_links():
                 await self._send_pex(link)
 
+    def may_teach_peers(self, peer_id: str) -> bool:
+        """Peer exchange is believed from a pre-trusted (bootstrap) peer, one the operator trusts, or one
+        whose score reaches --pex-min-trust times an even share; a fresh stranger scores nothing."""
+        if peer_id in self.trust.cache.pretrusted or self.trust.opinions.get(peer_id, 0.0) > 0:
+            return True
+        if self.config.pex_min_trust <= 0:
+            return True
+        scores = self.trust.cache.scores()
+        score = scores.get(peer_id, 0.0)
+        return score > 0 and score * len(scores) >= self.config.pex_min_trust
+
+    def _refuse(self, peer_id: str, reason: str, detail: str) -> None:
+        """A dropped ctl message: a log line and an audit row, at most one per peer, reason and interval."""
+        if self._log.info((peer_id, reason), "dropped %s from %s: %s", reason, peer_id, detail):
+            row = {
+                "at": time.time(),
+                "event": "rejected",
+                "message_id": None,
+                "peer_id": peer_id,
+                "reason": reason,
+            }
+            self._spawn(self.store.commit_gossip([], [row]))
+
     def _on_pex(self, link: Link, message: dict[str, Any]) -> None:
         records = message.get("records")
-        if not isinstance(records, list):
-            self._log.info((link.peer_id, "pex"), "malformed pex from %s", link.peer_id)
+        if not isinstance(records, list) or len(records) > PEX_MAX_RECORDS:
+            self._refuse(link.peer_id, "pex_malformed", f"not a list of at most {PEX_MAX_RECORDS} records")
             self.peer_violated(link.peer_id, "pex")
             return
+        if not self.may_teach_peers(link.peer_id):
+            self._refuse(link.peer_id, "pex_untrusted", "its trust is below --pex-min-trust")
+            return
         learned = 0
-        for raw in records[:PEX_MAX_RECORDS]:
+        for raw in records:
             try:
                 record = PeerRecord.from_wire(raw)
             except ValueError as exc:
@@ -629,13 +730,16 @@ class Node:
                 continue
             if record.peer_id == self.peer_id or self.peer_blocked(record.peer_id):
                 continue
-            known = self._records.get(record.peer_id)
-            if known is not None and known.seen >= record.seen:
+            if not url_allowed(self.policy, record.url):
+                self._refuse(
+                    link.peer_id, "pex_address", f"a record's URL {record.url[:80]!r} is not dialled"
+                )
                 continue
-            self._records[record.peer_id] = record
+            # Kept for dialling only: the registry's entries come from each subject's own writes.
+            if not self._records.add(record, link.peer_id):
+                continue
             self.peer_learned(record.peer_id, record.url, seen=record.seen)
             self._mark_private(record.peer_id, record.private, record.relays)
-            self.state.peer_seen(record)
             learned += 1
         if learned:
             self.connmgr.wake()
@@ -666,6 +770,7 @@ class Node:
         self.peer_learned(peer_id, url)
         if health.get("private") is True:  # its /offer says 403: dial it through the mesh
             self._mark_private(peer_id, True, ())
+        self._peers[peer_id]["pinned"] = True  # the operator's choice, never collected
         row = await self.store.upsert_peer(peer_id, url=url, last_seen=time.time())
         return self._peer_view(row, self.trust.cache.scores())
 

@@ -6,7 +6,8 @@ leave the mesh in separate islands (four nodes of degree three form a closed cli
 that knows of peers it has not heard from through the mesh dials one of them, below D_hi: a
 bridge, which joins the islands. Peers an operator closed,
 peers that closed on us, and peers whose dial just failed wait out a cool-down before the manager
-tries them again, so two managers never fight over one link.
+tries them again, so two managers never fight over one link. Its dials pass the link manager's dial
+gate (a global rate and a per-address backoff): the candidates come from peers it did not choose.
 """
 
 from __future__ import annotations
@@ -119,6 +120,8 @@ class ConnectionManager:
                 await asyncio.wait_for(self._wake.wait(), self.params.interval_s)
 
     async def tick(self) -> None:
+        now = time.monotonic()
+        self._cooldown = {peer: until for peer, until in self._cooldown.items() if until > now}
         live = [lk for lk in self.links.links() if lk.live]
         open_count = sum(1 for lk in live if lk.state is LinkState.OPEN)
         log.debug(
@@ -174,7 +177,7 @@ class ConnectionManager:
 
     async def _dial(self, peer_id: str, url: str) -> None:
         try:
-            await self.links.dial(peer_id, url)
+            await self.links.dial(peer_id, url, gated=True)
         except F0MeshError as exc:
             self._cooldown[peer_id] = time.monotonic() + self.params.dial_failure_cooldown_s
             log.info("connection manager: dial %s failed: %s", peer_id, exc.detail)

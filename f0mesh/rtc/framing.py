@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from f0mesh.errors import ConfigError, MessageTooLargeError, PeerError
 from f0mesh.log_throttle import LogThrottle
+from f0mesh.rtc.resources import MemoryScope
 
 log = logging.getLogger("f0mesh.rtc.framing")
 
@@ -147,7 +148,8 @@ class FramedChannel:
 
     Partial inbound messages of one peer hold at most ``reassembly_limit_bytes`` (counted by the
     announced length). The default is twice ``max_message_size`` so that a full-size message can
-    arrive while a cut-off one still waits for its ``stall_timeout_s`` to run out.
+    arrive while a cut-off one still waits for its ``stall_timeout_s`` to run out. With ``memory``,
+    each partial message must also fit the node's budget shared by all links (rtc/resources.py).
 
     ``on_violation(what)`` hears of every frame that breaks this protocol ("garbage", "oversize"),
     so the owner can hold it against the peer; budget and stall drops are not counted against it.
@@ -168,6 +170,7 @@ class FramedChannel:
         stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S,
         delivery_backlog_bytes: int | None = None,
         on_violation: Callable[[str], None] | None = None,
+        memory: MemoryScope | None = None,
     ) -> None:
         if not 64 <= chunk_size <= 0xFFFF:
             raise ConfigError(f"chunk_size must be 64..65535 bytes, got {chunk_size}")
@@ -212,6 +215,7 @@ class FramedChannel:
         self._backlog_bytes = 0
         self._deliverer: asyncio.Task[None] | None = None
         self._on_violation = on_violation
+        self._memory = memory  # the node's budget shared by every link, if any
         self._log = LogThrottle(log)  # one warning per reason and interval: a peer must not flood the log
 
         channel.on("message", self._on_frame)
@@ -387,6 +391,8 @@ class FramedChannel:
 
     def _free_inbound(self) -> None:
         self._partials.clear()
+        if self._memory is not None:
+            self._memory.release(self._reserved)
         self._reserved = 0
         if self._stall_timer is not None:
             self._stall_timer.cancel()
@@ -469,6 +475,7 @@ class FramedChannel:
         if (
             self._reserved + total > self.reassembly_limit_bytes
             or len(self._partials) >= MAX_PARTIAL_MESSAGES
+            or (self._memory is not None and not self._memory.reserve(total))
         ):
             self.stats.dropped_over_limit += 1
             self._warn(
@@ -534,6 +541,8 @@ class FramedChannel:
     def _drop_partial(self, msg_id: int, *, forget: bool = True) -> None:
         partial = self._partials.pop(msg_id)
         self._reserved -= partial.total
+        if self._memory is not None:
+            self._memory.release(partial.total)
         if forget:
             self._forget(msg_id)
         if not self._partials and self._stall_timer is not None:

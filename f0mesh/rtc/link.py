@@ -29,6 +29,7 @@ from f0mesh.cancellation import cancel_requested
 from f0mesh.log_throttle import LogThrottle
 from f0mesh.rtc.framing import ChannelClosed, FramedChannel
 from f0mesh.rtc.ice import path_kind, rtc_configuration, selected_pair
+from f0mesh.rtc.resources import MemoryBudget
 
 log = logging.getLogger("f0mesh.rtc.link")
 
@@ -55,6 +56,8 @@ class LinkSettings:
     max_message_size: int = 16 * 1024 * 1024
     # (peer_id, what): every protocol violation a link sees on ctl, so the node can hold it against the peer
     on_violation: Callable[[str, str], None] | None = None
+    # partial inbound messages of all links together (rtc/resources.py); None: per link only
+    memory: MemoryBudget | None = None
 
 
 class Link:
@@ -112,6 +115,7 @@ class Link:
             on_message=self._on_ctl_frame,
             max_message_size=settings.max_message_size,
             on_violation=self._violation,
+            memory=settings.memory.scope(peer_id) if settings.memory is not None else None,
         )
         self.ctl.on("open", self._on_channel_open)
         self.probe.on("open", self._on_channel_open)

@@ -5,8 +5,11 @@ rule: the offer of the smaller PeerId wins. The smaller side refuses an offer (4
 holds a live link it dialled itself; the larger side lets any offer replace its link. A loser's
 dial then waits for the winner's link. A peer that restarted and dials a smaller peer is refused
 until that peer's heartbeat fails the stale link and it redials, a delay of a few seconds.
-Peers whose link was open are wanted and are redialled with capped exponential backoff, until an
-operator closes the link.
+Peers whose link was open (or that an operator dialled) are wanted and are redialled with capped
+exponential backoff, until an operator closes the link. A stranger whose offer never became an open
+link is not wanted: the URL in its offer is never dialled, or it would steer this node's requests.
+Dials the node makes by itself (the connection manager's, redials) pass the dial gate, and links
+that failed or closed are forgotten by ``collect`` once their retention is over.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from aiortc import RTCSessionDescription
 from f0mesh.address_policy import AddressPolicy
 from f0mesh.errors import ConflictError, F0MeshError, NotFoundError, PeerError, PolicyError, RateLimitedError
 from f0mesh.identity import Identity, is_peer_id
+from f0mesh.rtc.dial_gate import DialGate
 from f0mesh.rtc.link import CLOSED_BY_PEER, Link, LinkSettings, LinkState
 from f0mesh.rtc.relay import envelope as relay_envelope
 from f0mesh.rtc.sdp import SdpError, count_candidates, validate_sdp
@@ -77,6 +81,7 @@ class LinkManager:
         redial_base_s: float = 1.0,
         redial_max_s: float = 15.0,
         redial_give_up_s: float = 600.0,
+        gate: DialGate | None = None,
     ) -> None:
         self.identity = identity
         self.local_url = local_url
@@ -89,6 +94,7 @@ class LinkManager:
         self.redial_base_s = redial_base_s
         self.redial_max_s = redial_max_s
         self.redial_give_up_s = redial_give_up_s
+        self.gate = gate
         self.nonces = NonceCache()
         self._links: dict[str, Link] = {}
         self._pending: dict[str, Link] = {}
@@ -125,16 +131,22 @@ class LinkManager:
         self.delegate.peer_learned(peer_id, url)
         return await self.dial(peer_id, url, timeout=timeout)
 
-    async def dial(self, peer_id: str, url: str | None = None, *, timeout: float | None = None) -> Link:
-        """Return the open link to ``peer_id``, creating one if needed; raises if none opens in time."""
+    async def dial(
+        self, peer_id: str, url: str | None = None, *, timeout: float | None = None, gated: bool = False
+    ) -> Link:
+        """Return the open link to ``peer_id``, creating one if needed; raises if none opens in time.
+
+        ``gated``: the node dials by itself, so the dial gate must admit it, an operator's hold stands,
+        and the peer becomes wanted only once its link opens."""
         if peer_id == self.identity.peer_id:
             raise ConflictError("a node does not link to itself", code="self_dial")
         if self.delegate.peer_blocked(peer_id):
             raise PolicyError(f"peer {peer_id} is blocked")
         url = url or self.delegate.peer_url(peer_id)
-        self._held.discard(peer_id)
+        if not gated:
+            self._held.discard(peer_id)
+            self._wanted[peer_id] = url
         deadline = time.monotonic() + (timeout or self.settings.connect_timeout + 5)
-        self._wanted[peer_id] = url
         existing = self._links.get(peer_id)
         if existing is None or not existing.live:
             relays = self.delegate.mesh_relays(peer_id) if url is None else []
@@ -144,22 +156,35 @@ class LinkManager:
                 )
             if len(self.open_links()) >= self.max_links:
                 raise RateLimitedError(f"this node already has {self.max_links} links (the maximum)")
+            if gated and self.gate is not None and url is not None:
+                wait = self.gate.wait(url, backoff=peer_id not in self._wanted)
+                if wait > 0:
+                    raise RateLimitedError(f"dial of {url} deferred {wait:.1f} s by the dial gate")
             link = self._new_link(peer_id, "out")
+            link.remote_url = url  # its hello may name another; redials use what the peer says
             try:
                 if url is None:
                     await self._connect_via_mesh(link, relays)
                 else:
                     await self._connect_outbound(link, url)
+                    if self.gate is not None:
+                        self.gate.succeeded(url)
             except GlareLost:
                 log.info("glare with %s: its offer wins, waiting for its link", peer_id)
                 await self._discard(link, "glare: the peer's offer wins")
             except F0MeshError as exc:
+                self._dial_failed(url)
                 await link.fail(exc.detail)
                 raise
             except Exception as exc:
+                self._dial_failed(url)
                 await link.fail(f"{type(exc).__name__}: {exc}")
                 raise PeerError(f"link to {peer_id} failed: {type(exc).__name__}") from exc
         return await self._await_open(peer_id, deadline)
+
+    def _dial_failed(self, url: str | None) -> None:
+        if self.gate is not None and url is not None:
+            self.gate.failed(url)
 
     async def _await_open(self, peer_id: str, deadline: float) -> Link:
         while True:
@@ -368,8 +393,6 @@ class LinkManager:
         except Exception as exc:
             await self._discard(link, f"{type(exc).__name__}: {exc}")
             raise SdpError(f"the WebRTC stack refused the offer: {type(exc).__name__}") from exc
-        self._wanted.setdefault(peer_id, offer.from_url)
-        self.delegate.peer_learned(peer_id, offer.from_url)
         answer = sign_description(
             self.identity, "answer", sdp, peer_id, self.local_url, offer_nonce=offer.nonce
         )
@@ -443,11 +466,25 @@ class LinkManager:
             if url is None and not self.delegate.mesh_relays(peer_id):
                 return
             try:
-                await self.dial(peer_id, url)
+                await self.dial(peer_id, url, gated=True)
                 return
             except F0MeshError as exc:
                 log.info("redial of %s failed (%s); next try in %.0f s", peer_id, exc.detail, delay)
             delay = min(delay * 2, self.redial_max_s)
+
+    def collect(self, closed_before: float) -> int:
+        """Forget links that failed or closed before ``closed_before`` (wall clock); returns how many."""
+        gone = [
+            peer_id
+            for peer_id, link in self._links.items()
+            if not link.live and (link.closed_at or link.created_at) < closed_before
+        ]
+        for peer_id in gone:
+            del self._links[peer_id]
+        for peer_id, task in list(self._redials.items()):
+            if task.done():
+                del self._redials[peer_id]
+        return len(gone)
 
     def _notify(self) -> None:
         async def notify() -> None:

@@ -357,7 +357,32 @@ class Store:
             )
         return res.rowcount > 0
 
+    async def delete_peers(self, peer_ids: Sequence[str]) -> int:
+        """Forget peers in one transaction (strangers the node collected); returns the rows removed."""
+        if not peer_ids:
+            return 0
+        c = t.mesh_peers.c
+        async with self._begin() as conn:
+            res = await conn.execute(
+                sa.delete(t.mesh_peers).where(c.owner == self.owner, c.peer_id.in_(list(peer_ids)))
+            )
+        return res.rowcount
+
     # -- links -----------------------------------------------------------------------------
+
+    async def prune_links(self, *, ended_before: float, keep: int) -> int:
+        """Delete rows of links that failed or closed before ``ended_before``, and beyond the newest
+        ``keep`` ended ones: a flood of failed offers leaves a bounded trail, recent failures stay visible."""
+        c = t.mesh_links.c
+        ended = sa.and_(c.owner == self.owner, c.state.in_(("failed", "closed")))
+        newest = sa.select(c.link_id).where(ended).order_by(c.updated_at.desc()).limit(keep)
+        async with self._begin() as conn:
+            res = await conn.execute(
+                sa.delete(t.mesh_links).where(
+                    ended, sa.or_(c.updated_at < ended_before, c.link_id.not_in(newest.scalar_subquery()))
+                )
+            )
+        return res.rowcount
 
     async def upsert_link(self, link: dict[str, Any]) -> None:
         values = {"owner": self.owner, "updated_at": time.time(), **link}

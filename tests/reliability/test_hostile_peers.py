@@ -505,9 +505,12 @@ async def test_block_list_is_honoured_by_offers_dials_and_peer_exchange(node_fac
         r = await asyncio.to_thread(target.http.post, "/api/mesh-rtc/dial", json={"to": bad})
         assert r.status_code == 403, r.text
 
-        # Peer exchange: a neighbour passes on the blocked peer's (validly signed) record with a new URL,
-        # alongside an unblocked peer's; only the latter is learned.
+        # Peer exchange: a neighbour the operator trusts (peer exchange from a stranger is not believed)
+        # passes on the blocked peer's (validly signed) record with a new URL, alongside an unblocked
+        # peer's; only the latter is learned.
         other = Identity.generate()
+        r = await asyncio.to_thread(target.http.put, f"/api/trust/{relay.peer_id}", json={"weight": 1.0})
+        assert r.status_code == 200, r.text
         relay_link = await _link_open(relay, target)
         records = [
             PeerRecord.create(blocked.identity, "http://127.0.0.1:9/blocked-new-url"),
