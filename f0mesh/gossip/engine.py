@@ -356,7 +356,7 @@ class GossipEngine:
             return
         else:
             self.stats.repaired_forwarded += 1
-        self.repair.note(envelope.id)
+        self.repair.note(envelope.id, peer)
         if envelope.hops < envelope.ttl:
             excluded = {peer, envelope.origin, self.peer_id}
             self._pusher.push(envelope.id, envelope.forwarded(), AuditEvent.FORWARDED, excluded)
@@ -423,6 +423,7 @@ class GossipEngine:
         return chosen
 
     def _acked(self, message_id: str, peer: str, event: AuditEvent) -> None:
+        self.repair.held_by(peer, message_id)
         if event is AuditEvent.SENT:
             self.stats.acked_sent += 1
         else:

@@ -97,6 +97,9 @@ class Repair:
         self._catchup_left: dict[str, int] = {}  # neighbour -> ids still to ask at catch-up terms
         # (loop time first seen, id), oldest first; no more than one digest's worth is ever offered
         self._recent: deque[tuple[float, str]] = deque(maxlen=params.repair_digest_size)
+        # recent id -> neighbours known to hold it (it came from them, or they acked it): a digest
+        # never offers a neighbour what it holds, so a quiet link carries no IHAVE it cannot use
+        self._holders: dict[str, set[str]] = {}
         self._served: OrderedDict[tuple[str, str], int] = OrderedDict()  # (neighbour, id) -> copies sent
         self._offered_back: dict[str, float] = {}  # neighbour -> loop time of the last catch-up offered
         self._tasks: list[asyncio.Task[None]] = []
@@ -115,9 +118,19 @@ class Repair:
                 await task
         self._tasks = []
 
-    def note(self, message_id: str) -> None:
-        """A message this node pushes on: offered in the next heartbeats' digests."""
+    def note(self, message_id: str, holder: str | None = None) -> None:
+        """A message this node pushes on (``holder``: the neighbour it came from): offered in the next
+        heartbeats' digests."""
+        if len(self._recent) == self._recent.maxlen:
+            self._holders.pop(self._recent[0][1], None)
         self._recent.append((asyncio.get_running_loop().time(), message_id))
+        self._holders[message_id] = {holder} if holder else set()
+
+    def held_by(self, peer: str, message_id: str) -> None:
+        """``peer`` holds a recent message (it acknowledged our copy): no digest offers it again."""
+        holders = self._holders.get(message_id)
+        if holders is not None:
+            holders.add(peer)
 
     async def heartbeat(self) -> None:
         """Mesh upkeep, then the recent ids to d_lazy neighbours drawn uniformly."""
@@ -128,7 +141,7 @@ class Repair:
             log.exception("gossip heartbeat upkeep failed")
         horizon = asyncio.get_running_loop().time() - self._params.heartbeat_s * self._params.gossip_history
         while self._recent and self._recent[0][0] < horizon:
-            self._recent.popleft()
+            self._holders.pop(self._recent.popleft()[1], None)
         if not self._recent:
             return
         ids = list(dict.fromkeys(i for _, i in self._recent))
@@ -139,7 +152,7 @@ class Repair:
             pushed = [p for p in neighbours if self._pushes_to(p)]
             targets += self._rng.sample(pushed, min(self._params.d_lazy - len(targets), len(pushed)))
         for peer in targets:
-            await self._offer(peer, ids, fresh=True)
+            await self._offer(peer, [i for i in ids if peer not in self._holders.get(i, ())], fresh=True)
 
     async def run_round(self) -> None:
         """Offer one random neighbour the ids of the messages created within repair_lookback."""

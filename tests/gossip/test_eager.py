@@ -98,3 +98,23 @@ async def test_catch_up_bypasses_the_limits_only_up_to_its_budget_per_link():
     await mesh.settle()
     assert sum(i in mesh[1].store.messages for i in ids) == 3  # two within the budget, one token's worth
     await mesh.close()
+
+
+async def test_a_digest_never_offers_a_neighbour_what_it_already_holds():
+    """Two nodes, one link: the receiver acknowledged the message, the sender got it from nobody else,
+    so neither side's heartbeat has anything to offer the other (a quiet link stays quiet)."""
+    mesh = Mesh(2, params=replace(NO_RETRY, heartbeat_s=0.02))
+    await mesh.boot()
+    await mesh.link([(0, 1)])
+    sent = [node.engine.stats.ihave_sent for node in mesh.nodes]
+    beats = [node.engine.stats.heartbeats for node in mesh.nodes]
+    message = await mesh[0].engine.publish("t", "once")
+    await mesh.settle()
+    await wait_until(
+        lambda: all(n.engine.stats.heartbeats >= b + 5 for n, b in zip(mesh.nodes, beats, strict=True)),
+        5,
+        "five heartbeats on both sides while the message is recent",
+    )
+    assert mesh.missing([message]) == 0
+    assert [node.engine.stats.ihave_sent for node in mesh.nodes] == sent
+    await mesh.close()
