@@ -124,6 +124,20 @@ def _insert_ignore(engine: AsyncEngine, table: sa.Table) -> Any:
     return _insert(engine, table).on_conflict_do_nothing()
 
 
+def _payload_columns(payload: Any) -> dict[str, Any]:
+    if isinstance(payload, bytes):
+        return {"payload": "null", "payload_bin": payload}
+    return {"payload": json.dumps(payload, separators=(",", ":")), "payload_bin": None}
+
+
+def _message_row(row: Any) -> dict[str, Any]:
+    """A stored message with its payload decoded: bytes come back as bytes."""
+    out = {k: v for k, v in dict(row).items() if k != "payload_bin"}
+    blob = row["payload_bin"]
+    out["payload"] = bytes(blob) if blob is not None else json.loads(row["payload"])
+    return out
+
+
 class Store:
     """Async access to a node's tables. Open with ``await Store.open(url, owner)``."""
 
@@ -422,30 +436,79 @@ class Store:
     async def commit_gossip(
         self, messages: Sequence[dict[str, Any]], audit: Sequence[dict[str, Any]]
     ) -> None:
-        """Message rows and their audit rows in one transaction: acks wait for this commit."""
+        """Message rows and their audit rows in one transaction: acks wait for this commit.
+
+        Each new message gets the owner's next ``n``; one writer per owner commits batches one after
+        another, so n orders messages as they became visible, without gaps for skipped duplicates.
+        """
         async with self._begin() as conn:
             if messages:
-                rows = [
-                    {**m, "owner": self.owner, "payload": json.dumps(m["payload"], separators=(",", ":"))}
-                    for m in messages
-                ]
-                await conn.execute(_insert_ignore(self.engine, t.gossip_messages), rows)
+                c = t.gossip_messages.c
+                ids = list({m["id"]: None for m in messages})
+                stored = set(
+                    (await conn.execute(sa.select(c.id).where(c.owner == self.owner, c.id.in_(ids))))
+                    .scalars()
+                    .all()
+                )
+                fresh: dict[str, dict[str, Any]] = {}
+                for m in messages:
+                    if m["id"] not in stored:
+                        fresh.setdefault(m["id"], m)
+                if fresh:
+                    last = await self._last_n(conn)
+                    rows = [
+                        {**m, "owner": self.owner, "n": last + i, **_payload_columns(m["payload"])}
+                        for i, m in enumerate(fresh.values(), start=1)
+                    ]
+                    await conn.execute(_insert_ignore(self.engine, t.gossip_messages), rows)
+                    await conn.execute(
+                        _upsert(
+                            self.engine,
+                            t.gossip_sequence,
+                            {"owner": self.owner, "last_n": last + len(rows)},
+                            ("owner",),
+                        )
+                    )
             if audit:
                 await conn.execute(
                     sa.insert(t.mesh_gossip_audit), [{**a, "owner": self.owner} for a in audit]
                 )
 
-    async def list_messages(self, *, topic: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    async def _last_n(self, conn: AsyncConnection) -> int:
+        q = sa.select(t.gossip_sequence.c.last_n).where(t.gossip_sequence.c.owner == self.owner)
+        return (await conn.execute(q)).scalar() or 0
+
+    async def last_message_n(self) -> int:
+        """The n of the newest stored message (0 if none ever was): where a live-only stream starts."""
+        async with self.engine.connect() as conn:
+            return await self._last_n(conn)
+
+    async def list_messages(
+        self, *, topic: str | None = None, limit: int = 100, since: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Newest first; with ``since``, the messages after that n in storing order (a cursor page)."""
         c = t.gossip_messages.c
-        q = sa.select(c.id, c.origin, c.seq, c.topic, c.payload, c.hops, c.hlc, c.received_at).where(
-            c.owner == self.owner
-        )
+        q = sa.select(
+            c.n, c.id, c.origin, c.seq, c.topic, c.payload, c.payload_bin, c.hops, c.hlc, c.received_at
+        ).where(c.owner == self.owner)
         if topic:
             q = q.where(c.topic == topic)
-        q = q.order_by(c.received_at.desc(), c.id).limit(limit)
+        if since is None:
+            q = q.order_by(c.received_at.desc(), c.id)
+        else:
+            q = q.where(c.n > since).order_by(c.n)
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(q)).mappings().all()
-        return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
+            rows = (await conn.execute(q.limit(limit))).mappings().all()
+        return [_message_row(r) for r in rows]
+
+    async def count_messages(self, *, topic: str | None, after: int, upto: int) -> int:
+        """Messages with after < n <= upto: what a stream skipped when it jumped ahead."""
+        c = t.gossip_messages.c
+        q = sa.select(sa.func.count()).where(c.owner == self.owner, c.n > after, c.n <= upto)
+        if topic:
+            q = q.where(c.topic == topic)
+        async with self.engine.connect() as conn:
+            return (await conn.execute(q)).scalar() or 0
 
     async def message_ids_since(self, created_after: float, limit: int = 10000) -> list[str]:
         """Ids of messages created after a time, newest first (repair digests)."""
