@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import math
@@ -22,6 +23,7 @@ from f0mesh.gossip import GossipEngine, GossipParams, StoredMessage
 from f0mesh.identity import Identity, is_peer_id
 from f0mesh.latest_writer import LatestWriter
 from f0mesh.log_throttle import LogThrottle
+from f0mesh.membership import Membership
 from f0mesh.metrics import NodeMetrics
 from f0mesh.peer_record import PeerRecord
 from f0mesh.qos.sampler import QoSSampler, Sample
@@ -69,6 +71,7 @@ class Node:
         self.policy = AddressPolicy(config.dial_allow)
         self.metrics = NodeMetrics(self.peer_id)
         self.events = EventBus()
+        self.membership = Membership(self.events)
         self.telemetry: dict[str, dict[str, Any]] = {}
         self._heard: dict[str, float] = {}
         self._dirty_peers: set[str] = set()
@@ -216,6 +219,7 @@ class Node:
         if link.state is LinkState.OPEN:
             self.qos.add(link)
             self.peer_learned(link.peer_id, None)
+            self.membership.opened(link.peer_id)
             self._spawn(self._send_pex(link))
             self._spawn(self.gossip.on_neighbour_up(link.peer_id))
             self.state.on_link_open(link.peer_id)
@@ -225,6 +229,7 @@ class Node:
             if self.links.get(link.peer_id) in (None, link):
                 self.metrics.link_gone(link.peer_id)
                 self._spawn(self.gossip.on_neighbour_down(link.peer_id))
+                self.membership.ended(link.peer_id, failed=link.state is LinkState.FAILED, reason=link.reason)
             self.connmgr.link_closed(link)
             self._schedule_telemetry()
 
@@ -306,7 +311,11 @@ class Node:
                 "origin": message.origin,
                 "topic": message.topic,
                 "hops": message.hops,
-                "payload": message.payload,
+                **(
+                    {"payload_b64": base64.b64encode(message.payload).decode("ascii")}
+                    if isinstance(message.payload, bytes)
+                    else {"payload": message.payload}
+                ),
             },
         )
 
@@ -515,6 +524,7 @@ class Node:
             if known is not None and known.seen >= record.seen:
                 continue
             self._records[record.peer_id] = record
+            self.membership.record(known, record)
             self.peer_learned(record.peer_id, record.url, seen=record.seen)
             self.state.peer_seen(record)
             learned += 1

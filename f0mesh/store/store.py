@@ -493,10 +493,8 @@ class Store:
         ).where(c.owner == self.owner)
         if topic:
             q = q.where(c.topic == topic)
-        if since is None:
-            q = q.order_by(c.received_at.desc(), c.id)
-        else:
-            q = q.where(c.n > since).order_by(c.n)
+        newest_first = q.order_by(c.received_at.desc(), c.id)
+        q = newest_first if since is None else q.where(c.n > since).order_by(c.n)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(q.limit(limit))).mappings().all()
         return [_message_row(r) for r in rows]
