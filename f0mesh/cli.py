@@ -436,10 +436,14 @@ def simulate(
 
 
 def _follow(node: str, admin_token: str | None, data_dir: Path | None, path: str, params: dict[str, Any]):
+    """The stream's events; stderr says when it is (re)connected, stdout carries only the events."""
     from f0mesh.client import resolve_token
     from f0mesh.sse_reader import EventReader
 
-    return EventReader(node, resolve_token(admin_token, data_dir), path, params)
+    def opened() -> None:
+        err.print(f"following {node.rstrip('/')}{path}", soft_wrap=True)
+
+    return EventReader(node, resolve_token(admin_token, data_dir), path, params, on_open=opened)
 
 
 @app.command()

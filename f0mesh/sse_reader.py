@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,8 +60,16 @@ def parse(lines: Iterator[str]) -> Iterator[ServerEvent]:
 class EventReader:
     """Follows one stream of a node, reconnecting (and resuming with Last-Event-ID) when it drops."""
 
-    def __init__(self, base_url: str, token: str | None, path: str, params: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        path: str,
+        params: dict[str, Any],
+        on_open: Callable[[], None] | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.on_open = on_open
         self.path = path
         self.params = params
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -78,6 +86,8 @@ class EventReader:
                         if response.status_code >= 400:
                             response.read()
                             raise _refusal(response)
+                        if self.on_open is not None:
+                            self.on_open()
                         for item in parse(response.iter_lines()):
                             failures = 0
                             if item.id is not None:
