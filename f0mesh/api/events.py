@@ -10,15 +10,24 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
+from f0mesh.api.sse import EventStreamResponse, sse_responses
 from f0mesh.api.worker import get_node
 from f0mesh.errors import RateLimitedError
 from f0mesh.node import Node
 
 router = APIRouter(tags=["events"])
 KEEPALIVE_S = 15.0
+EXAMPLE = (
+    'event: member\ndata: {"topic": "member", "at": 1765000000.0, '
+    '"data": {"event": "failed", "peer_id": "12D3KooW...", "reason": "no frame from the peer for 4.0 s"}}\n\n'
+)
 
 
-@router.get("/api/events")
+@router.get(
+    "/api/events",
+    response_class=EventStreamResponse,
+    responses=sse_responses(EXAMPLE, "server-sent events: link, qos, message, member"),
+)
 async def events(
     request: Request,
     topic: str | None = Query(None, max_length=64, description="only events of this topic"),

@@ -99,6 +99,8 @@ async def test_openapi_marks_sse_routes_as_event_streams(client) -> None:
     ok = spec["paths"]["/api/gossip/subscribe"]["get"]["responses"]["200"]["content"]
     assert list(ok) == ["text/event-stream"]
     assert "id: 42" in ok["text/event-stream"]["example"]
+    events = spec["paths"]["/api/events"]["get"]["responses"]["200"]["content"]
+    assert list(events) == ["text/event-stream"] and "event: member" in events["text/event-stream"]["example"]
     publish_doc = spec["paths"]["/api/gossip"]["post"]["description"]
     assert "65536 bytes" in publish_doc and "payload_b64" in publish_doc
 
