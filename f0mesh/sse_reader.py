@@ -17,7 +17,7 @@ import httpx
 from f0mesh.errors import F0MeshError
 
 MAX_EVENT_CHARS = 4 << 20  # a node's events are far smaller; a bigger one is not a node talking
-RETRIES = 10  # connection failures in a row before giving up
+GIVE_UP_S = 60.0  # without a connection this long, the node is gone rather than restarting
 RETRY_S = 1.0
 
 
@@ -29,11 +29,14 @@ class ServerEvent:
 
 
 def parse(lines: Iterator[str]) -> Iterator[ServerEvent]:
-    """Events of a text/event-stream, whose ``data`` is JSON."""
+    """Events of a text/event-stream, whose ``data`` is JSON; an id alone comes with ``data`` None
+    (a node sends one on connecting: the position a reconnection resumes from)."""
     event, data, event_id = "message", [], None
     size = 0
     for line in lines:
         if not line:
+            if not data and event_id is not None:
+                yield ServerEvent("id", None, event_id)
             if data:
                 try:
                     value = json.loads("\n".join(data))
@@ -76,7 +79,7 @@ class EventReader:
         self.last_id: str | None = None
 
     def __iter__(self) -> Iterator[ServerEvent]:
-        failures = 0
+        failing_since: float | None = None
         timeout = httpx.Timeout(10.0, read=60.0)  # the node sends a keep-alive every 15 s
         with httpx.Client(base_url=self.base_url, headers=self.headers, timeout=timeout) as http:
             while True:
@@ -88,14 +91,15 @@ class EventReader:
                             raise _refusal(response)
                         if self.on_open is not None:
                             self.on_open()
+                        failing_since = None
                         for item in parse(response.iter_lines()):
-                            failures = 0
                             if item.id is not None:
                                 self.last_id = item.id
                             yield item
+                    time.sleep(RETRY_S)  # the node ended the stream (restarting, perhaps): follow again
                 except httpx.HTTPError as exc:
-                    failures += 1
-                    if failures > RETRIES:
+                    failing_since = failing_since or time.monotonic()
+                    if time.monotonic() - failing_since > GIVE_UP_S:
                         raise F0MeshError(
                             f"lost the node at {self.base_url}: {type(exc).__name__}", code="unreachable"
                         ) from exc

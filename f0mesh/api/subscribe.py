@@ -108,7 +108,7 @@ class _Streams:
 
 
 EXAMPLE = (
-    ": connected\n\n"
+    ": connected\n\nid: 41\n\n"
     "id: 42\nevent: message\n"
     'data: {"n":42,"id":"2v6n3b5kq0c4m8r1t7w9y2z3a5d6f8h0","origin":"12D3KooW...","topic":"news",'
     '"hops":1,"received_at":1765000000.0,"payload":{"headline":"hello"}}\n\n'
@@ -149,6 +149,7 @@ async def subscribe(
         try:
             yield ": connected\n\n"
             async with feed:
+                yield f"id: {feed.last}\n\n"  # where this stream starts: a reconnection resumes here
                 while not await request.is_disconnected():
                     events = await feed.next_events(KEEPALIVE_S)
                     if not events:

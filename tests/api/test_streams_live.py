@@ -40,6 +40,8 @@ def messages(events: Iterator[ServerEvent], count: int) -> list[dict]:
     """The next ``count`` message events; the stream's read timeout bounds every wait."""
     got: list[dict] = []
     for item in events:
+        if item.event == "id":  # the position the stream started at
+            continue
         assert item.event == "message", item
         got.append({**item.data, "sse_id": item.id})
         if len(got) == count:
@@ -129,3 +131,37 @@ def test_a_killed_node_is_a_failed_member_for_its_neighbour(node_factory) -> Non
     finally:
         monitor.terminate()
         monitor.wait(timeout=10)
+
+
+def test_f0mesh_subscribe_follows_a_restarted_node_without_loss_or_repeat(node_factory) -> None:
+    a = node_factory("a")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("F0MESH_")}
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "f0mesh", "subscribe", "news", "--json", "--count", "4", "--node", a.url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    notes: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in cli.stdout], daemon=True).start()
+    threading.Thread(target=lambda: [notes.put(line) for line in cli.stderr], daemon=True).start()
+    try:
+        assert notes.get(timeout=30).startswith("following "), "f0mesh subscribe did not connect"
+        sent = [a.http.post("/api/gossip", json={"topic": "news", "payload": 0}).json()["id"]]
+        assert json.loads(lines.get(timeout=30))["id"] == sent[0]
+        a.stop()
+        a.start()
+        sent += [
+            a.http.post("/api/gossip", json={"topic": "news", "payload": i}).json()["id"] for i in (1, 2, 3)
+        ]
+        assert cli.wait(timeout=90) == 0, list(notes.queue)
+        rest = [json.loads(lines.get(timeout=5)) for _ in range(3)]
+    finally:
+        if cli.poll() is None:
+            cli.terminate()
+            cli.wait(timeout=10)
+    assert [m["id"] for m in rest] == sent[1:] and [m["payload"] for m in rest] == [1, 2, 3]
+    assert lines.empty()
+    assert any(note.startswith("following ") for note in notes.queue)  # the first was taken: it reconnected
