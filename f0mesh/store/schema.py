@@ -110,8 +110,8 @@ gossip_messages = sa.Table(
     sa.Index("ix_gossip_n", "owner", "n"),
 )
 
-# The last n handed out per owner. Kept apart from the rows so that pruning every message never
-# makes n start again, which would make a client resuming with an old cursor miss the new ones.
+# The newest n of an owner, saved by each prune: the rows it deletes may hold it, and n starting
+# again would make a client resuming with an old cursor miss the new messages.
 gossip_sequence = sa.Table(
     "gossip_sequence",
     metadata,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import time
@@ -147,6 +148,8 @@ class Store:
         sqlite = engine.dialect.name == "sqlite"
         self._write_lock = asyncio.Lock() if sqlite else None
         self._db_path = Path(engine.url.database) if sqlite and engine.url.database else None
+        self._gossip_lock = asyncio.Lock()
+        self._gossip_n: int | None = None  # the newest n handed out, once read from the store
         # how the last write went: "ok", "full" (storage_full) or "unavailable"; /healthz reports it
         self.storage = "ok"
 
@@ -438,50 +441,46 @@ class Store:
     ) -> None:
         """Message rows and their audit rows in one transaction: acks wait for this commit.
 
-        Each new message gets the owner's next ``n``; one writer per owner commits batches one after
-        another, so n orders messages as they became visible, without gaps for skipped duplicates.
+        Each message gets the owner's next ``n``, counted here (one node per owner) under a lock
+        held until the commit, so n orders messages as they became visible. A message already
+        stored is skipped by the insert and leaves a gap in n, which orders but does not count.
         """
-        async with self._begin() as conn:
-            if messages:
-                c = t.gossip_messages.c
-                ids = list({m["id"]: None for m in messages})
-                stored = set(
-                    (await conn.execute(sa.select(c.id).where(c.owner == self.owner, c.id.in_(ids))))
-                    .scalars()
-                    .all()
-                )
-                fresh: dict[str, dict[str, Any]] = {}
-                for m in messages:
-                    if m["id"] not in stored:
-                        fresh.setdefault(m["id"], m)
-                if fresh:
-                    last = await self._last_n(conn)
+        unique = list({m["id"]: m for m in messages}.values())
+        async with self._gossip_lock:
+            async with self._begin() as conn:
+                last = self._gossip_n if self._gossip_n is not None else await self._stored_last_n(conn)
+                if unique:
                     rows = [
                         {**m, "owner": self.owner, "n": last + i, **_payload_columns(m["payload"])}
-                        for i, m in enumerate(fresh.values(), start=1)
+                        for i, m in enumerate(unique, start=1)
                     ]
                     await conn.execute(_insert_ignore(self.engine, t.gossip_messages), rows)
+                if audit:
                     await conn.execute(
-                        _upsert(
-                            self.engine,
-                            t.gossip_sequence,
-                            {"owner": self.owner, "last_n": last + len(rows)},
-                            ("owner",),
-                        )
+                        sa.insert(t.mesh_gossip_audit), [{**a, "owner": self.owner} for a in audit]
                     )
-            if audit:
-                await conn.execute(
-                    sa.insert(t.mesh_gossip_audit), [{**a, "owner": self.owner} for a in audit]
-                )
+            self._gossip_n = last + len(unique)
 
-    async def _last_n(self, conn: AsyncConnection) -> int:
+    @functools.cached_property
+    def _sequence_upsert(self) -> Any:
+        """Executed with parameters, so it is compiled once."""
+        stmt = _insert(self.engine, t.gossip_sequence)
+        return stmt.on_conflict_do_update(index_elements=["owner"], set_={"last_n": stmt.excluded.last_n})
+
+    async def _stored_last_n(self, conn: AsyncConnection) -> int:
+        """The newest n: of the rows, or saved in gossip_sequence by a prune that deleted them."""
+        c = t.gossip_messages.c
+        rows = (await conn.execute(sa.select(sa.func.max(c.n)).where(c.owner == self.owner))).scalar()
         q = sa.select(t.gossip_sequence.c.last_n).where(t.gossip_sequence.c.owner == self.owner)
-        return (await conn.execute(q)).scalar() or 0
+        saved = (await conn.execute(q)).scalar()
+        return max(rows or 0, saved or 0)
 
     async def last_message_n(self) -> int:
         """The n of the newest stored message (0 if none ever was): where a live-only stream starts."""
+        if self._gossip_n is not None:
+            return self._gossip_n
         async with self.engine.connect() as conn:
-            return await self._last_n(conn)
+            return await self._stored_last_n(conn)
 
     async def list_messages(
         self, *, topic: str | None = None, limit: int = 100, since: int | None = None
@@ -580,6 +579,10 @@ class Store:
         """Delete rows older than the retention horizons; returns the counts removed."""
         removed: dict[str, int] = {}
         async with self._begin() as conn:
+            # the newest n outlives its row, so a cursor never sees n start again (see gossip_sequence)
+            await conn.execute(
+                self._sequence_upsert, {"owner": self.owner, "last_n": await self._stored_last_n(conn)}
+            )
             for name, table, col, horizon in (
                 ("link_samples", t.link_samples, t.link_samples.c.at, samples_before),
                 ("mesh_gossip_audit", t.mesh_gossip_audit, t.mesh_gossip_audit.c.at, audit_before),
