@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from fastapi.responses import StreamingResponse
 
 
 class EventStreamResponse(StreamingResponse):
+    """``release`` runs however the response ends, even if its body never started (a client gone
+    before the first byte), which the stream's own ``finally`` would miss."""
+
     media_type = "text/event-stream"
+    release: Callable[[], None] | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.release is not None:
+                self.release()
 
 
 def sse_responses(example: str, description: str) -> dict[int | str, dict[str, Any]]:

@@ -106,6 +106,9 @@ class _Streams:
     def __init__(self) -> None:
         self.open = 0
 
+    def release(self) -> None:
+        self.open -= 1
+
 
 EXAMPLE = (
     ": connected\n\nid: 41\n\n"
@@ -143,23 +146,22 @@ async def subscribe(
         raise RateLimitedError("too many topic streams open on this node")
     start = last_event_id if last_event_id is not None else since
     feed = TopicFeed(node.store, node.gossip.subscribe, topic, start)
-    streams.open += 1
 
     async def stream() -> AsyncIterator[str]:
-        try:
-            yield ": connected\n\n"
-            async with feed:
-                yield f"id: {feed.last}\n\n"  # where this stream starts: a reconnection resumes here
-                while not await request.is_disconnected():
-                    events = await feed.next_events(KEEPALIVE_S)
-                    if not events:
-                        yield ": keep-alive\n\n"
-                    for name, data, event_id in events:
-                        yield frame(name, data, event_id)
-        finally:
-            streams.open -= 1
+        yield ": connected\n\n"
+        async with feed:
+            yield f"id: {feed.last}\n\n"  # where this stream starts: a reconnection resumes here
+            while not await request.is_disconnected():
+                events = await feed.next_events(KEEPALIVE_S)
+                if not events:
+                    yield ": keep-alive\n\n"
+                for name, data, event_id in events:
+                    yield frame(name, data, event_id)
 
-    return EventStreamResponse(stream(), headers={"Cache-Control": "no-store"})
+    response = EventStreamResponse(stream(), headers={"Cache-Control": "no-store"})
+    streams.open += 1
+    response.release = streams.release
+    return response
 
 
 def _streams(request: Request) -> _Streams:

@@ -151,3 +151,15 @@ async def test_slow_consumer_is_told_what_it_missed_and_can_fetch_it(client) -> 
         )
     ).json()["messages"]
     assert [m["id"] for m in gap if m["n"] <= data["upto"]] == missed
+
+
+async def test_topic_streams_are_capped_per_node(client) -> None:
+    from f0mesh.api.subscribe import MAX_STREAMS
+
+    await client.get("/healthz")
+    app = client._transport.app  # type: ignore[attr-defined]
+    app.state.topic_streams = type("Full", (), {"open": MAX_STREAMS})()
+    r = await client.get("/api/gossip/subscribe", params={"topic": "news"})
+    assert r.status_code == 429 and r.json()["error"] == "rate_limited", r.text
+    bad = await client.get("/api/gossip/subscribe", params={"topic": "news"}, headers={"Last-Event-ID": "x"})
+    assert bad.status_code == 422
