@@ -30,7 +30,7 @@ export class MessagesPanel {
   }
 
   row(m) {
-    const text = "payload_b64" in m ? `bytes (base64) ${m.payload_b64}` : preview(m.payload);
+    const text = preview(m.payload);
     return h(
       "tr",
       { dataset: { id: m.id, topic: m.topic } },
