@@ -22,6 +22,7 @@ MAX_MESSAGE_BYTES = GossipParams().max_message_bytes
 # base64 of a payload that could still fit in a message; the exact check is on the signed envelope
 MAX_B64_CHARS = (MAX_MESSAGE_BYTES + 2) // 3 * 4
 TOPIC_PATTERN = r"^[A-Za-z0-9_.:/-]+$"
+MAX_N = 2**63 - 1  # a storing order n is a signed 64-bit column
 MESSAGE_FIELDS = ("n", "id", "origin", "topic", "hops", "received_at")
 
 
@@ -117,7 +118,10 @@ async def messages(
     topic: str | None = Query(None, max_length=128),
     limit: int = Query(100, ge=1, le=10000),
     since: int | None = Query(
-        None, ge=0, description="only messages stored after this n, oldest first (a cursor; see next)"
+        None,
+        ge=0,
+        le=MAX_N,
+        description="only messages stored after this n, oldest first (a cursor; see next)",
     ),
     node: Node = Depends(get_node),
 ) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 
-from f0mesh.api.gossip import TOPIC_PATTERN, message_json
+from f0mesh.api.gossip import MAX_N, TOPIC_PATTERN, message_json
 from f0mesh.api.sse import EventStreamResponse, frame, sse_responses
 from f0mesh.api.worker import get_node
 from f0mesh.errors import RateLimitedError
@@ -131,10 +131,17 @@ async def subscribe(
     request: Request,
     topic: str = Query(min_length=1, max_length=128, pattern=TOPIC_PATTERN),
     since: int | None = Query(
-        None, ge=0, description="replay the stored messages after this id first (default: only new ones)"
+        None,
+        ge=0,
+        le=MAX_N,
+        description="replay the stored messages after this id first (default: only new ones)",
     ),
     last_event_id: int | None = Header(
-        None, alias="Last-Event-ID", ge=0, description="as since; sent by EventSource when it reconnects"
+        None,
+        alias="Last-Event-ID",
+        ge=0,
+        le=MAX_N,
+        description="as since; sent by EventSource when it reconnects",
     ),
     node: Node = Depends(get_node),
 ) -> EventStreamResponse:

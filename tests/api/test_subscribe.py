@@ -153,7 +153,7 @@ async def test_slow_consumer_is_told_what_it_missed_and_can_fetch_it(client) -> 
     assert [m["id"] for m in gap if m["n"] <= data["upto"]] == missed
 
 
-async def test_topic_streams_are_capped_per_node(client) -> None:
+async def test_topic_streams_are_capped_per_node_and_cursors_bounded(client) -> None:
     from f0mesh.api.subscribe import MAX_STREAMS
 
     await client.get("/healthz")
@@ -161,5 +161,14 @@ async def test_topic_streams_are_capped_per_node(client) -> None:
     app.state.topic_streams = type("Full", (), {"open": MAX_STREAMS})()
     r = await client.get("/api/gossip/subscribe", params={"topic": "news"})
     assert r.status_code == 429 and r.json()["error"] == "rate_limited", r.text
-    bad = await client.get("/api/gossip/subscribe", params={"topic": "news"}, headers={"Last-Event-ID": "x"})
-    assert bad.status_code == 422
+    for cursor in ("x", "-1", str(2**63)):
+        bad = await client.get(
+            "/api/gossip/subscribe", params={"topic": "news"}, headers={"Last-Event-ID": cursor}
+        )
+        assert bad.status_code == 422, cursor
+        bad = await client.get("/api/gossip/subscribe", params={"topic": "news", "since": cursor})
+        assert bad.status_code == 422, cursor
+        bad = await client.get("/api/gossip/messages", params={"since": cursor})
+        assert bad.status_code == 422, cursor
+    far = await client.get("/api/gossip/messages", params={"since": 2**63 - 1})
+    assert far.status_code == 200 and far.json() == {"messages": [], "next": 2**63 - 1}
