@@ -29,7 +29,7 @@ from f0mesh.store import Store
 router = APIRouter(tags=["gossip"])
 
 KEEPALIVE_S = 15.0
-PAGE = 200
+PAGE = 50  # rows held per stream at a time: up to 64 KiB each, times MAX_STREAMS
 MAX_BACKLOG = 1000
 MAX_STREAMS = 64
 
