@@ -8,7 +8,6 @@ import gc
 import json
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -279,14 +278,12 @@ def dial(
 @app.command()
 def publish(
     topic: Annotated[str, typer.Argument(help="gossip topic")],
-    payload: Annotated[
-        str, typer.Argument(help="JSON value (a bare word is sent as a string); - reads it from stdin")
-    ],
+    payload: Annotated[str, typer.Argument(help="JSON value (a bare word is sent as a string)")],
     node: NodeUrl = "http://127.0.0.1:8700",
     admin_token: Token = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Sign and spread a message through the mesh from a node."""
+    """Sign and spread a message through the mesh from a node; a payload of - is read from stdin."""
     if payload == "-":
         payload = sys.stdin.read().rstrip("\n")
     try:
@@ -493,6 +490,8 @@ def monitor(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
 ) -> None:
     """Print link and membership events (joined, left, failed, updated) as they happen."""
+    import time
+
     try:
         for item in _follow(node, admin_token, data_dir, "/api/events", {}):
             if item.event == "dropped":
