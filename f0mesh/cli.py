@@ -514,7 +514,9 @@ def publish(
     admin_token: Token = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Sign and spread a message through the mesh from a node."""
+    """Sign and spread a message through the mesh from a node; a payload of - is read from stdin."""
+    if payload == "-":
+        payload = sys.stdin.read().rstrip("\n")
     try:
         value = json.loads(payload)
     except json.JSONDecodeError:
@@ -730,6 +732,87 @@ def simulate(
     except ValueError as exc:
         _fail(str(exc))
     typer.echo(json.dumps(figures(results)) if as_json else report(results))
+
+
+# -- building on f0mesh: following a topic and the node's events ----------------------------
+
+
+def _follow(node: str, admin_token: str | None, data_dir: Path | None, path: str, params: dict[str, Any]):
+    """The stream's events; stderr says when it is (re)connected, stdout carries only the events."""
+    from f0mesh.client import resolve_token
+    from f0mesh.sse_reader import EventReader
+
+    def opened() -> None:
+        err.print(f"following {node.rstrip('/')}{path}", soft_wrap=True)
+
+    return EventReader(node, resolve_token(admin_token, data_dir), path, params, on_open=opened)
+
+
+@app.command()
+def subscribe(
+    topic: Annotated[str, typer.Argument(help="gossip topic")],
+    node: NodeUrl = "http://127.0.0.1:8700",
+    admin_token: Token = None,
+    data_dir: DataDirOpt = None,
+    since: Annotated[
+        int | None, typer.Option("--since", help="first replay the stored messages after this id")
+    ] = None,
+    count: Annotated[int | None, typer.Option("--count", min=1, help="exit after this many messages")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+) -> None:
+    """Print a topic's messages as they arrive; after a dropped connection it resumes where it was."""
+    params: dict[str, Any] = {"topic": topic} if since is None else {"topic": topic, "since": since}
+    seen = 0
+    try:
+        for item in _follow(node, admin_token, data_dir, "/api/gossip/subscribe", params):
+            if item.event == "dropped":
+                d = item.data
+                err.print(
+                    f"missed {d['dropped']} messages (ids {d['after']}..{d['upto']}): too slow; "
+                    f"f0mesh subscribe {topic} --since {d['after']} replays them"
+                )
+            elif item.event == "message":
+                m = item.data
+                if as_json:
+                    typer.echo(json.dumps(m, separators=(",", ":")))
+                else:
+                    body = json.dumps(m["payload"]) if "payload" in m else f"b64:{m['payload_b64']}"
+                    typer.echo(f"{m['n']} {m['origin'][:16]} {body}")
+                seen += 1
+                if count is not None and seen >= count:
+                    return
+    except F0MeshError as exc:
+        _fail(exc.detail)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def monitor(
+    node: NodeUrl = "http://127.0.0.1:8700",
+    admin_token: Token = None,
+    data_dir: DataDirOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+) -> None:
+    """Print link and membership events (joined, left, failed, updated) as they happen."""
+    import time
+
+    try:
+        for item in _follow(node, admin_token, data_dir, "/api/events", {}):
+            if item.event == "dropped":
+                err.print(f"missed {item.data.get('dropped')} events: too slow")
+            elif item.event in ("link", "member"):
+                if as_json:
+                    typer.echo(json.dumps(item.data, separators=(",", ":"), default=str))
+                    continue
+                d = item.data["data"]
+                what = d.get("event") or d.get("state")
+                reason = f" ({d['reason']})" if d.get("reason") else ""
+                typer.echo(f"{time.strftime('%H:%M:%S')} {item.event} {what} {d.get('peer_id')}{reason}")
+    except F0MeshError as exc:
+        _fail(exc.detail)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
 
 
 def main() -> None:

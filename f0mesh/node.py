@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import math
@@ -22,6 +23,7 @@ from f0mesh.gossip import GossipEngine, StoredMessage
 from f0mesh.identity import Identity, is_peer_id
 from f0mesh.latest_writer import LatestWriter
 from f0mesh.log_throttle import LogThrottle
+from f0mesh.membership import Membership
 from f0mesh.metrics import NodeMetrics
 from f0mesh.peer_record import PeerRecord
 from f0mesh.peer_store import PeerStore, url_allowed
@@ -83,6 +85,7 @@ class Node:
         self.policy = AddressPolicy(config.dial_allow)
         self.metrics = NodeMetrics(self.peer_id)
         self.events = EventBus()
+        self.membership = Membership(self.events)
         self.telemetry: dict[str, dict[str, Any]] = {}
         self._heard: dict[str, float] = {}
         self._dirty_peers: set[str] = set()
@@ -244,6 +247,7 @@ class Node:
             self.qos.add(link)
             self.peer_learned(link.peer_id, None)
             self._peers[link.peer_id]["linked"] = True
+            self.membership.opened(link.peer_id)
             self._spawn(self._send_pex(link))
             self._spawn(self.gossip.on_neighbour_up(link.peer_id))
             self.state.on_link_open(link.peer_id)
@@ -253,6 +257,7 @@ class Node:
             if self.links.get(link.peer_id) in (None, link):
                 self.metrics.link_gone(link.peer_id)
                 self._spawn(self.gossip.on_neighbour_down(link.peer_id))
+                self.membership.ended(link.peer_id, failed=link.state is LinkState.FAILED, reason=link.reason)
             self.connmgr.link_closed(link)
             self._schedule_telemetry()
 
@@ -431,7 +436,11 @@ class Node:
                 "origin": message.origin,
                 "topic": message.topic,
                 "hops": message.hops,
-                "payload": message.payload,
+                **(
+                    {"payload_b64": base64.b64encode(message.payload).decode("ascii")}
+                    if isinstance(message.payload, bytes)
+                    else {"payload": message.payload}
+                ),
             },
         )
 
@@ -736,8 +745,10 @@ class Node:
                 )
                 continue
             # Kept for dialling only: the registry's entries come from each subject's own writes.
+            known = self._records.get(record.peer_id)
             if not self._records.add(record, link.peer_id):
                 continue
+            self.membership.record(known, record)
             self.peer_learned(record.peer_id, record.url, seen=record.seen)
             self._mark_private(record.peer_id, record.private, record.relays)
             learned += 1

@@ -9,7 +9,18 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import Response
 
 from f0mesh import __version__
-from f0mesh.api import dashboard, errors, events, gossip, mesh_rtc, peers, sessions, trust, worker
+from f0mesh.api import (
+    dashboard,
+    errors,
+    events,
+    gossip,
+    mesh_rtc,
+    peers,
+    sessions,
+    subscribe,
+    trust,
+    worker,
+)
 from f0mesh.api.auth import AdminGuard, Sessions
 from f0mesh.api.limits import BodyLimitMiddleware, StreamSlots
 from f0mesh.api.state import router as state_router
@@ -50,6 +61,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
     app.include_router(peers.router)
     app.include_router(mesh_rtc.router)
     app.include_router(gossip.router)
+    app.include_router(subscribe.router)
     app.include_router(trust.router)
     app.include_router(state_router)
     app.include_router(events.router)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,28 +12,26 @@ from fastapi.responses import StreamingResponse
 
 from f0mesh.api.auth import is_admin
 from f0mesh.api.limits import StreamSlots
+from f0mesh.api.sse import EventStreamResponse, sse_responses
 from f0mesh.api.worker import get_node
 from f0mesh.node import Node
 
 router = APIRouter(tags=["events"])
 KEEPALIVE_S = 15.0
+EXAMPLE = (
+    'event: member\ndata: {"topic": "member", "at": 1765000000.0, '
+    '"data": {"event": "failed", "peer_id": "12D3KooW...", "reason": "no frame from the peer for 4.0 s"}}\n\n'
+)
 
 
-class _SlotStream(StreamingResponse):
-    """Gives the stream's slot back however the response ends, even before its body starts."""
-
-    def __init__(self, content: AsyncIterator[str], release: Callable[[], None], **kwargs: Any) -> None:
-        super().__init__(content, **kwargs)
-        self.release = release
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self.release()
-
-
-@router.get("/api/events", responses={429: {"description": "no event stream slot free for this client"}})
+@router.get(
+    "/api/events",
+    response_class=EventStreamResponse,
+    responses={
+        **sse_responses(EXAMPLE, "server-sent events: link, qos, message, member, dropped"),
+        429: {"description": "no event stream slot free for this client"},
+    },
+)
 async def events(
     request: Request,
     topic: str | None = Query(None, max_length=64, description="only events of this topic"),
@@ -61,9 +59,9 @@ async def events(
                     continue
                 yield f"event: {event['topic']}\ndata: {json.dumps(event, default=str)}\n\n"
 
-    return _SlotStream(
-        stream(), release, media_type="text/event-stream", headers={"Cache-Control": "no-store"}
-    )
+    response = EventStreamResponse(stream(), headers={"Cache-Control": "no-store"})
+    response.release = release
+    return response
 
 
 @router.get("/api/telemetry")

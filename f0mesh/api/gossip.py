@@ -2,48 +2,135 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import Field
+from pydantic import Field, PrivateAttr, model_validator
 
 from f0mesh.api.auth import require_admin
 from f0mesh.api.models import Strict
 from f0mesh.api.worker import get_node
+from f0mesh.gossip.params import GossipParams
 from f0mesh.node import Node
 
 router = APIRouter(tags=["gossip"])
 
 AUDIT_EVENTS = ("published", "sent", "received", "forwarded", "duplicate", "rejected")
+MAX_MESSAGE_BYTES = GossipParams().max_message_bytes
+# base64 of a payload that could still fit in a message; the exact check is on the signed envelope
+MAX_B64_CHARS = (MAX_MESSAGE_BYTES + 2) // 3 * 4
+TOPIC_PATTERN = r"^[A-Za-z0-9_.:/-]+$"
+MAX_N = 2**63 - 1  # a storing order n is a signed 64-bit column
+MESSAGE_FIELDS = ("n", "id", "origin", "topic", "hops", "received_at")
 
 
 class PublishRequest(Strict):
-    topic: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:/-]+$")
-    payload: Any = Field(description="any JSON value")
+    topic: str = Field(min_length=1, max_length=128, pattern=TOPIC_PATTERN)
+    payload: Any = Field(None, description="any JSON value (give this or payload_b64)")
+    payload_b64: str | None = Field(
+        None, max_length=MAX_B64_CHARS, description="bytes, base64 (standard alphabet, padded)"
+    )
+    _bytes: bytes = PrivateAttr(b"")
+
+    @model_validator(mode="after")
+    def exactly_one(self) -> PublishRequest:
+        if ("payload" in self.model_fields_set) == ("payload_b64" in self.model_fields_set):
+            raise ValueError("give exactly one of 'payload' or 'payload_b64'")
+        if self.payload_b64 is not None:
+            try:
+                self._bytes = base64.b64decode(self.payload_b64, validate=True)
+            except binascii.Error as exc:
+                raise ValueError(f"payload_b64 is not base64: {exc}") from exc
+        return self
+
+    def value(self) -> Any:
+        return self.payload if self.payload_b64 is None else self._bytes
 
 
-@router.post("/api/gossip", dependencies=[Depends(require_admin)])
+def message_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored message for JSON clients: a bytes payload shows as ``payload_b64`` instead."""
+    out = {k: row[k] for k in MESSAGE_FIELDS}
+    payload = row["payload"]
+    if isinstance(payload, bytes):
+        out["payload_b64"] = base64.b64encode(payload).decode("ascii")
+    else:
+        out["payload"] = payload
+    return out
+
+
+@router.post(
+    "/api/gossip",
+    dependencies=[Depends(require_admin)],
+    description=(
+        "Sign and spread a message; answers once it is committed here and its push has started.\n\n"
+        "The payload is a JSON value (`payload`) or bytes (`payload_b64`, base64), never both. The whole "
+        f"signed message may be at most {MAX_MESSAGE_BYTES} bytes (about 200 of them are the envelope "
+        "and topic); a larger one answers 413 `too_large`. Bytes travel as msgpack bin end to end and "
+        "are listed and streamed as `payload_b64`.\n\n"
+        "Past max_pending_publishes publishes waiting for the store the answer is 429 (rate_limited), "
+        "counted in /metrics as f0mesh_gossip_publish_overloaded_total: retry later."
+    ),
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "examples": {
+                        "json": {"value": {"topic": "news", "payload": {"headline": "hello"}}},
+                        "bytes": {"value": {"topic": "blobs", "payload_b64": "AP9yYXc="}},
+                    }
+                }
+            }
+        }
+    },
+)
 async def publish(body: PublishRequest, node: Node = Depends(get_node)) -> dict[str, Any]:
-    """Sign and spread a message; answers once it is committed here and its push has started.
-
-    Past max_pending_publishes publishes waiting for the store the answer is 429 (rate_limited), counted
-    in /metrics as f0mesh_gossip_publish_overloaded_total: retry later.
-    """
-    return {"id": await node.publish(body.topic, body.payload)}
+    return {"id": await node.publish(body.topic, body.value())}
 
 
-@router.get("/api/gossip/messages")
+@router.get(
+    "/api/gossip/messages",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "messages": [
+                            {
+                                "n": 42,
+                                "id": "2v6n3b5kq0c4m8r1t7w9y2z3a5d6f8h0",
+                                "origin": "12D3KooW...",
+                                "topic": "news",
+                                "hops": 1,
+                                "received_at": 1765000000.0,
+                                "payload": {"headline": "hello"},
+                            }
+                        ],
+                        "next": 42,
+                    }
+                }
+            }
+        }
+    },
+)
 async def messages(
     topic: str | None = Query(None, max_length=128),
     limit: int = Query(100, ge=1, le=10000),
+    since: int | None = Query(
+        None,
+        ge=0,
+        le=MAX_N,
+        description="only messages stored after this n, oldest first (a cursor; see next)",
+    ),
     node: Node = Depends(get_node),
 ) -> dict[str, Any]:
-    rows = await node.store.list_messages(topic=topic or None, limit=limit)
-    return {
-        "messages": [
-            {k: r[k] for k in ("id", "origin", "topic", "payload", "hops", "received_at")} for r in rows
-        ]
-    }
+    """Without ``since``, the newest messages first. ``n`` is this node's storing order; ``next`` is
+    the cursor to pass as ``since`` for what comes after this page (the same as the SSE ids of
+    /api/gossip/subscribe)."""
+    rows = await node.store.list_messages(topic=topic or None, limit=limit, since=since)
+    cursor = max((r["n"] for r in rows if r["n"] is not None), default=since or 0)
+    return {"messages": [message_json(r) for r in rows], "next": cursor}
 
 
 @router.get("/api/audit")

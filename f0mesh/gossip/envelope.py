@@ -44,8 +44,12 @@ def is_message_id(value: object) -> bool:
 def canonical_payload(value: Any, depth: int = 0) -> Any:
     """The JSON value with dict keys sorted, so one payload always signs to the same bytes.
 
-    Raises ValueError for anything JSON cannot carry (bytes, NaN, non-string keys, deep nesting).
+    A payload may also be bytes as a whole (msgpack bin), never inside a JSON value: the JSON API
+    shows it as ``payload_b64``, which has no place inside a document. Raises ValueError for anything
+    else JSON cannot carry (NaN, non-string keys, deep nesting).
     """
+    if depth == 0 and isinstance(value, bytes):
+        return value
     if depth > MAX_PAYLOAD_DEPTH:
         raise ValueError(f"payload nests deeper than {MAX_PAYLOAD_DEPTH} levels")
     if value is None or isinstance(value, bool | str):

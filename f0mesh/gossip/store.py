@@ -19,7 +19,7 @@ class StoredMessage:
     origin: str
     seq: int
     topic: str
-    payload: Any  # JSON value
+    payload: Any  # JSON value, or bytes
     hops: int  # as received (0 for the node's own messages)
     hlc: str  # the origin's HLC timestamp, printable
     created_at: float  # the origin's HLC wall time, epoch seconds: the replay window is measured on it

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from f0mesh.store.schema import metadata, schema_version
+from f0mesh.store.schema import gossip_sequence, metadata, schema_version
 
 
 def _v1_initial(conn: sa.Connection) -> None:
@@ -36,10 +36,43 @@ def _v3_samples_probes_answered(conn: sa.Connection) -> None:
         conn.execute(sa.text("ALTER TABLE link_samples ADD COLUMN probes_answered INTEGER"))
 
 
+def _v4_gossip_order_and_bytes(conn: sa.Connection) -> None:
+    """A per-owner storing order (n) for resumable streams and paging, and bytes payloads."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("gossip_messages")}
+    if "n" not in columns:
+        conn.execute(sa.text("ALTER TABLE gossip_messages ADD COLUMN n BIGINT"))
+    if "payload_bin" not in columns:
+        blob = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
+        conn.execute(sa.text(f"ALTER TABLE gossip_messages ADD COLUMN payload_bin {blob}"))
+    indexes = {i["name"] for i in sa.inspect(conn).get_indexes("gossip_messages")}
+    if "ix_gossip_n" not in indexes:
+        conn.execute(sa.text("CREATE INDEX ix_gossip_n ON gossip_messages (owner, n)"))
+    gossip_sequence.create(conn, checkfirst=True)
+    # rows stored before this version are numbered in the order they were received
+    conn.execute(
+        sa.text(
+            "UPDATE gossip_messages SET n = ranked.rn FROM ("
+            " SELECT owner AS o, id AS i,"
+            " ROW_NUMBER() OVER (PARTITION BY owner ORDER BY received_at, id) AS rn"
+            " FROM gossip_messages) AS ranked"
+            " WHERE gossip_messages.owner = ranked.o AND gossip_messages.id = ranked.i"
+            " AND gossip_messages.n IS NULL"
+        )
+    )
+    conn.execute(
+        sa.text(
+            "INSERT INTO gossip_sequence (owner, last_n)"
+            " SELECT owner, MAX(n) FROM gossip_messages GROUP BY owner"
+            " ON CONFLICT (owner) DO NOTHING"
+        )
+    )
+
+
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [
     _v1_initial,
     _v2_gossip_created_at,
     _v3_samples_probes_answered,
+    _v4_gossip_order_and_bytes,
 ]
 LATEST = len(MIGRATIONS)
 

@@ -100,9 +100,23 @@ gossip_messages = sa.Table(
     sa.Column("received_at", sa.Float, nullable=False),
     sa.Column("raw", sa.LargeBinary, nullable=False),
     sa.Column("created_at", sa.Float, nullable=True),
+    # the node's own order of storing: SSE ids and paging cursors (see gossip_sequence)
+    sa.Column("n", sa.BigInteger, nullable=True),
+    # a bytes payload (then payload is "null"); JSON payloads stay in payload
+    sa.Column("payload_bin", sa.LargeBinary, nullable=True),
     sa.Index("ix_gossip_topic", "owner", "topic", "received_at"),
     sa.Index("ix_gossip_created", "owner", "created_at"),
     sa.Index("ix_gossip_received", "owner", "received_at"),
+    sa.Index("ix_gossip_n", "owner", "n"),
+)
+
+# The newest n of an owner, saved by each prune: the rows it deletes may hold it, and n starting
+# again would make a client resuming with an old cursor miss the new messages.
+gossip_sequence = sa.Table(
+    "gossip_sequence",
+    metadata,
+    sa.Column("owner", sa.String(64), primary_key=True),
+    sa.Column("last_n", sa.BigInteger, nullable=False),
 )
 
 crdt_state = sa.Table(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import time
@@ -124,6 +125,20 @@ def _insert_ignore(engine: AsyncEngine, table: sa.Table) -> Any:
     return _insert(engine, table).on_conflict_do_nothing()
 
 
+def _payload_columns(payload: Any) -> dict[str, Any]:
+    if isinstance(payload, bytes):
+        return {"payload": "null", "payload_bin": payload}
+    return {"payload": json.dumps(payload, separators=(",", ":")), "payload_bin": None}
+
+
+def _message_row(row: Any) -> dict[str, Any]:
+    """A stored message with its payload decoded: bytes come back as bytes."""
+    out = {k: v for k, v in dict(row).items() if k != "payload_bin"}
+    blob = row["payload_bin"]
+    out["payload"] = bytes(blob) if blob is not None else json.loads(row["payload"])
+    return out
+
+
 class Store:
     """Async access to a node's tables. Open with ``await Store.open(url, owner)``."""
 
@@ -133,6 +148,8 @@ class Store:
         sqlite = engine.dialect.name == "sqlite"
         self._write_lock = asyncio.Lock() if sqlite else None
         self._db_path = Path(engine.url.database) if sqlite and engine.url.database else None
+        self._gossip_lock = asyncio.Lock()
+        self._gossip_n: int | None = None  # the newest n handed out, once read from the store
         # how the last write went: "ok", "full" (storage_full) or "unavailable"; /healthz reports it
         self.storage = "ok"
 
@@ -447,30 +464,73 @@ class Store:
     async def commit_gossip(
         self, messages: Sequence[dict[str, Any]], audit: Sequence[dict[str, Any]]
     ) -> None:
-        """Message rows and their audit rows in one transaction: acks wait for this commit."""
-        async with self._begin() as conn:
-            if messages:
-                rows = [
-                    {**m, "owner": self.owner, "payload": json.dumps(m["payload"], separators=(",", ":"))}
-                    for m in messages
-                ]
-                await conn.execute(_insert_ignore(self.engine, t.gossip_messages), rows)
-            if audit:
-                await conn.execute(
-                    sa.insert(t.mesh_gossip_audit), [{**a, "owner": self.owner} for a in audit]
-                )
+        """Message rows and their audit rows in one transaction: acks wait for this commit.
 
-    async def list_messages(self, *, topic: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        Each message gets the owner's next ``n``, counted here (one node per owner) under a lock
+        held until the commit, so n orders messages as they became visible. A message already
+        stored is skipped by the insert and leaves a gap in n, which orders but does not count.
+        """
+        unique = list({m["id"]: m for m in messages}.values())
+        async with self._gossip_lock:
+            async with self._begin() as conn:
+                last = self._gossip_n if self._gossip_n is not None else await self._stored_last_n(conn)
+                if unique:
+                    rows = [
+                        {**m, "owner": self.owner, "n": last + i, **_payload_columns(m["payload"])}
+                        for i, m in enumerate(unique, start=1)
+                    ]
+                    await conn.execute(_insert_ignore(self.engine, t.gossip_messages), rows)
+                if audit:
+                    await conn.execute(
+                        sa.insert(t.mesh_gossip_audit), [{**a, "owner": self.owner} for a in audit]
+                    )
+            self._gossip_n = last + len(unique)
+
+    @functools.cached_property
+    def _sequence_upsert(self) -> Any:
+        """Executed with parameters, so it is compiled once."""
+        stmt = _insert(self.engine, t.gossip_sequence)
+        return stmt.on_conflict_do_update(index_elements=["owner"], set_={"last_n": stmt.excluded.last_n})
+
+    async def _stored_last_n(self, conn: AsyncConnection) -> int:
+        """The newest n: of the rows, or saved in gossip_sequence by a prune that deleted them."""
         c = t.gossip_messages.c
-        q = sa.select(c.id, c.origin, c.seq, c.topic, c.payload, c.hops, c.hlc, c.received_at).where(
-            c.owner == self.owner
-        )
+        rows = (await conn.execute(sa.select(sa.func.max(c.n)).where(c.owner == self.owner))).scalar()
+        q = sa.select(t.gossip_sequence.c.last_n).where(t.gossip_sequence.c.owner == self.owner)
+        saved = (await conn.execute(q)).scalar()
+        return max(rows or 0, saved or 0)
+
+    async def last_message_n(self) -> int:
+        """The n of the newest stored message (0 if none ever was): where a live-only stream starts."""
+        if self._gossip_n is not None:
+            return self._gossip_n
+        async with self.engine.connect() as conn:
+            return await self._stored_last_n(conn)
+
+    async def list_messages(
+        self, *, topic: str | None = None, limit: int = 100, since: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Newest first; with ``since``, the messages after that n in storing order (a cursor page)."""
+        c = t.gossip_messages.c
+        q = sa.select(
+            c.n, c.id, c.origin, c.seq, c.topic, c.payload, c.payload_bin, c.hops, c.hlc, c.received_at
+        ).where(c.owner == self.owner)
         if topic:
             q = q.where(c.topic == topic)
-        q = q.order_by(c.received_at.desc(), c.id).limit(limit)
+        newest_first = q.order_by(c.received_at.desc(), c.id)
+        q = newest_first if since is None else q.where(c.n > since).order_by(c.n)
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(q)).mappings().all()
-        return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
+            rows = (await conn.execute(q.limit(limit))).mappings().all()
+        return [_message_row(r) for r in rows]
+
+    async def count_messages(self, *, topic: str | None, after: int, upto: int) -> int:
+        """Messages with after < n <= upto: what a stream skipped when it jumped ahead."""
+        c = t.gossip_messages.c
+        q = sa.select(sa.func.count()).where(c.owner == self.owner, c.n > after, c.n <= upto)
+        if topic:
+            q = q.where(c.topic == topic)
+        async with self.engine.connect() as conn:
+            return (await conn.execute(q)).scalar() or 0
 
     async def message_ids_since(self, created_after: float, limit: int = 10000) -> list[str]:
         """Ids of messages created after a time, newest first (repair digests)."""
@@ -544,6 +604,10 @@ class Store:
         """Delete rows older than the retention horizons; returns the counts removed."""
         removed: dict[str, int] = {}
         async with self._begin() as conn:
+            # the newest n outlives its row, so a cursor never sees n start again (see gossip_sequence)
+            await conn.execute(
+                self._sequence_upsert, {"owner": self.owner, "last_n": await self._stored_last_n(conn)}
+            )
             for name, table, col, horizon in (
                 ("link_samples", t.link_samples, t.link_samples.c.at, samples_before),
                 ("mesh_gossip_audit", t.mesh_gossip_audit, t.mesh_gossip_audit.c.at, audit_before),

@@ -121,7 +121,7 @@ def good_fields():
         (5, "bad\ntopic"),
         (6, 256),
         (7, {"b": 1, "a": 2}),  # keys out of order: not the canonical encoding
-        (7, b"bytes are not JSON"),
+        (7, {"a": b"bytes inside a JSON value"}),  # bytes only as the whole payload
         (7, {1: "non-string key"}),
     ],
 )
@@ -133,6 +133,14 @@ def test_signed_but_invalid_fields_are_malformed(index, value):
 
 def test_well_formed_resign_is_accepted():
     Envelope.decode(resign(good_fields())).verify()
+
+
+def test_a_bytes_payload_travels_as_bytes():
+    fields = good_fields()
+    fields[7] = b"\x00\xffraw"
+    envelope = Envelope.decode(resign(fields))
+    envelope.verify()
+    assert envelope.payload == b"\x00\xffraw"
 
 
 def test_trailing_bytes_and_extension_types_are_malformed():
@@ -150,7 +158,7 @@ def test_oversized_is_too_large_before_any_parsing():
     assert Envelope.decode(raw, max_bytes=len(raw)).payload["blob"] == "x" * 70_000
 
 
-@pytest.mark.parametrize("payload", [float("nan"), b"raw", {1: 2}, {"s": {1, 2}}, [object()]])
+@pytest.mark.parametrize("payload", [float("nan"), {"raw": b"nested"}, {1: 2}, {"s": {1, 2}}, [object()]])
 def test_create_refuses_what_json_cannot_carry(payload):
     with pytest.raises(GossipReject) as info:
         make(payload=payload)

@@ -1,0 +1,174 @@
+"""Topic streams, cursor paging and bytes payloads on an in-process node (issue 22)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from f0mesh.api.app import create_app
+from f0mesh.api.subscribe import TopicFeed
+from f0mesh.config import NodeConfig
+from f0mesh.node import Node
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+async def client(tmp_path) -> AsyncIterator[httpx.AsyncClient]:
+    node = Node(NodeConfig(data_dir=tmp_path, admin_token=TOKEN))
+    await node.start()
+    app = create_app(node, manage_node=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://node") as c:
+        c.node = node  # type: ignore[attr-defined]
+        yield c
+    await node.stop()
+
+
+async def publish(client: httpx.AsyncClient, topic: str, **body: object) -> str:
+    r = await client.post("/api/gossip", json={"topic": topic, **body}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    return r.json()["id"]
+
+
+async def test_paging_with_since_visits_every_message_once_in_order(client) -> None:
+    published = []
+    for i in range(7):
+        published.append(await publish(client, "news", payload={"i": i}))
+        await publish(client, "other", payload=i)
+    seen, cursor, pages = [], 0, 0
+    while pages < 20:
+        body = (
+            await client.get("/api/gossip/messages", params={"topic": "news", "since": cursor, "limit": 3})
+        ).json()
+        pages += 1
+        if not body["messages"]:
+            assert body["next"] == cursor
+            break
+        ns = [m["n"] for m in body["messages"]]
+        assert ns == sorted(ns) and ns[0] > cursor and body["next"] == ns[-1]
+        seen += body["messages"]
+        cursor = body["next"]
+    assert [m["id"] for m in seen] == published
+    assert [m["payload"] for m in seen] == [{"i": i} for i in range(7)]
+    assert pages == 4  # 3 + 3 + 1, then the empty page that says "nothing newer"
+    newest = (await client.get("/api/gossip/messages", params={"limit": 1})).json()
+    assert newest["messages"][0]["topic"] == "other" and newest["next"] == newest["messages"][0]["n"]
+
+
+async def test_bytes_payload_round_trips_as_b64(client) -> None:
+    raw = bytes(range(256))
+    message_id = await publish(client, "blobs", payload_b64=base64.b64encode(raw).decode())
+    await publish(client, "blobs", payload=None)  # null is a JSON payload, not a missing one
+    rows = (await client.get("/api/gossip/messages", params={"topic": "blobs", "since": 0})).json()[
+        "messages"
+    ]
+    assert rows[0]["id"] == message_id and "payload" not in rows[0]
+    assert base64.b64decode(rows[0]["payload_b64"]) == raw
+    assert rows[1]["payload"] is None and "payload_b64" not in rows[1]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"topic": "t"},
+        {"topic": "t", "payload": 1, "payload_b64": "AA=="},
+        {"topic": "t", "payload_b64": "not base64!"},
+        {"topic": "t", "payload_b64": "A" * 200_000},
+    ],
+)
+async def test_bad_publish_bodies_are_422(client, body) -> None:
+    r = await client.post("/api/gossip", json=body, headers=AUTH)
+    assert r.status_code == 422 and r.json()["error"] == "invalid", r.text
+
+
+async def test_oversized_bytes_payload_is_413(client) -> None:
+    r = await client.post(
+        "/api/gossip",
+        json={"topic": "t", "payload_b64": base64.b64encode(b"x" * 65536).decode()},
+        headers=AUTH,
+    )
+    assert r.status_code == 413 and r.json()["error"] == "too_large", r.text
+
+
+async def test_openapi_marks_sse_routes_as_event_streams(client) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    ok = spec["paths"]["/api/gossip/subscribe"]["get"]["responses"]["200"]["content"]
+    assert list(ok) == ["text/event-stream"]
+    assert "id: 42" in ok["text/event-stream"]["example"]
+    events = spec["paths"]["/api/events"]["get"]["responses"]["200"]["content"]
+    assert list(events) == ["text/event-stream"] and "event: member" in events["text/event-stream"]["example"]
+    publish_doc = spec["paths"]["/api/gossip"]["post"]["description"]
+    assert "65536 bytes" in publish_doc and "payload_b64" in publish_doc
+
+
+async def test_feed_resumes_from_the_store_and_continues_live_without_gap_or_repeat(client) -> None:
+    node = client.node
+    first = [await node.publish("feed", i) for i in range(5)]
+    rows = (await client.get("/api/gossip/messages", params={"topic": "feed", "since": 0})).json()["messages"]
+    resume_at = rows[1]["n"]  # the consumer had seen two, then lost its connection
+    got: list[str] = []
+    async with TopicFeed(node.store, node.gossip.subscribe, "feed", resume_at, page=2) as feed:
+        later = [await node.publish("feed", i) for i in range(5, 8)]
+        for _ in range(20):
+            events = await feed.next_events(timeout=2.0)
+            if not events:
+                break
+            got += [data["id"] for name, data, _ in events if name == "message"]
+        live = await node.publish("feed", 8)
+        events = await feed.next_events(timeout=10.0) or await feed.next_events(timeout=10.0)
+        got += [data["id"] for name, data, _ in events]
+    assert got == first[2:] + later + [live]
+
+
+async def test_live_only_feed_starts_after_what_is_stored(client) -> None:
+    node = client.node
+    await node.publish("feed", "old")
+    async with TopicFeed(node.store, node.gossip.subscribe, "feed", None) as feed:
+        assert await feed.next_events(timeout=0.2) == []
+        new = await node.publish("feed", "new")
+        events = await feed.next_events(timeout=10.0) or await feed.next_events(timeout=10.0)
+    assert [(name, data["id"]) for name, data, _ in events] == [("message", new)]
+
+
+async def test_slow_consumer_is_told_what_it_missed_and_can_fetch_it(client) -> None:
+    node = client.node
+    async with TopicFeed(node.store, node.gossip.subscribe, "fast", None, max_backlog=5) as feed:
+        start = feed.last
+        missed = [await node.publish("fast", i) for i in range(12)]  # the consumer reads none of them
+        await node.publish("elsewhere", "not counted")
+        name, data, event_id = (await feed.next_events(timeout=1.0))[0]
+        assert (name, data["dropped"], data["after"], event_id) == ("dropped", 12, start, None)
+        after = await node.publish("fast", "after the gap")
+        events = await feed.next_events(timeout=10.0) or await feed.next_events(timeout=10.0)
+        assert [d["id"] for _, d, _ in events] == [after]
+    gap = (
+        await client.get(
+            "/api/gossip/messages", params={"topic": "fast", "since": data["after"], "limit": 100}
+        )
+    ).json()["messages"]
+    assert [m["id"] for m in gap if m["n"] <= data["upto"]] == missed
+
+
+async def test_topic_streams_are_capped_per_node_and_cursors_bounded(client) -> None:
+    from f0mesh.api.subscribe import MAX_STREAMS
+
+    await client.get("/healthz")
+    app = client._transport.app  # type: ignore[attr-defined]
+    app.state.topic_streams = type("Full", (), {"open": MAX_STREAMS})()
+    r = await client.get("/api/gossip/subscribe", params={"topic": "news"})
+    assert r.status_code == 429 and r.json()["error"] == "rate_limited", r.text
+    for cursor in ("x", "-1", str(2**63)):
+        bad = await client.get(
+            "/api/gossip/subscribe", params={"topic": "news"}, headers={"Last-Event-ID": cursor}
+        )
+        assert bad.status_code == 422, cursor
+        bad = await client.get("/api/gossip/subscribe", params={"topic": "news", "since": cursor})
+        assert bad.status_code == 422, cursor
+        bad = await client.get("/api/gossip/messages", params={"since": cursor})
+        assert bad.status_code == 422, cursor
+    far = await client.get("/api/gossip/messages", params={"since": 2**63 - 1})
+    assert far.status_code == 200 and far.json() == {"messages": [], "next": 2**63 - 1}
