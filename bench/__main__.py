@@ -18,6 +18,7 @@ from bench.suites import (
     Plan,
     bench_dead_peer,
     bench_gossip,
+    bench_libp2p_mesh,
     bench_link_memory,
     bench_setup,
     bench_traffic,
@@ -28,12 +29,19 @@ KEYS = (
     "setup",
     "throughput",
     "message_rate",
+    "message_rate_crypto",
     "validation",
     "link_memory",
     "dead_peer",
     "gossip",
     "node_rss_idle",
+    "libp2p_message_rate",
+    "libp2p_setup",
+    "libp2p_gossip",
+    "libp2p_rss_idle",
 )
+# Keys whose f0mesh side is another key's measurement in the same run.
+NEEDS = {"libp2p_gossip": "gossip", "libp2p_rss_idle": "node_rss_idle"}
 
 
 def _outputs(out: Path) -> tuple[Path, Path]:
@@ -94,8 +102,10 @@ def main(argv: list[str] | None = None) -> int:
             for key in wanted:
                 meta["failed"][key] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 
-    attempt({"setup"}, lambda: bench_setup(plan))
-    attempt({"throughput", "message_rate"}, lambda: bench_traffic(plan, keys))
+    keys |= {NEEDS[k] for k in keys if k in NEEDS}
+    attempt({"setup", "libp2p_setup"}, lambda: bench_setup(plan, keys))
+    traffic = {"throughput", "message_rate", "message_rate_crypto", "libp2p_message_rate"}
+    attempt(traffic, lambda: bench_traffic(plan, keys))
     attempt({"validation"}, lambda: bench_validation(plan))
     memory_keys = {"link_memory", "node_rss_idle"}
 
@@ -108,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     if not memory_keys & (set(results) | set(meta["failed"])):
         memory()
     attempt({"gossip"}, lambda: bench_gossip(plan))
+    attempt({"libp2p_gossip", "libp2p_rss_idle"}, lambda: bench_libp2p_mesh(plan, results))
     results = {k: results[k] for k in KEYS if k in results and k in keys}
     meta["duration_s"] = time.monotonic() - started
     out_json, out_md = _outputs(args.out)

@@ -48,7 +48,18 @@ METHODS: dict[str, str] = {
         "gossip subscription, i.e. once accepted and committed. The receiver's rate limits are raised "
         "for the bench: by design they cap one origin at 200 msgs/s, which would measure the policy, "
         "not the cost (the checks still run). Baseline: plain aiortc, one DataChannel message per "
-        "100-byte payload, with the same backpressure as `throughput`: no signature, no store, no ack."
+        "100-byte payload, with the same backpressure as `throughput`: no signature, no store, no ack. "
+        "Not the same work, so reported only; the goal is `message_rate_crypto`'s."
+    ),
+    "message_rate_crypto": (
+        "The same `message_rate` rounds against the physical floor of this design: one Ed25519 "
+        "signature per envelope at the origin and one verification at the receiver. f0mesh: signed "
+        "gossip envelopes accepted by the receiving application per CPU-second of both Node processes "
+        "(user + system, /proc), the whole pipeline on both sides (sign, store, push, ack, decode, "
+        "verify, checks, store, deliver). Baseline: `Ed25519PrivateKey.sign` + `Ed25519PublicKey.verify` "
+        "of the signed bytes of as many envelopes of the same shape (same topic, 100-byte payload) per "
+        "CPU-second of the bench thread, keys loaded once; measured right after each f0mesh round, "
+        "while the nodes idle. A ratio of 1 would mean the pipeline adds nothing to the crypto."
     ),
     "validation": (
         "Inbound envelopes one core validates and accepts per CPU-second. f0mesh: a real GossipEngine "
@@ -82,6 +93,46 @@ METHODS: dict[str, str] = {
         "`/api/audit?event=duplicate`; one-hop RTT = median QoS `rtt_ms` of the mesh's open links. "
         "The table row shows N=8: f0mesh = time to last delivery, baseline = one-hop RTT."
     ),
+    "libp2p_message_rate": (
+        "What a Python user would pick instead for a pub/sub mesh: py-libp2p (the `bench` extra, run "
+        "from bench/.libp2p-venv, which the bench makes on first use) with gossipsub and strict "
+        "message signing (Ed25519, like f0mesh's envelopes), two processes (`bench/libp2p_peer.py`) "
+        "on loopback TCP with Noise and yamux: its webrtc transport was not used (see the note). "
+        "Signed messages per second over the one connection, counted where py-libp2p hands each "
+        "message to the topic's subscription (as f0mesh's subscriber callback counts), from the "
+        "first publish to the last delivery on the one host clock; 100-byte payloads. py-libp2p "
+        "drops what does not fit its 32-RPC outbound queue per peer (as go-libp2p does), so its "
+        "publisher waits while that queue is half full, as f0mesh's sender waits on backpressure; its "
+        "spam protection (10 msgs/s per topic by default) is off, as f0mesh's rate limits are raised. "
+        "f0mesh: the `message_rate` rounds (same runs, same figures); py-libp2p runs right after each "
+        "f0mesh round, 500 (quick) or 3,000 messages. Goal: f0mesh >= 1.5x both per second and per "
+        "CPU-second of both processes (`met` needs both)."
+    ),
+    "libp2p_setup": (
+        "Connection setup in-process, no goal: f0mesh = the dialling node's own `setup_ms` in the "
+        "`setup` rounds (link object created -> both channels open: signed offer/answer over HTTP, "
+        "ICE, DTLS, SCTP, hello); py-libp2p = `host.connect()` to a listening peer (TCP, "
+        "multistream-select, Noise XX, yamux, identify), then `host.disconnect()`; one py-libp2p "
+        "round after each f0mesh/baseline round, the warm-up round not recorded. Unlike stacks: "
+        "ICE+DTLS+SCTP against TCP+Noise+yamux."
+    ),
+    "libp2p_gossip": (
+        "Publish -> last delivery in a py-libp2p gossipsub mesh of N processes (D=6, D_lo=4, D_hi=12, "
+        "1 s heartbeat, strict signing), no goal. The mesh grows 8 then 16: peer 0 connects to peers "
+        "1-8 and to no one else (it is the `libp2p_rss_idle` hub), every other new peer to 3 random "
+        "earlier ones (2 when the hub also took it); then, as `gossip` does for f0mesh, random peers "
+        "publish one 100-byte message every 0.25 s (5 quick, 20 full). Last delivery = latest "
+        "first-delivery time among the other N-1 peers minus the publish time, one host clock; "
+        "duplicates = copies that reached a peer's pipeline after its first, per node per message "
+        "(f0mesh: its `duplicate` audit rows, same formula). Row: f0mesh p99 (this run's `gossip`) / "
+        "py-libp2p p99 at N=16 (8 if 16 failed)."
+    ),
+    "libp2p_rss_idle": (
+        "VmRSS (kB) of an idle py-libp2p host holding 8 connections (the mesh's hub, read 2 s after "
+        "the N=16 round, as the median of reads that agree within 128 kB), next to f0mesh's "
+        "`node_rss_idle` hub of this run (8 links in a full run, 5 in --quick). No goal: TCP + "
+        "Noise + yamux against ICE + DTLS + SCTP per link."
+    ),
     "node_rss_idle": (
         "Absolute VmRSS (kB) of a node holding 8 open, idle links (no goal): the `link_memory` hub's "
         "second reading (1 warm-up + 7 links, read 2 s after the last dial; 1 + 4 = 5 links in --quick). "
@@ -99,6 +150,15 @@ METHODS: dict[str, str] = {
         "the hub dials with `POST /dial`. Baseline: raw peers, the hub connects with `POST /connect`."
     ),
 }
+
+LIBP2P_TRANSPORT = (
+    "Transport: py-libp2p over TCP (Noise, yamux), its default. Its WebRTC-Direct transport (the same "
+    "ICE/DTLS/SCTP family as f0mesh's links) was tried first and did not listen: "
+    "`new_host(listen_addrs=[/ip4/127.0.0.1/udp/0/webrtc-direct], enable_webrtc=True, "
+    "enable_tcp=False)` inside `host.run(...)` left the host with no address (`get_addrs() == []`, "
+    "no swarm listener, nothing logged at DEBUG) in py-libp2p 0.8.1, and was not pursued further. "
+    "So these keys compare unlike stacks, which is why only the message rate carries a goal."
+)
 
 PROFILE_INTRO = (
     "pyinstrument (1 ms sampling, whole event loop) in the sending and the receiving Node process "
@@ -124,20 +184,28 @@ The three largest costs, the same in every profile taken for issue #12:
    receiver), twice per envelope (`Envelope.decode` checks the origin with `is_peer_id`, `verify`
    decodes it again). Done: the decoding is cached (`functools.lru_cache(4096)`, errors not cached);
    `validation` ratio 0.59 -> 0.72 in a scratch copy, 0.63 -> 0.76 between two full runs.
+4. **`dataclasses.asdict` and `base64.b32encode`** (issue #25: ~4 % and ~2-8 % of busy time in both
+   processes): `SqlGossipStore.commit` deep-copied every stored message to make its row, and message
+   ids went through pure-Python base32. Done: rows built field by field, ids by a 10-bit lookup table
+   (the same strings, tested); the sender's CPU per message 202 -> 186 us in an A/B in one process.
 """
 
 # What holds a goal back, shown under the key whenever this run did not meet it.
 NOT_MET: dict[str, str] = {
-    "message_rate": (
-        "**Not met, and not reachable with a signature verified per envelope.** The goal (2x, from "
-        "batching) was set when this key counted unsigned link messages; it now counts signed gossip, "
-        "stored and acknowledged on both sides. Plain aiortc spends ~125-300 us of CPU (both processes) "
-        "per 100-byte message here; f0mesh spends more than that on the Ed25519 verification alone "
-        "(~106 us, see `validation`), plus signing (~50 us), two SQLite commits with audit rows, and "
-        "the ack. Batching already shares DataChannel messages and SCTP packets (64 envelopes per ctl "
-        "message). Applied from the profile: the cached gossip INSERT and the PeerId key cache (ratio "
-        "0.18 -> 0.26). What would lift it further: only a protocol change, one signature per batch of "
-        "envelopes."
+    "message_rate_crypto": (
+        "**Not met.** Measured for issue #25 (two Node processes, CPU time per message from /proc, "
+        "quiet-ish machine): sender ~220-240 us, receiver ~250-300 us per envelope, against ~38 us "
+        "for an Ed25519 sign and ~105 us for a verify in isolation; 0.6 would need ~255 us for both "
+        "processes together. Removed from the path: `dataclasses.asdict` of every stored message "
+        "(deep copies, ~15 us per message and side; A/B in one process: sender 202 -> 186 us) and "
+        "pure-Python `base64.b32encode` for message ids (a 10-bit table, same strings). What is left "
+        "has no single large item (cProfile of the receiver: verify ~31 % of busy time, then many "
+        "steps of 1-4 % each): SQLite through SQLAlchemy and aiosqlite's thread (~37 us per message "
+        "with its audit row, ~13 us per `sent` audit row), aiortc's DTLS/SCTP per batch, the engine's "
+        "bookkeeping (seen-cache, HLC, rate limits, trust feedback, push and ack tracking) and one "
+        "asyncio task per publish. What would lift it: audit rows of accepted envelopes as batch rows "
+        "(an audit-API change), SQL with less per-row machinery, and verification on a second core; "
+        "one signature per batch would break the one-signature-per-envelope contract."
     ),
     "throughput": (
         "What holds it back: not CPU. Per CPU-second of both processes f0mesh moves the same bytes as "
@@ -150,18 +218,22 @@ NOT_MET: dict[str, str] = {
         "~0.8-1.1."
     ),
     "link_memory": (
-        "What it really is (measured for issue #12 with an in-process hub, /proc/self/smaps, "
-        "tracemalloc and malloc_trim): the live cost of a link is about the same as plain aiortc's. "
-        "Python objects grow by ~213 KiB per link (tracemalloc: aiortc SCTP, envelopes and msgpack of "
-        "the catch-up gossip, framing, asyncio); SQLAlchemy's statement cache does not grow (net "
-        "-49 KiB) and scipy's import (~30 MB) lands before the first reading (one 256 kB page-in of "
-        "`_sparsetools` code can fall inside it). The rest is glibc heap high-water: every new link "
-        "triggers a burst of work (signed signaling, hello, peer exchange, anti-entropy, telemetry, "
-        "store writes), and the freed memory stays in the process. `malloc_trim(0)` right after the "
-        "reading gave back 1.6-2.1 MB, more than all K links had added; the per-link figure of the "
-        "same hub was 2-217 kB on a quiet machine and 835 kB under a load average of 65. What would "
-        "likely lift it (not measured as a patch): a `malloc_trim(0)` after each burst of link changes "
-        "(the node already schedules one telemetry publish per burst)."
+        "What it is (issue #12: in-process hub, /proc/self/smaps, tracemalloc): Python objects grow by "
+        "~213 KiB per link (aiortc SCTP, catch-up gossip, framing, asyncio), about plain aiortc's "
+        "live cost; the rest was glibc heap high-water, since every new link sets off a burst of work "
+        "(signed signaling, hello, peer exchange, anti-entropy, telemetry, store writes) whose freed "
+        "memory glibc kept. Applied for issue #25: the node itself calls `malloc_trim(0)` "
+        "(`f0mesh/heap.py`, in a thread) 1 s after the last link change of a burst. Measured with "
+        "K = 7 links and 3 repeats (`--only link_memory --repeats 3`, load average 10-19): before, "
+        "428 kB (full run of 2026-11-27, 2 repeats, ratio 2.17); trimming with the telemetry publish "
+        "(up to 10 s after a burst) 402 kB [290-415] (2.04); the debounced trim 349 kB [347-381] "
+        "(1.78). Not yet 1.5. A tracemalloc diff of an in-process hub (K = 7 after a warm-up link and "
+        "12 s, 3 s after the last dial) traced only +139 KiB of Python objects per link, less than "
+        "plain aiortc's whole per-link RSS: msgpack 15 KiB (catch-up envelopes re-encoded one hop "
+        "on, `repair.py`), aioice 8, aiortc SCTP 8 and SDP 7, asyncio locks/queues ~11, pyee 5, "
+        "f0mesh's link, framing, push and repair state ~14. So the rest of the gap lies outside "
+        "Python objects (OpenSSL/DTLS state, allocator arenas of the threads that serve the store), "
+        "where the next step is /proc/self/smaps per mapping rather than tracemalloc."
     ),
     "validation": (
         "What holds it back: per envelope, beyond the Ed25519 verification itself, the PeerId's base58 "
@@ -255,6 +327,23 @@ def _gossip_table(by_n: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _libp2p_gossip_table(by_n: dict[str, Any]) -> list[str]:
+    rows = [
+        "| N | messages | last delivery p50 (ms) | p99 (ms) | duplicates / node / msg | incomplete |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n, r in by_n.items():
+        if "error" in r:
+            rows.append(f"| {n} | not measured: {r['error']} |  |  |  |  |")
+            continue
+        rows.append(
+            f"| {n} | {r['messages']} | {_fmt(r['last_delivery_ms_p50'])} "
+            f"| {_fmt(r['last_delivery_ms_p99'])} "
+            f"| {r['duplicates_per_node_per_message']:.2f} | {r['incomplete']} |"
+        )
+    return rows
+
+
 def _profile(samples: dict[str, Any]) -> list[str]:
     lines = []
     for role, prof in samples.items():
@@ -304,7 +393,7 @@ def _extra_notes(key: str, fig: dict[str, Any]) -> list[str]:
             )
     if key == "throughput":
         notes.append(f"Payload per repeat: {samples['payload_bytes'] / 1024 / 1024:.0f} MiB.")
-    if key == "message_rate":
+    if key in ("message_rate", "message_rate_crypto"):
         notes.append(f"Messages per repeat: {samples['messages']}.")
     if key == "validation":
         wf, wb = samples["wall_f0mesh"], samples["wall_baseline"]
@@ -314,6 +403,15 @@ def _extra_notes(key: str, fig: dict[str, Any]) -> list[str]:
         )
     if key == "gossip":
         notes += ["\n".join(_gossip_table(samples["by_n"]))]
+    if key == "libp2p_gossip":
+        notes += ["\n".join(_libp2p_gossip_table(samples["by_n"]))]
+    if key == "libp2p_message_rate":
+        notes.append(
+            f"Messages per repeat: f0mesh {samples['messages_f0mesh']}, py-libp2p "
+            f"{samples['messages_libp2p']}. Per CPU-second ratio: {samples['per_cpu_second_ratio']:.2f}."
+        )
+    if key.startswith("libp2p_"):
+        notes.append(LIBP2P_TRANSPORT)
     if "per_cpu_second_f0mesh" in samples:
         f0, base = samples["per_cpu_second_f0mesh"], samples["per_cpu_second_baseline"]
         ratio = summarize(f0)["median"] / summarize(base)["median"]

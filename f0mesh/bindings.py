@@ -6,7 +6,6 @@ becomes that transport and the SQL store becomes that store. Only node.py uses t
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from f0mesh.gossip import AuditRow, LinkClosedError, StoredMessage
@@ -44,8 +43,24 @@ class SqlGossipStore:
         self._store = store
 
     async def commit(self, messages: list[StoredMessage], audit: list[AuditRow]) -> None:
+        # Field by field, not dataclasses.asdict: asdict deep-copies each payload and raw envelope,
+        # which was ~15 us per message on the gossip hot path, for rows that are only read.
         await self._store.commit_gossip(
-            [asdict(m) for m in messages],
+            [
+                {
+                    "id": m.id,
+                    "origin": m.origin,
+                    "seq": m.seq,
+                    "topic": m.topic,
+                    "payload": m.payload,
+                    "hops": m.hops,
+                    "hlc": m.hlc,
+                    "created_at": m.created_at,
+                    "received_at": m.received_at,
+                    "raw": m.raw,
+                }
+                for m in messages
+            ],
             [
                 {
                     "at": a.at,

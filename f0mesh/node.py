@@ -13,7 +13,7 @@ from typing import Any
 
 import msgpack
 
-from f0mesh import __version__
+from f0mesh import __version__, heap
 from f0mesh.address_policy import AddressPolicy
 from f0mesh.bindings import GOSSIP_FRAME, LinkGossipTransport, SqlGossipStore
 from f0mesh.config import NodeConfig, valid_name
@@ -54,6 +54,7 @@ TRUST_SCORES_SAVE_S = 30.0
 # Link changes come in bursts (a mesh forming, a neighbour pruning); one telemetry summary per burst,
 # and at most one every this many seconds, or link churn becomes most of the mesh's gossip.
 TELEMETRY_MIN_GAP_S = 10.0
+HEAP_TRIM_AFTER_S = 1.0
 TRUST_STATE = "_trust"
 PEER_FLUSH_S = 1.0
 # mesh_peers.last_seen is for operators ("seen a minute ago"); every peer exchange and registry delta
@@ -92,6 +93,7 @@ class Node:
         self._peers_written: dict[str, tuple[str | None, float]] = {}
         self._peers_flush: asyncio.TimerHandle | None = None
         self._telemetry_due: asyncio.TimerHandle | None = None
+        self._trim_due: asyncio.TimerHandle | None = None
         self._telemetry_at = -TELEMETRY_MIN_GAP_S
         self.started_at = time.time()
         self.store: Store
@@ -208,6 +210,8 @@ class Node:
         await self.qos.stop()
         if self._telemetry_due:
             self._telemetry_due.cancel()
+        if self._trim_due:
+            self._trim_due.cancel()
         if self._peers_flush:
             self._peers_flush.cancel()
             self._peers_flush = None
@@ -444,8 +448,22 @@ class Node:
             },
         )
 
+    def _schedule_trim(self) -> None:
+        """HEAP_TRIM_AFTER_S after the last link change of a burst, what the burst freed goes back
+        to the OS (f0mesh.heap): otherwise glibc keeps the burst's high-water mark as RSS."""
+        if self._trim_due is not None:
+            self._trim_due.cancel()
+        if self._started:
+            loop = asyncio.get_running_loop()
+            self._trim_due = loop.call_later(HEAP_TRIM_AFTER_S, self._trim_now)
+
+    def _trim_now(self) -> None:
+        self._trim_due = None
+        self._spawn(asyncio.to_thread(heap.trim))  # ctypes lets go of the GIL: tens of ms off the loop
+
     def _schedule_telemetry(self) -> None:
         """One summary a second after a link change covers its burst (see TELEMETRY_MIN_GAP_S)."""
+        self._schedule_trim()
         if self._telemetry_due is None and self._started:
             loop = asyncio.get_running_loop()
             delay = max(1.0, self._telemetry_at + TELEMETRY_MIN_GAP_S - loop.time())

@@ -91,3 +91,71 @@ def test_report_renders_reported_keys(tmp_path: Path) -> None:
     assert "| 16 | not measured: TimeoutError: not ready |" in md
     assert "N = 32" in md
     assert json.loads((tmp_path / "results.json").read_text())["gossip"]["samples"]["by_n"]["8"] == n8
+
+
+def test_crypto_floor_counts_sign_and_verify_pairs() -> None:
+    """The message_rate_crypto baseline: a positive rate of real Ed25519 work, not a stub."""
+    from bench.validation import crypto_floor
+
+    assert crypto_floor(50, "ab" * 50, "bench.gossip") > 0
+
+
+def test_report_renders_crypto_and_libp2p_keys(tmp_path: Path) -> None:
+    """The new keys keep the shape (f0mesh, baseline, ratio, goal, met, unit), and RESULTS.md shows
+    each with its method, the py-libp2p transport, and a mesh size that failed as such."""
+    from bench.common import figure
+
+    l8 = {
+        "nodes": 8,
+        "messages": 2,
+        "incomplete": 0,
+        "last_delivery_ms_p50": 80.0,
+        "last_delivery_ms_p99": 120.0,
+        "last_delivery_ms": [80.0, 120.0],
+        "duplicates_per_node_per_message": 2.5,
+    }
+    by_n = {"8": l8, "16": {"nodes": 16, "error": "TimeoutError: libp2p p9: no answer"}}
+    rate = figure(
+        [2000.0],
+        [100.0],
+        unit="msgs/s",
+        op=">=",
+        goal=1.5,
+        extra={
+            "transport": "tcp (Noise, yamux)",
+            "messages_f0mesh": 4000,
+            "messages_libp2p": 1000,
+            "per_cpu_second_f0mesh": [1800.0],
+            "per_cpu_second_baseline": [400.0],
+            "per_cpu_second_ratio": 4.5,
+        },
+    )
+    results = {
+        "message_rate_crypto": figure(
+            [1800.0], [6500.0], unit="msgs/CPU-s", op=">=", goal=0.6, extra={"messages": 4000}
+        ),
+        "libp2p_message_rate": rate,
+        "libp2p_setup": reported([40.0], [250.0], unit="ms", extra={"transport": "tcp"}),
+        "libp2p_gossip": reported([60.0], [120.0], unit="ms", extra={"nodes": 8, "by_n": by_n}),
+        "libp2p_rss_idle": reported(
+            [150_000.0], [70_000.0], unit="kB", extra={"f0mesh_links": 5, "libp2p_connections": 8}
+        ),
+    }
+    assert results["message_rate_crypto"]["met"] is False and results["libp2p_message_rate"]["met"] is True
+    meta = {
+        "date": report.now_utc(),
+        "mode": "quick",
+        "command": "test",
+        "machine": report.machine(),
+        "versions": report.versions(),
+        "duration_s": 1.0,
+        "failed": {},
+    }
+    report.write(results, tmp_path / "results.json", tmp_path / "RESULTS.md", meta)
+    md = (tmp_path / "RESULTS.md").read_text()
+    for key, fig in json.loads((tmp_path / "results.json").read_text()).items():
+        assert {"f0mesh", "baseline", "ratio", "goal", "met", "unit"} <= set(fig), key
+        assert f"| `{key}` |" in md and f"### `{key}`" in md
+    assert "| 16 | not measured: TimeoutError: libp2p p9: no answer |" in md
+    assert "Transport: py-libp2p over TCP" in md
+    assert "Per CPU-second ratio: 4.50." in md

@@ -1,3 +1,6 @@
+import base64
+import hashlib
+import os
 import time
 
 import msgpack
@@ -190,3 +193,10 @@ def test_any_json_payload_round_trips_and_verifies(payload, topic):
     got.verify()
     assert got.id == envelope.id and got.topic == topic and got.hops == 1
     assert msgpack.packb(got.payload) == msgpack.packb(envelope.payload)
+
+
+def test_message_id_is_rfc4648_base32_of_the_sha256_prefix() -> None:
+    """The table-driven encoding must give exactly the ids every stored message already has."""
+    for signed in [b"", b"\x00" * 20, b"\xff" * 150, *(os.urandom(n) for n in range(1, 200, 7))]:
+        expected = base64.b32encode(hashlib.sha256(signed).digest()[:20]).decode("ascii").lower()
+        assert message_id(signed) == expected

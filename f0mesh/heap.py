@@ -1,0 +1,40 @@
+"""Giving freed heap back to the operating system after a burst of work.
+
+Every new or closed link sets off a burst (signed signaling, DTLS, hello, peer exchange, catch-up
+gossip, telemetry, store writes). Python frees what the burst allocated, but glibc keeps the freed
+pages in its arenas, so the process's RSS stays at the burst's high-water mark: measured for issues
+#12 and #25, that was most of what a link seemed to cost beyond plain aiortc. ``malloc_trim(0)``
+hands the free pages back; elsewhere than glibc there is nothing to do.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import logging
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): no such call
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
+
+
+def trim() -> bool:
+    """Return free heap pages to the OS; True if the allocator gave any back."""
+    malloc_trim = _malloc_trim()
+    if malloc_trim is None:
+        return False
+    return bool(malloc_trim(0))
