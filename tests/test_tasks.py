@@ -1,0 +1,45 @@
+"""TaskSet: failures are logged, the set is bounded in time when it closes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from f0mesh.tasks import TaskSet
+
+
+async def test_failure_is_logged_with_the_set_name(caplog: pytest.LogCaptureFixture) -> None:
+    tasks = TaskSet("unit")
+
+    async def boom() -> None:
+        raise RuntimeError("kaput")
+
+    with caplog.at_level(logging.WARNING, logger="f0mesh.tasks"):
+        task = tasks.spawn(boom(), name="boom")
+        assert task is not None
+        await asyncio.wait({task}, timeout=2)
+        await asyncio.sleep(0)
+    assert any("unit" in r.getMessage() and "kaput" in r.getMessage() for r in caplog.records)
+    assert len(tasks) == 0
+
+
+async def test_close_cancels_what_does_not_finish_and_refuses_new_work() -> None:
+    tasks = TaskSet("unit")
+    finished: list[str] = []
+
+    async def quick() -> None:
+        finished.append("quick")
+
+    async def forever() -> None:
+        await asyncio.Event().wait()
+
+    tasks.spawn(quick())
+    slow = tasks.spawn(forever())
+    await tasks.close(timeout=0.2)
+    assert finished == ["quick"]
+    assert slow is not None and slow.cancelled()
+    late = forever()
+    assert tasks.spawn(late) is None
+    assert late.cr_frame is None  # closed, not left to warn "never awaited"
