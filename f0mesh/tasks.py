@@ -46,11 +46,22 @@ class TaskSet:
     def __len__(self) -> int:
         return len(self._tasks)
 
-    async def close(self, timeout: float = 5.0) -> None:
-        """Let running tasks finish for up to ``timeout`` seconds, then cancel the rest and wait for them."""
+    def cancel(self) -> None:
+        """Refuse new work and cancel every task but the caller's own, without waiting: for an owner
+        that shuts down from inside one of its own tasks (waiting there would wait on itself)."""
         self._closed = True
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout)
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()
+
+    async def close(self, timeout: float = 5.0, *, grace: float | None = None) -> None:
+        """Let running tasks finish for up to ``grace`` seconds (default ``timeout``), then cancel the
+        rest and wait up to ``timeout`` for them."""
+        self._closed = True
+        grace = timeout if grace is None else grace
+        if self._tasks and grace > 0:
+            await asyncio.wait(set(self._tasks), timeout=grace)
         pending = set(self._tasks)
         for task in pending:
             task.cancel()

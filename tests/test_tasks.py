@@ -43,3 +43,37 @@ async def test_close_cancels_what_does_not_finish_and_refuses_new_work() -> None
     late = forever()
     assert tasks.spawn(late) is None
     assert late.cr_frame is None  # closed, not left to warn "never awaited"
+
+
+async def test_close_without_grace_cancels_at_once() -> None:
+    tasks = TaskSet("unit")
+    finished: list[str] = []
+
+    async def soon() -> None:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        finished.append("soon")
+
+    task = tasks.spawn(soon())
+    await tasks.close(timeout=2, grace=0)
+    assert task is not None and task.cancelled()
+    assert finished == []
+
+
+async def test_cancel_from_inside_a_task_spares_the_caller() -> None:
+    tasks = TaskSet("unit")
+    other = tasks.spawn(asyncio.Event().wait())
+
+    async def closer() -> str:
+        await asyncio.sleep(0)
+        tasks.cancel()
+        await asyncio.sleep(0)
+        return "done"
+
+    mine = tasks.spawn(closer())
+    assert mine is not None and other is not None
+    assert await asyncio.wait_for(mine, 2) == "done"
+    await asyncio.wait({other}, timeout=2)
+    assert other.cancelled()
+    late = closer()
+    assert tasks.spawn(late) is None

@@ -29,7 +29,7 @@ import logging
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Coroutine
 from functools import partial
 from typing import Any
 
@@ -52,6 +52,7 @@ from f0mesh.gossip.transport import (
 )
 from f0mesh.gossip.writer import WriteBehind
 from f0mesh.identity import Identity
+from f0mesh.tasks import TaskSet
 from f0mesh.trust import Event, RateLimiter, TrustParams
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ class GossipEngine:
         self._subscribers: list[tuple[str | None, Subscriber]] = []
         self._highest_seq: OrderedDict[str, int] = OrderedDict()
         self._acks: dict[str, list[str]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet("gossip", log)
         self._seq = 0
         self._started = False
 
@@ -182,11 +183,7 @@ class GossipEngine:
         await self._pusher.stop()
         await self._writer.stop()
         self._flush_acks()  # what the last commits earned, so senders need not retry elsewhere
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=STOP_GRACE_S)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close(STOP_GRACE_S)
 
     async def flush(self) -> None:
         """Wait until every row accepted so far is committed."""
@@ -466,10 +463,8 @@ class GossipEngine:
         except Exception:
             log.exception("gossip subscriber failed")
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self._tasks.spawn(coro)
 
     def _note_seq(self, origin: str, seq: int) -> None:
         if origin == self.peer_id:

@@ -28,7 +28,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -61,8 +61,11 @@ from f0mesh.state.sync import (
     parse_versions,
     versions_message,
 )
+from f0mesh.tasks import TaskSet
 
 log = logging.getLogger("f0mesh.state")
+
+STOP_TASKS_S = 5.0  # bound on the wait for cancelled background tasks when the manager stops
 
 STATE_TOPIC = "state"
 STORE_PREFIX = "doc/"  # rows of crdt_state that hold documents; the node keeps other rows there too
@@ -146,7 +149,7 @@ class ReplicatedState:
         self._mirrored: dict[Any, Any] = {}  # registry key -> the value last reported to on_peer
         self._peers_changed = False
         self._last_collect = clock()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet("state", log)
         self._writes: set[asyncio.Task[Any]] = set()  # local writes being saved, never cancelled
         self._unsubscribe: Callable[[], None] | None = None
         self._running = False
@@ -173,9 +176,7 @@ class ReplicatedState:
         for handle in (self._flush_due, self._push_due):
             if handle:
                 handle.cancel()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close(STOP_TASKS_S, grace=0)
         try:
             async with asyncio.timeout(self.params.leave_timeout_s):
                 await self._leave()
@@ -245,10 +246,8 @@ class ReplicatedState:
         except Exception as exc:
             log.warning("could not keep the quarantined document %r aside: %s", name, exc)
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self._tasks.spawn(coro)
 
     async def _every(self, interval: float, action: Callable[[], Any]) -> None:
         while True:
