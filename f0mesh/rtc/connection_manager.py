@@ -8,6 +8,7 @@ bridge, which joins the islands. Peers an operator closed,
 peers that closed on us, and peers whose dial just failed wait out a cool-down before the manager
 tries them again, so two managers never fight over one link. Its dials pass the link manager's dial
 gate (a global rate and a per-address backoff): the candidates come from peers it did not choose.
+It needs only the few calls of ``LinkSource`` from the link manager, so it is tested against a fake.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 from f0mesh.cancellation import cancel_requested
 from f0mesh.errors import F0MeshError
-from f0mesh.rtc.link import Link, LinkState
-from f0mesh.rtc.link_manager import LinkManager
+from f0mesh.rtc.close_reason import CloseReason
+from f0mesh.rtc.link_state import LinkState
 
 log = logging.getLogger("f0mesh.rtc.connection_manager")
 
@@ -44,14 +46,37 @@ class DegreeParams:
     bridge_interval_s: float = 10.0
 
 
-class ConnectionManager:
+class LinkView(Protocol):
+    @property
+    def peer_id(self) -> str: ...
+    @property
+    def state(self) -> LinkState: ...
+    @property
+    def cause(self) -> CloseReason | None: ...
+
+
+L = TypeVar("L", bound=LinkView)
+
+
+class LinkSource(Protocol[L]):
+    """What the manager asks of the link manager."""
+
+    def links(self) -> Sequence[L]: ...
+    def open_links(self) -> Sequence[L]: ...
+    async def dial(self, peer_id: str, url: str | None = None, *, gated: bool = False) -> Any: ...
+    async def close_link(
+        self, peer_id: str, cause: CloseReason = ..., detail: str | None = None, *, hold: bool = True
+    ) -> bool: ...
+
+
+class ConnectionManager(Generic[L]):
     def __init__(
         self,
-        links: LinkManager,
+        links: LinkSource[L],
         params: DegreeParams,
         *,
         candidates: Callable[[], dict[str, str]],
-        link_value: Callable[[Link], float],
+        link_value: Callable[[L], float],
         heard: Callable[[], set[str]] = set,
         rng: random.Random | None = None,
     ) -> None:
@@ -94,12 +119,11 @@ class ConnectionManager:
     def release(self, peer_id: str) -> None:
         self._held.discard(peer_id)
 
-    def link_closed(self, link: Link) -> None:
+    def link_closed(self, link: L) -> None:
         """A failed link is the link manager's to redial (with backoff); this manager looks elsewhere."""
-        reason = link.reason or ""
         cooldown = (
             self.params.closed_by_peer_cooldown_s
-            if reason.startswith("closed by peer")
+            if link.cause is CloseReason.CLOSED_BY_PEER
             else self.params.dial_failure_cooldown_s
         )
         self._cooldown[link.peer_id] = time.monotonic() + cooldown
@@ -122,7 +146,7 @@ class ConnectionManager:
     async def tick(self) -> None:
         now = time.monotonic()
         self._cooldown = {peer: until for peer, until in self._cooldown.items() if until > now}
-        live = [lk for lk in self.links.links() if lk.live]
+        live = [lk for lk in self.links.links() if lk.state.live]
         open_count = sum(1 for lk in live if lk.state is LinkState.OPEN)
         log.debug(
             "tick: %d live, %d open (D_lo %d, D %d, D_hi %d)",
@@ -186,4 +210,4 @@ class ConnectionManager:
         ranked = sorted(self.links.open_links(), key=self._link_value)
         for link in ranked[:excess]:
             self._cooldown[link.peer_id] = time.monotonic() + self.params.closed_by_peer_cooldown_s
-            await self.links.close_link(link.peer_id, "pruned: above D_hi", hold=False)
+            await self.links.close_link(link.peer_id, CloseReason.PRUNED, hold=False)

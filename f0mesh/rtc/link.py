@@ -17,9 +17,8 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from aiortc import RTCPeerConnection
@@ -27,23 +26,20 @@ from aiortc import RTCPeerConnection
 from f0mesh import wire
 from f0mesh.cancellation import cancel_requested
 from f0mesh.log_throttle import LogThrottle
+from f0mesh.rtc.close_reason import CloseReason
 from f0mesh.rtc.framing import ChannelClosed, FramedChannel
 from f0mesh.rtc.ice import path_kind, rtc_configuration, selected_pair
+from f0mesh.rtc.link_state import LinkState
 from f0mesh.rtc.resources import MemoryBudget
+from f0mesh.tasks import TaskSet
 
 log = logging.getLogger("f0mesh.rtc.link")
 
 CTL_CHANNEL_ID = 0
 PROBE_CHANNEL_ID = 1
-CLOSED_BY_PEER = "closed by peer"
 BYE_DRAIN_S = 0.5
 
-
-class LinkState(StrEnum):
-    CONNECTING = "connecting"
-    OPEN = "open"
-    FAILED = "failed"
-    CLOSED = "closed"
+__all__ = ["Link", "LinkSettings", "LinkState"]
 
 
 @dataclass
@@ -80,7 +76,8 @@ class Link:
         self.direction = direction
         self.settings = settings
         self.state = LinkState.CONNECTING
-        self.reason: str | None = None
+        self.cause: CloseReason | None = None
+        self.reason: str | None = None  # the words shown for ``cause`` (API, audit, logs)
         self.created_at = time.time()
         self.opened_at: float | None = None
         self.closed_at: float | None = None
@@ -101,7 +98,7 @@ class Link:
         self._hello_received = False
         self._opened = asyncio.Event()
         self._settled = asyncio.Event()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(f"link {self.link_id}", log)
         self._closing = False
 
         self.pc = RTCPeerConnection(rtc_configuration(settings.ice_servers, relay_only=settings.relay_only))
@@ -120,20 +117,18 @@ class Link:
         self.ctl.on("open", self._on_channel_open)
         self.probe.on("open", self._on_channel_open)
         self.probe.on("message", self._on_probe_frame)
-        self.ctl.on("close", lambda: self._spawn(self.fail("control channel closed")))
+        self.ctl.on("close", lambda: self._spawn(self.fail(CloseReason.CTL_CLOSED)))
         self.pc.on("connectionstatechange", self._on_pc_state)
 
     # -- life cycle ------------------------------------------------------------------------
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self._tasks.spawn(coro, name=f"link {self.link_id}")
 
     def _on_pc_state(self) -> None:
         state = self.pc.connectionState
         if state in ("failed", "closed") and not self._closing:
-            self._spawn(self.fail(f"peer connection {state}"))
+            self._spawn(self.fail(CloseReason.PC_FAILED if state == "failed" else CloseReason.PC_CLOSED))
 
     def _on_channel_open(self) -> None:
         if self.ctl.readyState == "open" and self.probe.readyState == "open":
@@ -173,30 +168,35 @@ class Link:
     async def watch_connect(self) -> None:
         """The attempt's own timeout: a link not open in time fails (aiortc itself may wait forever)."""
         if not await self.wait_open(self.settings.connect_timeout) and self.state is LinkState.CONNECTING:
-            await self.fail(f"not open within {self.settings.connect_timeout:.0f} s")
+            await self.fail(CloseReason.CONNECT_TIMEOUT, f"{self.settings.connect_timeout:.0f} s")
 
-    async def fail(self, reason: str) -> None:
-        await self.close(reason, state=LinkState.FAILED)
+    async def fail(self, cause: CloseReason, detail: str | None = None) -> None:
+        await self.close(cause, detail, state=LinkState.FAILED)
 
     async def close(
-        self, reason: str, *, state: LinkState = LinkState.CLOSED, bye: bool = False, final: bool = False
+        self,
+        cause: CloseReason,
+        detail: str | None = None,
+        *,
+        state: LinkState = LinkState.CLOSED,
+        bye: bool = False,
+        final: bool = False,
     ) -> None:
         """``bye`` tells the peer why; ``final`` asks it not to redial (an operator's close)."""
         if self._closing:
             return
+        reason = cause.text(detail)
         if bye and self.state is LinkState.OPEN:
             with contextlib.suppress(ChannelClosed, TimeoutError):
                 await asyncio.wait_for(self.send({"t": "bye", "reason": reason, "final": final}), 1.0)
                 await asyncio.wait_for(self._drained(), BYE_DRAIN_S)
         self._closing = True
         self.state = state
+        self.cause = cause
         self.reason = reason
         self.closed_at = time.time()
         self._settled.set()
-        current = asyncio.current_task()
-        for task in list(self._tasks):
-            if task is not current:
-                task.cancel()
+        self._tasks.cancel()
         await self.framed.close()
         try:
             await asyncio.wait_for(self.pc.close(), 5.0)
@@ -211,7 +211,7 @@ class Link:
 
     @property
     def live(self) -> bool:
-        return self.state in (LinkState.CONNECTING, LinkState.OPEN)
+        return self.state.live
 
     # -- traffic ---------------------------------------------------------------------------
 
@@ -268,8 +268,8 @@ class Link:
             return
         if kind == "bye":
             reason = str(message.get("reason", ""))[:200]
-            prefix = CLOSED_BY_PEER if message.get("final") else "peer left"
-            self._spawn(self.close(f"{prefix}: {reason}"))
+            cause = CloseReason.CLOSED_BY_PEER if message.get("final") else CloseReason.PEER_LEFT
+            self._spawn(self.close(cause, reason))
             return
         if self.state is not LinkState.OPEN:
             return
@@ -290,10 +290,10 @@ class Link:
             log.warning(
                 "link %s: peer %s speaks wire version %r", self.link_id, self.peer_id, message.get("v")
             )
-            self._spawn(self.close(f"incompatible wire version {message.get('v')!r}", state=LinkState.FAILED))
+            self._spawn(self.close(CloseReason.WIRE_VERSION, repr(message.get("v")), state=LinkState.FAILED))
             return
         if message.get("peer_id") != self.peer_id:
-            self._spawn(self.close("hello from an unexpected PeerId", state=LinkState.FAILED))
+            self._spawn(self.close(CloseReason.UNEXPECTED_PEER, state=LinkState.FAILED))
             return
         url = message.get("url")
         self.remote_url = url if isinstance(url, str) and len(url) < 512 else None
@@ -311,7 +311,7 @@ class Link:
             now = time.monotonic()
             silent = now - self._last_rx
             if silent > timeout:
-                self._spawn(self.fail(f"no frame from the peer for {silent:.1f} s (heartbeat)"))
+                self._spawn(self.fail(CloseReason.HEARTBEAT, f"{silent:.1f} s"))
                 return
             if now - self._last_tx >= interval:
                 self._spawn(self._beat(interval))

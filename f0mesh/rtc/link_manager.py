@@ -1,15 +1,12 @@
-"""LinkManager: the registry of this node's peer connections.
+"""LinkManager: the asyncio adapter around this node's link registry.
 
-At most one live link per peer, whoever dials. Simultaneous dials (glare) are resolved by a fixed
-rule: the offer of the smaller PeerId wins. The smaller side refuses an offer (409 glare) while it
-holds a live link it dialled itself; the larger side lets any offer replace its link. A loser's
-dial then waits for the winner's link. A peer that restarted and dials a smaller peer is refused
-until that peer's heartbeat fails the stale link and it redials, a delay of a few seconds.
-Peers whose link was open (or that an operator dialled) are wanted and are redialled with capped
-exponential backoff, until an operator closes the link. A stranger whose offer never became an open
-link is not wanted: the URL in its offer is never dialled, or it would steer this node's requests.
-Dials the node makes by itself (the connection manager's, redials) pass the dial gate, and links
-that failed or closed are forgotten by ``collect`` once their retention is over.
+The rules (one live link per peer, glare, holds, redial backoff, caps) live in ``rtc/registry.py``
+without I/O; this module asks them and does the aiortc and HTTP calls. A loser's dial in a glare waits
+for the winner's link. A peer that restarted and dials a smaller peer is refused until that peer's
+heartbeat fails the stale link and it redials, a delay of a few seconds. A stranger whose offer never
+became an open link is not wanted: the URL in its offer is never dialled, or it would steer this
+node's requests. Dials the node makes by itself (the connection manager's, redials) pass the dial
+gate, and links that failed or closed are forgotten by ``collect`` once their retention is over.
 """
 
 from __future__ import annotations
@@ -17,18 +14,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from typing import Any, Protocol
 
 from aiortc import RTCSessionDescription
 
 from f0mesh.address_policy import AddressPolicy
-from f0mesh.errors import ConflictError, F0MeshError, NotFoundError, PeerError, PolicyError, RateLimitedError
+from f0mesh.errors import F0MeshError, NotFoundError, PeerError, PolicyError, RateLimitedError
 from f0mesh.identity import Identity, is_peer_id
+from f0mesh.rtc.close_reason import CloseReason
 from f0mesh.rtc.dial_gate import DialGate
-from f0mesh.rtc.link import CLOSED_BY_PEER, Link, LinkSettings, LinkState
+from f0mesh.rtc.link import Link, LinkSettings, LinkState
+from f0mesh.rtc.registry import LinkRegistry, RegistryParams
 from f0mesh.rtc.relay import envelope as relay_envelope
 from f0mesh.rtc.sdp import SdpError, count_candidates, validate_sdp
 from f0mesh.rtc.signaling import (
@@ -39,12 +37,14 @@ from f0mesh.rtc.signaling import (
     verify_description,
 )
 from f0mesh.rtc.signaling_client import GlareLost, SignalingClient
+from f0mesh.tasks import TaskSet
 
 log = logging.getLogger("f0mesh.rtc.link_manager")
 
 # How long one relay may take to bring back an answer before the next is tried: a relay from before
 # mesh signaling drops the unknown ctl message without a word.
 MESH_REPLY_TIMEOUT_S = 8.0
+STOP_TASKS_S = 5.0  # bound on the wait for cancelled background tasks when the manager stops
 
 
 class NoCandidatesError(F0MeshError):
@@ -89,36 +89,38 @@ class LinkManager:
         self.policy = policy
         self.client = client
         self.delegate = delegate
-        self.max_links = max_links
-        self.max_pending_offers = max_pending_offers
-        self.redial_base_s = redial_base_s
-        self.redial_max_s = redial_max_s
-        self.redial_give_up_s = redial_give_up_s
+        self.registry: LinkRegistry[Link] = LinkRegistry(
+            identity.peer_id,
+            RegistryParams(
+                max_links=max_links,
+                max_pending_offers=max_pending_offers,
+                redial_base_s=redial_base_s,
+                redial_max_s=redial_max_s,
+                redial_give_up_s=redial_give_up_s,
+            ),
+        )
         self.gate = gate
         self.nonces = NonceCache()
-        self._links: dict[str, Link] = {}
         self._pending: dict[str, Link] = {}
         self._mesh_waits: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
-        self._wanted: dict[str, str | None] = {}
-        self._held: set[str] = set()
-        self._redials: dict[str, asyncio.Task[None]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._redials: dict[str, asyncio.Task[Any]] = {}
+        self._tasks = TaskSet("link manager", log)
         self._changed = asyncio.Condition()
         self._stopping = False
 
     # -- queries ---------------------------------------------------------------------------
 
     def links(self) -> list[Link]:
-        return list(self._links.values())
+        return self.registry.links()
 
     def open_links(self) -> list[Link]:
-        return [link for link in self._links.values() if link.state is LinkState.OPEN]
+        return self.registry.open_links()
 
     def get(self, peer_id: str) -> Link | None:
-        return self._links.get(peer_id)
+        return self.registry.get(peer_id)
 
     def wanted(self) -> dict[str, str | None]:
-        return dict(self._wanted)
+        return self.registry.wanted()
 
     # -- dialling --------------------------------------------------------------------------
 
@@ -138,26 +140,16 @@ class LinkManager:
 
         ``gated``: the node dials by itself, so the dial gate must admit it, an operator's hold stands,
         and the peer becomes wanted only once its link opens."""
-        if peer_id == self.identity.peer_id:
-            raise ConflictError("a node does not link to itself", code="self_dial")
-        if self.delegate.peer_blocked(peer_id):
-            raise PolicyError(f"peer {peer_id} is blocked")
+        self.registry.check_dial(peer_id, blocked=self.delegate.peer_blocked(peer_id))
         url = url or self.delegate.peer_url(peer_id)
         if not gated:
-            self._held.discard(peer_id)
-            self._wanted[peer_id] = url
+            self.registry.operator_dial(peer_id, url)
         deadline = time.monotonic() + (timeout or self.settings.connect_timeout + 5)
-        existing = self._links.get(peer_id)
-        if existing is None or not existing.live:
+        if not self.registry.has_live(peer_id):
             relays = self.delegate.mesh_relays(peer_id) if url is None else []
-            if url is None and not relays:
-                raise NotFoundError(
-                    f"no URL and no relay known for peer {peer_id}; add it with POST /api/peers first"
-                )
-            if len(self.open_links()) >= self.max_links:
-                raise RateLimitedError(f"this node already has {self.max_links} links (the maximum)")
+            self.registry.check_new_dial(peer_id, url, relays)
             if gated and self.gate is not None and url is not None:
-                wait = self.gate.wait(url, backoff=peer_id not in self._wanted)
+                wait = self.gate.wait(url, backoff=not self.registry.is_wanted(peer_id))
                 if wait > 0:
                     raise RateLimitedError(f"dial of {url} deferred {wait:.1f} s by the dial gate")
             link = self._new_link(peer_id, "out")
@@ -171,14 +163,14 @@ class LinkManager:
                         self.gate.succeeded(url)
             except GlareLost:
                 log.info("glare with %s: its offer wins, waiting for its link", peer_id)
-                await self._discard(link, "glare: the peer's offer wins")
+                await self._discard(link, CloseReason.GLARE_LOST)
             except F0MeshError as exc:
                 self._dial_failed(url)
-                await link.fail(exc.detail)
+                await link.fail(CloseReason.SETUP_FAILED, exc.detail)
                 raise
             except Exception as exc:
                 self._dial_failed(url)
-                await link.fail(f"{type(exc).__name__}: {exc}")
+                await link.fail(CloseReason.SETUP_FAILED, f"{type(exc).__name__}: {exc}")
                 raise PeerError(f"link to {peer_id} failed: {type(exc).__name__}") from exc
         return await self._await_open(peer_id, deadline)
 
@@ -189,14 +181,14 @@ class LinkManager:
     async def _await_open(self, peer_id: str, deadline: float) -> Link:
         while True:
             remaining = deadline - time.monotonic()
-            link = self._links.get(peer_id)
+            link = self.registry.get(peer_id)
             if link is not None and link.state is LinkState.OPEN:
                 return link
             if remaining <= 0:
                 raise PeerError(f"no open link to {peer_id} in time", code="peer_timeout", status=504)
             if link is not None and link.state is LinkState.CONNECTING:
                 await link.wait_open(remaining)
-                if link.state is not LinkState.OPEN and self._links.get(peer_id) is link:
+                if link.state is not LinkState.OPEN and self.registry.get(peer_id) is link:
                     raise PeerError(f"link to {peer_id} failed: {link.reason}")
                 continue
             async with self._changed:
@@ -214,10 +206,9 @@ class LinkManager:
             on_probe=self.delegate.link_probe,
             on_state=self._on_link_state,
         )
-        old = self._links.get(peer_id)
-        self._links[peer_id] = link
-        if old is not None and old.live:
-            self._spawn(old.close("replaced by a newer link"))
+        old = self.registry.add(link)
+        if old is not None:
+            self._spawn(old.close(CloseReason.REPLACED))
         self._spawn(link.watch_connect())
         self._notify()
         self.delegate.link_state_changed(link)
@@ -297,7 +288,7 @@ class LinkManager:
         sdp = await self._local_description(link, "offer")
         reasons = []
         for relay in relays:
-            relay_link = self._links.get(relay)
+            relay_link = self.registry.get(relay)
             if relay_link is None or relay_link.state is not LinkState.OPEN:
                 continue
             offer = sign_description(self.identity, "offer", sdp, link.peer_id, self.local_url)
@@ -340,7 +331,7 @@ class LinkManager:
     async def handle_mesh_offer(self, data: Any) -> dict[str, Any]:
         """An offer that came over ctl through a relay: answered exactly as over HTTP."""
         answer = await self.handle_offer(data)
-        link = self._links.get(answer["to"])
+        link = self.registry.get(answer["to"])
         if link is not None:
             link.signaling = "mesh"
         return answer
@@ -353,30 +344,7 @@ class LinkManager:
         verify_description(offer, me=self.identity.peer_id, nonces=self.nonces)
         validate_sdp(offer.sdp, allow_ip=self.policy.allows_ip)
         peer_id = offer.from_peer
-        if self.delegate.peer_blocked(peer_id):
-            raise PolicyError(f"peer {peer_id} is blocked")
-        if peer_id in self._held:
-            raise PolicyError(
-                "this node's operator closed the link to you; it reopens when dialled from here"
-            )
-        existing = self._links.get(peer_id)
-        live = [lk for lk in self._links.values() if lk.live]
-        if (existing is None or not existing.live) and len(live) >= self.max_links:
-            raise RateLimitedError(f"this node already has {self.max_links} links (the maximum)")
-        connecting_in = sum(
-            1 for lk in self._links.values() if lk.state is LinkState.CONNECTING and lk.direction == "in"
-        )
-        if connecting_in >= self.max_pending_offers:
-            raise RateLimitedError(f"{connecting_in} offers are already being answered (the maximum)")
-        if (
-            existing is not None
-            and existing.live
-            and existing.direction == "out"
-            and self.identity.peer_id < peer_id
-        ):
-            raise ConflictError(
-                "glare: both peers dialled; the smaller PeerId's offer wins (mine)", code="glare"
-            )
+        self.registry.check_offer(peer_id, blocked=self.delegate.peer_blocked(peer_id))
         self.nonces.add(offer.nonce, time.time())
         link = self._new_link(peer_id, "in")
         if offer.from_url:
@@ -388,103 +356,93 @@ class LinkManager:
             )
             sdp = await self._local_description(link, "answer")
         except F0MeshError as exc:
-            await self._discard(link, exc.detail)
+            await self._discard(link, CloseReason.SETUP_FAILED, exc.detail)
             raise
         except Exception as exc:
-            await self._discard(link, f"{type(exc).__name__}: {exc}")
+            await self._discard(link, CloseReason.SETUP_FAILED, f"{type(exc).__name__}: {exc}")
             raise SdpError(f"the WebRTC stack refused the offer: {type(exc).__name__}") from exc
         answer = sign_description(
             self.identity, "answer", sdp, peer_id, self.local_url, offer_nonce=offer.nonce
         )
         return answer.to_json()
 
-    async def _discard(self, link: Link, reason: str) -> None:
-        await link.fail(reason)
-        if self._links.get(link.peer_id) is link:
-            del self._links[link.peer_id]
+    async def _discard(self, link: Link, cause: CloseReason, detail: str | None = None) -> None:
+        await link.fail(cause, detail)
+        if self.registry.discard(link):
             self._notify()
 
     # -- closing and redialling ------------------------------------------------------------
 
     async def close_link(
-        self, peer_id: str, reason: str = "closed by operator", *, hold: bool = True
+        self,
+        peer_id: str,
+        cause: CloseReason | str = CloseReason.OPERATOR,
+        detail: str | None = None,
+        *,
+        hold: bool = True,
     ) -> bool:
         """Close for good: the peer is no longer wanted, so it is not redialled until dialled again.
 
         ``hold`` (an operator's close) also refuses the peer's own offers until this node dials it
-        again: otherwise a peer that missed the bye would simply redial and undo the close.
+        again: otherwise a peer that missed the bye would simply redial and undo the close. A string
+        ``cause`` must be one of the reasons' values.
         """
-        self._wanted.pop(peer_id, None)
-        if hold:
-            self._held.add(peer_id)
+        self.registry.close_for_good(peer_id, hold=hold)
         task = self._redials.pop(peer_id, None)
         if task:
             task.cancel()
-        link = self._links.get(peer_id)
+        link = self.registry.get(peer_id)
         if link is None or not link.live:
             return False
-        await link.close(reason, bye=True, final=True)
+        await link.close(CloseReason(cause), detail, bye=True, final=True)
         return True
 
     def release(self, peer_id: str) -> None:
         """Accept this peer's offers again (the hold of an operator's close or block is lifted)."""
-        self._held.discard(peer_id)
+        self.registry.release(peer_id)
 
     def _on_link_state(self, link: Link) -> None:
         self._notify()
         self.delegate.link_state_changed(link)
-        if link.state is LinkState.OPEN:
-            self._wanted[link.peer_id] = link.remote_url or self._wanted.get(link.peer_id)
-            if link.remote_url:
-                self.delegate.peer_learned(link.peer_id, link.remote_url)
-        elif link.state in (LinkState.FAILED, LinkState.CLOSED):
-            if link.reason and link.reason.startswith(CLOSED_BY_PEER):
-                self._wanted.pop(link.peer_id, None)
-            if self._links.get(link.peer_id) is link and link.peer_id in self._wanted and not self._stopping:
-                self._schedule_redial(link.peer_id)
+        redial = self.registry.changed(link)
+        if link.state is LinkState.OPEN and link.remote_url:
+            self.delegate.peer_learned(link.peer_id, link.remote_url)
+        if redial and not self._stopping:
+            self._schedule_redial(link.peer_id)
 
     def _schedule_redial(self, peer_id: str) -> None:
         if peer_id in self._redials and not self._redials[peer_id].done():
             return
-        self._redials[peer_id] = asyncio.ensure_future(self._redial(peer_id))
+        task = self._tasks.spawn(self._redial(peer_id), name=f"redial {peer_id}")
+        if task is not None:
+            self._redials[peer_id] = task
 
     async def _redial(self, peer_id: str) -> None:
-        """Backoff 1 s doubling to the cap; after ``redial_give_up_s`` the peer is left to the
+        """Wait out the registry's backoff and dial; when it gives up, the peer is left to the
         connection manager, which finds it again through peer exchange if it comes back."""
-        delay = self.redial_base_s
-        give_up = time.monotonic() + self.redial_give_up_s
-        while peer_id in self._wanted and not self._stopping:
-            if time.monotonic() > give_up:
-                self._wanted.pop(peer_id, None)
-                log.info("stopped redialling %s after %.0f s", peer_id, self.redial_give_up_s)
+        while self.registry.is_wanted(peer_id) and not self._stopping:
+            delay = self.registry.redial_delay(peer_id, time.monotonic())
+            if delay is None:
+                log.info("stopped redialling %s after %.0f s", peer_id, self.registry.params.redial_give_up_s)
                 return
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-            current = self._links.get(peer_id)
-            if current is not None and current.live:
+            await asyncio.sleep(delay)
+            if self.registry.has_live(peer_id):
                 return
-            url = self._wanted.get(peer_id) or self.delegate.peer_url(peer_id)
+            url = self.registry.wanted_url(peer_id) or self.delegate.peer_url(peer_id)
             if url is None and not self.delegate.mesh_relays(peer_id):
                 return
             try:
                 await self.dial(peer_id, url, gated=True)
                 return
             except F0MeshError as exc:
-                log.info("redial of %s failed (%s); next try in %.0f s", peer_id, exc.detail, delay)
-            delay = min(delay * 2, self.redial_max_s)
+                log.info("redial of %s failed (%s)", peer_id, exc.detail)
 
     def collect(self, closed_before: float) -> int:
         """Forget links that failed or closed before ``closed_before`` (wall clock); returns how many."""
-        gone = [
-            peer_id
-            for peer_id, link in self._links.items()
-            if not link.live and (link.closed_at or link.created_at) < closed_before
-        ]
-        for peer_id in gone:
-            del self._links[peer_id]
         for peer_id, task in list(self._redials.items()):
             if task.done():
                 del self._redials[peer_id]
-        return len(gone)
+        return self.registry.collect(closed_before)
 
     def _notify(self) -> None:
         async def notify() -> None:
@@ -493,19 +451,16 @@ class LinkManager:
 
         self._spawn(notify())
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self._tasks.spawn(coro)
 
     async def stop(self) -> None:
         self._stopping = True
         for task in self._redials.values():
             task.cancel()
         await asyncio.gather(
-            *(lk.close("node stopping", bye=True) for lk in self._links.values()), return_exceptions=True
+            *(lk.close(CloseReason.STOPPING, bye=True) for lk in self.registry.links()),
+            return_exceptions=True,
         )
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, *self._redials.values(), return_exceptions=True)
+        await self._tasks.close(STOP_TASKS_S, grace=0)
         self._redials.clear()

@@ -136,7 +136,7 @@ async def attacker_node(data_dir: Path, **config: Any) -> AsyncIterator[Node]:
 async def close_quietly(node: Node, peer_id: str) -> None:
     """Close the attacker's link with a final bye, so the target does not redial it."""
     with contextlib.suppress(Exception):
-        await node.links.close_link(peer_id, "attacker done")
+        await node.links.close_link(peer_id, detail="attacker done")
 
 
 def log_text_since(node: NodeProcess, since: int) -> str:

@@ -412,7 +412,7 @@ async def test_link_churn_leaks_nothing(node_factory, tmp_path) -> None:
             assert link.state is LinkState.OPEN, i
             if i % 2:
                 await link.pc.close()  # abrupt: no bye
-            await attacker.links.close_link(target.peer_id, "churn")
+            await attacker.links.close_link(target.peer_id, detail="churn")
             links = await get(target, "/api/mesh-rtc/links")
             mine = [lk for lk in links["links"] if lk["peer_id"] == me]
             assert len(mine) <= 1, mine  # the current link per peer only, never a pile
@@ -457,7 +457,7 @@ async def test_a_slow_store_write_never_leaves_a_closed_link_recorded_open(node_
 
         node.store.upsert_link = slow_open
         link = await node.links.dial_url(target.url)
-        await node.links.close_link(target.peer_id, "done")
+        await node.links.close_link(target.peer_id, detail="done")
         assert link.state is LinkState.CLOSED
         await asyncio.sleep(1.5)  # both writes have long finished
         rows = await node.store.list_links(peer_id=target.peer_id)
