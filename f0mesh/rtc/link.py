@@ -123,7 +123,7 @@ class Link:
     # -- life cycle ------------------------------------------------------------------------
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        self._tasks.spawn(coro, name=f"link {self.link_id}")
+        self._tasks.spawn(coro)
 
     def _on_pc_state(self) -> None:
         state = self.pc.connectionState
