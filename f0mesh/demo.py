@@ -13,10 +13,8 @@ import contextlib
 import os
 import random
 import secrets
-import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +28,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from f0mesh import launch
 from f0mesh.errors import F0MeshError
 from f0mesh.tables import links_table, short_id
 
@@ -70,96 +69,39 @@ class Mesh:
     def url(self, i: int) -> str:
         return f"http://127.0.0.1:{self.base_port + i}"
 
-    def node_flags(self) -> list[str]:
+    @property
+    def profile(self) -> str:
         """Fast QoS and telemetry so a small mesh shows figures within seconds; a large mesh on one
         2-core machine gets calmer rates and a lower degree, or its nodes starve each other."""
-        if self.n <= SMALL_MESH:
-            return ["--qos-interval", "3", "--probe-rate", "2", "--gossip-interval", "20"]
-        return [
-            "--qos-interval",
-            "10",
-            "--probe-rate",
-            "0.5",
-            "--gossip-interval",
-            "60",
-            "--heartbeat-timeout",
-            "12",
-            "--d-lo",
-            "3",
-            "--d",
-            "4",
-            "--d-hi",
-            "6",
-        ]
+        return "small" if self.n <= SMALL_MESH else "large"
 
     @staticmethod
-    def place_flags(i: int) -> list[str]:
+    def place(i: int) -> dict[str, str]:
         city, lat, lon = CITIES[i % len(CITIES)]
         name = city if i < len(CITIES) else f"{city}-{i // len(CITIES) + 1}"
-        return ["--location", f"{lat},{lon}", "--name", name]
+        return {"--location": f"{lat},{lon}", "--name": name}
 
     def argv(self, i: int) -> list[str]:
         """Node i+1's command line; every node but the first bootstraps from node 1."""
-        argv = [
-            sys.executable,
-            "-m",
-            "f0mesh",
-            "up",
-            "--data-dir",
-            str(self.root / f"node-{i + 1}"),
-            "--port",
-            str(self.base_port + i),
-            "--admin-token",
-            self.token,
-            *self.node_flags(),
-            *self.place_flags(i),
-            "--log-level",
-            "warning",
-        ]
-        return argv + (["--bootstrap", self.url(0)] if i > 0 else [])
+        flags = {
+            "--admin-token": self.token,
+            **self.place(i),
+            "--log-level": "warning",
+            "--bootstrap": [self.url(0)] if i > 0 else None,
+        }
+        return launch.up_argv(
+            self.root / f"node-{i + 1}", port=self.base_port + i, profile=self.profile, flags=flags
+        )
 
     def start(self) -> None:
         """Node 1 first; every other node knows only node 1 and finds the rest by peer exchange."""
         for i in range(self.n):
-            node_dir = self.root / f"node-{i + 1}"
-            node_dir.mkdir(parents=True, exist_ok=True)
-            log = (node_dir / "node.log").open("ab")
-            env = {k: v for k, v in os.environ.items() if not k.startswith("F0MESH_")}
-            self.procs.append(
-                subprocess.Popen(
-                    self.argv(i), stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
-                )
-            )
-            log.close()
+            log = self.root / f"node-{i + 1}" / "node.log"
+            self.procs.append(launch.spawn(self.argv(i), log, start_new_session=True))
 
     def stop(self) -> list[int]:
         """SIGTERM, then SIGKILL what is left; returns PIDs still alive afterwards (should be none)."""
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        for proc in self.procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=5)
-        return [p.pid for p in self.procs if _alive(p.pid)]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-        return state != "Z"
-    return True
+        return launch.stop(self.procs, STOP_TIMEOUT_S)
 
 
 class Demo:
