@@ -297,14 +297,25 @@ def render(flags: Mapping[str, Any]) -> list[str]:
     return argv
 
 
+def profile_flags(profile: str) -> list[str]:
+    """A profile as the flags that would set the same values by hand."""
+    return render({BY_PATH[path].name: _plain(value) for path, value in profile_values(profile).items()})
+
+
 def readme_table() -> str:
-    """The README's configuration table (tests/test_flags.py checks the README holds it)."""
-    rows = ["| flag | variable | default | meaning |", "|---|---|---|---|"]
+    """The README's profiles and flags (tests/test_flags.py checks the README holds them)."""
+    rows = ["| profile | the same as |", "|---|---|"]
+    rows += [f"| `{name}` | `{' '.join(profile_flags(name))}` |" for name in PROFILES]
+    rows += ["", "| flag | variable | default | meaning |", "|---|---|---|---|"]
     for flag in FLAGS:
         name = f"`{flag.name} {flag.metavar}`" if flag.metavar else f"`{flag.name}`"
         meaning = flag.help + (f"; {flag.note}" if flag.note else "")
         rows.append(f"| {name.replace('|', chr(92) + '|')} | `{flag.env}` | {_shown(flag)} | {meaning} |")
     return "\n".join(rows) + "\n"
+
+
+def _plain(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _shown(flag: Flag) -> str:
@@ -315,6 +326,4 @@ def _shown(flag: Flag) -> str:
         return "off" if default is False or flag.convert is _negated else "none"
     if default is True:
         return "on"
-    if isinstance(default, float) and default.is_integer():
-        default = int(default)
-    return f"`{default}`"
+    return f"`{_plain(default)}`"
