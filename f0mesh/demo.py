@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from rich import box
 from rich.console import Console
 from rich.live import Live
@@ -29,12 +28,15 @@ from rich.table import Table
 from rich.text import Text
 
 from f0mesh import launch
+from f0mesh.client import ClientError, NodeClient
 from f0mesh.errors import F0MeshError
 from f0mesh.tables import links_table, short_id
 
 STARTUP_TIMEOUT_S = 60.0
 LINK_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
+HEALTH_TIMEOUT_S = 2.0
+MESSAGES_LIMIT = 10000  # the most /api/gossip/messages returns at once
 PUBLISH_EVERY_S = 3.0
 SMALL_MESH = 12
 DRAIN_S = 5.0
@@ -110,13 +112,13 @@ class Demo:
     def __init__(self, mesh: Mesh, console: Console) -> None:
         self.mesh = mesh
         self.console = console
-        self.http = httpx.AsyncClient(timeout=10, headers={"Authorization": f"Bearer {mesh.token}"})
+        self.nodes = [NodeClient(mesh.url(i), mesh.token, timeout=10) for i in range(mesh.n)]
         self.published: list[str] = []
         self.publish_failures = 0
         self.rng = random.Random(1)
 
     async def close(self) -> None:
-        await self.http.aclose()
+        await asyncio.gather(*(node.aclose() for node in self.nodes))
 
     async def wait_healthy(self, progress: Progress) -> None:
         mesh = self.mesh
@@ -129,8 +131,8 @@ class Demo:
                     continue
                 if mesh.procs[i].poll() is not None:
                     raise F0MeshError(f"node {i + 1} exited early: see {mesh.root}/node-{i + 1}/node.log")
-                with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
-                    ids[i] = (await self.http.get(f"{mesh.url(i)}/healthz", timeout=2)).json()["peer_id"]
+                with contextlib.suppress(ClientError, KeyError, TimeoutError):
+                    ids[i] = (await asyncio.wait_for(self.nodes[i].health(), HEALTH_TIMEOUT_S))["peer_id"]
                     progress.advance(task)
             if time.monotonic() > deadline:
                 raise F0MeshError(f"only {len(ids)} of {mesh.n} nodes answered /healthz in time")
@@ -141,9 +143,9 @@ class Demo:
         counts = []
         for i in range(self.mesh.n):
             try:
-                links = (await self.http.get(f"{self.mesh.url(i)}/api/mesh-rtc/links")).json()["links"]
+                links = await self.nodes[i].links()
                 counts.append(sum(1 for link in links if link["state"] == "open"))
-            except (httpx.HTTPError, ValueError, KeyError):
+            except (ClientError, KeyError):
                 counts.append(0)
         return counts
 
@@ -170,9 +172,8 @@ class Demo:
         ]
 
         async def put(i: int, j: int, weight: float) -> None:
-            with contextlib.suppress(httpx.HTTPError):
-                url = f"{self.mesh.url(i)}/api/trust/{self.mesh.peer_ids[j]}"
-                await self.http.put(url, json={"weight": weight})
+            with contextlib.suppress(ClientError):
+                await self.nodes[i].set_trust(self.mesh.peer_ids[j], weight)
 
         await asyncio.gather(*(put(*opinion) for opinion in plan))
 
@@ -180,31 +181,23 @@ class Demo:
         i = self.rng.randrange(self.mesh.n)
         payload = {"from": f"node-{i + 1}", "n": len(self.published) + 1, "at": round(time.time(), 3)}
         try:
-            r = await self.http.post(
-                f"{self.mesh.url(i)}/api/gossip", json={"topic": "demo", "payload": payload}
-            )
-            self.published.append(r.json()["id"])
-        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            self.published.append(await self.nodes[i].publish("demo", payload))
+        except (ClientError, KeyError) as exc:
             self.publish_failures += 1
             self.console.print(f"[yellow]publish through node {i + 1} failed: {exc!r}[/]")
 
     async def delivered_to_all(self) -> int:
         have = set(self.published)
-        for i in range(self.mesh.n):
-            with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
-                rows = (
-                    await self.http.get(
-                        f"{self.mesh.url(i)}/api/gossip/messages", params={"topic": "demo", "limit": 10000}
-                    )
-                ).json()["messages"]
-                have &= {m["id"] for m in rows}
+        for node in self.nodes:
+            with contextlib.suppress(ClientError, KeyError):
+                have &= {m["id"] for m in await node.messages("demo", limit=MESSAGES_LIMIT)}
                 continue
             return 0
         return len(have)
 
     async def snapshot(self) -> list[dict[str, Any]]:
-        with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
-            return (await self.http.get(f"{self.mesh.url(0)}/api/mesh-rtc/links")).json()["links"]
+        with contextlib.suppress(ClientError, KeyError):
+            return await self.nodes[0].links()
         return []
 
 
