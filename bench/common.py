@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+
+from f0mesh import launch
 
 TOKEN = "bench-admin-token-0123456789"
 REPO = Path(__file__).resolve().parents[1]
@@ -142,9 +143,7 @@ class Proc:
         return self.popen.pid
 
     def start(self) -> Proc:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("F0MESH_")}
-        with self.log_path.open("ab") as log:
-            self.popen = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        self.popen = launch.spawn(self.argv, self.log_path, cwd=REPO)
         return self
 
     def alive(self) -> bool:
@@ -160,9 +159,7 @@ class Proc:
         return True
 
     def log_tail(self, n: int = 25) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        return launch.log_tail(self.log_path, n)
 
     def post(self, path: str, body: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
         r = self.http.post(path, json=body, timeout=timeout)
@@ -201,20 +198,13 @@ class Procs:
         self.procs.append(proc)
         return proc.start()
 
-    def f0mesh_up(self, name: str, extra: list[str] | None = None) -> Proc:
+    def f0mesh_up(
+        self, name: str, flags: dict[str, Any] | None = None, *, profile: str | None = None
+    ) -> Proc:
         """A real ``f0mesh up`` process, as a user runs it."""
         port = free_port()
-        argv = [
-            sys.executable,
-            "-m",
-            "f0mesh",
-            "up",
-            "--data-dir",
-            str(self.workdir / name),
-            "--port",
-            str(port),
-        ]
-        argv += ["--admin-token", TOKEN, "--log-level", "warning", *(extra or [])]
+        given = {"--admin-token": TOKEN, "--log-level": "warning", **(flags or {})}
+        argv = launch.up_argv(self.workdir / name, port=port, profile=profile, flags=given)
         return self._add(name, argv, port)
 
     def node_peer(self, name: str) -> Proc:
@@ -241,15 +231,6 @@ class Procs:
 
     def stop_all(self) -> None:
         """SIGTERM everyone at once, SIGKILL whoever is still there after a short grace."""
+        launch.stop([proc.popen for proc in self.procs if proc.popen is not None], STOP_GRACE_S)
         for proc in self.procs:
-            if proc.alive():
-                assert proc.popen is not None
-                with contextlib.suppress(ProcessLookupError):
-                    proc.popen.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
-        for proc in self.procs:
-            if proc.popen is not None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
-                proc.kill()
             proc.http.close()

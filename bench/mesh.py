@@ -2,7 +2,7 @@
 
 The mesh grows in place (8, then 16, then 32 nodes; every node bootstraps from node 0 and finds the
 others by peer exchange and its degree manager), so each larger N pays only for its new processes.
-All nodes run the calm flags f0mesh's demo uses for large meshes on two cores, the same at every N,
+All nodes run the `large` profile f0mesh's demo uses for large meshes on two cores, the same at every N,
 so only N changes. Each message is published by a random node with `POST /api/gossip`; its time to
 the last delivery is the latest `received_at` among the other nodes minus the publisher's own
 `received_at` (its commit), all on this host's clock. Hops and duplicates come from each node's
@@ -16,17 +16,14 @@ import contextlib
 import random
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench.common import Proc, Procs, wait_until
-from f0mesh.demo import SMALL_MESH
-from f0mesh.demo import Mesh as DemoMesh
 
-# The demo's flags for meshes above 12 nodes on two cores, at every N here.
-CALM = DemoMesh(SMALL_MESH + 1, 0, Path("."), "").node_flags()
+# The demo's profile for meshes above 12 nodes on two cores, at every N here.
+PROFILE = "large"
 MIN_LINKS = 3
 PUBLISH_GAP_S = 0.25
 RTT_TIMEOUT_S = 30.0
@@ -54,8 +51,8 @@ class Mesh:
 
     def grow(self, n: int, ready_timeout: float) -> None:
         for i in range(len(self.nodes), n):
-            extra = [*CALM, "--bootstrap", self.nodes[0].url] if self.nodes else CALM
-            self.nodes.append(self.procs.f0mesh_up(f"g{i}", extra))
+            flags = {"--bootstrap": [self.nodes[0].url]} if self.nodes else {}
+            self.nodes.append(self.procs.f0mesh_up(f"g{i}", flags, profile=PROFILE))
             if i == 0:
                 self.procs.wait_ready(ready_timeout)
         self.procs.wait_ready(ready_timeout)

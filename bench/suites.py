@@ -24,7 +24,7 @@ from bench.mesh import Mesh, measure_n
 MIB = 1024 * 1024
 POLL_S = 0.05
 # Degree manager off: the nodes must not dial each other behind the benchmark's back.
-NO_AUTODIAL = ["--d-lo", "0", "--d", "0"]
+NO_AUTODIAL = {"--d-lo": 0, "--d": 0}
 # f0mesh publishes telemetry 1 s after a burst of link changes; RSS is read after it has landed.
 SETTLE_S = 2.0
 # A node refreshes trust scores every 5 s; the first refresh imports networkx and scipy (~30 MB),

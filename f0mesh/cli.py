@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import json
-import signal
-import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,6 +16,7 @@ from typer.core import TyperGroup
 
 from f0mesh import __version__
 from f0mesh.errors import F0MeshError
+from f0mesh.flags import BY_PARAM as _UP_FLAGS
 from f0mesh.tables import documents_table, links_table, messages_table, peers_table, show, trust_table
 
 T = TypeVar("T")
@@ -92,313 +89,83 @@ DataDirOpt = Annotated[
 ]
 
 
+def _default(param: str) -> Any:
+    return _UP_FLAGS[param].default
+
+
+def _up_opt(param: str, **kwargs: Any) -> Any:
+    """``f0mesh up``'s option for a flag of f0mesh/flags.py: its name, variable and help from there."""
+    flag = _UP_FLAGS[param]
+    return typer.Option(flag.name, envvar=flag.env, help=flag.help, **kwargs)
+
+
 @app.command()
 def up(
-    data_dir: Annotated[Path, _opt("--data-dir", env="DATA_DIR", help="identity, token and default store")],
-    host: Annotated[str, _opt("--host", env="HOST", help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, _opt("--port", env="PORT", help="HTTP port")] = 8700,
-    store: Annotated[
-        str | None, _opt("--store", env="STORE", help="sqlite:///PATH or postgresql://...")
-    ] = None,
-    bootstrap: Annotated[
-        list[str] | None, _opt("--bootstrap", env="BOOTSTRAP", help="peer URL to join")
-    ] = None,
-    public_url: Annotated[
-        str | None, _opt("--public-url", env="PUBLIC_URL", help="URL other peers use")
-    ] = None,
-    no_public_url: Annotated[
-        bool,
-        _opt(
-            "--no-public-url",
-            env="NO_PUBLIC_URL",
-            help="private mode: refuse HTTP offers, dial out, be reached only through the mesh",
-        ),
-    ] = False,
-    admin_token: Annotated[str | None, _opt("--admin-token", env="ADMIN_TOKEN", help="admin token")] = None,
-    session_lifetime: Annotated[
-        float, _opt("--session-lifetime", env="SESSION_LIFETIME", help="dashboard login lasts this long (s)")
-    ] = 12 * 3600.0,
-    qos_interval: Annotated[
-        float, _opt("--qos-interval", env="QOS_INTERVAL", help="seconds per QoS sample")
-    ] = 15.0,
-    probe_rate: Annotated[
-        float, _opt("--probe-rate", env="PROBE_RATE", help="probes per second per link")
-    ] = 1.0,
-    gossip_interval: Annotated[
-        float, _opt("--gossip-interval", env="GOSSIP_INTERVAL", help="seconds between telemetry pushes")
-    ] = 120.0,
-    ice_servers: Annotated[
-        str | None, _opt("--ice-servers", env="ICE_SERVERS", help="iceServers JSON, or a file holding it")
-    ] = None,
-    ice_relay_only: Annotated[
-        bool, _opt("--ice-relay-only", env="ICE_RELAY_ONLY", help="use only TURN relay candidates")
-    ] = False,
-    d_lo: Annotated[int, _opt("--d-lo", env="D_LO", help="dial more peers below this many links")] = 4,
-    d: Annotated[int, _opt("--d", env="D", help="target number of links")] = 6,
-    d_hi: Annotated[int, _opt("--d-hi", env="D_HI", help="prune links above this many")] = 12,
-    dial_allow: Annotated[
-        list[str] | None, _opt("--dial-allow", env="DIAL_ALLOW", help="CIDR this node may dial (repeatable)")
-    ] = None,
-    max_links: Annotated[int, _opt("--max-links", env="MAX_LINKS", help="most links this node holds")] = 64,
-    heartbeat_timeout: Annotated[
-        float, _opt("--heartbeat-timeout", env="HEARTBEAT_TIMEOUT", help="silence that fails a link (s)")
-    ] = 4.0,
-    location: Annotated[
-        str | None, _opt("--location", env="LOCATION", help="lat,lon for the map view")
-    ] = None,
-    name: Annotated[
-        str | None, _opt("--name", env="NAME", help="a name for this node, shown next to its PeerId")
-    ] = None,
-    private_read: Annotated[
-        bool,
-        _opt("--private-read", env="PRIVATE_READ", help="read API, metrics and docs need the admin token"),
-    ] = False,
-    log_level: Annotated[
-        LogLevel, _opt("--log-level", env="LOG_LEVEL", help="how much to log", case_sensitive=False)
-    ] = "info",
-    log_json: Annotated[
-        bool, _opt("--log-json", env="LOG_JSON", help="one JSON object per log line")
-    ] = False,
-    tls_cert: Annotated[
-        Path | None, _opt("--tls-cert", env="TLS_CERT", help="serve HTTPS with this certificate (PEM chain)")
-    ] = None,
-    tls_key: Annotated[
-        Path | None, _opt("--tls-key", env="TLS_KEY", help="private key of --tls-cert (PEM)")
-    ] = None,
-    tls_ca: Annotated[
-        Path | None,
-        _opt(
-            "--tls-ca", env="TLS_CA", help="verify HTTPS peers against this CA bundle (not the system store)"
-        ),
-    ] = None,
-    tls_client_ca: Annotated[
-        Path | None,
-        _opt(
-            "--tls-client-ca",
-            env="TLS_CLIENT_CA",
-            help="admin API and dashboard on --admin-port, for clients with a cert from this CA",
-        ),
-    ] = None,
-    admin_port: Annotated[
-        int | None, _opt("--admin-port", env="ADMIN_PORT", help="port of the mTLS admin listener")
-    ] = None,
-    http_header_timeout: Annotated[
-        float,
-        _opt("--http-header-timeout", env="HTTP_HEADER_TIMEOUT", help="408 when headers take longer (s)"),
-    ] = 10.0,
-    http_max_pending: Annotated[
-        int,
-        _opt(
-            "--http-max-pending",
-            env="HTTP_MAX_PENDING",
-            help="connections owing a request; past it the oldest is closed",
-        ),
-    ] = 256,
-    gossip_d: Annotated[
-        int | None, _opt("--gossip-d", env="GOSSIP_D", help="push peers picked by trust (default 6)")
-    ] = None,
-    gossip_d_lo: Annotated[
-        int | None, _opt("--gossip-d-lo", env="GOSSIP_D_LO", help="pick more push peers below this (4)")
-    ] = None,
-    gossip_d_hi: Annotated[
-        int | None, _opt("--gossip-d-hi", env="GOSSIP_D_HI", help="most push peers (12)")
-    ] = None,
-    gossip_ttl: Annotated[
-        int | None, _opt("--gossip-ttl", env="GOSSIP_TTL", help="hop limit of own messages (16)")
-    ] = None,
-    gossip_heartbeat: Annotated[
-        float | None,
-        _opt("--gossip-heartbeat", env="GOSSIP_HEARTBEAT", help="seconds between IHAVE rounds (1)"),
-    ] = None,
-    pex_min_trust: Annotated[
-        float,
-        _opt(
-            "--pex-min-trust",
-            env="PEX_MIN_TRUST",
-            help="trust a neighbour needs to teach this node peers, times an even share",
-        ),
-    ] = 0.5,
-    peer_store_max: Annotated[
-        int, _opt("--peer-store-max", env="PEER_STORE_MAX", help="most peers learned by peer exchange kept")
-    ] = 1024,
-    dial_rate: Annotated[
-        float, _opt("--dial-rate", env="DIAL_RATE", help="automatic dials per second, all peers together")
-    ] = 2.0,
-    gc_interval: Annotated[
-        float, _opt("--gc-interval", env="GC_INTERVAL", help="seconds between collections of dead links")
-    ] = 60.0,
-    stranger_retention: Annotated[
-        float,
-        _opt(
-            "--stranger-retention",
-            env="STRANGER_RETENTION",
-            help="seconds failed links and unlinked strangers stay visible",
-        ),
-    ] = 3600.0,
+    ctx: typer.Context,
+    data_dir: Annotated[Path, _up_opt("data_dir")],
+    profile: Annotated[str | None, _up_opt("profile")] = _default("profile"),
+    host: Annotated[str, _up_opt("host")] = _default("host"),
+    port: Annotated[int, _up_opt("port")] = _default("port"),
+    store: Annotated[str | None, _up_opt("store")] = _default("store"),
+    bootstrap: Annotated[list[str] | None, _up_opt("bootstrap")] = _default("bootstrap"),
+    public_url: Annotated[str | None, _up_opt("public_url")] = _default("public_url"),
+    no_public_url: Annotated[bool, _up_opt("no_public_url")] = _default("no_public_url"),
+    admin_token: Annotated[str | None, _up_opt("admin_token")] = _default("admin_token"),
+    session_lifetime: Annotated[float, _up_opt("session_lifetime")] = _default("session_lifetime"),
+    qos_interval: Annotated[float, _up_opt("qos_interval")] = _default("qos_interval"),
+    probe_rate: Annotated[float, _up_opt("probe_rate")] = _default("probe_rate"),
+    gossip_interval: Annotated[float, _up_opt("gossip_interval")] = _default("gossip_interval"),
+    ice_servers: Annotated[str | None, _up_opt("ice_servers")] = _default("ice_servers"),
+    ice_relay_only: Annotated[bool, _up_opt("ice_relay_only")] = _default("ice_relay_only"),
+    d_lo: Annotated[int, _up_opt("d_lo")] = _default("d_lo"),
+    d: Annotated[int, _up_opt("d")] = _default("d"),
+    d_hi: Annotated[int, _up_opt("d_hi")] = _default("d_hi"),
+    dial_allow: Annotated[list[str] | None, _up_opt("dial_allow")] = _default("dial_allow"),
+    max_links: Annotated[int, _up_opt("max_links")] = _default("max_links"),
+    heartbeat_timeout: Annotated[float, _up_opt("heartbeat_timeout")] = _default("heartbeat_timeout"),
+    location: Annotated[str | None, _up_opt("location")] = _default("location"),
+    name: Annotated[str | None, _up_opt("name")] = _default("name"),
+    private_read: Annotated[bool, _up_opt("private_read")] = _default("private_read"),
+    log_level: Annotated[LogLevel, _up_opt("log_level", case_sensitive=False)] = _default("log_level"),
+    log_json: Annotated[bool, _up_opt("log_json")] = _default("log_json"),
+    tls_cert: Annotated[Path | None, _up_opt("tls_cert")] = _default("tls_cert"),
+    tls_key: Annotated[Path | None, _up_opt("tls_key")] = _default("tls_key"),
+    tls_ca: Annotated[Path | None, _up_opt("tls_ca")] = _default("tls_ca"),
+    tls_client_ca: Annotated[Path | None, _up_opt("tls_client_ca")] = _default("tls_client_ca"),
+    admin_port: Annotated[int | None, _up_opt("admin_port")] = _default("admin_port"),
+    http_header_timeout: Annotated[float, _up_opt("http_header_timeout")] = _default("http_header_timeout"),
+    http_max_pending: Annotated[int, _up_opt("http_max_pending")] = _default("http_max_pending"),
+    gossip_d: Annotated[int, _up_opt("gossip_d")] = _default("gossip_d"),
+    gossip_d_lo: Annotated[int, _up_opt("gossip_d_lo")] = _default("gossip_d_lo"),
+    gossip_d_hi: Annotated[int, _up_opt("gossip_d_hi")] = _default("gossip_d_hi"),
+    gossip_ttl: Annotated[int, _up_opt("gossip_ttl")] = _default("gossip_ttl"),
+    gossip_heartbeat: Annotated[float, _up_opt("gossip_heartbeat")] = _default("gossip_heartbeat"),
+    pex_min_trust: Annotated[float, _up_opt("pex_min_trust")] = _default("pex_min_trust"),
+    peer_store_max: Annotated[int, _up_opt("peer_store_max")] = _default("peer_store_max"),
+    dial_rate: Annotated[float, _up_opt("dial_rate")] = _default("dial_rate"),
+    gc_interval: Annotated[float, _up_opt("gc_interval")] = _default("gc_interval"),
+    stranger_retention: Annotated[float, _up_opt("stranger_retention")] = _default("stranger_retention"),
 ) -> None:
     """Run one peer: the WebRTC node with its HTTP worker, API and dashboard."""
-    from f0mesh import listen
-    from f0mesh.config import NodeConfig, parse_ice_servers
-    from f0mesh.datadir import DataDirLock, make_private, prepare
+    from f0mesh import serve
+    from f0mesh.flags import node_config
     from f0mesh.logs import setup_logging
 
     setup_logging(log_level, log_json)
-    sockets: list[list[socket.socket]] = []
-    lock: DataDirLock | None = None
+    # typer vendors click: its ParameterSource is not click's, so the source is read by name
+    given = {
+        flag.name: ctx.params[param]
+        for param, flag in _UP_FLAGS.items()
+        if flag.path
+        and param != "data_dir"
+        and getattr(ctx.get_parameter_source(param), "name", "") in ("COMMANDLINE", "ENVIRONMENT")
+    }
     try:
-        config = NodeConfig(
-            data_dir=data_dir,
-            host=host,
-            port=port,
-            store_url=store,
-            bootstrap=bootstrap or [],
-            public_url=public_url,
-            no_public_url=no_public_url,
-            admin_token=admin_token,
-            session_lifetime_s=session_lifetime,
-            qos_interval=qos_interval,
-            probe_rate=probe_rate,
-            gossip_interval=gossip_interval,
-            ice_servers=parse_ice_servers(ice_servers),
-            dial_allow=dial_allow or [],
-            ice_relay_only=ice_relay_only,
-            d_lo=d_lo,
-            d_target=d,
-            d_hi=d_hi,
-            max_links=max_links,
-            heartbeat_timeout=heartbeat_timeout,
-            heartbeat_interval=heartbeat_timeout / 4,  # three lost beats are not yet a failure
-            location=location,
-            name=name,
-            open_read=not private_read,
-            tls_cert=tls_cert,
-            tls_key=tls_key,
-            tls_ca=tls_ca,
-            tls_client_ca=tls_client_ca,
-            admin_port=admin_port,
-            http_header_timeout=http_header_timeout,
-            http_max_pending=http_max_pending,
-            gossip_d=gossip_d,
-            gossip_d_lo=gossip_d_lo,
-            gossip_d_hi=gossip_d_hi,
-            gossip_ttl=gossip_ttl,
-            gossip_heartbeat=gossip_heartbeat,
-            pex_min_trust=pex_min_trust,
-            peer_store_max=peer_store_max,
-            dial_rate=dial_rate,
-            gc_interval_s=gc_interval,
-            stranger_retention_s=stranger_retention,
-        )
-        # Every check an operator can fail comes before anything listens or dials.
-        make_private(prepare(config.data_dir))
-        lock = DataDirLock(config.data_dir).acquire()
-        sockets = listen.bind_for(config)
-        asyncio.run(_serve(config, log_level, sockets))
+        serve.run(node_config(data_dir, given, profile), log_level)
     except F0MeshError as exc:
         _fail(exc.detail)
     except KeyboardInterrupt:
         pass
-    finally:
-        for group in sockets:
-            listen.close(group)
-        if lock is not None:
-            lock.release()
-
-
-def _announce(node: Any, config: Any) -> None:
-    """The start-up block: where the node is, who it is, and how to open its dashboard (the token's
-    file, never the token: this lands in logs and journals)."""
-    from urllib.parse import urlsplit
-
-    dashboard = f"{config.advertised_url}/  (sign in with the admin token)"
-    if config.admin_split:
-        host = urlsplit(config.advertised_url).hostname or config.host
-        host = f"[{host}]" if ":" in host else host
-        dashboard = f"https://{host}:{config.admin_port}/  (a client certificate from --tls-client-ca)"
-    token = (
-        "given by --admin-token / F0MESH_ADMIN_TOKEN"
-        if config.admin_token
-        else str((config.data_dir / "admin.token").resolve())
-    )
-    lines = [
-        f"f0mesh {__version__} is up",
-        f"  URL          {config.advertised_url}",
-        f"  PeerId       {node.peer_id}",
-        f"  dashboard    {dashboard}",
-        f"  admin token  {token}",
-    ]
-    typer.echo("\n".join(lines))
-
-
-async def _serve(config: Any, log_level: str, sockets: list[list[socket.socket]]) -> None:
-    """One node, served by one uvicorn server per listener (two with the mTLS admin port), on the
-    sockets bound before the node started."""
-    import logging
-
-    import uvicorn
-
-    from f0mesh import listen
-    from f0mesh.api.app import create_app
-    from f0mesh.api.http_guard import widen_listen_queue
-    from f0mesh.api.listeners import uvicorn_configs
-    from f0mesh.node import Node
-
-    uvicorn_log = logging.getLogger("uvicorn.error")
-
-    class Server(uvicorn.Server):
-        """Signals are handled once for all listeners below: uvicorn's own handling re-raises the
-        signal after shutdown, and a second server would replace the first one's handler."""
-
-        @contextlib.contextmanager
-        def capture_signals(self):
-            yield
-
-        async def startup(self, sockets=None) -> None:
-            await super().startup(sockets)
-            widen_listen_queue(self.servers)
-
-        def _log_started_message(self, listeners) -> None:
-            # The guard serves TLS itself (http_guard.py), so uvicorn would call every listener http.
-            scheme = "https" if config.tls else "http"
-            for sock in listeners:
-                host, port = sock.getsockname()[:2]
-                uvicorn_log.info("listening on %s://%s:%d", scheme, host, port)
-
-    async def run(server: Server, bound: list[socket.socket], servers: list[Server]) -> None:
-        try:
-            await server.serve(sockets=bound)
-        except SystemExit:
-            pass  # uvicorn exits when its start-up fails; reported below from server.started
-        finally:
-            for other in servers:  # one listener down takes the node down: no half-served node
-                other.should_exit = True
-
-    node = Node(config)
-    await node.start()
-    loop = asyncio.get_running_loop()
-    try:
-        servers = [Server(c) for c in uvicorn_configs(create_app(node, manage_node=False), config, log_level)]
-        # Modules, the app and the node live as long as the process: out of the cyclic collector's
-        # sight, a full collection walks only what came later (~half a node's heap is imports).
-        gc.freeze()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, lambda sig=sig: [s.handle_exit(sig, None) for s in servers])
-        for group in sockets:
-            listen.listen(group)
-        _announce(node, config)
-        try:
-            await asyncio.gather(*(run(s, bound, servers) for s, bound in zip(servers, sockets, strict=True)))
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-        for server in servers:
-            if not server.started:
-                raise F0MeshError(
-                    f"the HTTP server on {server.config.host}:{server.config.port} did not start: "
-                    "see the log lines above"
-                )
-    finally:
-        await node.stop()
 
 
 @app.command("id")

@@ -1,4 +1,8 @@
-"""A node's settings: one dataclass the CLI fills from flags and F0MESH_* variables."""
+"""A node's settings: one dataclass composing the layers' params, which the CLI fills from flags and
+F0MESH_* variables (f0mesh/flags.py) over a named profile (f0mesh/profiles.py).
+
+Built in code or from the command line, a NodeConfig holds the same rules: derived values are
+properties, and every bad value is one ConfigError naming the flag an operator would change."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import os
 import re
 import secrets
 import ssl
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,11 +20,15 @@ from urllib.parse import urlsplit
 from f0mesh.errors import ConfigError
 from f0mesh.gossip.envelope import MAX_TTL
 from f0mesh.gossip.params import GossipParams
-from f0mesh.store.url import default_store_url
+from f0mesh.rtc.degree import DegreeParams
+from f0mesh.trust.score_params import TrustParams
+from f0mesh.trust.service import NODE_TRUST_PARAMS
 
 MAX_GOSSIP_DEGREE = 64
+MAX_LINK_DEGREE = 1024
 GOSSIP_HEARTBEAT_S = (0.05, 60.0)
 MAX_NAME_CHARS = 32
+HEARTBEATS_PER_TIMEOUT = 4  # three lost beats are not yet a failure
 
 
 def valid_name(value: object) -> bool:
@@ -50,13 +58,10 @@ class NodeConfig:
     max_body_bytes: int = 1 << 20
     max_links: int = 64
     max_pending_offers: int = 32
-    d_lo: int = 4
-    d_target: int = 6
-    d_hi: int = 12
+    degree: DegreeParams = field(default_factory=DegreeParams)
     location: str | None = None
     name: str | None = None
     open_read: bool = True
-    heartbeat_interval: float = 1.0
     heartbeat_timeout: float = 4.0
     connect_timeout: float = 15.0
     sample_retention_s: float = 7 * 86400.0
@@ -73,13 +78,8 @@ class NodeConfig:
     sse_max_anonymous: int = 32
     sse_max_per_client: int = 4
     sse_admin_streams: int = 16
-    # gossip: None keeps GossipParams' default
-    gossip_d: int | None = None
-    gossip_d_lo: int | None = None
-    gossip_d_hi: int | None = None
-    gossip_ttl: int | None = None
-    gossip_heartbeat: float | None = None
-    gossip: GossipParams = field(init=False)
+    gossip: GossipParams = field(default_factory=GossipParams)
+    trust: TrustParams = field(default_factory=lambda: NODE_TRUST_PARAMS)
     # strangers (issue 20): who may teach this node peers, how many it keeps, how fast it dials them
     pex_min_trust: float = 0.5  # a fraction of an even share of trust (1 / scored peers)
     peer_store_max: int = 1024
@@ -100,8 +100,10 @@ class NodeConfig:
             raise ConfigError("--session-lifetime must be between 60 s and a year")
         if self.no_public_url and self.public_url:
             raise ConfigError("--no-public-url and --public-url exclude each other")
-        if not (self.d_lo <= self.d_target <= self.d_hi):
-            raise ConfigError("connection degrees must satisfy D_lo <= target <= D_hi")
+        self._check_degree()
+        timeout = self.heartbeat_timeout
+        if not (isinstance(timeout, int | float) and 0.2 <= timeout <= 3600):
+            raise ConfigError(f"--heartbeat-timeout: must be 0.2..3600 seconds, got {timeout!r}")
         for url in self.bootstrap:
             check_peer_url("--bootstrap", url)
         if self.public_url:
@@ -109,7 +111,7 @@ class NodeConfig:
         if self.location is not None:
             self.location = parse_location(self.location)
         self._check_http_limits()
-        self.gossip = self._gossip_params()
+        self._check_gossip()
         self._check_tls()
         self._check_strangers()
 
@@ -140,30 +142,36 @@ class NodeConfig:
         if self.sse_max_anonymous < 0 or self.sse_max_per_client < 1 or self.sse_admin_streams < 1:
             raise ConfigError("event stream caps: anonymous >= 0, per client >= 1, admin >= 1")
 
-    def _gossip_params(self) -> GossipParams:
-        """GossipParams with the --gossip-* flags applied; a bad value fails naming its flag."""
-        base = GossipParams()
-        d = base.d if self.gossip_d is None else self.gossip_d
-        d_lo = base.d_lo if self.gossip_d_lo is None else self.gossip_d_lo
-        d_hi = base.d_hi if self.gossip_d_hi is None else self.gossip_d_hi
-        ttl = base.ttl if self.gossip_ttl is None else self.gossip_ttl
-        heartbeat = base.heartbeat_s if self.gossip_heartbeat is None else self.gossip_heartbeat
+    def _check_degree(self) -> None:
+        degree = self.degree
+        for flag, value in (("--d-lo", degree.d_lo), ("--d", degree.d_target), ("--d-hi", degree.d_hi)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_LINK_DEGREE:
+                raise ConfigError(f"{flag}: must be an integer in 0..{MAX_LINK_DEGREE}, got {value!r}")
+        if not (degree.d_lo <= degree.d_target <= degree.d_hi):
+            raise ConfigError(
+                f"--d-lo <= --d <= --d-hi must hold, got {degree.d_lo}, {degree.d_target}, {degree.d_hi}"
+            )
+
+    def _check_gossip(self) -> None:
+        """The operator's part of GossipParams (the rest is checked by GossipParams itself)."""
+        gossip = self.gossip
         for flag, value, top in (
-            ("--gossip-d", d, MAX_GOSSIP_DEGREE),
-            ("--gossip-d-lo", d_lo, MAX_GOSSIP_DEGREE),
-            ("--gossip-d-hi", d_hi, MAX_GOSSIP_DEGREE),
-            ("--gossip-ttl", ttl, MAX_TTL),
+            ("--gossip-d", gossip.d, MAX_GOSSIP_DEGREE),
+            ("--gossip-d-lo", gossip.d_lo, MAX_GOSSIP_DEGREE),
+            ("--gossip-d-hi", gossip.d_hi, MAX_GOSSIP_DEGREE),
+            ("--gossip-ttl", gossip.ttl, MAX_TTL),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
-                raise ConfigError(f"{flag} must be an integer in 1..{top}, got {value!r}")
-        if not d_lo <= d <= d_hi:
+                raise ConfigError(f"{flag}: must be an integer in 1..{top}, got {value!r}")
+        if not gossip.d_lo <= gossip.d <= gossip.d_hi:
             raise ConfigError(
-                f"--gossip-d-lo <= --gossip-d <= --gossip-d-hi must hold, got {d_lo}, {d}, {d_hi}"
+                "--gossip-d-lo <= --gossip-d <= --gossip-d-hi must hold, "
+                f"got {gossip.d_lo}, {gossip.d}, {gossip.d_hi}"
             )
         low, high = GOSSIP_HEARTBEAT_S
+        heartbeat = gossip.heartbeat_s
         if not (isinstance(heartbeat, int | float) and math.isfinite(heartbeat) and low <= heartbeat <= high):
-            raise ConfigError(f"--gossip-heartbeat must be {low}..{high} seconds, got {heartbeat!r}")
-        return replace(base, d=d, d_lo=d_lo, d_hi=d_hi, ttl=ttl, heartbeat_s=float(heartbeat))
+            raise ConfigError(f"--gossip-heartbeat: must be {low}..{high} seconds, got {heartbeat!r}")
 
     def _check_tls(self) -> None:
         """Bad TLS settings fail at start-up with the flag named, not at the first handshake."""
@@ -201,6 +209,11 @@ class NodeConfig:
                 raise ConfigError("--admin-port must differ from --port")
 
     @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between a link's heartbeats: a quarter of the silence that fails it."""
+        return self.heartbeat_timeout / HEARTBEATS_PER_TIMEOUT
+
+    @property
     def tls(self) -> bool:
         return self.tls_cert is not None
 
@@ -211,6 +224,8 @@ class NodeConfig:
 
     @property
     def resolved_store_url(self) -> str:
+        from f0mesh.store.url import default_store_url  # the store package is heavy for the CLI
+
         return self.store_url or default_store_url(self.data_dir)
 
     @property

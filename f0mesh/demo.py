@@ -13,16 +13,13 @@ import contextlib
 import os
 import random
 import secrets
-import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from rich import box
 from rich.console import Console
 from rich.live import Live
@@ -30,12 +27,16 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from f0mesh import launch
+from f0mesh.client import ClientError, NodeClient
 from f0mesh.errors import F0MeshError
 from f0mesh.tables import links_table, short_id
 
 STARTUP_TIMEOUT_S = 60.0
 LINK_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
+HEALTH_TIMEOUT_S = 2.0
+MESSAGES_LIMIT = 10000  # the most /api/gossip/messages returns at once
 PUBLISH_EVERY_S = 3.0
 SMALL_MESH = 12
 DRAIN_S = 5.0
@@ -70,96 +71,39 @@ class Mesh:
     def url(self, i: int) -> str:
         return f"http://127.0.0.1:{self.base_port + i}"
 
-    def node_flags(self) -> list[str]:
+    @property
+    def profile(self) -> str:
         """Fast QoS and telemetry so a small mesh shows figures within seconds; a large mesh on one
         2-core machine gets calmer rates and a lower degree, or its nodes starve each other."""
-        if self.n <= SMALL_MESH:
-            return ["--qos-interval", "3", "--probe-rate", "2", "--gossip-interval", "20"]
-        return [
-            "--qos-interval",
-            "10",
-            "--probe-rate",
-            "0.5",
-            "--gossip-interval",
-            "60",
-            "--heartbeat-timeout",
-            "12",
-            "--d-lo",
-            "3",
-            "--d",
-            "4",
-            "--d-hi",
-            "6",
-        ]
+        return "small" if self.n <= SMALL_MESH else "large"
 
     @staticmethod
-    def place_flags(i: int) -> list[str]:
+    def place(i: int) -> dict[str, str]:
         city, lat, lon = CITIES[i % len(CITIES)]
         name = city if i < len(CITIES) else f"{city}-{i // len(CITIES) + 1}"
-        return ["--location", f"{lat},{lon}", "--name", name]
+        return {"--location": f"{lat},{lon}", "--name": name}
 
     def argv(self, i: int) -> list[str]:
         """Node i+1's command line; every node but the first bootstraps from node 1."""
-        argv = [
-            sys.executable,
-            "-m",
-            "f0mesh",
-            "up",
-            "--data-dir",
-            str(self.root / f"node-{i + 1}"),
-            "--port",
-            str(self.base_port + i),
-            "--admin-token",
-            self.token,
-            *self.node_flags(),
-            *self.place_flags(i),
-            "--log-level",
-            "warning",
-        ]
-        return argv + (["--bootstrap", self.url(0)] if i > 0 else [])
+        flags = {
+            "--admin-token": self.token,
+            **self.place(i),
+            "--log-level": "warning",
+            "--bootstrap": [self.url(0)] if i > 0 else None,
+        }
+        return launch.up_argv(
+            self.root / f"node-{i + 1}", port=self.base_port + i, profile=self.profile, flags=flags
+        )
 
     def start(self) -> None:
         """Node 1 first; every other node knows only node 1 and finds the rest by peer exchange."""
         for i in range(self.n):
-            node_dir = self.root / f"node-{i + 1}"
-            node_dir.mkdir(parents=True, exist_ok=True)
-            log = (node_dir / "node.log").open("ab")
-            env = {k: v for k, v in os.environ.items() if not k.startswith("F0MESH_")}
-            self.procs.append(
-                subprocess.Popen(
-                    self.argv(i), stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
-                )
-            )
-            log.close()
+            log = self.root / f"node-{i + 1}" / "node.log"
+            self.procs.append(launch.spawn(self.argv(i), log, start_new_session=True))
 
     def stop(self) -> list[int]:
         """SIGTERM, then SIGKILL what is left; returns PIDs still alive afterwards (should be none)."""
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        for proc in self.procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=5)
-        return [p.pid for p in self.procs if _alive(p.pid)]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-        return state != "Z"
-    return True
+        return launch.stop(self.procs, STOP_TIMEOUT_S)
 
 
 class Demo:
@@ -168,13 +112,13 @@ class Demo:
     def __init__(self, mesh: Mesh, console: Console) -> None:
         self.mesh = mesh
         self.console = console
-        self.http = httpx.AsyncClient(timeout=10, headers={"Authorization": f"Bearer {mesh.token}"})
+        self.nodes = [NodeClient(mesh.url(i), mesh.token, timeout=10) for i in range(mesh.n)]
         self.published: list[str] = []
         self.publish_failures = 0
         self.rng = random.Random(1)
 
     async def close(self) -> None:
-        await self.http.aclose()
+        await asyncio.gather(*(node.aclose() for node in self.nodes))
 
     async def wait_healthy(self, progress: Progress) -> None:
         mesh = self.mesh
@@ -187,8 +131,8 @@ class Demo:
                     continue
                 if mesh.procs[i].poll() is not None:
                     raise F0MeshError(f"node {i + 1} exited early: see {mesh.root}/node-{i + 1}/node.log")
-                with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
-                    ids[i] = (await self.http.get(f"{mesh.url(i)}/healthz", timeout=2)).json()["peer_id"]
+                with contextlib.suppress(ClientError, KeyError, TimeoutError):
+                    ids[i] = (await asyncio.wait_for(self.nodes[i].health(), HEALTH_TIMEOUT_S))["peer_id"]
                     progress.advance(task)
             if time.monotonic() > deadline:
                 raise F0MeshError(f"only {len(ids)} of {mesh.n} nodes answered /healthz in time")
@@ -199,9 +143,9 @@ class Demo:
         counts = []
         for i in range(self.mesh.n):
             try:
-                links = (await self.http.get(f"{self.mesh.url(i)}/api/mesh-rtc/links")).json()["links"]
+                links = await self.nodes[i].links()
                 counts.append(sum(1 for link in links if link["state"] == "open"))
-            except (httpx.HTTPError, ValueError, KeyError):
+            except (ClientError, KeyError):
                 counts.append(0)
         return counts
 
@@ -228,9 +172,8 @@ class Demo:
         ]
 
         async def put(i: int, j: int, weight: float) -> None:
-            with contextlib.suppress(httpx.HTTPError):
-                url = f"{self.mesh.url(i)}/api/trust/{self.mesh.peer_ids[j]}"
-                await self.http.put(url, json={"weight": weight})
+            with contextlib.suppress(ClientError):
+                await self.nodes[i].set_trust(self.mesh.peer_ids[j], weight)
 
         await asyncio.gather(*(put(*opinion) for opinion in plan))
 
@@ -238,31 +181,23 @@ class Demo:
         i = self.rng.randrange(self.mesh.n)
         payload = {"from": f"node-{i + 1}", "n": len(self.published) + 1, "at": round(time.time(), 3)}
         try:
-            r = await self.http.post(
-                f"{self.mesh.url(i)}/api/gossip", json={"topic": "demo", "payload": payload}
-            )
-            self.published.append(r.json()["id"])
-        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            self.published.append(await self.nodes[i].publish("demo", payload))
+        except (ClientError, KeyError) as exc:
             self.publish_failures += 1
             self.console.print(f"[yellow]publish through node {i + 1} failed: {exc!r}[/]")
 
     async def delivered_to_all(self) -> int:
         have = set(self.published)
-        for i in range(self.mesh.n):
-            with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
-                rows = (
-                    await self.http.get(
-                        f"{self.mesh.url(i)}/api/gossip/messages", params={"topic": "demo", "limit": 10000}
-                    )
-                ).json()["messages"]
-                have &= {m["id"] for m in rows}
+        for node in self.nodes:
+            with contextlib.suppress(ClientError, KeyError):
+                have &= {m["id"] for m in await node.messages("demo", limit=MESSAGES_LIMIT)}
                 continue
             return 0
         return len(have)
 
     async def snapshot(self) -> list[dict[str, Any]]:
-        with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
-            return (await self.http.get(f"{self.mesh.url(0)}/api/mesh-rtc/links")).json()["links"]
+        with contextlib.suppress(ClientError, KeyError):
+            return await self.nodes[0].links()
         return []
 
 

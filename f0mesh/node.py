@@ -28,7 +28,7 @@ from f0mesh.metrics import NodeMetrics
 from f0mesh.peer_record import PeerRecord
 from f0mesh.peer_store import PeerStore, url_allowed
 from f0mesh.qos.sampler import QoSSampler, Sample
-from f0mesh.rtc.connection_manager import ConnectionManager, DegreeParams
+from f0mesh.rtc.connection_manager import ConnectionManager
 from f0mesh.rtc.dial_gate import DialGate
 from f0mesh.rtc.ice import path_kind
 from f0mesh.rtc.link import Link, LinkSettings, LinkState
@@ -146,7 +146,7 @@ class Node:
         )
         self.connmgr = ConnectionManager(
             self.links,
-            DegreeParams(d_lo=self.config.d_lo, d_target=self.config.d_target, d_hi=self.config.d_hi),
+            self.config.degree,
             candidates=self._dial_candidates,
             link_value=self._link_value,
             heard=self._heard_recently,
@@ -157,7 +157,7 @@ class Node:
             on_sample=self._store_samples,
             on_health_change=self._health_changed,
         )
-        self.trust = TrustService(self.peer_id)
+        self.trust = TrustService(self.peer_id, params=self.config.trust)
         self._records = PeerStore(
             self.config.peer_store_max, scores=self.trust.cache.scores, on_evict=self._evicted
         )

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import resource
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from f0mesh import launch
 
 TOKEN = "test-admin-token-0123456789"
 
@@ -47,51 +47,31 @@ class NodeProcess:
         self.http = httpx.Client(base_url=self.url, timeout=30, headers={"Authorization": f"Bearer {TOKEN}"})
 
     def start(self, timeout: float = 30.0) -> NodeProcess:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        argv = [
-            sys.executable,
-            "-m",
-            "f0mesh",
-            "up",
-            "--data-dir",
-            str(self.data_dir),
-            "--port",
-            str(self.port),
-            "--admin-token",
-            TOKEN,
-            "--log-level",
-            "info",
-            *self.extra,
-        ]
-        log = (self.data_dir / "node.log").open("ab")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("F0MESH_")} | self.env
-        self.proc = subprocess.Popen(
-            argv,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            preexec_fn=self._limits if self.nofile else None,
+        log = self.data_dir / "node.log"
+        argv = launch.up_argv(
+            self.data_dir,
+            port=self.port,
+            flags={"--admin-token": TOKEN, "--log-level": "info"},
+            extra=self.extra,
         )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"node exited with {self.proc.returncode}: {self.log_tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                self.peer_id = self.http.get("/healthz", timeout=1).json()["peer_id"]
-                return self
-            time.sleep(0.1)
-        raise RuntimeError(
-            f"node on port {self.port} did not answer /healthz in {timeout} s: {self.log_tail()}"
+        self.proc = launch.spawn(
+            argv, log, env=launch.node_env(self.env), preexec_fn=self._limits if self.nofile else None
         )
+        self.peer_id = launch.wait_healthy(
+            self.proc,
+            lambda path: self.http.get(path, timeout=1),
+            timeout=timeout,
+            log_path=log,
+            what=f"node on port {self.port}",
+        )
+        return self
 
     def _limits(self) -> None:
         assert self.nofile is not None
         resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def log_tail(self, n: int = 30) -> str:
-        path = self.data_dir / "node.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:]) if path.exists() else ""
+        return launch.log_tail(self.data_dir / "node.log", n)
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -99,14 +79,10 @@ class NodeProcess:
             self.proc.wait(timeout=10)
 
     def stop(self) -> int | None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        return self.proc.returncode if self.proc else None
+        if self.proc is None:
+            return None
+        launch.stop([self.proc], grace=15)
+        return self.proc.returncode
 
     def close(self) -> None:
         self.stop()

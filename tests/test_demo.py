@@ -12,6 +12,7 @@ import sys
 
 from rich.console import Console
 
+from f0mesh.config import NodeConfig
 from f0mesh.demo import Mesh, status_line, summary_table
 
 
@@ -100,17 +101,25 @@ def test_live_line_and_summary_table() -> None:
     assert "result ok" in text and "processes left 0" in text, text
 
 
-def _flag(argv: list[str], name: str) -> str | None:
-    return argv[argv.index(name) + 1] if name in argv else None
+def _config_of(argv: list[str], monkeypatch) -> NodeConfig:
+    """The NodeConfig ``f0mesh up`` builds from a command line (the serve loop is replaced)."""
+    from f0mesh import cli, serve
+
+    seen: list[NodeConfig] = []
+    monkeypatch.setattr(serve, "run", lambda config, *args, **kwargs: seen.append(config))
+    assert argv[1:4] == ["-m", "f0mesh", "up"], argv
+    cli.app(argv[3:], standalone_mode=False)
+    return seen[0]
 
 
-def test_large_meshes_get_the_calm_flags_and_everyone_bootstraps_from_node_one(tmp_path) -> None:
-    """The calm rates once existed only on paper: the command line must carry them."""
+def test_large_meshes_get_the_calm_profile_and_everyone_bootstraps_from_node_one(tmp_path, monkeypatch):
+    """The calm rates once existed only on paper: the command line must carry them to the node."""
+    for key in [k for k in os.environ if k.startswith("F0MESH_")]:
+        monkeypatch.delenv(key)
     small, large = Mesh(5, 9000, tmp_path, "t"), Mesh(32, 9000, tmp_path, "t")
-    assert _flag(small.argv(0), "--probe-rate") == "2" and _flag(small.argv(0), "--bootstrap") is None
-    argv = large.argv(7)
-    assert _flag(argv, "--bootstrap") == large.url(0)
-    assert _flag(argv, "--port") == "9007"
-    assert float(_flag(argv, "--probe-rate") or "inf") < 2
-    assert float(_flag(argv, "--heartbeat-timeout") or "0") > 4
-    assert int(_flag(argv, "--d-hi") or "99") < 12
+    first = _config_of(small.argv(0), monkeypatch)
+    assert first.probe_rate == 2 and first.bootstrap == [] and first.name == "berlin"
+    config = _config_of(large.argv(7), monkeypatch)
+    assert config.bootstrap == [large.url(0)] and config.port == 9007
+    assert config.probe_rate < 2 and config.heartbeat_timeout > 4
+    assert config.degree.d_hi < 12 and config.heartbeat_interval == config.heartbeat_timeout / 4

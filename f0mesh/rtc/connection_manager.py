@@ -20,30 +20,15 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from f0mesh.cancellation import cancel_requested
 from f0mesh.errors import F0MeshError
 from f0mesh.rtc.close_reason import CloseReason
+from f0mesh.rtc.degree import DegreeParams
 from f0mesh.rtc.link_state import LinkState
 
 log = logging.getLogger("f0mesh.rtc.connection_manager")
-
-
-@dataclass
-class DegreeParams:
-    d_lo: int = 4
-    d_target: int = 6
-    d_hi: int = 12
-    interval_s: float = 2.0
-    dial_failure_cooldown_s: float = 30.0
-    closed_by_peer_cooldown_s: float = 120.0
-    max_parallel_dials: int = 3
-    bridge_grace_s: float = 10.0
-    # one bridge dial per interval: a young mesh has heard from nobody yet, and a bridge every tick
-    # pushed every node to D_hi and its neighbours past it (link churn, then pruning)
-    bridge_interval_s: float = 10.0
 
 
 class LinkView(Protocol):

@@ -42,6 +42,7 @@ from f0mesh.sim.network import (
     components_of,
     partial_view,
 )
+from f0mesh.sim.plots import write_outputs
 
 FRACTIONS = (("50", 0.5), ("99", 0.99), ("99.9", 0.999), ("100", 1.0))
 CHECKPOINTS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 90.0, 120.0)
@@ -710,8 +711,6 @@ def simulate(
         results = run_suite(max_peers=peers, seed=seed, progress=progress)
     results = {"experiment": name, "seed": seed, **results, "wall_s": round(time.perf_counter() - started, 1)}
     if out is not None:
-        from f0mesh.sim.plots import write_outputs
-
         write_outputs(results, out)
     return results
 

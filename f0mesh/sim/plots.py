@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from f0mesh.sim import serf
-from f0mesh.sim.experiments import CHECKPOINTS_S
 
 LOSS_COLOURS = {0.0: "tab:blue", 0.1: "tab:orange", 0.5: "tab:red"}
 SIZE_COLOURS = {100: "tab:green", 1000: "tab:blue", 10_000: "tab:purple"}
@@ -186,8 +185,9 @@ def _sybil(runs: list[dict[str, Any]], path: Path, config: str) -> Path:
         for run in (r for r in runs if r["scenario"]["peers"] == n):
             sc = run["scenario"]
             at = run["summary"]["at"]
-            xs = [c for c in CHECKPOINTS_S if at.get(f"{c:g}") is not None]
-            ys = [100 * at[f"{c:g}"] for c in xs]
+            # the run's checkpoints, in the order the experiment wrote them
+            xs = [float(c) for c, share in at.items() if share is not None]
+            ys = [100 * share for share in at.values() if share is not None]
             ax.plot(
                 xs,
                 ys,

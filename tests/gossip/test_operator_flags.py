@@ -10,11 +10,13 @@ import pytest
 
 from f0mesh.config import NodeConfig
 from f0mesh.errors import ConfigError
+from f0mesh.flags import node_config
 from f0mesh.gossip import GossipParams
 
 
 def test_flags_reach_the_nodes_gossip_params_and_unset_ones_keep_the_defaults(tmp_path):
-    config = NodeConfig(data_dir=tmp_path, gossip_d=8, gossip_d_hi=16, gossip_ttl=20, gossip_heartbeat=0.5)
+    given = {"--gossip-d": 8, "--gossip-d-hi": 16, "--gossip-ttl": 20, "--gossip-heartbeat": 0.5}
+    config = node_config(tmp_path, given)
     assert (config.gossip.d, config.gossip.d_lo, config.gossip.d_hi) == (8, GossipParams().d_lo, 16)
     assert (config.gossip.ttl, config.gossip.heartbeat_s) == (20, 0.5)
     assert NodeConfig(data_dir=tmp_path).gossip == GossipParams()
@@ -23,18 +25,23 @@ def test_flags_reach_the_nodes_gossip_params_and_unset_ones_keep_the_defaults(tm
 @pytest.mark.parametrize(
     ("bad", "flag"),
     [
-        ({"gossip_d": 0}, "--gossip-d "),
-        ({"gossip_d_lo": 7}, "--gossip-d-lo"),  # above the default d
-        ({"gossip_d_hi": 100}, "--gossip-d-hi"),
-        ({"gossip_ttl": 256}, "--gossip-ttl"),
-        ({"gossip_heartbeat": 0.0}, "--gossip-heartbeat"),
-        ({"gossip_heartbeat": float("inf")}, "--gossip-heartbeat"),
+        ({"--gossip-d": 0}, "--gossip-d:"),
+        ({"--gossip-d-lo": 7}, "--gossip-d-lo"),  # above the default d
+        ({"--gossip-d-hi": 100}, "--gossip-d-hi:"),
+        ({"--gossip-ttl": 256}, "--gossip-ttl:"),
+        ({"--gossip-heartbeat": 0.0}, "--gossip-heartbeat:"),
+        ({"--gossip-heartbeat": float("inf")}, "--gossip-heartbeat:"),
     ],
 )
 def test_bad_values_are_one_config_error_naming_the_flag(tmp_path, bad, flag):
     with pytest.raises(ConfigError) as info:
-        NodeConfig(data_dir=tmp_path, **bad)
+        node_config(tmp_path, bad)
     assert flag in str(info.value)
+
+
+def test_gossip_params_built_in_code_are_checked_as_the_flags_are(tmp_path):
+    with pytest.raises(ConfigError, match="--gossip-d-hi:"):
+        NodeConfig(data_dir=tmp_path, gossip=GossipParams(d_hi=100))
 
 
 def test_up_refuses_a_bad_flag_or_variable_with_one_line(tmp_path):

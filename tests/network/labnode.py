@@ -12,12 +12,12 @@ import contextlib
 import os
 import sqlite3
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from f0mesh import launch
 
 from netlab import Netlab
 
@@ -55,60 +55,38 @@ class LabNode:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # F0MESH_* variables of the caller's shell would silently change the node's flags.
         unset = [arg for key in os.environ if key.startswith("F0MESH_") for arg in ("-u", key)]
-        argv = [
-            "env",
-            *unset,
-            sys.executable,
-            "-m",
-            "f0mesh",
-            "up",
-            "--host",
-            "0.0.0.0",
-            "--port",
-            str(self.port),
-            "--public-url",
-            self.url,
-            "--data-dir",
-            str(self.data_dir),
-            "--admin-token",
-            TOKEN,
-            "--dial-allow",
-            self.dial_allow,
-            "--log-level",
-            "info",
-            *self.extra,
-        ]
+        flags = {
+            "--host": "0.0.0.0",
+            "--public-url": self.url,
+            "--admin-token": TOKEN,
+            "--dial-allow": [self.dial_allow],
+            "--log-level": "info",
+        }
+        argv = ["env", *unset, *launch.up_argv(self.data_dir, port=self.port, flags=flags, extra=self.extra)]
         with open(self.data_dir / "node.log", "ab") as log:
             self.proc = self.lab.run(self.index, argv, stdout=log, stderr=subprocess.STDOUT)
         api_port = self.lab.forward(self.index, self.port)
         self.http = httpx.Client(
             base_url=f"http://127.0.0.1:{api_port}", timeout=30, headers={"Authorization": f"Bearer {TOKEN}"}
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"node {self.index} exited with {self.proc.returncode}: {self.log_tail()}")
-            with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
-                self.peer_id = self.http.get("/healthz", timeout=2).json()["peer_id"]
-                return self
-            time.sleep(0.2)
-        raise RuntimeError(f"node {self.index} did not answer /healthz in {timeout} s: {self.log_tail()}")
+        self.peer_id = launch.wait_healthy(
+            self.proc,
+            lambda path: self.api.get(path, timeout=2),
+            timeout=timeout,
+            log_path=self.data_dir / "node.log",
+            what=f"node {self.index}",
+        )
+        return self
 
     def log_tail(self, n: int = 30) -> str:
-        path = self.data_dir / "node.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:]) if path.exists() else ""
+        return launch.log_tail(self.data_dir / "node.log", n)
 
     def close(self) -> None:
         """Stop the node gracefully (the lab kills whatever is left when it closes)."""
         if self.http is not None:
             self.http.close()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        if self.proc is not None:
+            launch.stop([self.proc], grace=15)
 
     def link(self, peer_id: str) -> dict[str, Any] | None:
         for view in self.api.get("/api/mesh-rtc/links").json()["links"]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import ssl
 import subprocess
-import sys
+from pathlib import Path
 
 import httpx
 import pytest
+
+from f0mesh import launch
 
 from nodes import TOKEN, free_port, wait_for
 
@@ -59,14 +60,13 @@ def test_outbound_https_is_verified_against_the_system_store(tls_node_factory, n
     assert plain.links() == [] and b.links() == []
 
 
-def _up(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("F0MESH_")}
+def _up(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "f0mesh", "up", "--port", str(free_port()), *args],
+        launch.up_argv(data_dir, port=free_port(), extra=args),
         capture_output=True,
         text=True,
         timeout=60,
-        env={**clean, **(env or {})},
+        env=launch.node_env(env),
     )
 
 
@@ -83,7 +83,7 @@ def test_bad_tls_settings_are_one_line_errors(tmp_path, pki) -> None:
         (("--tls-client-ca", ca, "--admin-port", "9"), {}, "--tls-cert"),
     ]
     for args, env, flag in cases:
-        r = _up("--data-dir", str(tmp_path / "d"), *args, env=env)
+        r = _up(tmp_path / "d", *args, env=env)
         assert r.returncode != 0, (args, r.stderr)
         errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and flag in errors[0], (args, r.stderr)

@@ -1,0 +1,145 @@
+"""``f0mesh up``'s serve loop, for the CLI and for anything that runs a node in a process of its own
+(bench/node_peer.py adds its routes through ``extend``).
+
+Every check an operator can fail comes before anything listens or dials: the data dir is prepared
+and locked and the sockets bound before the node starts; one uvicorn server serves each listener
+(two with the mTLS admin port), and one listener down takes the node down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import signal
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from f0mesh import __version__, listen
+from f0mesh.config import NodeConfig
+from f0mesh.datadir import DataDirLock, make_private, prepare
+from f0mesh.errors import F0MeshError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from f0mesh.node import Node
+
+# called with the started node and its app before the listeners accept anything
+Extend = Callable[["Node", "FastAPI"], None]
+
+
+def run(config: NodeConfig, log_level: str = "info", *, extend: Extend | None = None) -> None:
+    """Serve one node until SIGINT or SIGTERM; F0MeshError for what the operator must fix."""
+    sockets: list[list[socket.socket]] = []
+    lock: DataDirLock | None = None
+    try:
+        make_private(prepare(config.data_dir))
+        lock = DataDirLock(config.data_dir).acquire()
+        sockets = listen.bind_for(config)
+        asyncio.run(serve(config, log_level, sockets, extend=extend))
+    finally:
+        for group in sockets:
+            listen.close(group)
+        if lock is not None:
+            lock.release()
+
+
+def announce(node: Node, config: NodeConfig) -> None:
+    """The start-up block: where the node is, who it is, and how to open its dashboard (the token's
+    file, never the token: this lands in logs and journals)."""
+    dashboard = f"{config.advertised_url}/  (sign in with the admin token)"
+    if config.admin_split:
+        host = urlsplit(config.advertised_url).hostname or config.host
+        host = f"[{host}]" if ":" in host else host
+        dashboard = f"https://{host}:{config.admin_port}/  (a client certificate from --tls-client-ca)"
+    token = (
+        "given by --admin-token / F0MESH_ADMIN_TOKEN"
+        if config.admin_token
+        else str((config.data_dir / "admin.token").resolve())
+    )
+    lines = [
+        f"f0mesh {__version__} is up",
+        f"  URL          {config.advertised_url}",
+        f"  PeerId       {node.peer_id}",
+        f"  dashboard    {dashboard}",
+        f"  admin token  {token}",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+async def serve(
+    config: NodeConfig, log_level: str, sockets: list[list[socket.socket]], *, extend: Extend | None = None
+) -> None:
+    """One node, served by one uvicorn server per listener, on the sockets bound before it started."""
+    import uvicorn
+
+    from f0mesh.api.app import create_app
+    from f0mesh.api.http_guard import widen_listen_queue
+    from f0mesh.api.listeners import uvicorn_configs
+    from f0mesh.node import Node
+
+    uvicorn_log = logging.getLogger("uvicorn.error")
+
+    class Server(uvicorn.Server):
+        """Signals are handled once for all listeners below: uvicorn's own handling re-raises the
+        signal after shutdown, and a second server would replace the first one's handler."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            yield
+
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            widen_listen_queue(self.servers)
+
+        def _log_started_message(self, listeners: Any) -> None:
+            # The guard serves TLS itself (http_guard.py), so uvicorn would call every listener http.
+            scheme = "https" if config.tls else "http"
+            for sock in listeners:
+                host, port = sock.getsockname()[:2]
+                uvicorn_log.info("listening on %s://%s:%d", scheme, host, port)
+
+    async def run_one(server: Server, bound: list[socket.socket], servers: list[Server]) -> None:
+        try:
+            await server.serve(sockets=bound)
+        except SystemExit:
+            pass  # uvicorn exits when its start-up fails; reported below from server.started
+        finally:
+            for other in servers:  # one listener down takes the node down: no half-served node
+                other.should_exit = True
+
+    node = Node(config)
+    await node.start()
+    loop = asyncio.get_running_loop()
+    try:
+        app = create_app(node, manage_node=False)
+        if extend is not None:
+            extend(node, app)
+        servers = [Server(c) for c in uvicorn_configs(app, config, log_level)]
+        # Modules, the app and the node live as long as the process: out of the cyclic collector's
+        # sight, a full collection walks only what came later (~half a node's heap is imports).
+        gc.freeze()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda sig=sig: [s.handle_exit(sig, None) for s in servers])
+        for group in sockets:
+            listen.listen(group)
+        announce(node, config)
+        try:
+            await asyncio.gather(
+                *(run_one(s, bound, servers) for s, bound in zip(servers, sockets, strict=True))
+            )
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        for server in servers:
+            if not server.started:
+                raise F0MeshError(
+                    f"the HTTP server on {server.config.host}:{server.config.port} did not start: "
+                    "see the log lines above"
+                )
+    finally:
+        await node.stop()
