@@ -139,6 +139,10 @@ def up(
     dial_allow: Annotated[
         list[str] | None, _opt("--dial-allow", env="DIAL_ALLOW", help="CIDR this node may dial (repeatable)")
     ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        _opt("--cors-origin", env="CORS_ORIGIN", help="origin whose pages may call the API (repeatable)"),
+    ] = None,
     max_links: Annotated[int, _opt("--max-links", env="MAX_LINKS", help="most links this node holds")] = 64,
     heartbeat_timeout: Annotated[
         float, _opt("--heartbeat-timeout", env="HEARTBEAT_TIMEOUT", help="silence that fails a link (s)")
@@ -261,6 +265,7 @@ def up(
             gossip_interval=gossip_interval,
             ice_servers=parse_ice_servers(ice_servers),
             dial_allow=dial_allow or [],
+            cors_origins=cors_origin or [],
             ice_relay_only=ice_relay_only,
             d_lo=d_lo,
             d_target=d,
