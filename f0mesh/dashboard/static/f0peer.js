@@ -793,6 +793,7 @@ export class F0Peer {
       if (link.state === "open") sends.push(link.send({ t: "gossip", m: { type: "msgs", msgs: [wire] } }).catch(() => {}));
     }
     await Promise.all(sends);
+    this._deliver({ id, origin: this.peerId, seq: this._seq, topic, payload: body, hops: 0, created_at: wall / 1000, from: this.peerId });
     return id;
   }
 
@@ -856,10 +857,14 @@ export class F0Peer {
         }
       }
     }
-    const message = { id, origin, seq, topic, payload, hops, created_at: wall / 1000, from: link.peerId };
+    this._deliver({ id, origin, seq, topic, payload, hops, created_at: wall / 1000, from: link.peerId });
+  }
+
+  /** To the "message" event and the topic's subscribers: every verified message, own ones included. */
+  _deliver(message) {
     this.events.dispatchEvent(new CustomEvent("message", { detail: message }));
-    for (const handler of this._handlers.get(topic) ?? []) {
-      try { handler(payload, message); } catch (err) { console.warn("f0peer: a subscriber failed", err); }
+    for (const handler of this._handlers.get(message.topic) ?? []) {
+      try { handler(message.payload, message); } catch (err) { console.warn("f0peer: a subscriber failed", err); }
     }
   }
 
