@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +39,16 @@ JOIN = """async ([base, node]) => {
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[NodeProcess]]:
     root = tmp_path_factory.mktemp("f0peer")
-    a = NodeProcess(root / "a", extra=FAST).start()
-    nodes = [a]
+    a = NodeProcess(root / "a", extra=FAST)
+    b = NodeProcess(root / "b", extra=[*FAST, "--bootstrap", a.url])
+    # bootstrapped to both, so the triangle closes without waiting for a round of peer exchange
+    c = NodeProcess(
+        root / "c", extra=[*FAST, "--bootstrap", a.url, "--bootstrap", b.url, "--cors-origin", FOREIGN]
+    )
+    nodes = [a, b, c]
     try:
-        for name, extra in (("b", []), ("c", ["--cors-origin", FOREIGN])):
-            nodes.append(NodeProcess(root / name, extra=[*FAST, "--bootstrap", a.url, *extra]).start())
+        with ThreadPoolExecutor(3) as pool:  # started together: each takes seconds to import and open
+            list(pool.map(NodeProcess.start, nodes))
         ids = {n.peer_id for n in nodes}
         for node in nodes:
             wait_for(
@@ -220,3 +226,26 @@ def test_the_readme_example_runs_as_printed(mesh: list[NodeProcess], browser: An
         )
     finally:
         context.close()
+
+
+def test_the_dashboard_joins_as_a_peer_when_asked(mesh: list[NodeProcess], browser: Any) -> None:
+    a = mesh[0]
+    context = browser.new_context()
+    console = Console()
+    try:
+        page = context.new_page()
+        page.on("console", console.on_console)
+        page.on("pageerror", console.on_page_error)
+        page.goto(a.url + "/", wait_until="domcontentloaded")
+        page.click("#login-dismiss")
+        assert not page.is_checked("#peer-join") and page.locator("#peer-status").is_hidden()
+        page.check("#peer-join")
+        page.wait_for_function("() => document.querySelector('#peer-status').title.startsWith('12D3KooW')")
+        me = page.get_attribute("#peer-status", "title")
+        row = wait_for(lambda: a.link_to(me), 20, what="node a's link to the dashboard page")
+        assert row["state"] == "open" and row["browser"] is True
+        page.uncheck("#peer-join")
+        wait_for(lambda: a.link_to(me)["state"] == "closed", 20, what="the page's bye to close the link")
+    finally:
+        context.close()
+    assert not console.errors, console.errors

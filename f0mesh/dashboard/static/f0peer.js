@@ -33,6 +33,7 @@ const SEEN_MAX = 20_000;
 const HELD_MAX = 2_000; // raw envelopes kept to answer IWANT
 const AUDIT_MAX = 1_000;
 const KEY_CACHE_MAX = 1_024;
+const MAX_INBOUND_PENDING = 256; // gossip frames waiting to be verified, all links together
 // framing (rtc/framing.py)
 const CHUNK_SIZE = 16 * 1024;
 const TYPE_BATCH = 1, TYPE_START = 2, TYPE_MORE = 3;
@@ -648,6 +649,8 @@ export class F0Peer {
     this._acks = new Map();
     this._seq = 0;
     this._hlc = { wall: 0, logical: 0 };
+    this._inbound = Promise.resolve();
+    this._inboundPending = 0;
     this._closed = false;
   }
 
@@ -798,7 +801,17 @@ export class F0Peer {
   }
 
   _onCtl(link, message) {
-    if (message.t === "gossip" && message.m && typeof message.m === "object") return this._onGossip(link, message.m);
+    if (message.t === "gossip" && message.m && typeof message.m === "object") {
+      // one at a time, in arrival order: a copy must not pass the seen check while the first is
+      // still being verified; what a flood queues beyond the bound is dropped and counted
+      if (this._inboundPending >= MAX_INBOUND_PENDING) return this._refuse(link.peerId, null, "backlog");
+      this._inboundPending++;
+      this._inbound = this._inbound
+        .then(() => this._onGossip(link, message.m))
+        .catch((err) => console.warn("f0peer: gossip handling failed", err))
+        .finally(() => { this._inboundPending--; });
+      return;
+    }
     if (message.t === "sig") return this._onSig(link, message);
     // pex and state sync are for nodes: a page keeps no registry and no replicated state
   }
