@@ -618,15 +618,20 @@ export class F0Peer {
    * key (IndexedDB key name, default "default"; pages that share an origin and run at once each
    * need their own), persist (false: a fresh identity per page), iceServers, timeoutMs. */
   static async join(nodeUrl, options = {}) {
-    const identity = await loadIdentity(options.key ?? "default", options.persist ?? true);
-    const peer = new F0Peer(identity, options);
-    for (const topic of options.topics ?? []) peer.subscribe(topic);
+    const peer = await F0Peer.create(options);
     try {
       await peer.connectNode(nodeUrl);
     } catch (err) {
       peer.close();
       throw err;
     }
+    return peer;
+  }
+
+  /** A peer with its identity and no link yet (join = create + connectNode). */
+  static async create(options = {}) {
+    const peer = new F0Peer(await loadIdentity(options.key ?? "default", options.persist ?? true), options);
+    for (const topic of options.topics ?? []) peer.subscribe(topic);
     return peer;
   }
 
