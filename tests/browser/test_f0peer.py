@@ -244,6 +244,11 @@ def test_the_dashboard_joins_as_a_peer_when_asked(mesh: list[NodeProcess], brows
         me = page.get_attribute("#peer-status", "title")
         row = wait_for(lambda: a.link_to(me), 20, what="node a's link to the dashboard page")
         assert row["state"] == "open" and row["browser"] is True
+        page.set_viewport_size({"width": 390, "height": 844})  # the toggle fits a phone's width
+        assert page.evaluate(
+            "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+        )
+        assert page.get_by_label("Join as a peer").is_checked()
         page.uncheck("#peer-join")
         wait_for(lambda: a.link_to(me)["state"] == "closed", 20, what="the page's bye to close the link")
     finally:

@@ -33,6 +33,8 @@ const SEEN_MAX = 20_000;
 const HELD_MAX = 2_000; // raw envelopes kept to answer IWANT
 const AUDIT_MAX = 1_000;
 const KEY_CACHE_MAX = 1_024;
+const MAX_LINKS = 32; // live links of one page: each is a peer connection of the browser's
+const MAX_ANSWERING = 4; // relayed offers being answered at once
 const MAX_INBOUND_PENDING = 256; // gossip frames waiting to be verified, all links together
 // framing (rtc/framing.py)
 const CHUNK_SIZE = 16 * 1024;
@@ -656,6 +658,7 @@ export class F0Peer {
     this._hlc = { wall: 0, logical: 0 };
     this._inbound = Promise.resolve();
     this._inboundPending = 0;
+    this._answering = 0;
     this._closed = false;
   }
 
@@ -691,6 +694,7 @@ export class F0Peer {
     if (!relays.length) throw new Error("no open link to a node that could relay the offer");
     const link = this._newLink(peerId, "out", "mesh");
     const offer = await this._offer(link, false);
+    if (this._liveLinks() >= MAX_LINKS) throw new Error(`this page already holds ${MAX_LINKS} links`);
     const relay = this.links.get(relays[0]);
     const reply = new Promise((resolve, reject) => {
       this._pendingOffers.set(offer.nonce, { resolve, reject });
@@ -731,7 +735,10 @@ export class F0Peer {
   }
 
   async _answerOffer(relay, desc) {
+    this._answering++;
     try {
+      if (this._answering > MAX_ANSWERING) throw new Error("this page is answering too many offers");
+      if (this._liveLinks() >= MAX_LINKS) throw new Error(`this page already holds ${MAX_LINKS} links`);
       await checkDescription(desc, "offer", this.peerId);
       if (this._nonces.has(desc.nonce)) throw new Error("replayed offer");
       this._nonces.set(desc.nonce, true);
@@ -748,7 +755,13 @@ export class F0Peer {
     } catch (err) {
       const detail = String(err.message ?? err).slice(0, 300);
       relay.send({ t: "sig", to: desc.from, from: this.peerId, re: String(desc.nonce).slice(0, 64), error: "refused", detail }).catch(() => {});
+    } finally {
+      this._answering--;
     }
+  }
+
+  _liveLinks() {
+    return [...this.links.values()].filter((l) => l.state === "open" || l.state === "connecting").length;
   }
 
   _onSig(link, message) {
@@ -915,6 +928,10 @@ export class F0Peer {
   }
 
   _linkChanged(link) {
+    if (link.state === "failed" || link.state === "closed") {
+      const ended = [...this.links.values()].filter((l) => l.state === "failed" || l.state === "closed");
+      for (const old of ended.slice(0, Math.max(0, ended.length - MAX_LINKS))) this.links.delete(old.peerId);
+    }
     this.events.dispatchEvent(new CustomEvent("link", { detail: link.describe() }));
   }
 
