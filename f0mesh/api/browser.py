@@ -64,7 +64,7 @@ def check_origins(origins: list[str]) -> list[str]:
             raise ConfigError(
                 f"--cors-origin {origin!r} is not an origin like https://app.example or http://127.0.0.1:3000"
             )
-    return [o.rstrip("/") for o in origins]
+    return origins
 
 
 class CorsMiddleware:
