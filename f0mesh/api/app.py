@@ -58,7 +58,8 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
     errors.install(app)
     app.add_middleware(AdminGuard, fastapi_app=app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=node.config.max_body_bytes)
-    app.add_middleware(browser.CorsMiddleware, origins=node.config.cors_origins)  # outermost: preflights
+    # outermost, so preflights never reach the guards; origins checked now, not at the first request
+    app.add_middleware(browser.CorsMiddleware, origins=browser.check_origins(node.config.cors_origins))
     app.include_router(worker.router)
     app.include_router(peers.router)
     app.include_router(mesh_rtc.router)
