@@ -725,6 +725,10 @@ export class F0Peer {
     await link.pc.setLocalDescription(await link.pc.createOffer());
     await gathered(link.pc, 3_000);
     const sdp = stripMdns ? withoutMdns(link.pc.localDescription.sdp) : link.pc.localDescription.sdp;
+    if (!/^a=candidate:/m.test(sdp)) {
+      link.close("no ICE candidate to offer", "failed");
+      throw new Error("this browser offers no address a node can check (only mDNS-hidden host ones): give F0Peer.join a STUN or TURN server in iceServers");
+    }
     return signDescription(this.identity, "offer", sdp, link.peerId);
   }
 
