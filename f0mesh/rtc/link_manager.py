@@ -351,7 +351,7 @@ class LinkManager:
         """Validate everything before creating anything: a refused offer leaves no trace."""
         offer = SignedDescription.from_json(data, "offer")
         verify_description(offer, me=self.identity.peer_id, nonces=self.nonces)
-        validate_sdp(offer.sdp, allow_ip=self.policy.allows_ip)
+        validate_sdp(offer.sdp, allow_ip=self.policy.allows_ip, require_candidates=False)
         peer_id = offer.from_peer
         if self.delegate.peer_blocked(peer_id):
             raise PolicyError(f"peer {peer_id} is blocked")

@@ -23,9 +23,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
-    # Chromium hides host addresses behind mDNS names, which f0peer.js leaves out of an offer to a
-    # node (aiortc would have to resolve them, past --dial-allow); on one host, real ones suffice.
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
 
 

@@ -596,8 +596,9 @@ async function gathered(pc, timeoutMs) {
   });
 }
 
-/** A node checks every candidate against its --dial-allow and cannot resolve the mDNS names a
- * browser hides its addresses behind; without them the node sees the page peer-reflexively. */
+/** A node checks every candidate against its --dial-allow and does not resolve the mDNS names a
+ * browser hides its addresses behind; without them (even with none left) the node learns the
+ * page's address peer-reflexively from the checks the page sends to the node's candidates. */
 function withoutMdns(sdp) {
   return sdp.split("\r\n").filter((line) => !/^a=candidate:\S+ \d+ \S+ \d+ \S+\.local /.test(line)).join("\r\n");
 }
@@ -725,10 +726,6 @@ export class F0Peer {
     await link.pc.setLocalDescription(await link.pc.createOffer());
     await gathered(link.pc, 3_000);
     const sdp = stripMdns ? withoutMdns(link.pc.localDescription.sdp) : link.pc.localDescription.sdp;
-    if (!/^a=candidate:/m.test(sdp)) {
-      link.close("no ICE candidate to offer", "failed");
-      throw new Error("this browser offers no address a node can check (only mDNS-hidden host ones): give F0Peer.join a STUN or TURN server in iceServers");
-    }
     return signDescription(this.identity, "offer", sdp, link.peerId);
   }
 
