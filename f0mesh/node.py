@@ -184,7 +184,7 @@ class Node:
             self.store,
             self.gossip,
             send=self._send_ctl,
-            neighbours=lambda: [link.peer_id for link in self.links.open_links()],
+            neighbours=lambda: [link.peer_id for link in self.links.open_links() if not link.browser],
             own_record=self.own_record,
             on_peer=self._peer_from_state,
             on_violation=self.peer_violated,
@@ -714,7 +714,8 @@ class Node:
         while True:
             await asyncio.sleep(PEX_INTERVAL_S)
             for link in self.links.open_links():
-                await self._send_pex(link)
+                if not link.browser:
+                    await self._send_pex(link)
 
     def may_teach_peers(self, peer_id: str) -> bool:
         """Peer exchange is believed from a pre-trusted (bootstrap) peer, one the operator trusts, or one
