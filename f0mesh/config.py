@@ -55,6 +55,7 @@ class NodeConfig:
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
     ice_relay_only: bool = False
     dial_allow: list[str] = field(default_factory=list)
+    cors_origins: list[str] = field(default_factory=list)  # pages of these origins may call the whole API
     max_body_bytes: int = 1 << 20
     max_links: int = 64
     max_pending_offers: int = 32

@@ -148,6 +148,16 @@ FLAGS: tuple[Flag, ...] = (
         convert=_listed,
         shown="any but link-local, metadata, multicast",
     ),
+    Flag(
+        "--cors-origin",
+        "cors_origins",
+        "origin whose pages may call the API (repeatable)",
+        "ORIGIN",
+        "`https://app.example`, without cookies; `/f0peer.js`, `/healthz`, `/offer` and `/answer` answer "
+        "every origin, so any page can join as a peer",
+        convert=_listed,
+        shown="none",
+    ),
     Flag("--max-links", "max_links", "most links this node holds", "N", "offers beyond it get 429"),
     Flag(
         "--heartbeat-timeout",

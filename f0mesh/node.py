@@ -184,7 +184,7 @@ class Node:
             self.store,
             self.gossip,
             send=self._send_ctl,
-            neighbours=lambda: [link.peer_id for link in self.links.open_links()],
+            neighbours=lambda: [link.peer_id for link in self.links.open_links() if not link.browser],
             own_record=self.own_record,
             on_peer=self._peer_from_state,
             on_violation=self.peer_violated,
@@ -249,12 +249,13 @@ class Node:
         self.events.publish("link", {k: row[k] for k in ("link_id", "peer_id", "state", "reason")})
         if link.state is LinkState.OPEN:
             self.qos.add(link)
-            self.peer_learned(link.peer_id, None)
-            self._peers[link.peer_id]["linked"] = True
             self.membership.opened(link.peer_id)
-            self._spawn(self._send_pex(link))
             self._spawn(self.gossip.on_neighbour_up(link.peer_id))
-            self.state.on_link_open(link.peer_id)
+            if not link.browser:  # a page is an ephemeral local link: no peer row, registry or state sync
+                self.peer_learned(link.peer_id, None)
+                self._peers[link.peer_id]["linked"] = True
+                self._spawn(self._send_pex(link))
+                self.state.on_link_open(link.peer_id)
             self._schedule_telemetry()
         elif link.state in (LinkState.FAILED, LinkState.CLOSED) and self._started:
             self.qos.remove(link.link_id)
@@ -368,7 +369,8 @@ class Node:
                 isinstance(lk, dict) and lk.get("peer_id") == peer_id for lk in links[:256]
             ):
                 named.add(origin)
-        neighbours = [lk.peer_id for lk in self.links.open_links() if lk.peer_id != peer_id]
+        links = [lk for lk in self.links.open_links() if lk.peer_id != peer_id and not lk.browser]
+        neighbours = [lk.peer_id for lk in links]
         ordered = [p for p in neighbours if p in named] + [p for p in neighbours if p not in named]
         return ordered[:MESH_RELAY_TRIES]
 
@@ -712,7 +714,8 @@ class Node:
         while True:
             await asyncio.sleep(PEX_INTERVAL_S)
             for link in self.links.open_links():
-                await self._send_pex(link)
+                if not link.browser:
+                    await self._send_pex(link)
 
     def may_teach_peers(self, peer_id: str) -> bool:
         """Peer exchange is believed from a pre-trusted (bootstrap) peer, one the operator trusts, or one
@@ -854,6 +857,7 @@ class Node:
                     "ice": {"local": local, "remote": remote},
                     "path": path_kind(local, remote),
                     "signaling": link.signaling,
+                    "browser": link.browser,
                 }
             )
         return views

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from f0mesh import __version__
 from f0mesh.api import (
+    browser,
     dashboard,
     errors,
     events,
@@ -57,6 +58,8 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
     errors.install(app)
     app.add_middleware(AdminGuard, fastapi_app=app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=node.config.max_body_bytes)
+    # outermost, so preflights never reach the guards; origins checked now, not at the first request
+    app.add_middleware(browser.CorsMiddleware, origins=browser.check_origins(node.config.cors_origins))
     app.include_router(worker.router)
     app.include_router(peers.router)
     app.include_router(mesh_rtc.router)
@@ -66,6 +69,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
     app.include_router(state_router)
     app.include_router(events.router)
     app.include_router(dashboard.router)
+    app.include_router(browser.router)
     app.include_router(sessions.router)
 
     @app.get("/metrics", include_in_schema=False)

@@ -84,6 +84,7 @@ class Link:
         self.remote_url: str | None = None
         self.signaling = "http"  # or "mesh": how the offer and answer travelled
         self.remote_version: list[int] | None = None
+        self.browser = False  # the peer is a web page (f0peer.js): never a relay, not in the registry
         self.setup_ms: float | None = None
         self.probe_bytes_sent = 0
         self.probe_bytes_received = 0
@@ -298,6 +299,7 @@ class Link:
         url = message.get("url")
         self.remote_url = url if isinstance(url, str) and len(url) < 512 else None
         self.remote_version = message["v"]
+        self.browser = message.get("browser") is True
         self._hello_received = True
         self._became_open()
 

@@ -342,7 +342,7 @@ class LinkManager:
         """Validate everything before creating anything: a refused offer leaves no trace."""
         offer = SignedDescription.from_json(data, "offer")
         verify_description(offer, me=self.identity.peer_id, nonces=self.nonces)
-        validate_sdp(offer.sdp, allow_ip=self.policy.allows_ip)
+        validate_sdp(offer.sdp, allow_ip=self.policy.allows_ip, require_candidates=False)
         peer_id = offer.from_peer
         self.registry.check_offer(peer_id, blocked=self.delegate.peer_blocked(peer_id))
         self.nonces.add(offer.nonce, time.time())

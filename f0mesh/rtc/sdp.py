@@ -31,8 +31,13 @@ class SdpSummary:
     ice_ufrag: str
 
 
-def validate_sdp(sdp: object, *, allow_ip=None) -> SdpSummary:
-    """Check an SDP for a data-channel-only session; ``allow_ip(addr) -> bool`` filters candidates."""
+def validate_sdp(sdp: object, *, allow_ip=None, require_candidates: bool = True) -> SdpSummary:
+    """Check an SDP for a data-channel-only session; ``allow_ip(addr) -> bool`` filters candidates.
+
+    ``require_candidates=False`` is for offers: a browser hides its host addresses behind mDNS
+    names (which f0peer.js leaves out), and the answerer learns such an offerer peer-reflexively
+    from the connectivity checks it sends to the answer's candidates.
+    """
     if not isinstance(sdp, str) or not sdp.strip():
         raise SdpError("SDP is empty")
     if len(sdp.encode("utf-8", "replace")) > MAX_SDP_BYTES:
@@ -68,7 +73,7 @@ def validate_sdp(sdp: object, *, allow_ip=None) -> SdpSummary:
         raise SdpError("SDP has no DTLS fingerprint (a=fingerprint)")
     if not ufrag or not pwd:
         raise SdpError("SDP lacks ICE credentials (a=ice-ufrag / a=ice-pwd)")
-    if not candidates:
+    if not candidates and require_candidates:
         raise SdpError("SDP carries no usable ICE candidate (is the other host loopback-only?)")
     return SdpSummary(tuple(fingerprints), tuple(candidates), ufrag)
 

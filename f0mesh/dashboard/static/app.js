@@ -4,6 +4,7 @@ import { api, ApiError, loggedIn, login, logout } from "./api.js";
 import { historyCharts } from "./charts.js";
 import { Globe, renderHeatmap } from "./globe.js";
 import { LinksTable } from "./links.js";
+import { peerToggle } from "./peer_toggle.js";
 import { MessagesPanel, renderAudit, renderConflicts, renderDocuments, renderTrust } from "./panels.js";
 import { buildModel, Topology } from "./topology.js";
 import { clock, debounce, fmtFigure, h, isNum, peerLabel, setName, setStatus } from "./util.js";
@@ -682,6 +683,7 @@ async function main() {
     if (!document.hidden) refreshAll();
   });
 
+  peerToggle($("peer-join"), $("peer-status"));
   updateAuth();
   if (!loggedIn() && !sessionStorage.getItem(READONLY_KEY)) showLogin();
   setLive("connecting");
