@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 DEB_PACKAGES := postgresql chromium coturn iputils-ping nftables iproute2 procps
 
-.PHONY: .venv deps test demo bench lint lock clean
+.PHONY: .venv deps test test-heavy demo bench lint lock clean
 
 .venv: $(VENV)/.installed
 
@@ -32,6 +32,11 @@ deps:
 test: deps .venv
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(ARGS)
+
+# The larger sizes of the reliability tests (12 nodes killing 3, 3x16 MiB stalled chunks, 6 kill -9
+# rounds): the same properties as their lighter variants in `make test`, at a size CI's time cannot hold.
+test-heavy: deps .venv
+	$(BIN)/python -m pytest -m heavy $(ARGS)
 
 demo: .venv
 	$(BIN)/f0mesh demo $(ARGS)
