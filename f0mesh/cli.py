@@ -218,6 +218,14 @@ def up(
             help="trust a neighbour needs to teach this node peers, times an even share",
         ),
     ] = 0.5,
+    state_writers: Annotated[
+        list[str] | None,
+        _opt(
+            "--state-writers",
+            env="STATE_WRITERS",
+            help="PeerIds (comma-separated, repeatable) that may write the documents this node creates",
+        ),
+    ] = None,
     peer_store_max: Annotated[
         int, _opt("--peer-store-max", env="PEER_STORE_MAX", help="most peers learned by peer exchange kept")
     ] = 1024,
@@ -284,6 +292,7 @@ def up(
             gossip_ttl=gossip_ttl,
             gossip_heartbeat=gossip_heartbeat,
             pex_min_trust=pex_min_trust,
+            state_writers=[w for value in state_writers or [] for w in value.split(",") if w],
             peer_store_max=peer_store_max,
             dial_rate=dial_rate,
             gc_interval_s=gc_interval,

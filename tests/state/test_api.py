@@ -57,6 +57,7 @@ async def test_put_replaces_and_get_reads_each_kind(client) -> None:
 
     listing = (await client.get("/api/state")).json()
     assert [(d["name"], d["kind"], d["size"]) for d in listing["documents"]] == [
+        ("_policies", "map", 3),  # the write policy of each document created here
         ("cfg", "map", 2),
         ("peers", "map", 1),
         ("tags", "set", 2),
@@ -146,6 +147,8 @@ async def test_conflicts_endpoint_lists_concurrent_writes_with_their_resolution(
     other = solo(MemoryStateStore(), client.clock)
     await other.start()
     await client.put("/api/state/cfg", json={"kind": "map", "value": {"color": "red"}}, headers=AUTH)
+    r = await client.post("/api/state/cfg/writers", json={"add": [other.peer_id]}, headers=AUTH)
+    assert r.status_code == 200 and other.peer_id in r.json()["writers"]
     client.clock.advance(0.5)
     await other.update("cfg", MapChange(set={"color": "blue"}))  # later, and unaware of "red"
     for payload in other._gossip.published:
