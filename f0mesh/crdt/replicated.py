@@ -254,16 +254,16 @@ class Replicated(ABC):
     def op_ids(self) -> Iterator[OpId]:
         yield from self._held_ops()
 
-    def evict(self, authors: set[str]) -> set[OpId]:
-        """Remove every op of these authors (a write policy refused them) and return their ids.
+    def evict(self, gone: set[OpId]) -> None:
+        """Remove these ops (a write policy refused them after they merged).
 
         A removed record may have superseded another author's op that this replica then forgot, so every
         other origin except our own claims only the ops still held: the next anti-entropy round brings back
         what the evicted records had displaced.
         """
-        gone = {op for op in self._held_ops() if op[0] in authors}
         if not gone:
-            return gone
+            return
+        authors = {origin for origin, _seq in gone}
         self.drop_ops(gone)
         held: dict[str, list[int]] = {}
         for origin, seq in self._held_ops():
@@ -271,7 +271,6 @@ class Replicated(ABC):
         for origin in self._ops.origins():
             if origin != self.replica_id and origin not in authors:
                 self._ops.keep_only(origin, held.get(origin, ()))
-        return gone
 
     def log_refused(self, entries: list[dict[str, Any]]) -> None:
         """Ops a write policy refused, listed with the conflicts."""

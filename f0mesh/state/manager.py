@@ -473,17 +473,19 @@ class ReplicatedState:
         return self._policies.effective(name).view()  # type: ignore[union-attr]
 
     def _enforce(self, name: str) -> None:
-        """Evict the ops of authors the document's policy does not name (a create race lost, or a
-        policy that arrived after the document); they are listed with its conflicts."""
+        """Evict the signed ops of authors the document's policy does not name (a create race lost, or a
+        policy that arrived after the document); they are listed with its conflicts. Unsigned ops of an
+        older release stay as local history."""
         doc, policy = self._docs.get(name), self.policy(name)
         if doc is None or policy is None:
             return
-        outsiders = {origin for origin, _seq in doc.crdt.op_ids() if not policy.allows(origin)}
-        if not outsiders:
+        unsigned = doc.crdt.unsigned()
+        gone = {op for op in doc.crdt.op_ids() if not policy.allows(op[0]) and op not in unsigned}
+        if not gone:
             return
-        gone = doc.crdt.evict(outsiders)
+        doc.crdt.evict(gone)
         doc.crdt.log_refused(_refused_entries(gone, policy))
-        log.info("%r: evicted %d ops of %d authors its policy does not name", name, len(gone), len(outsiders))
+        log.info("%r: evicted %d ops of authors its policy does not name", name, len(gone))
         doc.changed(0)
         self._schedule_flush()
         self._schedule_push()  # bring back what the evicted ops had displaced
