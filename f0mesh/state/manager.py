@@ -452,7 +452,8 @@ class ReplicatedState:
     async def set_writers(self, name: str, add: Iterable[str], remove: Iterable[str]) -> dict[str, Any]:
         """Name or unname writers in the policy of a document this node created; returns the policy.
 
-        Ops already written stay; a writer removed here is refused from then on."""
+        Every replica then evicts the ops of a writer removed here (listed with the conflicts), so this
+        also undoes what a compromised writer wrote."""
         check_name(name)
         add, remove = set(add), set(remove)
         bad = [w for w in add | remove if not is_peer_id(w)]
