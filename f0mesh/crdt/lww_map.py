@@ -158,10 +158,10 @@ class LWWMap(Replicated):
         for rec in self._regs.values():
             yield rec[3], rec[4]
 
-    def records(self) -> Iterator[tuple[Element, str, bool, Any]]:
-        """(key, origin, live, value) of every register, tombstones included: for write policies."""
+    def records(self) -> Iterator[tuple[Element, str, int, bool, Any]]:
+        """(key, origin, seq, live, value) of every register, tombstones included: for write rules."""
         for key, rec in self._regs.items():
-            yield key, rec[3], rec[1], unpack_value(rec[2]) if rec[1] else None
+            yield key, rec[3], rec[4], rec[1], unpack_value(rec[2]) if rec[1] else None
 
     def _op_contents(self) -> Iterator[tuple[str, int, list[Any]]]:
         for key, (ts, live, data, origin, seq) in self._regs.items():

@@ -790,12 +790,21 @@ class ReplicatedState:
         an honest relay carries before it hears who won."""
         if doc.name == PEERS_DOC:
             assert isinstance(delta, LWWMap)
-            for key, origin, live, value in delta.records():
-                if origin != key and live:
-                    info = parse_entry(key, value, self._clock())
+            now, early = self._clock(), set()
+            for key, origin, seq, live, value in delta.records():
+                if origin == key:
+                    continue
+                if live:
+                    info = parse_entry(key, value, now)
                     if info is None or info.status == LEFT:
                         self._drop("registry_forged", source, f"{origin} wrote the entry of {str(key)[:60]}")
                         return False
+                elif (held := parse_entry(key, self._registry.get(key), now)) and held.status == ALIVE:
+                    early.add((origin, seq))
+            if early:  # an honest node forgets only long-silent peers: one alive here stays
+                delta.drop_ops(early)
+                detail = f"{len(early)} deletes of peers alive here"
+                self._drop("early_delete", source, detail, violation=False)
             return True
         if doc.name == POLICIES_DOC:
             assert isinstance(delta, LWWMap)

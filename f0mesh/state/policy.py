@@ -82,7 +82,7 @@ class Policies:
     def all(self, name: str) -> list[Policy]:
         """Every valid entry for name, winner first."""
         found = []
-        for key, origin, live, value in self.crdt.records():
+        for key, origin, _seq, live, value in self.crdt.records():
             if live and isinstance(key, tuple) and key[:1] == (name,):
                 try:
                     found.append(parse_policy(key, origin, value))
@@ -100,7 +100,7 @@ class Policies:
 
     def check_delta(self, delta: LWWMap) -> str | None:
         """Why a peer's delta to the policies map must be refused, or None."""
-        for key, origin, live, value in delta.records():
+        for key, origin, _seq, live, value in delta.records():
             if not live:
                 return f"a policy was deleted ({str(key)[:80]})"
             try:

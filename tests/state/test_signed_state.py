@@ -130,7 +130,7 @@ async def test_concurrent_creates_the_earliest_wins_and_the_other_ops_show_in_co
     assert not any(why in ("not_writer", "bad_policy") for r in mesh.replicas for _p, why in r.violations)
 
 
-async def test_a_backdated_create_and_a_left_written_by_another_are_refused() -> None:
+async def test_a_backdated_create_and_a_left_or_delete_written_by_another_are_refused() -> None:
     clock, me, other = Clock(), Identity.generate(), Identity.generate()
     violations: list[tuple[str, str]] = []
     state = solo(MemoryStateStore(), clock, me, on_violation=lambda peer, why: violations.append((peer, why)))
@@ -160,8 +160,15 @@ async def test_a_backdated_create_and_a_left_written_by_another_are_refused() ->
         state.on_gossip(
             SimpleNamespace(origin=other.peer_id, payload=gossip_payload("peers", "map", left.to_bytes()))
         )
+        gone = LWWMap(other.peer_id)
+        gone.delete(me.peer_id, HLC(other.peer_id, clock=lambda: int(clock() * 1000) + 5).now())
+        signed("peers", gone, other)
+        state.on_gossip(
+            SimpleNamespace(origin=other.peer_id, payload=gossip_payload("peers", "map", gone.to_bytes()))
+        )
         assert state.view("peers")["value"][me.peer_id]["status"] == "alive"
         assert violations == [(other.peer_id, "bad_policy"), (other.peer_id, "registry_forged")]
+        assert state.dropped["early_delete"] == 1  # not held against the sender: an honest race
     finally:
         await state.stop()
 
