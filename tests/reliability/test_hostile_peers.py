@@ -359,6 +359,19 @@ async def test_crdt_deltas_that_do_not_parse_are_dropped(node_factory, tmp_path)
         print(f"state deltas dropped by reason: {grew}")
         view = await get(target, "/api/state/good")
         assert "answer" in str(view), view
+        # Issue 20, class 1: an op in the target's own name, signed with the attacker's key, is refused
+        # whole, audited and held against the sender; the document keeps its value.
+        forged = LWWMap(target.peer_id)
+        forged.set("answer", 666, HLCTimestamp(now_ms + 1000, 0, target.peer_id))
+        forged.sign_ops(target.peer_id, "map/good", attacker.identity.sign)
+        await link.send(_delta("good", "map", forged.to_bytes(), 10))
+
+        def audited() -> bool:
+            rows = target.http.get("/api/audit", params={"event": "rejected", "limit": 500}).json()["entries"]
+            return any(r["reason"] == "state_forged" and r["peer_id"] == me for r in rows)
+
+        await poll(audited, 20, "the forged op audited")
+        assert (await get(target, "/api/state/good"))["value"] == {"answer": 42}
         missing = await asyncio.to_thread(lambda: target.http.get("/api/state/future").status_code)
         assert missing == 404
         for name in ("docA", "docB", "docC", "docD", "docE", "docH"):
