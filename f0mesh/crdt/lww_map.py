@@ -167,6 +167,10 @@ class LWWMap(Replicated):
         for key, (ts, live, data, origin, seq) in self._regs.items():
             yield origin, seq, ["map", key, ts, live, data]
 
+    def _op_stamps(self) -> Iterator[tuple[str, int, Timestamp]]:
+        for ts, _live, _data, origin, seq in self._regs.values():
+            yield origin, seq, ts
+
     def _drop_records(self, ops: set[OpId]) -> None:
         self._regs = {key: rec for key, rec in self._regs.items() if (rec[3], rec[4]) not in ops}
 

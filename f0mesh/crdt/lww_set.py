@@ -195,6 +195,10 @@ class LWWElementSet(Replicated):
             for element, (ts, origin, seq) in register.items():
                 yield origin, seq, [kind, element, ts]
 
+    def _op_stamps(self) -> Iterator[tuple[str, int, Timestamp]]:
+        for ts, origin, seq in (*self._adds.values(), *self._removes.values()):
+            yield origin, seq, ts
+
     def _drop_records(self, ops: set[OpId]) -> None:
         self._adds = {e: r for e, r in self._adds.items() if (r[1], r[2]) not in ops}
         self._removes = {e: r for e, r in self._removes.items() if (r[1], r[2]) not in ops}

@@ -240,6 +240,17 @@ class Replicated(ABC):
             if op_origin == origin and sig is None:
                 self._sigs[(origin, seq)] = sign(data)
 
+    def misstamped(self) -> Iterator[OpId]:
+        """Ops whose HLC stamp names another node than their origin: an author borrowing someone else's
+        clock to win ties (and to be shown as them in the conflict log)."""
+        for origin, seq, ts in self._op_stamps():
+            if isinstance(ts, HLCTimestamp) and ts.node != origin:
+                yield origin, seq
+
+    def _op_stamps(self) -> Iterator[tuple[str, int, Timestamp]]:
+        """(origin, seq, timestamp) of every op that has one; list ops have none."""
+        return iter(())
+
     def unsigned(self) -> set[OpId]:
         return {(origin, seq) for origin, seq in self._held_ops() if (origin, seq) not in self._sigs}
 

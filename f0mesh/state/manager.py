@@ -774,7 +774,11 @@ class ReplicatedState:
         return doc.crdt.version() != before
 
     def _authentic(self, doc: Document, delta: Any, source: str) -> bool:
-        """Every op signed by its origin, over this document: else the delta is dropped whole."""
+        """Every op signed by its origin, over this document, and stamped by its origin's clock: else the
+        delta is dropped whole."""
+        for origin, seq in delta.misstamped():
+            self._drop("forged", source, f"{doc.name!r}: op ({origin}, {seq}) is stamped by another clock")
+            return False
         for origin, seq, data, sig in delta.signed_ops(_context(doc)):
             if sig is None or not is_valid_signature(origin, data, sig):
                 what = "unsigned" if sig is None else "not signed by its origin"

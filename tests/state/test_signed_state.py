@@ -191,3 +191,21 @@ async def test_unsigned_ops_of_an_older_release_local_ones_signed_foreign_ones_k
         assert {key for key, *_rest in sent.records()} == {"mine"}
     finally:
         await state.stop()
+
+
+async def test_an_op_stamped_with_another_nodes_clock_is_refused() -> None:
+    """Its own op, signed by its own key, but stamped as the victim's clock: it would win ties as the
+    victim and be shown as the victim's write in the conflict log."""
+    clock, me, other = Clock(), Identity.generate(), Identity.generate()
+    violations: list[tuple[str, str]] = []
+    state = solo(MemoryStateStore(), clock, me, on_violation=lambda peer, why: violations.append((peer, why)))
+    await state.start()
+    try:
+        borrowed = LWWMap(other.peer_id)
+        borrowed.set("k", 1, HLC(me.peer_id, clock=lambda: int(clock() * 1000)).now(), origin=other.peer_id)
+        signed("notes", borrowed, other)
+        payload = gossip_payload("notes", "map", borrowed.to_bytes())
+        state.on_gossip(SimpleNamespace(origin=other.peer_id, payload=payload))
+        assert state.get("notes") is None and violations == [(other.peer_id, "forged")]
+    finally:
+        await state.stop()
