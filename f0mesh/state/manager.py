@@ -812,7 +812,7 @@ class ReplicatedState:
             return True
         if doc.name == POLICIES_DOC:
             assert isinstance(delta, LWWMap)
-            why = self._policies.check_delta(delta)
+            why = self._policies.check_delta(delta, self.params.max_documents)
             if why is not None:
                 self._drop("bad_policy", source, why)
                 return False

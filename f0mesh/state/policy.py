@@ -98,8 +98,16 @@ class Policies:
     def names(self, keys: Iterable[Any]) -> set[str]:
         return {key[0] for key in keys if isinstance(key, tuple) and key and isinstance(key[0], str)}
 
-    def check_delta(self, delta: LWWMap) -> str | None:
-        """Why a peer's delta to the policies map must be refused, or None."""
+    def check_delta(self, delta: LWWMap, max_per_creator: int) -> str | None:
+        """Why a peer's delta to the policies map must be refused, or None. A creator may hold at most
+        max_per_creator entries (a node holds no more documents than that)."""
+        per_creator: dict[str, set[Any]] = {}
+        for key, origin, _seq, _live, _value in (*self.crdt.records(), *delta.records()):
+            per_creator.setdefault(origin, set()).add(key)
+        senders = {origin for _key, origin, *_rest in delta.records()}
+        crowded = [c for c in senders if len(per_creator.get(c, ())) > max_per_creator]
+        if crowded:
+            return f"{crowded[0][:60]} created more than {max_per_creator} documents"
         for key, origin, _seq, live, value in delta.records():
             if not live:
                 return f"a policy was deleted ({str(key)[:80]})"

@@ -209,3 +209,30 @@ async def test_an_op_stamped_with_another_nodes_clock_is_refused() -> None:
         assert state.get("notes") is None and violations == [(other.peer_id, "forged")]
     finally:
         await state.stop()
+
+
+async def test_a_creator_claiming_more_names_than_a_node_holds_documents_is_refused() -> None:
+    clock, me, squatter = Clock(), Identity.generate(), Identity.generate()
+    violations: list[tuple[str, str]] = []
+    state = solo(
+        MemoryStateStore(),
+        clock,
+        me,
+        on_violation=lambda peer, why: violations.append((peer, why)),
+        max_documents=4,
+    )
+    await state.start()
+    try:
+        hlc = HLC(squatter.peer_id, clock=lambda: int(clock() * 1000))
+        claims = LWWMap(squatter.peer_id)
+        for i in range(5):
+            ts = hlc.now()
+            claims.set(
+                (f"name{i}", squatter.peer_id), {"created": [ts.wall_ms, ts.logical], "writers": []}, ts
+            )
+        signed("_policies", claims, squatter)
+        payload = gossip_payload("_policies", "map", claims.to_bytes())
+        state.on_gossip(SimpleNamespace(origin=squatter.peer_id, payload=payload))
+        assert violations == [(squatter.peer_id, "bad_policy")] and state.policy("name0") is None
+    finally:
+        await state.stop()
