@@ -313,7 +313,9 @@ class Replicated(ABC):
     def to_bytes(self) -> bytes:
         """Also forgets the signatures of ops that a later write superseded."""
         self._sigs = {op: self._sigs[op] for op in self._held_ops() if op in self._sigs}
-        sigs = [[origin, seq, self._sigs[(origin, seq)]] for origin, seq in sorted(self._sigs)]
+        sigs: dict[str, list[Any]] = {}  # origin -> [seq, signature, seq, signature, ...]: ids once
+        for origin, seq in sorted(self._sigs):
+            sigs.setdefault(origin, []).extend((seq, self._sigs[(origin, seq)]))
         return pack(
             [FORMAT, self.KIND, self._ops.to_wire(), self._context.to_dict(), self._records_to_wire(), sigs]
         )
@@ -339,7 +341,7 @@ class Replicated(ABC):
             if not isinstance(records, list):
                 raise ValueError("records must be a list")
             obj._load_records(records)
-            obj._load_sigs(rest[0] if rest else [])
+            obj._load_sigs(rest[0] if rest else {})
         except DECODE_ERRORS as exc:
             raise ValueError(f"malformed {cls.__name__} state: {exc}") from exc
         for origin, seq in obj._held_ops():
@@ -349,13 +351,16 @@ class Replicated(ABC):
 
     def _load_sigs(self, wire: Any) -> None:
         """Signatures saved before this replica signed ops (an older release) are simply absent."""
-        if not isinstance(wire, list):
-            raise ValueError("signatures must be a list")
+        if not isinstance(wire, dict):
+            raise ValueError("signatures must be a map")
         held = set(self._held_ops())
-        for origin, seq, sig in wire:
-            if (origin, seq) not in held or not isinstance(sig, bytes) or len(sig) != SIGNATURE_BYTES:
-                raise ValueError(f"bad signature entry for op ({str(origin)[:60]!r}, {str(seq)[:20]})")
-            self._sigs[(origin, seq)] = sig
+        for origin, flat in wire.items():
+            if not isinstance(flat, list) or len(flat) % 2:
+                raise ValueError(f"bad signatures of {str(origin)[:60]!r}")
+            for seq, sig in zip(flat[::2], flat[1::2], strict=True):
+                if (origin, seq) not in held or not isinstance(sig, bytes) or len(sig) != SIGNATURE_BYTES:
+                    raise ValueError(f"bad signature entry for op ({str(origin)[:60]!r}, {str(seq)[:20]})")
+                self._sigs[(origin, seq)] = sig
 
     def seq_room(self) -> int:
         """How many more ops this replica can write under its own id before reaching MAX_SEQ."""

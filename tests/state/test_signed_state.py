@@ -43,7 +43,7 @@ def _victims_op(victim: str, seq: int, ms: int, value: object, sig: bytes | None
     the victim wrote: unsigned, or with a signature by some other key."""
     record = [HLCTimestamp(ms, 0, victim), True, pack_value(value), victim, seq]
     fields = [FORMAT, "lww-map", {victim: [seq - 1, seq]}, {}, [["owner", record]]]
-    return pack(fields if sig is None else [*fields, [[victim, seq, sig]]])
+    return pack(fields if sig is None else [*fields, {victim: [seq, sig]}])
 
 
 async def test_an_op_forged_in_another_peers_name_is_refused_audited_and_not_propagated(cluster_of) -> None:
