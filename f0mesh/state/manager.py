@@ -264,8 +264,8 @@ class ReplicatedState:
     def _restore(self, name: str, kind: str, data: bytes) -> Document:
         """A saved document, checked to be writable here: it decodes within every bound, encodes again, and
         its counters leave room for this node's next write."""
-        if name == PEERS_DOC and kind != "map":
-            raise ValueError(f"the peer registry must be a map, not a {kind}")
+        if name in (PEERS_DOC, POLICIES_DOC) and kind != "map":
+            raise ValueError(f"{name!r} is reserved for a map, not a {kind}")
         crdt = KINDS[kind].from_bytes(data, self.peer_id)
         if crdt.seq_room() < 1:
             raise CounterError(f"no seq left for this node's next write to {name!r}")

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from f0mesh.crdt import HLC, HLCTimestamp, LWWMap
+from f0mesh.crdt import HLC, RGA, HLCTimestamp, LWWMap
 from f0mesh.crdt.codec import pack, pack_value, unpack
 from f0mesh.crdt.replicated import FORMAT
 from f0mesh.errors import PolicyError
@@ -234,5 +234,18 @@ async def test_a_creator_claiming_more_names_than_a_node_holds_documents_is_refu
         payload = gossip_payload("_policies", "map", claims.to_bytes())
         state.on_gossip(SimpleNamespace(origin=squatter.peer_id, payload=payload))
         assert violations == [(squatter.peer_id, "bad_policy")] and state.policy("name0") is None
+    finally:
+        await state.stop()
+
+
+async def test_a_saved_document_named_like_the_policies_but_not_a_map_is_quarantined() -> None:
+    clock, store = Clock(), MemoryStateStore()
+    store.rows["doc/_policies"] = ("list", RGA("someone").to_bytes())
+    state = solo(store, clock)
+    await state.start()
+    try:
+        assert any("quarantined" in d for d in state.documents() if d["name"] == "_policies")
+        await state.update("cfg", MapChange(set={"a": 1}))
+        assert state.view("cfg")["policy"]["creator"] == state.peer_id
     finally:
         await state.stop()
