@@ -401,6 +401,12 @@ def _extra_notes(key: str, fig: dict[str, Any]) -> list[str]:
             f"Envelopes per repeat: {samples['envelopes']}. Wall-clock rates (a busy neighbour shows "
             f"here): f0mesh {_cell(wf)}, baseline {_cell(wb)} per second."
         )
+        if "crdt_op_us" in samples:
+            ops = samples["crdt_op_us"]
+            notes.append(
+                f"Signed replicated state, CPU µs per op of a map delta: sign {ops['sign_us']:.1f}, verify "
+                f"{ops['verify_us']:.1f}, decode + merge {ops['decode_merge_us']:.1f}."
+            )
     if key == "gossip":
         notes += ["\n".join(_gossip_table(samples["by_n"]))]
     if key == "libp2p_gossip":

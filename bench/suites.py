@@ -553,6 +553,7 @@ def reported(
 def bench_validation(plan: Plan) -> dict[str, Any]:
     count = 3_000 if plan.quick else 10_000
     rates = validation.measure(count, plan.n(3, 5))
+    ops = validation.crdt_op_costs(count)
     fig = figure(
         rates["f0mesh"],
         rates["baseline"],
@@ -563,9 +564,11 @@ def bench_validation(plan: Plan) -> dict[str, Any]:
             "envelopes": count,
             "wall_f0mesh": rates["f0mesh_wall"],
             "wall_baseline": rates["baseline_wall"],
+            "crdt_op_us": ops,
         },
     )
     plan.say(f"validation: f0mesh {fig['f0mesh']:.0f}, baseline {fig['baseline']:.0f} per CPU-second")
+    plan.say("signed state, CPU us per op: " + ", ".join(f"{k} {v:.1f}" for k, v in ops.items()))
     return {"validation": fig}
 
 

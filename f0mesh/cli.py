@@ -122,6 +122,7 @@ def up(
     d_hi: Annotated[int, _up_opt("d_hi")] = _default("d_hi"),
     dial_allow: Annotated[list[str] | None, _up_opt("dial_allow")] = _default("dial_allow"),
     cors_origin: Annotated[list[str] | None, _up_opt("cors_origin")] = _default("cors_origin"),
+    state_writers: Annotated[list[str] | None, _up_opt("state_writers")] = _default("state_writers"),
     max_links: Annotated[int, _up_opt("max_links")] = _default("max_links"),
     heartbeat_timeout: Annotated[float, _up_opt("heartbeat_timeout")] = _default("heartbeat_timeout"),
     location: Annotated[str | None, _up_opt("location")] = _default("location"),

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from f0mesh.errors import ConfigError
 from f0mesh.gossip.envelope import MAX_TTL
 from f0mesh.gossip.params import GossipParams
+from f0mesh.identity import is_peer_id
 from f0mesh.rtc.degree import DegreeParams
 from f0mesh.trust.score_params import TrustParams
 from f0mesh.trust.service import NODE_TRUST_PARAMS
@@ -90,6 +91,7 @@ class NodeConfig:
     stranger_retention_s: float = 3600.0
     link_rows_max: int = 1000
     reassembly_total_bytes: int = 256 << 20
+    state_writers: list[str] = field(default_factory=list)  # named in the policy of each document created
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -115,6 +117,9 @@ class NodeConfig:
         self._check_gossip()
         self._check_tls()
         self._check_strangers()
+        for writer in self.state_writers:
+            if not is_peer_id(writer):
+                raise ConfigError(f"--state-writers: {writer[:80]!r} is not a PeerId")
 
     def _check_strangers(self) -> None:
         """Limits on what strangers may cost; each must be a real bound, never off."""

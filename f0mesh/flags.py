@@ -26,6 +26,10 @@ def _listed(value: Sequence[str] | None) -> list[str]:
     return list(value or [])
 
 
+def _comma_listed(value: Sequence[str] | None) -> list[str]:
+    return [item for entry in value or [] for item in entry.split(",") if item]
+
+
 def _negated(value: bool) -> bool:
     return not value
 
@@ -156,6 +160,16 @@ FLAGS: tuple[Flag, ...] = (
         "`https://app.example`, without cookies; `/f0peer.js`, `/healthz`, `/offer` and `/answer` answer "
         "every origin, so any page can join as a peer",
         convert=_listed,
+        shown="none",
+    ),
+    Flag(
+        "--state-writers",
+        "state_writers",
+        "PeerIds (comma-separated, repeatable) that may write the documents this node creates",
+        "PEERID,...",
+        "named in the signed write policy of each document this node creates; others' writes get 403 here "
+        "and are dropped with an audit row from the mesh",
+        convert=_comma_listed,
         shown="none",
     ),
     Flag("--max-links", "max_links", "most links this node holds", "N", "offers beyond it get 429"),

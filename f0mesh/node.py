@@ -186,8 +186,11 @@ class Node:
             send=self._send_ctl,
             neighbours=lambda: [link.peer_id for link in self.links.open_links() if not link.browser],
             own_record=self.own_record,
+            sign=self.identity.sign,
             on_peer=self._peer_from_state,
             on_violation=self.peer_violated,
+            audit=self._refuse,
+            writers=self.config.state_writers,
         )
         await self.state.start()
         self._started = True

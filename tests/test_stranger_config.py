@@ -20,9 +20,10 @@ from f0mesh.errors import ConfigError
         ("stranger_retention_s", -1.0),
         ("link_rows_max", -1),
         ("reassembly_total_bytes", 1024),
+        ("state_writers", ["not-a-peer-id"]),
     ],
 )
-def test_stranger_limits_are_validated(tmp_path, field: str, bad: float) -> None:
+def test_stranger_limits_are_validated(tmp_path, field: str, bad: object) -> None:
     with pytest.raises(ConfigError):
         NodeConfig(data_dir=tmp_path, **{field: bad})
 

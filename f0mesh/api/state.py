@@ -63,6 +63,16 @@ class ListPatch(Strict):
     append: list[Any] = Field(default_factory=list, max_length=MAX_OPS)
 
 
+PeerIdText = Annotated[str, StringConstraints(min_length=40, max_length=60)]
+
+
+class Writers(Strict):
+    """PeerIds to name as writers of the document, then PeerIds to unname (the creator stays)."""
+
+    add: list[PeerIdText] = Field(default_factory=list, max_length=64)
+    remove: list[PeerIdText] = Field(default_factory=list, max_length=64)
+
+
 Patch = Annotated[MapPatch | SetPatch | ListPatch, Field(discriminator="kind")]
 
 
@@ -103,6 +113,15 @@ async def replace(name: Name, body: Replace, node: Node = Depends(get_node)) -> 
 async def patch(name: Name, body: Patch = Body(...), node: Node = Depends(get_node)) -> dict[str, Any]:
     """Apply operations; list inserts answer with the new element ids under ``inserted``."""
     return await node.state.update(name, _change(body))
+
+
+@router.post("/{name}/writers", dependencies=[Depends(require_admin)])
+async def writers(name: Name, body: Writers, node: Node = Depends(get_node)) -> dict[str, Any]:
+    """Change who may write a document this node created (403 elsewhere); answers with the policy.
+
+    Other nodes refuse ops by authors the policy does not name, so a node's operator names here the
+    peers that share the document with it (or all at once with ``--state-writers``)."""
+    return await node.state.set_writers(name, body.add, body.remove)
 
 
 @router.get("/{name}/conflicts")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from f0mesh.crdt.codec import (
@@ -15,7 +15,7 @@ from f0mesh.crdt.codec import (
     pack_value,
     unpack_value,
 )
-from f0mesh.crdt.replicated import Replicated, check_seq, resolve_origin
+from f0mesh.crdt.replicated import OpId, Replicated, check_seq, resolve_origin
 from f0mesh.crdt.vector_clock import VectorClock
 
 # (ts, live, value bytes, origin, seq). Tuple order is the LWW order: later ts wins; on equal ts a write beats
@@ -104,6 +104,7 @@ class LWWMap(Replicated):
             if mine is not None and (conflict := self._conflict(key, mine, theirs, other)):
                 found.append(conflict)
         self._ops.union(other._ops)
+        self._merge_sigs(other)
         self._log_conflicts(found)
 
     def _conflict(self, key: Element, mine: _Rec, theirs: _Rec, other: LWWMap) -> dict[str, Any] | None:
@@ -126,7 +127,7 @@ class LWWMap(Replicated):
         """The registers a replica at `version` lacks (see Replicated for the delta contract)."""
         delta = self._new_delta(version)
         delta._regs = {key: rec for key, rec in self._regs.items() if rec[4] > version.get(rec[3])}
-        return delta
+        return self._finish_delta(delta)
 
     def collect_tombstones(self, before_ts: Timestamp) -> int:
         """Forget deletes older than before_ts; returns how many went.
@@ -156,6 +157,22 @@ class LWWMap(Replicated):
     def _held_ops(self) -> Iterable[tuple[str, int]]:
         for rec in self._regs.values():
             yield rec[3], rec[4]
+
+    def records(self) -> Iterator[tuple[Element, str, int, bool, Any]]:
+        """(key, origin, seq, live, value) of every register, tombstones included: for write rules."""
+        for key, rec in self._regs.items():
+            yield key, rec[3], rec[4], rec[1], unpack_value(rec[2]) if rec[1] else None
+
+    def _op_contents(self) -> Iterator[tuple[str, int, list[Any]]]:
+        for key, (ts, live, data, origin, seq) in self._regs.items():
+            yield origin, seq, ["map", key, ts, live, data]
+
+    def _op_stamps(self) -> Iterator[tuple[str, int, Timestamp]]:
+        for ts, _live, _data, origin, seq in self._regs.values():
+            yield origin, seq, ts
+
+    def _drop_records(self, ops: set[OpId]) -> None:
+        self._regs = {key: rec for key, rec in self._regs.items() if (rec[3], rec[4]) not in ops}
 
     def _state(self) -> object:
         return self._regs

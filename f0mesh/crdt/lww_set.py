@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from f0mesh.crdt.codec import Element, Timestamp, check_element, element_key, freeze
-from f0mesh.crdt.replicated import Replicated, check_seq, resolve_origin
+from f0mesh.crdt.replicated import OpId, Replicated, check_seq, resolve_origin
 from f0mesh.crdt.vector_clock import VectorClock
 
 # (ts, origin, seq): tuple order makes equal timestamps still select one record on every replica.
@@ -108,6 +108,7 @@ class LWWElementSet(Replicated):
             ):
                 found.append(conflict)
         self._ops.union(other._ops)
+        self._merge_sigs(other)
         self._log_conflicts(found)
 
     def _conflict(
@@ -138,7 +139,7 @@ class LWWElementSet(Replicated):
         delta = self._new_delta(version)
         delta._adds = {e: r for e, r in self._adds.items() if r[2] > version.get(r[1])}
         delta._removes = {e: r for e, r in self._removes.items() if r[2] > version.get(r[1])}
-        return delta
+        return self._finish_delta(delta)
 
     def collect_tombstones(self, before_ts: Timestamp) -> int:
         """Forget records older than before_ts that no longer decide membership; returns how many went.
@@ -188,6 +189,19 @@ class LWWElementSet(Replicated):
     def _held_ops(self) -> Iterable[tuple[str, int]]:
         for rec in (*self._adds.values(), *self._removes.values()):
             yield rec[1], rec[2]
+
+    def _op_contents(self) -> Iterator[tuple[str, int, list[Any]]]:
+        for kind, register in ((ADD, self._adds), (REMOVE, self._removes)):
+            for element, (ts, origin, seq) in register.items():
+                yield origin, seq, [kind, element, ts]
+
+    def _op_stamps(self) -> Iterator[tuple[str, int, Timestamp]]:
+        for ts, origin, seq in (*self._adds.values(), *self._removes.values()):
+            yield origin, seq, ts
+
+    def _drop_records(self, ops: set[OpId]) -> None:
+        self._adds = {e: r for e, r in self._adds.items() if (r[1], r[2]) not in ops}
+        self._removes = {e: r for e, r in self._removes.items() if (r[1], r[2]) not in ops}
 
     def _state(self) -> object:
         return self._adds, self._removes

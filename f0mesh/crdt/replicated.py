@@ -2,13 +2,17 @@
 
 Every op is named (origin, seq): origin is the replica or node that made it, seq numbers that origin's ops in
 increasing order. Only the origin's owner may mint ops under its name, so (origin, seq) is globally unique.
+
+An op may carry its author's signature over op_bytes(context, origin, seq, content). Signatures travel with
+the records they sign (in deltas and saved state), so a relayed delta still proves each op's author; the
+CRDTs only carry them, whoever holds the keys signs and verifies (f0mesh.state).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, Self
 
 from f0mesh.crdt.bounds import MAX_SEQ, SEQ_SLACK
@@ -18,8 +22,15 @@ from f0mesh.crdt.vector_clock import VectorClock
 
 FORMAT = 1
 MAX_CONFLICTS = 1000
+SIGNATURE_BYTES = 64  # Ed25519
 
 Span = tuple[int, int]
+OpId = tuple[str, int]
+
+
+def op_bytes(context: str, origin: str, seq: int, content: list[Any]) -> bytes:
+    """What an op's author signs: the document (context) it belongs to, its name and its content."""
+    return pack([context, origin, seq, *content])
 
 
 class CounterError(ValueError):
@@ -94,6 +105,14 @@ class OpSet:
     def origins(self) -> list[str]:
         return list(self._spans)
 
+    def keep_only(self, origin: str, seqs: Iterable[int]) -> None:
+        """Claim exactly these seqs of origin, so a peer's delta brings back whatever else it holds."""
+        spans = _coalesce((seq - 1, seq) for seq in seqs)
+        if spans:
+            self._spans[origin] = spans
+        else:
+            self._spans.pop(origin, None)
+
     def clip(self, origin: str, limit: int) -> None:
         """Forget whatever is claimed for origin above limit."""
         spans = [(lo, min(hi, limit)) for lo, hi in self._spans.get(origin, ()) if lo < limit]
@@ -167,6 +186,7 @@ class Replicated(ABC):
         self._context = VectorClock()
         self._conflicts: deque[dict[str, Any]] = deque(maxlen=MAX_CONFLICTS)
         self._ts_kind: str | None = None
+        self._sigs: dict[OpId, bytes] = {}
 
     @abstractmethod
     def merge(self, other: Self) -> None: ...
@@ -189,6 +209,84 @@ class Replicated(ABC):
     @abstractmethod
     def _copy_records(self, other: Self) -> None: ...
 
+    @abstractmethod
+    def _op_contents(self) -> Iterator[tuple[str, int, list[Any]]]:
+        """(origin, seq, content) of every op record held: what op_bytes signs besides the context."""
+
+    @abstractmethod
+    def _drop_records(self, ops: set[OpId]) -> None: ...
+
+    # -- signatures ----------------------------------------------------------------------------------
+
+    def signed_ops(self, context: str) -> Iterator[tuple[str, int, bytes, bytes | None]]:
+        """(origin, seq, signed bytes, signature or None) of every op record held."""
+        for origin, seq, content in self._op_contents():
+            yield origin, seq, op_bytes(context, origin, seq, content), self._sigs.get((origin, seq))
+
+    def sign_ops(self, origin: str, context: str, sign: Callable[[bytes], bytes]) -> int:
+        """Sign every held op of origin that has no signature yet; returns how many were signed."""
+        signed = 0
+        for op_origin, seq, data, sig in self.signed_ops(context):
+            if op_origin == origin and sig is None:
+                self._sigs[(origin, seq)] = sign(data)
+                signed += 1
+        return signed
+
+    def sign_since(
+        self, version: VectorClock, origin: str, context: str, sign: Callable[[bytes], bytes]
+    ) -> None:
+        """Sign the ops of origin written after `version` (a local write), without scanning the rest."""
+        for op_origin, seq, data, sig in self.delta_since(version).signed_ops(context):
+            if op_origin == origin and sig is None:
+                self._sigs[(origin, seq)] = sign(data)
+
+    def misstamped(self) -> Iterator[OpId]:
+        """Ops whose HLC stamp names another node than their origin: an author borrowing someone else's
+        clock to win ties (and to be shown as them in the conflict log)."""
+        for origin, seq, ts in self._op_stamps():
+            if isinstance(ts, HLCTimestamp) and ts.node != origin:
+                yield origin, seq
+
+    def _op_stamps(self) -> Iterator[tuple[str, int, Timestamp]]:
+        """(origin, seq, timestamp) of every op that has one; list ops have none."""
+        return iter(())
+
+    def unsigned(self) -> set[OpId]:
+        return {(origin, seq) for origin, seq in self._held_ops() if (origin, seq) not in self._sigs}
+
+    def drop_ops(self, ops: set[OpId]) -> None:
+        """Remove these op records (a delta's refused or unsigned ops). Their seqs stay in the op set, so
+        anti-entropy does not ask for them again."""
+        if ops:
+            self._drop_records(ops)
+            for op in ops:
+                self._sigs.pop(op, None)
+
+    def op_ids(self) -> Iterator[OpId]:
+        yield from self._held_ops()
+
+    def evict(self, gone: set[OpId]) -> None:
+        """Remove these ops (a write policy refused them after they merged).
+
+        A removed record may have superseded another author's op that this replica then forgot, so every
+        other origin except our own claims only the ops still held: the next anti-entropy round brings back
+        what the evicted records had displaced.
+        """
+        if not gone:
+            return
+        authors = {origin for origin, _seq in gone}
+        self.drop_ops(gone)
+        held: dict[str, list[int]] = {}
+        for origin, seq in self._held_ops():
+            held.setdefault(origin, []).append(seq)
+        for origin in self._ops.origins():
+            if origin != self.replica_id and origin not in authors:
+                self._ops.keep_only(origin, held.get(origin, ()))
+
+    def log_refused(self, entries: list[dict[str, Any]]) -> None:
+        """Ops a write policy refused, listed with the conflicts."""
+        self._conflicts.extend(entries)
+
     def clone(self) -> Self:
         """An independent replica of this state under the same id, to write into and drop should the write
         be refused. Records are immutable tuples, so only their containers are copied (far cheaper than a
@@ -197,6 +295,7 @@ class Replicated(ABC):
         other._ops = self._ops.copy()
         other._context = self._context.copy()
         other._ts_kind = self._ts_kind
+        other._sigs = dict(self._sigs)
         self._copy_records(other)
         return other
 
@@ -212,8 +311,13 @@ class Replicated(ABC):
         return list(self._conflicts)
 
     def to_bytes(self) -> bytes:
+        """Also forgets the signatures of ops that a later write superseded."""
+        self._sigs = {op: self._sigs[op] for op in self._held_ops() if op in self._sigs}
+        sigs: dict[str, list[Any]] = {}  # origin -> [seq, signature, seq, signature, ...]: ids once
+        for origin, seq in sorted(self._sigs):
+            sigs.setdefault(origin, []).extend((seq, self._sigs[(origin, seq)]))
         return pack(
-            [FORMAT, self.KIND, self._ops.to_wire(), self._context.to_dict(), self._records_to_wire()]
+            [FORMAT, self.KIND, self._ops.to_wire(), self._context.to_dict(), self._records_to_wire(), sigs]
         )
 
     @classmethod
@@ -225,7 +329,9 @@ class Replicated(ABC):
         """
         obj = cls(replica_id)
         try:
-            fmt, kind, ops, context, records = unpack(data)
+            fmt, kind, ops, context, records, *rest = unpack(data)
+            if len(rest) > 1:
+                raise ValueError("too many fields")
             if fmt != FORMAT or kind != cls.KIND:
                 raise ValueError(f"expected {cls.KIND!r} format {FORMAT}, got {kind!r} format {fmt!r}")
             obj._ops = OpSet.from_wire(ops)
@@ -235,12 +341,26 @@ class Replicated(ABC):
             if not isinstance(records, list):
                 raise ValueError("records must be a list")
             obj._load_records(records)
+            obj._load_sigs(rest[0] if rest else {})
         except DECODE_ERRORS as exc:
             raise ValueError(f"malformed {cls.__name__} state: {exc}") from exc
         for origin, seq in obj._held_ops():
             if not obj._ops.covers(origin, seq):
                 raise ValueError(f"malformed {cls.__name__} state: op ({origin!r}, {seq}) outside its op set")
         return obj
+
+    def _load_sigs(self, wire: Any) -> None:
+        """Signatures saved before this replica signed ops (an older release) are simply absent."""
+        if not isinstance(wire, dict):
+            raise ValueError("signatures must be a map")
+        held = set(self._held_ops())
+        for origin, flat in wire.items():
+            if not isinstance(flat, list) or len(flat) % 2:
+                raise ValueError(f"bad signatures of {str(origin)[:60]!r}")
+            for seq, sig in zip(flat[::2], flat[1::2], strict=True):
+                if (origin, seq) not in held or not isinstance(sig, bytes) or len(sig) != SIGNATURE_BYTES:
+                    raise ValueError(f"bad signature entry for op ({str(origin)[:60]!r}, {str(seq)[:20]})")
+                self._sigs[(origin, seq)] = sig
 
     def seq_room(self) -> int:
         """How many more ops this replica can write under its own id before reaching MAX_SEQ."""
@@ -297,6 +417,14 @@ class Replicated(ABC):
         if None not in (self._ts_kind, other._ts_kind) and self._ts_kind != other._ts_kind:
             raise TypeError(f"cannot merge {other._ts_kind} timestamps into a state of {self._ts_kind} ones")
         self._ts_kind = self._ts_kind or other._ts_kind
+
+    def _merge_sigs(self, other: Replicated) -> None:
+        """Signatures come along with the records; those of records that lost are forgotten at to_bytes."""
+        self._sigs.update(other._sigs)
+
+    def _finish_delta(self, delta: Self) -> Self:
+        delta._sigs = {op: self._sigs[op] for op in delta._held_ops() if op in self._sigs}
+        return delta
 
     def _new_delta(self, version: VectorClock) -> Self:
         if not isinstance(version, VectorClock):

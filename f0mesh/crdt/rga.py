@@ -9,12 +9,12 @@ waits, invisible, until it does.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from f0mesh.crdt.bounds import MAX_SEQ, SEQ_SLACK
 from f0mesh.crdt.codec import check_value_bytes, pack_array, pack_value, unpack_value
-from f0mesh.crdt.replicated import CounterError, Replicated
+from f0mesh.crdt.replicated import CounterError, OpId, Replicated
 from f0mesh.crdt.vector_clock import VectorClock
 
 RGAId = tuple[int, str]
@@ -120,6 +120,7 @@ class RGA(Replicated):
             if current is None or op_id > current:
                 self._deleted[target] = op_id
         self._ops.union(other._ops)
+        self._merge_sigs(other)
 
     def delta_since(self, version: VectorClock) -> RGA:
         """The inserts and deletes a replica at `version` lacks."""
@@ -128,7 +129,7 @@ class RGA(Replicated):
             if node_id[0] > version.get(node_id[1]):
                 delta._add_node(node_id, anchor, data)
         delta._deleted = {t: op for t, op in self._deleted.items() if op[0] > version.get(op[1])}
-        return delta
+        return self._finish_delta(delta)
 
     def _records_to_wire(self) -> list[Any]:
         nodes = [
@@ -156,6 +157,20 @@ class RGA(Replicated):
     def _held_ops(self) -> Iterable[tuple[str, int]]:
         for counter, replica in (*self._nodes, *self._deleted.values()):
             yield replica, counter
+
+    def _op_contents(self) -> Iterator[tuple[str, int, list[Any]]]:
+        for (counter, replica), (anchor, data) in self._nodes.items():
+            yield replica, counter, ["insert", anchor, data]
+        for target, (counter, replica) in self._deleted.items():
+            yield replica, counter, ["delete", target]
+
+    def _drop_records(self, ops: set[OpId]) -> None:
+        """Dropped elements take their deletes along; elements anchored on them wait, invisible."""
+        nodes = {n: v for n, v in self._nodes.items() if (n[1], n[0]) not in ops}
+        self._deleted = {t: op for t, op in self._deleted.items() if (op[1], op[0]) not in ops and t in nodes}
+        self._nodes, self._children = {}, {}
+        for node_id, (anchor, data) in nodes.items():
+            self._add_node(node_id, anchor, data)
 
     def _state(self) -> object:
         return self._nodes, self._deleted

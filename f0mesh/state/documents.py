@@ -307,6 +307,6 @@ class Document:
                 key: str(value) if isinstance(value, HLCTimestamp) else jsonable(value)
                 for key, value in entry.items()
             }
-            item["resolution"] = RESOLUTION[self.kind]
+            item.setdefault("resolution", RESOLUTION.get(self.kind, ""))
             out.append(item)
         return out

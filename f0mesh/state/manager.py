@@ -13,11 +13,19 @@ only a broken or hostile peer sends (malformed, clock_skew well past the bound, 
 to ``on_violation``. Nothing from the network raises out of here, and no saved document stops a start: one
 that does not load is quarantined (kept aside as it was, listed with its reason).
 
-Limits: a delta is not authenticated op by op (anti-entropy relays other peers' ops), so a linked peer is
-trusted to relay state honestly; the peer registry's URLs are protected by the signed records inside.
-Tombstones older than ``tombstone_horizon_s`` are collected, so a replica that was cut off for longer than
-that can bring a deleted key back with an older write. Lists (RGA) keep their tombstones; the document
-size cap bounds them.
+Every op carries its author's Ed25519 signature over the op and the document it belongs to, checked on
+every road in (gossip, anti-entropy pages, catch-up all end in _merge): a delta with an op that is unsigned
+or signed by anyone but the op's origin is dropped whole ("forged"). Named documents have a write policy
+(f0mesh.state.policy): ops of authors it does not name are refused, locally with 403 before anything is
+applied, from the mesh with an audit row ("not_writer"). In the peer registry a node writes its own entry;
+others may only mark it alive or gone, never "left", and the URL always comes from the subject's signed
+record. Ops saved unsigned by an older release are signed at start when they are this node's own, and kept
+as local read-only history (never sent) when they are someone else's.
+
+Limits: op spans are not signed, so a relaying peer can claim ops it does not carry and delay their
+delivery until a round with an honest peer. Tombstones older than ``tombstone_horizon_s`` are collected,
+so a replica that was cut off for longer than that can bring a deleted key back with an older write.
+Lists (RGA) keep their tombstones; the document size cap bounds them.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import random
 import time
 from collections import Counter
@@ -40,18 +49,22 @@ from f0mesh.errors import (
     PolicyError,
     StoreUnavailableError,
 )
+from f0mesh.identity import is_peer_id, is_valid_signature
 from f0mesh.log_throttle import LogThrottle
 from f0mesh.peer_record import PeerRecord
 from f0mesh.state.documents import (
     KINDS,
     Change,
     Document,
+    InvalidChange,
     check_name,
     format_id,
     is_empty,
     timestamps,
 )
 from f0mesh.state.peers import ALIVE, GONE, LEFT, PEERS_DOC, PeerInfo, make_entry, parse_entry
+from f0mesh.state.policy import MAX_WRITERS as MAX_POLICY_WRITERS
+from f0mesh.state.policy import POLICIES_DOC, Policies, Policy, stamp
 from f0mesh.state.sync import (
     Reassembler,
     TooLarge,
@@ -72,7 +85,9 @@ STORE_PREFIX = "doc/"  # rows of crdt_state that hold documents; the node keeps 
 QUARANTINE_PREFIX = "quarantine/"  # saved documents that did not load, kept aside as they were
 # Drop reasons that an honest peer never causes; the others (limits, a kind conflict) can follow from
 # concurrent honest writes and are not held against anyone.
-VIOLATIONS = frozenset({"malformed", "clock_skew", "bad_counter"})
+VIOLATIONS = frozenset(
+    {"malformed", "clock_skew", "bad_counter", "forged", "not_writer", "bad_policy", "registry_forged"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +125,9 @@ class Gossip(Protocol):
 
 class ReplicatedState:
     """Documents by name; ``send(peer_id, message)`` puts a ctl message on that peer's link;
-    ``on_violation(peer_id, reason)`` hears of each delta dropped for a reason in VIOLATIONS."""
+    ``sign(data)`` signs with this node's key; ``on_violation(peer_id, reason)`` hears of each delta
+    dropped for a reason in VIOLATIONS, ``audit(peer_id, reason, detail)`` of every dropped delta;
+    ``writers`` are named in the policy of every document this node creates."""
 
     def __init__(
         self,
@@ -121,8 +138,11 @@ class ReplicatedState:
         send: Callable[[str, dict[str, Any]], Awaitable[None]],
         neighbours: Callable[[], Iterable[str]],
         own_record: Callable[[], PeerRecord],
+        sign: Callable[[bytes], bytes],
         on_peer: Callable[[PeerInfo], None] | None = None,
         on_violation: Callable[[str, str], None] | None = None,
+        audit: Callable[[str, str, str], None] | None = None,
+        writers: Iterable[str] = (),
         params: StateParams | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -137,6 +157,9 @@ class ReplicatedState:
         self._own_record = own_record
         self._on_peer = on_peer
         self._on_violation = on_violation
+        self._audit = audit
+        self._sign = sign
+        self._writers = frozenset(writers) - {peer_id}
         self._log = LogThrottle(log)
         self._clock = clock
         self._docs: dict[str, Document] = {}
@@ -160,6 +183,8 @@ class ReplicatedState:
         """Load the saved documents, announce this node in the registry, start the periodic work."""
         await self._load()
         self._docs.setdefault(PEERS_DOC, Document.new(PEERS_DOC, "map", self.peer_id))
+        self._docs.setdefault(POLICIES_DOC, Document.new(POLICIES_DOC, "map", self.peer_id))
+        self._upgrade()
         self._peers_changed = True
         self._running = True
         self._unsubscribe = self._gossip.subscribe(STATE_TOPIC, self.on_gossip)
@@ -186,11 +211,27 @@ class ReplicatedState:
             self._unsubscribe()
         await self.flush()
 
+    def _upgrade(self) -> None:
+        """Sign this node's ops saved unsigned by an older release; claim the documents it wrote that have
+        no policy yet; name the configured writers in the policies of the documents it created."""
+        for doc in list(self._docs.values()):
+            if doc.crdt.sign_ops(self.peer_id, _context(doc), self._sign):
+                doc.changed(0)
+        for doc in list(self._docs.values()):
+            if doc.name in (PEERS_DOC, POLICIES_DOC):
+                continue
+            policy = self.policy(doc.name)
+            if policy is None and any(origin == self.peer_id for origin, _seq in doc.crdt.op_ids()):
+                self._claim(doc.name)
+            elif policy and policy.creator == self.peer_id and not self._writers <= policy.writers:
+                writers = policy.writers | self._writers
+                self._set_policy(Policy(doc.name, self.peer_id, policy.created, writers))
+
     async def _leave(self) -> None:
         peers = self._docs[PEERS_DOC]
         before = peers.crdt.version()
         self._write_own_entry(LEFT)
-        data = peers.crdt.delta_since(before).to_bytes()
+        data = self._outgoing(peers, before).to_bytes()
         await asyncio.gather(*(self._send_delta(peer, peers, data) for peer in self._neighbours()))
         await self.flush()
 
@@ -224,8 +265,8 @@ class ReplicatedState:
     def _restore(self, name: str, kind: str, data: bytes) -> Document:
         """A saved document, checked to be writable here: it decodes within every bound, encodes again, and
         its counters leave room for this node's next write."""
-        if name == PEERS_DOC and kind != "map":
-            raise ValueError(f"the peer registry must be a map, not a {kind}")
+        if name in (PEERS_DOC, POLICIES_DOC) and kind != "map":
+            raise ValueError(f"{name!r} is reserved for a map, not a {kind}")
         crdt = KINDS[kind].from_bytes(data, self.peer_id)
         if crdt.seq_room() < 1:
             raise CounterError(f"no seq left for this node's next write to {name!r}")
@@ -270,7 +311,22 @@ class ReplicatedState:
         return live + [self._quarantined[name] for name in sorted(self._quarantined)]
 
     def view(self, name: str) -> dict[str, Any]:
-        return self._existing(name).view()
+        """The document's view, with the write policy it is under (None for the node's own maps and for a
+        document whose creator's policy has not arrived yet)."""
+        view = self._existing(name).view()
+        policy = self.policy(name)
+        view["policy"] = None if policy is None else policy.view()
+        return view
+
+    def policy(self, name: str) -> Policy | None:
+        return self._policies.effective(name)
+
+    @property
+    def _policies(self) -> Policies:
+        doc = self._docs.get(POLICIES_DOC)
+        crdt = doc.crdt if doc is not None else LWWMap(self.peer_id)  # before start: none known
+        assert isinstance(crdt, LWWMap)
+        return Policies(crdt)
 
     def conflicts(self, name: str) -> list[dict[str, Any]]:
         return self._existing(name).conflicts()
@@ -304,10 +360,9 @@ class ReplicatedState:
         the store from memory: a save that ends after the answer (503) is still adopted.
         """
         check_name(name)
-        if name == PEERS_DOC:
-            raise PolicyError(
-                f"{PEERS_DOC!r} is the peer registry, written by the node itself", code="reserved"
-            )
+        if name in (PEERS_DOC, POLICIES_DOC):
+            what = "the peer registry" if name == PEERS_DOC else "the write policies"
+            raise PolicyError(f"{name!r} is {what}, written by the node itself", code="reserved")
         task = asyncio.ensure_future(self._save_change(name, kind, make_change))
         self._writes.add(task)
         task.add_done_callback(self._write_done)
@@ -350,6 +405,13 @@ class ReplicatedState:
                 raise ConflictError(f"{name!r} is a {live.kind}, not a {kind}", code="kind_mismatch")
             else:
                 draft = live.copy()
+            policy = self.policy(name)
+            if policy is not None and not policy.allows(self.peer_id):
+                raise PolicyError(
+                    f"this node is not a writer of {name!r}: ask the operator of {policy.creator} to add "
+                    f"{self.peer_id}",
+                    code="not_writer",
+                )
             change = make_change(draft)
             grown = draft.check(change)
             if (live.size_estimate if live else 0) + grown > self.params.max_document_bytes:
@@ -361,9 +423,73 @@ class ReplicatedState:
             inserted = draft.apply(change, self.hlc)
             if live is not None and draft.crdt.version() == before:
                 return live, inserted  # nothing to write
+            draft.crdt.sign_since(before, self.peer_id, _context(draft), self._sign)
             data = draft.crdt.to_bytes()
             await self._store.put_state(STORE_PREFIX + name, kind, data)
+            if policy is None:
+                self._claim(name)
             return self._adopt(draft, generation, before, data), inserted
+
+    # -- write policies ----------------------------------------------------------------------------
+
+    def _claim(self, name: str) -> None:
+        """Create the policy of a document this node creates: itself and the configured writers."""
+        created = stamp(self.hlc.now())
+        self._set_policy(Policy(name, self.peer_id, created, self._writers | {self.peer_id}))
+
+    def _set_policy(self, policy: Policy) -> None:
+        doc = self._docs[POLICIES_DOC]
+        before = doc.crdt.version()
+        try:
+            doc.crdt.set((policy.name, policy.creator), policy.entry(), self.hlc.now())
+        except CounterError as exc:
+            self._log.warning("policies", "cannot write the policies: %s", exc)
+            return
+        doc.crdt.sign_since(before, self.peer_id, _context(doc), self._sign)
+        self._changed_here(doc, before, 256)
+        self._enforce(policy.name)
+
+    async def set_writers(self, name: str, add: Iterable[str], remove: Iterable[str]) -> dict[str, Any]:
+        """Name or unname writers in the policy of a document this node created; returns the policy.
+
+        Every replica then evicts the ops of a writer removed here (listed with the conflicts), so this
+        also undoes what a compromised writer wrote."""
+        check_name(name)
+        add, remove = set(add), set(remove)
+        bad = [w for w in add | remove if not is_peer_id(w)]
+        if bad:
+            raise InvalidChange(f"not a PeerId: {bad[0][:80]!r}", code="bad_peer_id")
+        async with self._flush_lock:
+            policy = self.policy(name)
+            if policy is None:
+                raise NotFoundError(f"no policy for {name[:80]!r}")
+            if policy.creator != self.peer_id:
+                raise PolicyError(f"only the creator {policy.creator} changes the writers of {name!r}")
+            writers = (policy.writers | add) - (remove - {self.peer_id})
+            if len(writers) > MAX_POLICY_WRITERS:
+                raise InvalidChange(f"at most {MAX_POLICY_WRITERS} writers", code="too_many_writers")
+            if writers != policy.writers:
+                self._set_policy(Policy(name, self.peer_id, policy.created, frozenset(writers)))
+        await self.flush()
+        return self._policies.effective(name).view()  # type: ignore[union-attr]
+
+    def _enforce(self, name: str) -> None:
+        """Evict the signed ops of authors the document's policy does not name (a create race lost, or a
+        policy that arrived after the document); they are listed with its conflicts. Unsigned ops of an
+        older release stay as local history."""
+        doc, policy = self._docs.get(name), self.policy(name)
+        if doc is None or policy is None:
+            return
+        unsigned = doc.crdt.unsigned()
+        gone = {op for op in doc.crdt.op_ids() if not policy.allows(op[0]) and op not in unsigned}
+        if not gone:
+            return
+        doc.crdt.evict(gone)
+        doc.crdt.log_refused(_refused_entries(gone, policy))
+        log.info("%r: evicted %d ops of authors its policy does not name", name, len(gone))
+        doc.changed(0)
+        self._schedule_flush()
+        self._schedule_push()  # bring back what the evicted ops had displaced
 
     def _adopt(self, draft: Document, generation: int, before: VectorClock, data: bytes) -> Document:
         """Merge a saved draft into the live document; what merged meanwhile stays unsaved (dirty)."""
@@ -452,6 +578,7 @@ class ReplicatedState:
         except CounterError as exc:
             self._log.warning("registry", "cannot write the peer registry: %s", exc)
             return
+        doc.crdt.sign_since(before, self.peer_id, _context(doc), self._sign)
         self._changed_here(doc, before, 512)
 
     def _delete_peer(self, peer_id: str) -> None:
@@ -462,6 +589,7 @@ class ReplicatedState:
         except CounterError as exc:
             self._log.warning("registry", "cannot write the peer registry: %s", exc)
             return
+        doc.crdt.sign_since(before, self.peer_id, _context(doc), self._sign)
         self._changed_here(doc, before, 128)
 
     def collect_tombstones(self) -> int:
@@ -523,11 +651,17 @@ class ReplicatedState:
             for doc in list(self._docs.values()):
                 if doc.unsent is not None:
                     since, doc.unsent = doc.unsent, None
-                    delta = doc.crdt.delta_since(since)
+                    delta = self._outgoing(doc, since)
                     if not is_empty(delta):
                         await self._publish(doc, delta.to_bytes())
                 if doc.dirty:
                     await self._save(doc)
+
+    def _outgoing(self, doc: Document, version: VectorClock) -> Any:
+        """What a holder of `version` lacks, less the unsigned ops of older releases (read-only here)."""
+        delta = doc.crdt.delta_since(version)
+        delta.drop_ops(delta.unsigned())
+        return delta
 
     async def _publish(self, doc: Document, data: bytes) -> None:
         if len(data) > self.params.max_gossip_delta_bytes:
@@ -612,7 +746,7 @@ class ReplicatedState:
         try:
             delta = KINDS[kind].from_bytes(data)
             target.crdt.admit(delta)
-            if is_empty(delta):
+            if is_empty(delta) or not self._authentic(target, delta, source):
                 return False
             self._observe(kind, data)
         except ClockSkewError as exc:
@@ -624,6 +758,8 @@ class ReplicatedState:
         except (ValueError, TypeError) as exc:
             self._drop("malformed", source, f"{name!r}: {exc}")
             return False
+        if not self._allowed(target, delta, source):
+            return False
         if doc is None:
             doc = self._docs[name] = target
         before = doc.crdt.version()
@@ -631,8 +767,69 @@ class ReplicatedState:
         doc.changed(len(data))
         if name == PEERS_DOC:
             self._peers_changed = True
+        if name == POLICIES_DOC:
+            for named in self._policies.names(key for key, *_rest in delta.records()):
+                self._enforce(named)
         self._schedule_flush()
         return doc.crdt.version() != before
+
+    def _authentic(self, doc: Document, delta: Any, source: str) -> bool:
+        """Every op signed by its origin, over this document, and stamped by its origin's clock: else the
+        delta is dropped whole."""
+        for origin, seq in delta.misstamped():
+            self._drop("forged", source, f"{doc.name!r}: op ({origin}, {seq}) is stamped by another clock")
+            return False
+        for origin, seq, data, sig in delta.signed_ops(_context(doc)):
+            if sig is None or not is_valid_signature(origin, data, sig):
+                what = "unsigned" if sig is None else "not signed by its origin"
+                self._drop("forged", source, f"{doc.name!r}: op ({origin}, {seq}) is {what}")
+                return False
+        return True
+
+    def _allowed(self, doc: Document, delta: Any, source: str) -> bool:
+        """The write rules of the reserved maps, and the policy of a named document.
+
+        Ops of authors a document's policy does not name are cut out of the delta (the rest merges) and
+        listed with its conflicts; the sender pays unless the authors lost a create race for the name, which
+        an honest relay carries before it hears who won."""
+        if doc.name == PEERS_DOC:
+            assert isinstance(delta, LWWMap)
+            now, early = self._clock(), set()
+            for key, origin, seq, live, value in delta.records():
+                if origin == key:
+                    continue
+                if live:
+                    info = parse_entry(key, value, math.inf)  # a clock ahead is no forgery
+                    if info is None or info.status == LEFT:
+                        self._drop("registry_forged", source, f"{origin} wrote the entry of {str(key)[:60]}")
+                        return False
+                elif (held := parse_entry(key, self._registry.get(key), now)) and held.status == ALIVE:
+                    early.add((origin, seq))
+            if early:  # an honest node forgets only long-silent peers: one alive here stays
+                delta.drop_ops(early)
+                detail = f"{len(early)} deletes of peers alive here"
+                self._drop("early_delete", source, detail, violation=False)
+            return True
+        if doc.name == POLICIES_DOC:
+            assert isinstance(delta, LWWMap)
+            why = self._policies.check_delta(delta, self.params.max_documents)
+            if why is not None:
+                self._drop("bad_policy", source, why)
+                return False
+            return True
+        policy = self.policy(doc.name)
+        if policy is None:
+            return True  # its policy has not arrived: _enforce runs when it does
+        refused = {op for op in delta.op_ids() if not policy.allows(op[0])}
+        if not refused:
+            return True
+        authors = {origin for origin, _seq in refused}
+        racers = {p.creator for p in self._policies.all(doc.name)}
+        delta.drop_ops(refused)
+        doc.crdt.log_refused(_refused_entries(refused, policy))
+        detail = f"{doc.name!r}: {len(refused)} ops by {len(authors)} authors its policy does not name"
+        self._drop("not_writer", source, detail, violation=not authors <= racers)
+        return any(True for _op in delta.op_ids())
 
     def _observe(self, kind: str, data: bytes) -> None:
         """Every timestamp must be an HLC one, none too far ahead; the clock moves past the newest, so a
@@ -648,6 +845,11 @@ class ReplicatedState:
         a stamp only a little too far ahead (see ClockSkewError.flagrant)."""
         self.dropped[reason] += 1
         self._log.info((source, reason), "dropped state from %s (%s): %s", source, reason, detail[:300])
+        if self._audit is not None:
+            try:
+                self._audit(source, f"state_{reason}", detail[:300])
+            except Exception:
+                log.exception("state audit callback failed")
         if violation and reason in VIOLATIONS and self._on_violation is not None:
             try:
                 self._on_violation(source, reason)
@@ -663,7 +865,7 @@ class ReplicatedState:
             kind, version = theirs.get(doc.name, (doc.kind, VectorClock()))
             if kind != doc.kind:
                 continue  # the peer drops what we would send; counted there
-            delta = doc.crdt.delta_since(version)
+            delta = self._outgoing(doc, version)
             if not is_empty(delta) and not await self._send_delta(peer_id, doc, delta.to_bytes()):
                 return
 
@@ -696,6 +898,25 @@ class ReplicatedState:
         neighbours = list(self._neighbours())
         if neighbours:
             await self._send(random.choice(neighbours), versions_message(self._docs.values(), reply=True))
+
+
+def _context(doc: Document) -> str:
+    """What each op's signature binds it to: this document, so it cannot be replayed into another."""
+    return f"{doc.kind}/{doc.name}"
+
+
+def _refused_entries(ops: Iterable[tuple[str, int]], policy: Policy) -> list[dict[str, Any]]:
+    return [
+        {
+            "key": None,
+            "discarded_origin": origin,
+            "discarded_seq": seq,
+            "kept_origin": policy.creator,
+            "resolution": f"refused: {origin} is not a writer in the policy of {policy.creator}, "
+            f"created at {policy.created[0]} ms",
+        }
+        for origin, seq in sorted(ops)
+    ]
 
 
 def _quarantined(name: str, kind: str, data: bytes, reason: str) -> dict[str, Any]:

@@ -58,7 +58,17 @@ def test_partition_in_namespaces_heals_and_state_converges(tmp_path: Path) -> No
             assert r.status_code == 200, r.text
         wait_for(lambda: all(len(open_peers(n)) == 3 for n in nodes), 30, 0.5, "a full mesh of 4")
         set_keys(nodes[0], {"base": 1})
-        wait_for(lambda: all((cfg(n) or {}).get("base") == 1 for n in nodes), 30, 0.5, "the base everywhere")
+        r = nodes[0].api.post(f"{DOC}/writers", json={"add": ids})  # both sides write it
+        assert r.status_code == 200, r.text
+        wait_for(
+            lambda: all(
+                (cfg(n) or {}).get("base") == 1 and n.api.get(DOC).json()["policy"]["writers"] == sorted(ids)
+                for n in nodes
+            ),
+            30,
+            0.5,
+            "the base and its writers everywhere",
+        )
 
         for a in SIDES[0]:
             for b in SIDES[1]:

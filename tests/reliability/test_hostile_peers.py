@@ -307,9 +307,11 @@ def _delta(name: str, kind: str, data: bytes, xfer: int, page: int = 0, pages: i
     }
 
 
-def _map_delta(replica: str, key: str, value: object, wall_ms: int) -> bytes:
-    doc = LWWMap(replica)
-    doc.set(key, value, HLCTimestamp(wall_ms, 0, replica))
+def _map_delta(author: Identity, name: str, key: str, value: object, wall_ms: int) -> bytes:
+    """A delta of one op, signed by its author as every op must be."""
+    doc = LWWMap(author.peer_id)
+    doc.set(key, value, HLCTimestamp(wall_ms, 0, author.peer_id))
+    doc.sign_ops(author.peer_id, f"map/{name}", author.sign)
     return doc.to_bytes()
 
 
@@ -338,13 +340,13 @@ async def test_crdt_deltas_that_do_not_parse_are_dropped(node_factory, tmp_path)
         for message in garbage:
             await link.send(message)
         # An HLC ten minutes ahead: well-formed, refused as clock skew, the target's clock untouched.
-        ahead = _map_delta(me, "k", "from the future", now_ms + 600_000)
+        ahead = _map_delta(attacker.identity, "future", "k", "from the future", now_ms + 600_000)
         await link.send(_delta("future", "map", ahead, 8))
         # Over the gossip path too: a "state" topic envelope whose payload is not a delta.
         bad_gossip = envelope(attacker.identity, 1, {"name": "docH", "kind": "map", "delta": "!!"}, "state")
         await send_envelopes(link, [bad_gossip.encode()])
         # And then a valid delta, which must still be merged.
-        good = _map_delta(me, "answer", 42, now_ms)
+        good = _map_delta(attacker.identity, "good", "answer", 42, now_ms)
         await link.send(_delta("good", "map", good, 9))
 
         def counted() -> dict | None:
@@ -357,6 +359,19 @@ async def test_crdt_deltas_that_do_not_parse_are_dropped(node_factory, tmp_path)
         print(f"state deltas dropped by reason: {grew}")
         view = await get(target, "/api/state/good")
         assert "answer" in str(view), view
+        # Issue 20, class 1: an op in the target's own name, signed with the attacker's key, is refused
+        # whole, audited and held against the sender; the document keeps its value.
+        forged = LWWMap(target.peer_id)
+        forged.set("answer", 666, HLCTimestamp(now_ms + 1000, 0, target.peer_id))
+        forged.sign_ops(target.peer_id, "map/good", attacker.identity.sign)
+        await link.send(_delta("good", "map", forged.to_bytes(), 10))
+
+        def audited() -> bool:
+            rows = target.http.get("/api/audit", params={"event": "rejected", "limit": 500}).json()["entries"]
+            return any(r["reason"] == "state_forged" and r["peer_id"] == me for r in rows)
+
+        await poll(audited, 20, "the forged op audited")
+        assert (await get(target, "/api/state/good"))["value"] == {"answer": 42}
         missing = await asyncio.to_thread(lambda: target.http.get("/api/state/future").status_code)
         assert missing == 404
         for name in ("docA", "docB", "docC", "docD", "docE", "docH"):

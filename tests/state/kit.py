@@ -104,6 +104,8 @@ def solo(
     clock: Clock,
     identity: Identity | None = None,
     on_violation: Callable[[str, str], None] | None = None,
+    audit: Callable[[str, str, str], None] | None = None,
+    writers: tuple[str, ...] = (),
     **params: Any,
 ) -> ReplicatedState:
     """A replica with no links: changes and deltas are fed to it by hand."""
@@ -115,7 +117,10 @@ def solo(
         send=_nowhere,
         neighbours=list,
         own_record=lambda: PeerRecord.create(identity, "http://10.0.0.9:8700"),
+        sign=identity.sign,
         on_violation=on_violation,
+        audit=audit,
+        writers=writers,
         params=replace(PARAMS, **params),
         clock=clock,
     )
@@ -125,8 +130,17 @@ async def _nowhere(peer_id: str, message: dict[str, Any]) -> None:
     raise ConnectionError("no links")
 
 
-def gossiped(name: str, delta: Any) -> SimpleNamespace:
-    """A delivered "state" gossip message carrying a CRDT delta, as the engine hands it to subscribers."""
+def signed(name: str, delta: Any, author: Identity) -> Any:
+    """The delta with the author's ops signed, as that author's node would send it."""
+    delta.sign_ops(author.peer_id, f"{KIND_OF[type(delta)]}/{name}", author.sign)
+    return delta
+
+
+def gossiped(name: str, delta: Any, author: Identity | None = None) -> SimpleNamespace:
+    """A delivered "state" gossip message carrying a CRDT delta (signed by author, if given), as the engine
+    hands it to subscribers."""
+    if author is not None:
+        signed(name, delta, author)
     return SimpleNamespace(
         origin="someone", payload=gossip_payload(name, KIND_OF[type(delta)], delta.to_bytes())
     )
@@ -141,6 +155,8 @@ class Replica:
         self.store = store
         self.gossip_store = MemoryGossipStore()
         self.mirrored: list[PeerInfo] = []
+        self.violations: list[tuple[str, str]] = []
+        self.audited: list[tuple[str, str, str]] = []
         self.engine: GossipEngine
         self.state: ReplicatedState
 
@@ -163,7 +179,11 @@ class Replica:
             send=transport.send,
             neighbours=transport.neighbours,
             own_record=lambda: PeerRecord.create(self.identity, f"http://10.0.0.{self.index + 1}:8700"),
+            sign=self.identity.sign,
             on_peer=self.mirrored.append,
+            on_violation=lambda peer, why: self.violations.append((peer, why)),
+            audit=lambda peer, why, detail: self.audited.append((peer, why, detail)),
+            writers=self.cluster.writers(),
             params=params or self.cluster.params,
             clock=self.cluster.clock,
         )
@@ -189,11 +209,18 @@ class Replica:
 
 
 class Cluster:
-    def __init__(self, n: int, params: StateParams = PARAMS) -> None:
+    """Replicas that each name all the others as writers of the documents they create (declare_writers),
+    as tests that write one document from several replicas must."""
+
+    def __init__(self, n: int, params: StateParams = PARAMS, *, declare_writers: bool = True) -> None:
         self.clock = Clock()
         self.params = params
+        self.declare_writers = declare_writers
         self.network = MemoryNetwork()
         self.replicas = [Replica(self, i, MemoryStateStore()) for i in range(n)]
+
+    def writers(self) -> list[str]:
+        return [r.peer_id for r in self.replicas] if self.declare_writers else []
 
     def __getitem__(self, index: int) -> Replica:
         return self.replicas[index]

@@ -57,6 +57,7 @@ async def test_put_replaces_and_get_reads_each_kind(client) -> None:
 
     listing = (await client.get("/api/state")).json()
     assert [(d["name"], d["kind"], d["size"]) for d in listing["documents"]] == [
+        ("_policies", "map", 3),  # the write policy of each document created here
         ("cfg", "map", 2),
         ("peers", "map", 1),
         ("tags", "set", 2),
@@ -146,6 +147,8 @@ async def test_conflicts_endpoint_lists_concurrent_writes_with_their_resolution(
     other = solo(MemoryStateStore(), client.clock)
     await other.start()
     await client.put("/api/state/cfg", json={"kind": "map", "value": {"color": "red"}}, headers=AUTH)
+    r = await client.post("/api/state/cfg/writers", json={"add": [other.peer_id]}, headers=AUTH)
+    assert r.status_code == 200 and other.peer_id in r.json()["writers"]
     client.clock.advance(0.5)
     await other.update("cfg", MapChange(set={"color": "blue"}))  # later, and unaware of "red"
     for payload in other._gossip.published:
@@ -160,3 +163,28 @@ async def test_conflicts_endpoint_lists_concurrent_writes_with_their_resolution(
     assert conflict["kept_origin"] == other.peer_id and conflict["discarded_origin"] == client.state.peer_id
     assert isinstance(conflict["kept_ts"], str) and conflict["kept_ts"] > conflict["discarded_ts"]
     assert conflict["kept_deleted"] is False and "last writer wins" in conflict["resolution"]
+
+
+async def test_a_document_another_node_created_answers_403_until_its_creator_names_this_node(client) -> None:
+    other = solo(MemoryStateStore(), client.clock)
+    await other.start()
+    await other.update("shared", MapChange(set={"a": 1}))
+    for payload in other._gossip.published:  # the document and its write policy
+        client.state.on_gossip(SimpleNamespace(origin=other.peer_id, payload=payload))
+    body = (await client.get("/api/state/shared")).json()
+    assert body["value"] == {"a": 1} and body["policy"]["creator"] == other.peer_id
+
+    r = await client.put("/api/state/shared", json={"kind": "map", "value": {"a": 2}}, headers=AUTH)
+    assert r.status_code == 403 and r.json()["error"] == "not_writer", r.text
+    assert (await client.get("/api/state/shared")).json()["value"] == {"a": 1}  # nothing applied
+    r = await client.post("/api/state/shared/writers", json={"add": [client.state.peer_id]}, headers=AUTH)
+    assert r.status_code == 403, r.text  # only the creator's node changes the policy
+    r = await client.post("/api/state/shared/writers", json={"add": ["not a peer id"]}, headers=AUTH)
+    assert r.status_code == 422, r.text
+
+    await other.set_writers("shared", [client.state.peer_id], [])
+    for payload in other._gossip.published:
+        client.state.on_gossip(SimpleNamespace(origin=other.peer_id, payload=payload))
+    r = await client.put("/api/state/shared", json={"kind": "map", "value": {"a": 2}}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["value"] == {"a": 2}, r.text
+    await other.stop()

@@ -20,7 +20,7 @@ from f0mesh.state import ListChange, MapChange, SetChange, parse_id
 from f0mesh.state.sync import gossip_payload
 from f0mesh.store import Store
 
-from .kit import PARAMS, Clock, Cluster, MemoryStateStore, gossiped, solo
+from .kit import PARAMS, Clock, Cluster, MemoryStateStore, gossiped, signed, solo
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ async def test_deltas_merged_in_any_order_with_duplicates_give_one_state() -> No
     for index, name, change in steps:
         clock.advance(0.001)  # each write is later than the previous one, and none saw the others
         await writers[index].update(name, change)
-    payloads = [p for w in writers for p in w._gossip.published if p["name"] != "peers"]
+    payloads = [p for w in writers for p in w._gossip.published if p["name"] not in ("peers", "_policies")]
     assert len(payloads) == len(steps)
 
     def replay(order: list) -> list:
@@ -198,19 +198,22 @@ async def test_bad_deltas_are_dropped_counted_and_never_raise() -> None:
         MemoryStateStore(),
         clock,
         on_violation=lambda peer, reason: violations.append((peer, reason)),
-        max_documents=3,
+        max_documents=4,
         max_document_bytes=4096,
     )
     await state.start()
     await state.update("tags", SetChange(add=["x"]))
-    good = LWWMap("w")
-    good.set("k", 1, HLC("w", clock=lambda: int(clock() * 1000)).now())
-    big = LWWMap("w")
-    big.set("k", "v" * 5000, HLC("w", clock=lambda: int(clock() * 1000)).now())
-    ahead = LWWMap("w")
-    ahead.set("k", 1, HLC("w", clock=lambda: int((clock() + 600) * 1000)).now())
+    w = Identity.generate()
+
+    def written(name: str, value: object, ahead_s: float = 0.0) -> LWWMap:
+        delta = LWWMap("w")
+        delta.set("k", value, HLC(w.peer_id, clock=lambda: int((clock() + ahead_s) * 1000)).now())
+        return signed(name, delta, w)
+
+    good, big, ahead = written("doc", 1), written("doc", "v" * 5000), written("doc", 1, 600)
     int_stamped = LWWMap("w")
-    int_stamped.set("k", 1, 5)
+    int_stamped.set("k", 1, 5, origin=w.peer_id)
+    signed("doc", int_stamped, w)
     payloads = {
         "malformed": [
             "not an object",
@@ -220,15 +223,15 @@ async def test_bad_deltas_are_dropped_counted_and_never_raise() -> None:
             {"name": "doc", "kind": "tree", "delta": ""},
             gossip_payload("doc", "map", int_stamped.to_bytes()),
         ],
-        "kind_mismatch": [gossiped("tags", good).payload],
+        "kind_mismatch": [gossiped("tags", good).payload],  # no signature check: refused before that
         "too_large": [gossiped("doc", big).payload],
         "clock_skew": [gossiped("doc", ahead).payload],
     }
     for payloads_of_reason in payloads.values():
         for payload in payloads_of_reason:
             state.on_gossip(SimpleNamespace(origin="evil", payload=payload))
-    state.on_gossip(gossiped("doc", good))  # fills the last free slot (peers, tags, doc)
-    state.on_gossip(gossiped("other", good))
+    state.on_gossip(gossiped("doc", good))  # fills the last free slot (peers, policies, tags, doc)
+    state.on_gossip(gossiped("other", written("other", 1)))
     for message in (
         {"t": "state", "op": "nope"},
         {"t": "state", "op": "versions", "docs": "x"},
@@ -267,7 +270,7 @@ async def test_bad_deltas_are_dropped_counted_and_never_raise() -> None:
         (("evil", "clock_skew"), 1),
         (("evil", "malformed"), 6 + 5),
     ]
-    assert [d["name"] for d in state.documents()] == ["doc", "peers", "tags"]
+    assert [d["name"] for d in state.documents()] == ["_policies", "doc", "peers", "tags"]
     assert state.view("doc")["value"] == {"k": 1}
     await state.stop()
 

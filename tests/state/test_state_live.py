@@ -34,7 +34,17 @@ def test_split_mesh_converges_after_heal_and_restart_keeps_state(node_factory) -
     )
     put = first.http.put(DOC, json={"kind": "map", "value": {"color": "grey", "size": 0}})
     assert put.status_code == 200, put.text
-    wait_for(lambda: all(_doc(n) == _doc(first) for n in nodes), 30, 0.5, "the first write everywhere")
+    writers = first.http.post(f"{DOC}/writers", json={"add": sorted(ids)})  # both sides write it
+    assert writers.status_code == 200, writers.text
+    wait_for(
+        lambda: all(
+            _doc(n) == _doc(first) and n.http.get(DOC).json()["policy"]["writers"] == sorted(ids)
+            for n in nodes
+        ),
+        30,
+        0.5,
+        "the first write and its writers everywhere",
+    )
 
     left, right = nodes[:3], nodes[3:]
     right_ids = {n.peer_id for n in right}

@@ -164,6 +164,16 @@ export function parseHlc(text) {
 }
 
 function conflictItem(c) {
+  if (typeof c.resolution === "string" && c.resolution.startsWith("refused")) {
+    // an op the document's write policy refused (f0mesh.state.policy): who, and whose policy
+    const who = typeof c.discarded_origin === "string" ? c.discarded_origin : "?";
+    return h(
+      "li",
+      { class: "conflict" },
+      h("span", { class: "who", title: who }, `node ${peerLabel(who)}`),
+      h("span", { text: ` op ${Number(c.discarded_seq) || "?"} refused: ${truncate(c.resolution, 200)}` }),
+    );
+  }
   const set = c.kept === "add" || c.kept === "remove";
   const side = (which) => {
     const ts = parseHlc(c[`${which}_ts`]);
