@@ -46,11 +46,13 @@ class TaskSet:
     def __len__(self) -> int:
         return len(self._tasks)
 
-    async def close(self, timeout: float = 5.0) -> None:
-        """Let running tasks finish for up to ``timeout`` seconds, then cancel the rest and wait for them."""
+    async def close(self, timeout: float = 5.0, *, grace: float | None = None) -> None:
+        """Let running tasks finish for up to ``grace`` seconds (default ``timeout``), then cancel the
+        rest and wait up to ``timeout`` for them; ``grace=0`` cancels at once (endless loops)."""
         self._closed = True
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout)
+        grace = timeout if grace is None else grace
+        if self._tasks and grace > 0:
+            await asyncio.wait(set(self._tasks), timeout=grace)
         pending = set(self._tasks)
         for task in pending:
             task.cancel()
