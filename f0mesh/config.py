@@ -17,6 +17,8 @@ from f0mesh.errors import ConfigError
 from f0mesh.gossip.envelope import MAX_TTL
 from f0mesh.gossip.params import GossipParams
 from f0mesh.store.url import default_store_url
+from f0mesh.trust.score_params import TrustParams
+from f0mesh.trust.service import NODE_TRUST_PARAMS
 
 MAX_GOSSIP_DEGREE = 64
 GOSSIP_HEARTBEAT_S = (0.05, 60.0)
@@ -80,6 +82,7 @@ class NodeConfig:
     gossip_ttl: int | None = None
     gossip_heartbeat: float | None = None
     gossip: GossipParams = field(init=False)
+    trust: TrustParams = field(default_factory=lambda: NODE_TRUST_PARAMS)
     # strangers (issue 20): who may teach this node peers, how many it keeps, how fast it dials them
     pex_min_trust: float = 0.5  # a fraction of an even share of trust (1 / scored peers)
     peer_store_max: int = 1024

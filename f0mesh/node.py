@@ -67,7 +67,7 @@ class Node:
             await store.close_stale_links("node restarted")
         except StoreUnavailableError as exc:  # a full disk must not keep the node down; the rows wait
             log.warning("links of the previous run not marked closed: %s", exc.detail)
-        self.trust = TrustService(self.peer_id)
+        self.trust = TrustService(self.peer_id, params=config.trust)
         await TrustKeeper.load(self.trust, store)
         violated = lambda peer_id, what: record_violation(self.trust, peer_id, what)  # noqa: E731
         self.book = PeerBook(self.peer_id, store, tasks, kept=self._kept)
