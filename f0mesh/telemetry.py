@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 TELEMETRY_TOPIC = "telemetry"
 TELEMETRY_MIN_GAP_S = 10.0
+BURST_S = 1.0  # a summary this long after the first change of a burst covers the burst
 FIGURES = ("health", "rtt_ms", "jitter_ms", "loss_pct", "bitrate_kbps")
 
 
@@ -71,7 +72,7 @@ class Telemetry:
         """One summary a second after a link change covers its burst (see TELEMETRY_MIN_GAP_S)."""
         if self._due is None and self._running:
             loop = asyncio.get_running_loop()
-            delay = max(1.0, self._sent_at + TELEMETRY_MIN_GAP_S - loop.time())
+            delay = max(BURST_S, self._sent_at + TELEMETRY_MIN_GAP_S - loop.time())
             self._due = loop.call_later(delay, self._publish_soon)
 
     def _publish_soon(self) -> None:
