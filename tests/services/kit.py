@@ -22,6 +22,25 @@ class FakeLink:
     live: bool = True
     sent: list[dict[str, Any]] = field(default_factory=list)
     fail: bool = False
+    reason: str | None = None
+    direction: str = "outbound"
+    closed_at: float | None = None
+    path: str | None = None
+    signaling: str = "http"
+    setup_ms: float | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "link_id": self.link_id,
+            "peer_id": self.peer_id,
+            "direction": self.direction,
+            "state": self.state.value,
+            "opened_at": self.opened_at,
+            "closed_at": self.closed_at,
+            "reason": self.reason,
+            "ice_local": None,
+            "ice_remote": None,
+        }
 
     async def send(self, message: dict[str, Any]) -> None:
         if self.fail:
