@@ -17,7 +17,6 @@ from f0mesh.tasks import TaskSet
 
 from .kit import FakeLink, FakeLinks, open_store
 
-
 ASYNC = frozenset({"send", "on_neighbour_up", "on_neighbour_down"})
 
 
