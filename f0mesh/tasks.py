@@ -46,9 +46,18 @@ class TaskSet:
     def __len__(self) -> int:
         return len(self._tasks)
 
+    def cancel(self) -> None:
+        """Refuse new work and cancel every task but the caller's own, without waiting: for an owner
+        that shuts down from inside one of its own tasks (waiting there would wait on itself)."""
+        self._closed = True
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()
+
     async def close(self, timeout: float = 5.0, *, grace: float | None = None) -> None:
         """Let running tasks finish for up to ``grace`` seconds (default ``timeout``), then cancel the
-        rest and wait up to ``timeout`` for them; ``grace=0`` cancels at once (endless loops)."""
+        rest and wait up to ``timeout`` for them."""
         self._closed = True
         grace = timeout if grace is None else grace
         if self._tasks and grace > 0:
