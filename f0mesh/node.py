@@ -3,6 +3,7 @@ API and the CLI use; what each part does lives in its own module (see docs/archi
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any
@@ -69,7 +70,7 @@ class Node:
             log.warning("links of the previous run not marked closed: %s", exc.detail)
         self.trust = TrustService(self.peer_id, params=config.trust)
         await TrustKeeper.load(self.trust, store)
-        violated = lambda peer_id, what: record_violation(self.trust, peer_id, what)  # noqa: E731
+        violated = functools.partial(record_violation, self.trust)  # a peer broke a protocol below gossip
         self.book = PeerBook(self.peer_id, store, tasks, kept=self._kept)
         await self.book.load()
         self.records = PeerStore(
