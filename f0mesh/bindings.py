@@ -8,14 +8,18 @@ event bus. Only node.py uses this module.
 from __future__ import annotations
 
 import base64
+import logging
 from typing import Any
 
 from f0mesh.ctl import Handler
 from f0mesh.gossip import AuditRow, GossipEngine, LinkClosedError, StoredMessage
+from f0mesh.log_throttle import LogThrottle
 from f0mesh.rtc.framing import ChannelClosed
 from f0mesh.rtc.link import LinkState
 from f0mesh.rtc.link_manager import LinkManager
 from f0mesh.store import Store
+
+log = logging.getLogger(__name__)
 
 GOSSIP_FRAME = "gossip"
 
@@ -93,9 +97,13 @@ class SqlGossipStore:
 def gossip_ctl(engine: GossipEngine) -> Handler:
     """The ``gossip`` ctl handler: ``m`` is the engine's message, which validates the rest."""
 
+    throttle = LogThrottle(log)
+
     async def handle(peer_id: str, message: dict[str, Any]) -> None:
         if isinstance(message.get("m"), dict):
             await engine.on_message(peer_id, message["m"])
+        else:
+            throttle.info((peer_id, "gossip"), "dropped a gossip ctl message without a map from %s", peer_id)
 
     return handle
 
