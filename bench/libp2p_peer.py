@@ -30,6 +30,7 @@ import struct
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import multiaddr
@@ -49,6 +50,32 @@ BACKPRESSURE_POLL_S = 0.001
 BACKPRESSURE_MAX_WAITS = 10_000
 
 
+class CountingPubsub(Pubsub):
+    """Pubsub that reports every copy reaching ``push_msg`` (first or not: gossipsub's duplicates, as
+    f0mesh audits them) and every hand-over to the subscription, as f0mesh's subscriber callback is
+    called: the subscription's bounded channel drops what a reader has not taken yet, which would
+    measure how soon trio schedules our reader rather than what the stack delivered."""
+
+    def __init__(
+        self,
+        *args: Any,
+        on_copy: Callable[[ID, Any], None],
+        on_delivery: Callable[[Any], None],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_copy = on_copy
+        self._on_delivery = on_delivery
+
+    async def push_msg(self, msg_forwarder: ID, msg: Any) -> None:
+        self._on_copy(msg_forwarder, msg)
+        await super().push_msg(msg_forwarder, msg)
+
+    def notify_subscriptions(self, publish_message: Any) -> None:
+        self._on_delivery(publish_message)
+        super().notify_subscriptions(publish_message)
+
+
 class Peer:
     def __init__(self) -> None:
         self.host = new_host(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")])
@@ -61,38 +88,24 @@ class Peer:
             spam_protection_enabled=False,
             max_messages_per_topic_per_second=1e9,
         )
-        self.pubsub = Pubsub(self.host, self.gossipsub, strict_signing=True)
+        self.pubsub = CountingPubsub(
+            self.host, self.gossipsub, strict_signing=True, on_copy=self._copy, on_delivery=self._delivered
+        )
         self.delivered = 0
         self.expect: tuple[int, trio.Event] | None = None
         self.first_seen: dict[str, float] = {}
         self.copies: Counter[str] = Counter()
         self.out_lock = trio.Lock()
 
-    def count_copies(self) -> None:
-        """Every copy that reaches push_msg, first or not: gossipsub's duplicates, as f0mesh audits them."""
-        inner = self.pubsub.push_msg
+    def _copy(self, forwarder: ID, msg: Any) -> None:
+        if forwarder != self.host.get_id():
+            self.copies[msg.data[8:16].hex()] += 1
 
-        async def push_msg(forwarder: ID, msg: Any) -> None:
-            if forwarder != self.host.get_id():
-                self.copies[msg.data[8:16].hex()] += 1
-            await inner(forwarder, msg)
-
-        self.pubsub.push_msg = push_msg  # type: ignore[method-assign]
-
-    def count_deliveries(self) -> None:
-        """Count where pubsub hands a message to the subscription, as f0mesh's subscriber callback is
-        called: its bounded channel drops what a reader has not taken yet, which would measure how
-        soon trio schedules our reader rather than what the stack delivered."""
-        inner = self.pubsub.notify_subscriptions
-
-        def notify(msg: Any) -> None:
-            self.first_seen.setdefault(msg.data[8:16].hex(), time.time())
-            self.delivered += 1
-            if self.expect is not None and self.delivered >= self.expect[0]:
-                self.expect[1].set()
-            inner(msg)
-
-        self.pubsub.notify_subscriptions = notify  # type: ignore[method-assign]
+    def _delivered(self, msg: Any) -> None:
+        self.first_seen.setdefault(msg.data[8:16].hex(), time.time())
+        self.delivered += 1
+        if self.expect is not None and self.delivered >= self.expect[0]:
+            self.expect[1].set()
 
     async def drain(self, subscription: Any) -> None:
         while True:
@@ -153,8 +166,6 @@ class Peer:
             await trio.sleep(BACKPRESSURE_POLL_S)
 
     async def serve(self) -> None:
-        self.count_copies()
-        self.count_deliveries()
         async with (
             self.host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]),
             background_trio_service(self.pubsub),

@@ -4,13 +4,14 @@ The node has no bulk-transfer API, so this process builds the same Node and Fast
 ``f0mesh up`` runs and adds ``POST /bench/send`` and ``POST /bench/profile``. Two kinds of traffic:
 
 - ``bytes``: raw ctl messages through ``link.framed``. The receiving node counts what its links
-  deliver by wrapping ``Node.link_message`` from here (f0mesh itself is untouched), so the bytes
-  cross wire encoding, FramedChannel batching, chunking and backpressure, aiortc, and on the far
-  side reassembly, wire decoding and dispatch to the node.
+  deliver in handlers of its own ctl kinds (``bench.*``, registered with the node's ctl router like
+  any part's), so the bytes cross wire encoding, FramedChannel batching, chunking and backpressure,
+  aiortc, and on the far side reassembly, wire decoding and dispatch by the node.
 - ``gossip``: ``Node.publish`` of small payloads (signed envelopes, stored, pushed with ack); the
   receiver counts them in a gossip subscription, i.e. after its full inbound pipeline accepted and
-  committed them. Its per-origin and per-neighbour rate limits are raised (they cap a single origin
-  at 200 msgs/s by design, a policy rather than a cost; the checks themselves still run).
+  committed them. Its per-origin and per-neighbour rate limits are raised through the node's
+  configuration (they cap a single origin at 200 msgs/s by design, a policy rather than a cost; the
+  checks themselves still run).
 
     python -m bench.node_peer --data-dir DIR --port P --admin-token T
 """
@@ -22,6 +23,7 @@ import asyncio
 import os
 import time
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +32,9 @@ from f0mesh import wire
 from f0mesh.config import NodeConfig
 from f0mesh.gossip import StoredMessage
 from f0mesh.node import Node
-from f0mesh.rtc.link import Link, LinkState
+from f0mesh.rtc.link import LinkState
 from f0mesh.trust.score_params import RateParams
+from f0mesh.trust.service import NODE_TRUST_PARAMS
 
 DONE_TIMEOUT_S = 300.0
 BENCH_TOPIC = "bench.gossip"
@@ -39,26 +42,22 @@ _HUGE = 1e12
 UNLIMITED = RateParams(
     base_rate=_HUGE, min_rate=_HUGE, max_rate=_HUGE, base_burst=_HUGE, min_burst=_HUGE, max_burst=_HUGE
 )
+BENCH_TRUST = replace(NODE_TRUST_PARAMS, origin_rate=UNLIMITED, neighbour_rate=UNLIMITED)
 
 
 class Traffic:
-    """Sender and counting receiver of ``bench.*`` ctl messages; other messages go to the node as before."""
+    """Sender and counting receiver of the ``bench.*`` ctl kinds, registered with the node's router."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
-        self._inner = node.link_message
-        # LinkManager hands ``delegate.link_message`` to each new Link, so this must precede any link.
-        node.link_message = self.link_message  # type: ignore[method-assign]
         self._rx: dict[str, list[Any]] = {}
         self._done: dict[str, asyncio.Future[int]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        for kind in ("bench.start", "bench.data", "bench.done"):
+            node.ctl.register(kind, self.on_ctl)
 
     def attach(self) -> None:
-        """After ``Node.start``: count bench gossip where the application would see it, unthrottled."""
+        """After ``Node.start``: count bench gossip where the application would see it."""
         self.node.gossip.subscribe(BENCH_TOPIC, self._on_gossip)
-        for limiter in (self.node.trust.origin_limiter, self.node.trust.neighbour_limiter):
-            limiter.params = UNLIMITED
-            limiter.set_scores(self.node.trust.scores())  # resizes buckets made before this
 
     def _on_gossip(self, message: StoredMessage) -> None:
         rx = self._rx.get(message.origin)
@@ -67,35 +66,29 @@ class Traffic:
         rx[2] += 1
         if rx[2] >= rx[1]:
             del self._rx[message.origin]
-            link = self.node.links.get(message.origin)
-            if link is not None:
-                self._spawn(link.send({"t": "bench.done", "got": rx[2]}))
+            self._reply(message.origin, rx[2])
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _reply(self, peer_id: str, got: int) -> None:
+        link = self.node.links.get(peer_id)
+        if link is not None:
+            self.node.tasks.spawn(link.send({"t": "bench.done", "got": got}), name="bench-done")
 
-    def link_message(self, link: Link, message: dict[str, Any]) -> Any:
+    def on_ctl(self, peer: str, message: dict[str, Any]) -> None:
         kind = message["t"]
-        if not kind.startswith("bench."):
-            return self._inner(link, message)
-        peer = link.peer_id
         if kind == "bench.start":
             self._rx[peer] = [message["kind"], int(message["expect"]), 0]
         elif kind == "bench.data":
             rx = self._rx.get(peer)
             if rx is None:
-                return None
+                return
             rx[2] += len(message["d"])
             if rx[2] >= rx[1]:
                 del self._rx[peer]
-                self._spawn(link.send({"t": "bench.done", "got": rx[2]}))
+                self._reply(peer, rx[2])
         elif kind == "bench.done":
             future = self._done.pop(peer, None)
             if future is not None and not future.done():
                 future.set_result(int(message["got"]))
-        return None
 
     async def send(self, peer_id: str, kind: str, total: int, size: int) -> float:
         """Seconds from the first message handed over until the receiver's ack of the last: ``total``
@@ -143,7 +136,7 @@ async def serve(data_dir: Path, port: int, token: str) -> None:
 
     from f0mesh.api.app import create_app
 
-    node = Node(NodeConfig(data_dir=data_dir, port=port, admin_token=token))
+    node = Node(NodeConfig(data_dir=data_dir, port=port, admin_token=token, trust=BENCH_TRUST))
     traffic = Traffic(node)
     await node.start()
     traffic.attach()

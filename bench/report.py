@@ -32,9 +32,10 @@ METHODS: dict[str, str] = {
         "`f0mesh up` plus a bench-only route), linked with `POST /dial`; the sender awaits "
         "`link.framed.send()` of 1 MiB wire messages one after another (msgpack "
         '`{"t": "bench.data", "d": <1 MiB>}`, chunked by FramedChannel into 16 KiB frames); the '
-        "receiver counts payload bytes in a wrapper around `Node.link_message`, i.e. after reassembly, "
-        "wire decoding and dispatch. Baseline: plain aiortc, 16 KiB binary messages, waiting on "
-        "`bufferedamountlow` above the same high/low marks f0mesh uses (128/32 KiB)."
+        "receiver counts payload bytes in its handler of the `bench.data` ctl kind (registered with "
+        "the node's ctl router), i.e. after reassembly, wire decoding and dispatch. Baseline: plain "
+        "aiortc, 16 KiB binary messages, waiting on `bufferedamountlow` above the same high/low marks "
+        "f0mesh uses (128/32 KiB)."
     ),
     "message_rate": (
         "Signed gossip messages per second over one link, counted by the receiving application. f0mesh: "

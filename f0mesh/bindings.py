@@ -1,18 +1,25 @@
 """Adapters that let independent parts meet without importing each other.
 
 The gossip engine is written against a transport and a store interface; here the link manager
-becomes that transport and the SQL store becomes that store. Only node.py uses this module.
+becomes that transport and the SQL store becomes that store; gossip meets the ctl router and the
+event bus. Only node.py uses this module.
 """
 
 from __future__ import annotations
 
+import base64
+import logging
 from typing import Any
 
-from f0mesh.gossip import AuditRow, LinkClosedError, StoredMessage
+from f0mesh.ctl import Handler
+from f0mesh.gossip import AuditRow, GossipEngine, LinkClosedError, StoredMessage
+from f0mesh.log_throttle import LogThrottle
 from f0mesh.rtc.framing import ChannelClosed
 from f0mesh.rtc.link import LinkState
 from f0mesh.rtc.link_manager import LinkManager
 from f0mesh.store import Store
+
+log = logging.getLogger(__name__)
 
 GOSSIP_FRAME = "gossip"
 
@@ -85,3 +92,33 @@ class SqlGossipStore:
 
     async def max_seq(self, origin: str) -> int:
         return await self._store.max_seq(origin)
+
+
+def gossip_ctl(engine: GossipEngine) -> Handler:
+    """The ``gossip`` ctl handler: ``m`` is the engine's message, which validates the rest."""
+
+    throttle = LogThrottle(log)
+
+    async def handle(peer_id: str, message: dict[str, Any]) -> None:
+        if isinstance(message.get("m"), dict):
+            await engine.on_message(peer_id, message["m"])
+        else:
+            throttle.info((peer_id, "gossip"), "dropped a gossip ctl message without a map from %s", peer_id)
+
+    return handle
+
+
+def message_event(message: StoredMessage) -> dict[str, Any]:
+    """A delivered gossip message as the event bus shows it (``/api/events`` topic ``message``)."""
+    payload = message.payload
+    return {
+        "id": message.id,
+        "origin": message.origin,
+        "topic": message.topic,
+        "hops": message.hops,
+        **(
+            {"payload_b64": base64.b64encode(payload).decode("ascii")}
+            if isinstance(payload, bytes)
+            else {"payload": payload}
+        ),
+    }

@@ -9,11 +9,14 @@ hands the free pages back; elsewhere than glibc there is nothing to do.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import functools
 import logging
 from collections.abc import Callable
+
+from f0mesh.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -38,3 +41,31 @@ def trim() -> bool:
     if malloc_trim is None:
         return False
     return bool(malloc_trim(0))
+
+
+class TrimAfterBurst:
+    """Trims ``delay`` seconds after the last of a burst of pokes (link changes): once per burst,
+    in a thread (ctypes lets go of the GIL: tens of ms off the loop)."""
+
+    def __init__(self, tasks: TaskSet, delay: float = 1.0) -> None:
+        self._tasks = tasks
+        self._delay = delay
+        self._due: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    def poke(self) -> None:
+        if self._due is not None:
+            self._due.cancel()
+        if self._closed:
+            return
+        self._due = asyncio.get_running_loop().call_later(self._delay, self._trim)
+
+    def _trim(self) -> None:
+        self._due = None
+        self._tasks.spawn(asyncio.to_thread(trim), name="heap-trim")
+
+    def close(self) -> None:
+        self._closed = True
+        if self._due is not None:
+            self._due.cancel()
+            self._due = None

@@ -84,5 +84,5 @@ async def link_samples(
     node: Node = Depends(get_node),
 ) -> dict[str, Any]:
     """QoS history of this node's links to one peer (the ``link_samples`` time series), oldest first."""
-    rows = await node.store.list_samples(peer_id=peer_id, link_id=link_id, since=since, limit=limit)
+    rows = await node.samples(peer_id=peer_id, link_id=link_id, since=since, limit=limit)
     return {"peer_id": peer_id, "samples": [{k: r.get(k) for k in SAMPLE_FIELDS} for r in rows]}

@@ -67,6 +67,4 @@ async def events(
 @router.get("/api/telemetry")
 async def telemetry(node: Node = Depends(get_node)) -> dict[str, Any]:
     """The whole mesh's link health as gossiped by every node (this node's own view included)."""
-    nodes = dict(node.telemetry)
-    nodes[node.peer_id] = {**node.telemetry_summary(), "received_at": None}
-    return {"nodes": nodes}
+    return {"nodes": node.telemetry.mesh_view(node.peer_id)}

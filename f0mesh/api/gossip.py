@@ -128,7 +128,7 @@ async def messages(
     """Without ``since``, the newest messages first. ``n`` is this node's storing order; ``next`` is
     the cursor to pass as ``since`` for what comes after this page (the same as the SSE ids of
     /api/gossip/subscribe)."""
-    rows = await node.store.list_messages(topic=topic or None, limit=limit, since=since)
+    rows = await node.messages(topic=topic or None, limit=limit, since=since)
     cursor = max((r["n"] for r in rows if r["n"] is not None), default=since or 0)
     return {"messages": [message_json(r) for r in rows], "next": cursor}
 
@@ -139,4 +139,4 @@ async def audit(
     event: str | None = Query(None, pattern="^(" + "|".join(AUDIT_EVENTS) + ")$"),
     node: Node = Depends(get_node),
 ) -> dict[str, Any]:
-    return {"entries": await node.store.list_audit(limit=limit, event_name=event)}
+    return {"entries": await node.audit(limit=limit, event=event)}

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends, Path
 
 from f0mesh.api.auth import require_admin
 from f0mesh.api.models import PEER_ID_PATTERN, MeshDialRequest
+from f0mesh.api.views import dial_reply, link_view
 from f0mesh.api.worker import get_node
 from f0mesh.errors import NotFoundError
 from f0mesh.node import Node
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/api/mesh-rtc", tags=["mesh-rtc"])
 @router.get("/links")
 async def links(node: Node = Depends(get_node)) -> dict[str, Any]:
     """The current link per peer, with its QoS (null until measured)."""
-    return {"links": node.link_views()}
+    return {"links": [link_view(link, sample) for link, sample in node.link_samples()]}
 
 
 @router.delete("/links/{peer_id}", dependencies=[Depends(require_admin)])
@@ -34,20 +35,7 @@ async def close_link(
 
 @router.post("/dial", dependencies=[Depends(require_admin)])
 async def mesh_dial(body: MeshDialRequest, node: Node = Depends(get_node)) -> dict[str, Any]:
-    link = await node.dial(peer_id=body.target)
-    return {
-        "link_id": link.link_id,
-        "peer_id": link.peer_id,
-        "state": link.state.value,
-        "setup_ms": link.setup_ms,
-    }
-
-
-def _target_url(node: Node, peer_id: str) -> str:
-    url = node.peer_url(peer_id)
-    if url is None:
-        raise NotFoundError(f"peer {peer_id} is not in this node's registry")
-    return url
+    return dial_reply(await node.dial(peer_id=body.target))
 
 
 @router.post("/offer")
@@ -55,9 +43,8 @@ async def forward_offer(payload: Any = Body(...), node: Node = Depends(get_node)
     """Relay a signed offer to its target's worker (10 s timeout) and return the signed answer."""
     offer = SignedDescription.from_json(payload, "offer")
     if offer.to_peer == node.peer_id:
-        node.refuse_http_offers()
-        return await node.links.handle_offer(payload)
-    return await node.client.post_offer(_target_url(node, offer.to_peer), payload)
+        return await node.signaling.take_offer(payload)
+    return await node.signaling.forward("offer", offer.to_peer, payload)
 
 
 @router.post("/answer")
@@ -65,7 +52,7 @@ async def forward_answer(payload: Any = Body(...), node: Node = Depends(get_node
     """Relay a signed answer to the worker of the peer whose offer it answers."""
     answer = SignedDescription.from_json(payload, "answer")
     if answer.to_peer == node.peer_id:
-        await node.links.handle_answer(payload)
+        await node.signaling.take_answer(payload)
     else:
-        await node.client.post_answer(_target_url(node, answer.to_peer), payload)
+        await node.signaling.forward("answer", answer.to_peer, payload)
     return {"ok": True}

@@ -8,23 +8,29 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from f0mesh.api.auth import require_admin
 from f0mesh.api.models import PEER_ID_PATTERN, PeerAdd
+from f0mesh.api.views import peer_view
 from f0mesh.api.worker import get_node
 from f0mesh.node import Node
 
 router = APIRouter(tags=["peers"])
 
 
+def _views(node: Node, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    scores, linked = node.trust.scores(), node.linked_peers()
+    return [peer_view(row, scores, node.telemetry.received, linked) for row in rows]
+
+
 @router.get("/api/peers")
 async def list_peers(
     limit: int = Query(1000, ge=1, le=10000), node: Node = Depends(get_node)
 ) -> dict[str, Any]:
-    return {"peers": await node.list_peers(limit)}
+    return {"peers": _views(node, await node.list_peers(limit))}
 
 
 @router.post("/api/peers", dependencies=[Depends(require_admin)])
 async def add_peer(body: PeerAdd, node: Node = Depends(get_node)) -> dict[str, Any]:
     """Learn a peer from its URL's /healthz and store it."""
-    return await node.add_peer(body.url)
+    return _views(node, [await node.add_peer(body.url)])[0]
 
 
 @router.post("/api/peers/{peer_id}/block", dependencies=[Depends(require_admin)])

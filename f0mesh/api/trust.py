@@ -21,11 +21,7 @@ class TrustOpinion(Strict):
 
 @router.get("/api/trust")
 async def trust(node: Node = Depends(get_node)) -> dict[str, Any]:
-    return {
-        "scores": node.trust.scores(),
-        "edges": node.trust.graph.edges(),
-        "components": node.trust.components(),
-    }
+    return node.keeper.view()
 
 
 @router.put("/api/trust/{peer_id}", dependencies=[Depends(require_admin)])
@@ -33,5 +29,5 @@ async def set_trust(
     body: TrustOpinion, peer_id: str = Path(pattern=PEER_ID_PATTERN), node: Node = Depends(get_node)
 ) -> dict[str, Any]:
     """This node's own opinion of a peer; it is published to the mesh on the ``trust`` topic."""
-    await node.set_trust(peer_id, body.weight)
+    await node.keeper.set_trust(peer_id, body.weight)
     return {"peer_id": peer_id, "weight": body.weight, "score": node.trust.scores().get(peer_id, 0.0)}

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends, Request
 
 from f0mesh.api.auth import require_admin
 from f0mesh.api.models import DialRequest
+from f0mesh.api.views import dial_reply
 from f0mesh.node import Node
 
 router = APIRouter(tags=["worker"])
@@ -25,24 +26,17 @@ async def healthz(node: Node = Depends(get_node)) -> dict[str, Any]:
 @router.post("/dial", dependencies=[Depends(require_admin)])
 async def dial(body: DialRequest, node: Node = Depends(get_node)) -> dict[str, Any]:
     """Link to a peer by URL or PeerId; answers once both channels are open (an existing link as is)."""
-    link = await node.dial(url=body.url, peer_id=body.peer_id)
-    return {
-        "link_id": link.link_id,
-        "peer_id": link.peer_id,
-        "state": link.state.value,
-        "setup_ms": link.setup_ms,
-    }
+    return dial_reply(await node.dial(url=body.url, peer_id=body.peer_id))
 
 
 @router.post("/offer")
 async def offer(payload: Any = Body(...), node: Node = Depends(get_node)) -> dict[str, Any]:
     """A signed offer in, the signed answer out; the signature is the authentication."""
-    node.refuse_http_offers()
-    return await node.links.handle_offer(payload)
+    return await node.signaling.take_offer(payload)
 
 
 @router.post("/answer")
 async def answer(payload: Any = Body(...), node: Node = Depends(get_node)) -> dict[str, Any]:
     """Completes a pending offer of this node whose answer travelled through a relay."""
-    await node.links.handle_answer(payload)
+    await node.signaling.take_answer(payload)
     return {"ok": True}

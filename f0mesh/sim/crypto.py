@@ -2,32 +2,28 @@
 
 An Ed25519 verify (with the key recovered from the PeerId) costs ~0.3 ms in CPython; 10,000 peers
 receiving every message about three times would spend most of a run in it. Origins still sign with
-their real keys. ``fast_signatures()`` swaps the envelope module's ``verify`` for a memo of the
-signatures simulated identities actually produced: a hit is, by construction, a valid signature
-over exactly those bytes; anything else (a corrupted or forged envelope) falls through to the real
-Ed25519 check. Outcomes are therefore the same as with real verification, only cheaper. The
-``is_peer_id`` check in envelope decoding is memoised the same way (it is a pure function).
-
-This is a monkeypatch of ``f0mesh.gossip.envelope`` for the duration of a simulation; the engine
-itself is unchanged. An injectable verifier in GossipEngine would make it unnecessary.
+their real keys. Within ``fast_signatures()`` every signature a simulated identity makes is
+remembered, and ``memo_verify`` (the verifier SimMesh hands each GossipEngine) accepts exactly those:
+a hit is, by construction, a valid signature over exactly those bytes; anything else (a corrupted or
+forged envelope) falls through to the real Ed25519 check. Outcomes are therefore the same as with real
+verification, only cheaper. Outside the block (or with ``enabled=False``) nothing is remembered and
+every check is the real one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import random
 from collections.abc import Iterator
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-import f0mesh.gossip.envelope as envelope_module
+from f0mesh.gossip.envelope import Envelope
 from f0mesh.identity import Identity
-from f0mesh.identity import is_peer_id as real_is_peer_id
-from f0mesh.identity import verify as real_verify
 
-# (origin, signed bytes) -> signature, for every signature a SimIdentity produced
+# (origin, signed bytes) -> signature, for every signature a SimIdentity produced within a block
 _SIGNED: dict[tuple[str, bytes], bytes] = {}
+_blocks = 0
 
 
 class SimIdentity(Identity):
@@ -39,29 +35,28 @@ class SimIdentity(Identity):
 
     def sign(self, data: bytes) -> bytes:
         signature = super().sign(data)
-        _SIGNED[(self.peer_id, data)] = signature
+        if _blocks:
+            _SIGNED[(self.peer_id, data)] = signature
         return signature
 
 
-def _memo_verify(peer_id: str, data: bytes, signature: bytes) -> None:
-    if _SIGNED.get((peer_id, data)) != signature:
-        real_verify(peer_id, data, signature)
-
-
-_memo_is_peer_id = functools.lru_cache(maxsize=1 << 17)(real_is_peer_id)
+def memo_verify(envelope: Envelope) -> None:
+    """GossipEngine's verifier in a simulation: a remembered signature passes, anything else is checked."""
+    if _SIGNED.get((envelope.origin, envelope.signed)) != envelope.signature:
+        envelope.verify()
 
 
 @contextlib.contextmanager
 def fast_signatures(enabled: bool = True) -> Iterator[None]:
-    """Within the block, envelope checks use the memo above; restored (and the memo cleared) after."""
+    """Within the block, simulated identities' signatures are remembered; forgotten after."""
+    global _blocks
     if not enabled:
         yield
         return
-    saved = envelope_module.verify, envelope_module.is_peer_id
-    envelope_module.verify, envelope_module.is_peer_id = _memo_verify, _memo_is_peer_id
+    _blocks += 1
     try:
         yield
     finally:
-        envelope_module.verify, envelope_module.is_peer_id = saved
-        _SIGNED.clear()
-        _memo_is_peer_id.cache_clear()
+        _blocks -= 1
+        if not _blocks:
+            _SIGNED.clear()

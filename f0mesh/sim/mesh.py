@@ -22,7 +22,7 @@ from f0mesh.gossip.audit import AuditRow
 from f0mesh.gossip.envelope import Envelope
 from f0mesh.gossip.errors import GossipReject
 from f0mesh.gossip.transport import MessageType
-from f0mesh.sim.crypto import SimIdentity
+from f0mesh.sim.crypto import SimIdentity, memo_verify
 from f0mesh.sim.network import Degree, SimNetwork
 from f0mesh.trust import RateLimiter, TrustGraph, compute_scores
 from f0mesh.trust.service import NODE_TRUST_PARAMS
@@ -192,6 +192,7 @@ class SimMesh:
             neighbour_limiter=RateLimiter(NODE_TRUST_PARAMS.neighbour_rate, clock=loop.time),
             rng=random.Random(f"engine:{self.seed}:{index}"),
             clock=lambda: EPOCH + loop.time(),
+            verifier=memo_verify,
         )
         engine.subscribe(None, lambda stored, index=index: self._delivered(index, stored))
         node.engine = engine

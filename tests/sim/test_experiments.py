@@ -15,7 +15,7 @@ from f0mesh.gossip import GossipReject
 from f0mesh.gossip.envelope import Envelope
 from f0mesh.identity import verify
 from f0mesh.sim.clock import run_virtual
-from f0mesh.sim.crypto import SimIdentity, fast_signatures
+from f0mesh.sim.crypto import SimIdentity, fast_signatures, memo_verify
 from f0mesh.sim.experiments import CrdtScenario, Scenario, figures, report, run_broadcast, run_crdt, simulate
 from f0mesh.sim.mesh import SimMesh
 from f0mesh.sim.network import SimNetwork, hop_distances, partial_view
@@ -89,15 +89,22 @@ def test_corrupting_sybils_are_refused_by_signature_and_change_nothing_for_hones
     assert result["rejected"].get("bad_signature", 0) > 0
 
 
-def test_signature_memo_accepts_only_what_was_signed_and_is_undone_after() -> None:
+def test_signature_memo_accepts_only_what_was_signed_and_is_undone_after(monkeypatch) -> None:
     identity = SimIdentity.from_seed(random.Random(1))
+    checked: list[str] = []
+    real = Envelope.verify
+    monkeypatch.setattr(Envelope, "verify", lambda self: (checked.append(self.id), real(self))[1])
     with fast_signatures():
         envelope = Envelope.create(identity, 1, HLC(identity.peer_id).now(), "t", {"x": 1}, 8)
-        envelope.verify()
+        memo_verify(envelope)
+        assert checked == []  # remembered: no Ed25519 check
         forged = Envelope.decode(envelope.encode())
         broken = type(forged)(**{**{f: getattr(forged, f) for f in forged.__slots__}, "signature": bytes(64)})
         with pytest.raises(GossipReject, match="signature"):
-            broken.verify()
+            memo_verify(broken)
+        assert checked == [broken.id]
+    memo_verify(envelope)  # forgotten after the block: the real check runs, and passes
+    assert checked == [broken.id, envelope.id]
     assert envelope_module.verify is verify
 
 

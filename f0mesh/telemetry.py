@@ -1,0 +1,98 @@
+"""Telemetry: this node's link summary gossiped on topic ``telemetry``, and the mesh's summaries heard.
+
+Link changes come in bursts (a mesh forming, a neighbour pruning): one summary a second after a
+change covers its burst, and at most one goes out every ``TELEMETRY_MIN_GAP_S``, or link churn
+becomes most of the mesh's gossip. A summary also goes out every ``--gossip-interval``. Which origins
+were heard from recently (any topic) tells the connection manager which island this node is in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from f0mesh.config import NodeConfig
+from f0mesh.gossip import GossipEngine, StoredMessage
+from f0mesh.qos.sampler import QoSSampler
+from f0mesh.rtc.link_manager import LinkManager
+from f0mesh.tasks import TaskSet
+
+log = logging.getLogger(__name__)
+
+TELEMETRY_TOPIC = "telemetry"
+TELEMETRY_MIN_GAP_S = 10.0
+BURST_S = 1.0  # a summary this long after the first change of a burst covers the burst
+FIGURES = ("health", "rtt_ms", "jitter_ms", "loss_pct", "bitrate_kbps")
+
+
+class Telemetry:
+    def __init__(
+        self, config: NodeConfig, gossip: GossipEngine, links: LinkManager, qos: QoSSampler, tasks: TaskSet
+    ) -> None:
+        self._gossip = gossip
+        self._links = links
+        self._qos = qos
+        self._tasks = tasks
+        self._about = {"url": config.advertised_url, "location": config.location, "name": config.name}
+        self.interval = config.gossip_interval
+        self.received: dict[str, dict[str, Any]] = {}  # origin -> its last summary
+        self._heard: dict[str, float] = {}
+        self._due: asyncio.TimerHandle | None = None
+        self._sent_at = -TELEMETRY_MIN_GAP_S
+        self._running = True
+        gossip.subscribe(None, self._delivered)
+
+    def _delivered(self, message: StoredMessage) -> None:
+        self._heard[message.origin] = message.received_at
+        if message.topic == TELEMETRY_TOPIC and isinstance(message.payload, dict):
+            self.received[message.origin] = {**message.payload, "received_at": message.received_at}
+
+    def heard_recently(self) -> set[str]:
+        """Origins whose gossip arrived within two telemetry periods: the island this node is in."""
+        horizon = time.time() - 2 * self.interval - 10
+        return {peer for peer, at in self._heard.items() if at >= horizon}
+
+    def summary(self) -> dict[str, Any]:
+        links = []
+        for link in self._links.open_links():
+            sample = self._qos.latest.get(link.link_id)
+            figures = {k: getattr(sample, k) for k in FIGURES} if sample else dict.fromkeys(FIGURES)
+            if sample is None:
+                figures["health"] = "unknown"
+            links.append({"peer_id": link.peer_id, **figures})
+        return {**self._about, "links": links}
+
+    def mesh_view(self, own_id: str) -> dict[str, dict[str, Any]]:
+        """Every origin's last summary, this node's own current one included."""
+        return {**self.received, own_id: {**self.summary(), "received_at": None}}
+
+    def schedule(self) -> None:
+        """One summary a second after a link change covers its burst (see TELEMETRY_MIN_GAP_S)."""
+        if self._due is None and self._running:
+            loop = asyncio.get_running_loop()
+            delay = max(BURST_S, self._sent_at + TELEMETRY_MIN_GAP_S - loop.time())
+            self._due = loop.call_later(delay, self._publish_soon)
+
+    def _publish_soon(self) -> None:
+        self._due = None
+        self._tasks.spawn(self.publish(), name="telemetry")
+
+    async def publish(self) -> None:
+        try:
+            self._sent_at = asyncio.get_running_loop().time()
+            await self._gossip.publish(TELEMETRY_TOPIC, self.summary())
+        except Exception as exc:
+            log.info("telemetry publish failed: %s", exc)
+
+    async def loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.publish()
+
+    def close(self) -> None:
+        self._running = False
+        if self._due is not None:
+            self._due.cancel()
+            self._due = None
