@@ -138,6 +138,22 @@ METHODS: dict[str, str] = {
         "second reading (1 warm-up + 7 links, read 2 s after the last dial; 1 + 4 = 5 links in --quick). "
         "Baseline: the raw aiortc hub with as many connections, read the same way."
     ),
+    "libdatachannel_throughput": (
+        "Spike for issue #25 (bench only, no goal): aiortc, f0mesh's link library (the f0mesh column), "
+        "against libdatachannel 0.22.2 through `pylibdatachannel` 0.2.0 (installed with pip --target "
+        "into bench/.ldc-lib on first use). `aiolibdatachannel`, the binding the issue names, does not "
+        "install here: every release requires Python >= 3.12 (pip: `Ignored the following versions that "
+        "require a different python version: 2026.10.15 Requires-Python >=3.12; ...`, `No matching "
+        "distribution found for aiolibdatachannel`; so does `libdatachannel-py`, >= 3.13). "
+        "`bench/libdatachannel_spike.py` runs in a network namespace of its own (one veth address, IPv6 "
+        "off) with both ends of every connection in one process, so both libraries are measured the "
+        "same way: one channel, 16 KiB messages, at most 1 MiB in flight with the receiver reporting its "
+        "count every 256 KiB (pylibdatachannel 0.2.0 has no bufferedAmount, so the application-level "
+        "window replaces aiortc's `bufferedamountlow`); MB/s of payload, CPU-seconds per MB of the "
+        "process (both ends), setup (peer connections created -> channel open on both sides), RSS per "
+        "connection end (8 pairs after a warm-up pair, 4 in --quick; 16 MiB per round, 8 in --quick), "
+        "and a libdatachannel offer answered by an aiortc peer connection (interop)."
+    ),
     "link_memory": (
         "VmRSS (kB as /proc reports it, i.e. KiB) that one hub process gains per additional open link. "
         "The hub first links to one warm-up peer (one-time costs: first certificate, lazy imports, "
@@ -158,6 +174,21 @@ LIBP2P_TRANSPORT = (
     "enable_tcp=False)` inside `host.run(...)` left the host with no address (`get_addrs() == []`, "
     "no swarm listener, nothing logged at DEBUG) in py-libp2p 0.8.1, and was not pursued further. "
     "So these keys compare unlike stacks, which is why only the message rate carries a goal."
+)
+
+LDC_VERDICT = (
+    "Interop failed in both spike runs for issue #25, at the same place: aiortc's DTLS start "
+    "(`RTCDtlsTransport.start` -> pyOpenSSL `to_cryptography`) raises `cryptography.x509.InvalidVersion: "
+    "1 is not a valid X509 version` on libdatachannel's self-signed certificate, so an aiortc peer "
+    "cannot finish a handshake with it; a mixed mesh would need that certificate fixed upstream or "
+    "aiortc to stop parsing the peer's certificate through cryptography. What a `--link-backend "
+    "libdatachannel` option would take besides: a binding with flow control (bufferedAmount and its "
+    "low-threshold event, which FramedChannel's backpressure needs), negotiated channel ids (f0mesh's "
+    "two channels are negotiated), callbacks marshalled from libdatachannel's threads into the event "
+    "loop (pylibdatachannel 0.2.0 holds the GIL inside its calls: creating a connection while another "
+    "one's ICE thread waited for the GIL in a callback deadlocked the spike, so it opens one at a time), "
+    "the certificate fingerprint in the signed offer (f0mesh's signaling binds it), and Python >= 3.12 "
+    "for aiolibdatachannel."
 )
 
 PROFILE_INTRO = (
@@ -435,9 +466,25 @@ def _extra_notes(key: str, fig: dict[str, Any]) -> list[str]:
         )
     if key == "link_memory":
         notes.append(f"K = {samples['links']} links per repeat.")
+    if key == "libdatachannel_throughput":
+        notes.append(_libdatachannel_notes(samples))
     if key in NOT_MET and fig["met"] is False:
         notes.append(NOT_MET[key])
     return notes
+
+
+def _libdatachannel_notes(samples: dict[str, Any]) -> str:
+    cpu, setup, rss = samples["cpu_s_per_mb"], samples["setup_ms"], samples["rss_kb_per_connection_end"]
+    interop = samples["interop"]
+    c_a, c_l = summarize(cpu["aiortc"])["median"], summarize(cpu["libdatachannel"])["median"]
+    return (
+        f"CPU-seconds per MB (both ends): aiortc {_cell(cpu['aiortc'])}, libdatachannel "
+        f"{_cell(cpu['libdatachannel'])} ({c_a / c_l:.1f}x less CPU per byte). Setup: aiortc "
+        f"{_cell(setup['aiortc'])} ms, libdatachannel {_cell(setup['libdatachannel'])} ms (the first "
+        f"round of each makes its certificate). RSS per connection end: aiortc {rss['aiortc']:.0f} kB, "
+        f"libdatachannel {rss['libdatachannel']:.0f} kB. Interop (libdatachannel offer, aiortc answer): "
+        f"{'yes' if interop['ok'] else 'no'} ({interop['detail']}). {LDC_VERDICT}"
+    )
 
 
 def write(results: dict[str, Any], out_json: Path, out_md: Path, meta: dict[str, Any]) -> None:
