@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     attempt({"gossip"}, lambda: bench_gossip(plan))
     attempt({"libp2p_gossip", "libp2p_rss_idle"}, lambda: bench_libp2p_mesh(plan, results))
     attempt({"libdatachannel_throughput"}, lambda: bench_libdatachannel(plan))
+    meta["failed"].update({k: why for k, why in plan.failed.items() if k in keys})
     results = {k: results[k] for k in KEYS if k in results and k in keys}
     meta["duration_s"] = time.monotonic() - started
     out_json, out_md = _outputs(args.out)
