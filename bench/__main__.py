@@ -18,6 +18,7 @@ from bench.suites import (
     Plan,
     bench_dead_peer,
     bench_gossip,
+    bench_libdatachannel,
     bench_libp2p_mesh,
     bench_link_memory,
     bench_setup,
@@ -39,6 +40,7 @@ KEYS = (
     "libp2p_setup",
     "libp2p_gossip",
     "libp2p_rss_idle",
+    "libdatachannel_throughput",
 )
 # Keys whose f0mesh side is another key's measurement in the same run.
 NEEDS = {"libp2p_gossip": "gossip", "libp2p_rss_idle": "node_rss_idle"}
@@ -119,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         memory()
     attempt({"gossip"}, lambda: bench_gossip(plan))
     attempt({"libp2p_gossip", "libp2p_rss_idle"}, lambda: bench_libp2p_mesh(plan, results))
+    attempt({"libdatachannel_throughput"}, lambda: bench_libdatachannel(plan))
+    meta["failed"].update({k: why for k, why in plan.failed.items() if k in keys})
     results = {k: results[k] for k in KEYS if k in results and k in keys}
     meta["duration_s"] = time.monotonic() - started
     out_json, out_md = _outputs(args.out)

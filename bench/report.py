@@ -139,11 +139,28 @@ METHODS: dict[str, str] = {
         "second reading (1 warm-up + 7 links, read 2 s after the last dial; 1 + 4 = 5 links in --quick). "
         "Baseline: the raw aiortc hub with as many connections, read the same way."
     ),
+    "libdatachannel_throughput": (
+        "Spike for issue #25 (bench only, no goal): aiortc, f0mesh's link library (the f0mesh column), "
+        "against libdatachannel 0.22.2 through `pylibdatachannel` 0.2.0 (installed with pip --target "
+        "into bench/.ldc-lib on first use). `aiolibdatachannel`, the binding the issue names, does not "
+        "install here: every release requires Python >= 3.12 (pip: `Ignored the following versions that "
+        "require a different python version: 2026.10.15 Requires-Python >=3.12; ...`, `No matching "
+        "distribution found for aiolibdatachannel`; so does `libdatachannel-py`, >= 3.13). "
+        "`bench/libdatachannel_spike.py` runs in a network namespace of its own (one veth address, IPv6 "
+        "off) with both ends of every connection in one process, so both libraries are measured the "
+        "same way: one channel, 16 KiB messages, at most 1 MiB in flight with the receiver reporting its "
+        "count every 256 KiB (pylibdatachannel 0.2.0 has no bufferedAmount, so the application-level "
+        "window replaces aiortc's `bufferedamountlow`); MB/s of payload, CPU-seconds per MB of the "
+        "process (both ends), setup (peer connections created -> channel open on both sides), RSS per "
+        "connection end (8 pairs after a warm-up pair, 4 in --quick; 16 MiB per round, 8 in --quick), "
+        "and a libdatachannel offer answered by an aiortc peer connection (interop)."
+    ),
     "link_memory": (
         "VmRSS (kB as /proc reports it, i.e. KiB) that one hub process gains per additional open link. "
         "The hub first links to one warm-up peer (one-time costs: first certificate, lazy imports, "
         "allocator arenas); an f0mesh hub also waits until it is 11 s old, past its first two 5-second "
-        "trust refreshes (the first imports networkx and scipy, ~30 MB, linked or not). 2 s after the "
+        "trust refreshes (the first imported networkx and scipy, ~30 MB, until trust.pagerank replaced them; "
+        "the wait is kept so runs compare). 2 s after the "
         "warm-up link RSS is read (the median of 6 reads 0.2 s apart that agree "
         "within 128 kB), then the hub links to K more peers, each a separate process, and 2 s later RSS "
         "is read the same way; figure = difference / K. f0mesh: `f0mesh up` "
@@ -159,6 +176,21 @@ LIBP2P_TRANSPORT = (
     "enable_tcp=False)` inside `host.run(...)` left the host with no address (`get_addrs() == []`, "
     "no swarm listener, nothing logged at DEBUG) in py-libp2p 0.8.1, and was not pursued further. "
     "So these keys compare unlike stacks, which is why only the message rate carries a goal."
+)
+
+LDC_VERDICT = (
+    "Interop failed in both spike runs for issue #25, at the same place: aiortc's DTLS start "
+    "(`RTCDtlsTransport.start` -> pyOpenSSL `to_cryptography`) raises `cryptography.x509.InvalidVersion: "
+    "1 is not a valid X509 version` on libdatachannel's self-signed certificate, so an aiortc peer "
+    "cannot finish a handshake with it; a mixed mesh would need that certificate fixed upstream or "
+    "aiortc to stop parsing the peer's certificate through cryptography. What a `--link-backend "
+    "libdatachannel` option would take besides: a binding with flow control (bufferedAmount and its "
+    "low-threshold event, which FramedChannel's backpressure needs), negotiated channel ids (f0mesh's "
+    "two channels are negotiated), callbacks marshalled from libdatachannel's threads into the event "
+    "loop (pylibdatachannel 0.2.0 holds the GIL inside its calls: creating a connection while another "
+    "one's ICE thread waited for the GIL in a callback deadlocked the spike, so it opens one at a time), "
+    "the certificate fingerprint in the signed offer (f0mesh's signaling binds it), and Python >= 3.12 "
+    "for aiolibdatachannel."
 )
 
 PROFILE_INTRO = (
@@ -206,7 +238,21 @@ NOT_MET: dict[str, str] = {
         "bookkeeping (seen-cache, HLC, rate limits, trust feedback, push and ack tracking) and one "
         "asyncio task per publish. What would lift it: audit rows of accepted envelopes as batch rows "
         "(an audit-API change), SQL with less per-row machinery, and verification on a second core; "
-        "one signature per batch would break the one-signature-per-envelope contract."
+        "one signature per batch would break the one-signature-per-envelope contract. Second pass for "
+        "issue #25: gossip rows now go to the driver as plain tuples through SQL compiled once "
+        "(`Store.commit_gossip`; 64-row batches with their audit rows in one process: 35-46 -> "
+        "32-34 us of CPU per message). py-spy of both nodes at 200 Hz over three 4,000-message rounds, "
+        "threads included, idle waits left out: receiver verify 32 % of busy samples, aiortc DTLS/SCTP "
+        "15 % (half of it one SCTP SACK sent per received packet, inside aiortc), envelope decode 7.5 %, "
+        "SQLite in aiosqlite's thread 6.6 %, write-behind 4 %, push-target upkeep 4 %, message ids 4 %, "
+        "trust feedback 1.6 %; sender (of ~66 % truly busy samples) publish 42 % with the sign 18 %, "
+        "aiortc 24 % (SACK handling ~10 %), SQLite and write-behind 16 %, acks 7 %. An audit row now "
+        "costs 3-5 us of CPU (the same batches with and without theirs: 20-23 against 25-39 us per "
+        "message), i.e. batch audit rows for accepted envelopes would save ~2-3 % of the pipeline for "
+        "a change of the audit contract that ~50 test assertions and the API rely on: not made. The "
+        "rest is Python per step (coroutine per publish, dataclasses, HLC, seen-cache, rate limits) at "
+        "1-4 % each; 0.6 needs the pipeline at ~95 us beside the crypto for both processes together, "
+        "and aiortc alone takes about that."
     ),
     "throughput": (
         "What holds it back: not CPU. Per CPU-second of both processes f0mesh moves the same bytes as "
@@ -234,7 +280,14 @@ NOT_MET: dict[str, str] = {
         "on, `repair.py`), aioice 8, aiortc SCTP 8 and SDP 7, asyncio locks/queues ~11, pyee 5, "
         "f0mesh's link, framing, push and repair state ~14. So the rest of the gap lies outside "
         "Python objects (OpenSSL/DTLS state, allocator arenas of the threads that serve the store), "
-        "where the next step is /proc/self/smaps per mapping rather than tracemalloc."
+        "where the next step is /proc/self/smaps per mapping rather than tracemalloc. Second pass for "
+        "issue #25: the node caps glibc's malloc arenas at two (`heap.limit_arenas`, mallopt "
+        "M_ARENA_MAX, called first thing in `Node.__init__`): with MALLOC_ARENA_MAX=2 in the "
+        "environment, two runs of `--quick --only link_memory` went 342 -> 279 and 364 -> 302 kB per "
+        "link (K = 4), and with the node setting it itself 258 kB (2 repeats, ratio 1.29). Idle RSS did "
+        "not move (~128 MB against ~96 MB): f0mesh's imports alone hold ~110 MB (aiortc 62, then "
+        "SQLAlchemy's asyncio engine +19, FastAPI/pydantic +16, httpx +7), all used at run time; "
+        "scipy and networkx are no longer imported by a node."
     ),
     "validation": (
         "What holds it back: per envelope, beyond the Ed25519 verification itself, the PeerId's base58 "
@@ -441,10 +494,35 @@ def _extra_notes(key: str, fig: dict[str, Any]) -> list[str]:
             f"{samples['baseline_cap_s']:.0f} s cap and count as the cap: the true ratio is lower."
         )
     if key == "link_memory":
-        notes.append(f"K = {samples['links']} links per repeat.")
+        notes.append(
+            f"K = {samples['links']} links per repeat. The node returns memory itself (f0mesh/heap.py): "
+            "`malloc_trim(0)` 1 s after a burst of link changes, and glibc's malloc arenas capped at two."
+        )
+    if key == "node_rss_idle":
+        notes.append(
+            "Most of it is code: importing what a node runs (aiortc, SQLAlchemy's asyncio engine, "
+            "FastAPI and pydantic, httpx) takes ~110 MB before any link, against ~62 MB for aiortc alone "
+            "(issue #25, one interpreter each)."
+        )
+    if key == "libdatachannel_throughput":
+        notes.append(_libdatachannel_notes(samples))
     if key in NOT_MET and fig["met"] is False:
         notes.append(NOT_MET[key])
     return notes
+
+
+def _libdatachannel_notes(samples: dict[str, Any]) -> str:
+    cpu, setup, rss = samples["cpu_s_per_mb"], samples["setup_ms"], samples["rss_kb_per_connection_end"]
+    interop = samples["interop"]
+    c_a, c_l = summarize(cpu["aiortc"])["median"], summarize(cpu["libdatachannel"])["median"]
+    return (
+        f"CPU-seconds per MB (both ends): aiortc {_cell(cpu['aiortc'])}, libdatachannel "
+        f"{_cell(cpu['libdatachannel'])} ({c_a / c_l:.1f}x less CPU per byte). Setup: aiortc "
+        f"{_cell(setup['aiortc'])} ms, libdatachannel {_cell(setup['libdatachannel'])} ms (the first "
+        f"round of each makes its certificate). RSS per connection end: aiortc {rss['aiortc']:.0f} kB, "
+        f"libdatachannel {rss['libdatachannel']:.0f} kB. Interop (libdatachannel offer, aiortc answer): "
+        f"{'yes' if interop['ok'] else 'no'} ({interop['detail']}). {LDC_VERDICT}"
+    )
 
 
 def write(results: dict[str, Any], out_json: Path, out_md: Path, meta: dict[str, Any]) -> None:

@@ -46,6 +46,7 @@ STOP_TIMEOUT_S = 5.0
 
 class Node:
     def __init__(self, config: NodeConfig) -> None:
+        heap.limit_arenas()  # before the store's and the executor's threads exist (f0mesh.heap)
         self.config = config
         self.identity = Identity.load_or_create(config.data_dir)
         self.peer_id = self.identity.peer_id

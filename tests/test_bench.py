@@ -159,3 +159,30 @@ def test_report_renders_crypto_and_libp2p_keys(tmp_path: Path) -> None:
     assert "| 16 | not measured: TimeoutError: libp2p p9: no answer |" in md
     assert "Transport: py-libp2p over TCP" in md
     assert "Per CPU-second ratio: 4.50." in md
+
+
+def test_report_renders_libdatachannel_spike(tmp_path: Path) -> None:
+    """The spike's key keeps the shape and RESULTS.md shows CPU per MB, setup, memory and interop."""
+    spike = {
+        "cpu_s_per_mb": {"aiortc": [0.13, 0.11], "libdatachannel": [0.03, 0.034]},
+        "setup_ms": {"aiortc": [450.0, 30.0], "libdatachannel": [78.0, 7.0]},
+        "rss_kb_per_connection_end": {"aiortc": 136.0, "libdatachannel": 64.0},
+        "interop": {"ok": False, "detail": "TimeoutError: "},
+    }
+    results = {"libdatachannel_throughput": reported([2.8, 2.5], [30.0, 19.0], unit="MB/s", extra=spike)}
+    meta = {
+        "date": report.now_utc(),
+        "mode": "quick",
+        "command": "test",
+        "machine": report.machine(),
+        "versions": report.versions(),
+        "duration_s": 1.0,
+        "failed": {},
+    }
+    report.write(results, tmp_path / "results.json", tmp_path / "RESULTS.md", meta)
+    md = (tmp_path / "RESULTS.md").read_text()
+    fig = json.loads((tmp_path / "results.json").read_text())["libdatachannel_throughput"]
+    assert {"f0mesh", "baseline", "ratio", "goal", "met", "unit"} <= set(fig) and fig["met"] is None
+    assert "| `libdatachannel_throughput` |" in md and "aiolibdatachannel" in md
+    assert "CPU-seconds per MB (both ends)" in md and "(3.8x less CPU per byte)" in md
+    assert "Interop (libdatachannel offer, aiortc answer): no" in md

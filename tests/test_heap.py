@@ -25,3 +25,13 @@ def test_trim_returns_freed_pages_that_free_kept() -> None:
     after = _rss_kb()
     assert kept - after > 20_000, (peak, kept, after)
     del pin
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_arena_cap_is_taken_by_glibc() -> None:
+    assert heap.limit_arenas(heap.ARENA_MAX) is True
+
+
+def test_arena_cap_without_glibc_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(heap, "_libc", lambda: None)
+    assert heap.limit_arenas() is False
