@@ -16,7 +16,7 @@ from f0mesh.ctl import CtlKind, CtlRouter
 from f0mesh.errors import F0MeshError, StoreUnavailableError
 from f0mesh.events import EventBus
 from f0mesh.gossip import GossipEngine
-from f0mesh.heap import TrimAfterBurst
+from f0mesh.heap import TrimAfterBurst, limit_arenas
 from f0mesh.identity import Identity
 from f0mesh.link_events import Bound, LinkEvents, build_links, link_value
 from f0mesh.membership import Membership
@@ -46,7 +46,7 @@ STOP_TIMEOUT_S = 5.0
 
 class Node:
     def __init__(self, config: NodeConfig) -> None:
-        heap.limit_arenas()  # before the store's and the executor's threads exist (f0mesh.heap)
+        limit_arenas()  # before the store's and the executor's threads exist (f0mesh.heap)
         self.config = config
         self.identity = Identity.load_or_create(config.data_dir)
         self.peer_id = self.identity.peer_id
