@@ -584,7 +584,7 @@ async def _sybil_scores(honest: NodeProcess, target: NodeProcess, data_dir: Path
     The group has one attack edge: the target's own behaviour edge to the Sybil it is linked to (the Sybil
     refuses the honest peer, which would otherwise link to it too and give it a second edge). Scores are
     read twice: with no operator opinion (the target's own edges are its default opinion of its bootstrap
-    peer, node.BOOTSTRAP_OPINION, plus behaviour), then with the target's operator trusting that peer.
+    peer, peer_exchange.BOOTSTRAP_OPINION, plus behaviour), then with the target's operator trusting that peer.
     On behaviour alone, relaying the group's messages earned the Sybil's link as heavy an edge as the
     bootstrap peer's, and the group held alpha/(1-alpha) times that edge's mass."""
     await poll(
@@ -595,7 +595,7 @@ async def _sybil_scores(honest: NodeProcess, target: NodeProcess, data_dir: Path
         others = [Identity.generate() for _ in range(19)]
         ids = [attacker.peer_id] + [s.peer_id for s in others]
         for other in others:
-            await attacker.set_trust(other.peer_id, 1.0)
+            await attacker.keeper.set_trust(other.peer_id, 1.0)
         await attacker.set_blocked(honest.peer_id, True)
         link = await _link_open(attacker, target)
         version = int(time.time() * 1000)
