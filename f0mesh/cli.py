@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 
 from f0mesh import __version__
 from f0mesh.errors import F0MeshError
+from f0mesh.peer_record import parse_tag
 from f0mesh.tables import documents_table, links_table, messages_table, peers_table, show, trust_table
 
 T = TypeVar("T")
@@ -74,6 +75,18 @@ def _main(
 
 def _opt(*names: str, env: str, help: str, **kwargs: Any) -> Any:
     return typer.Option(*names, envvar=f"F0MESH_{env}", help=help, **kwargs)
+
+
+def _tags(values: list[str]) -> dict[str, str]:
+    """``--tag key=value`` (repeatable); a bad one is a usage error, as typer's own."""
+    tags: dict[str, str] = {}
+    for value in values:
+        try:
+            key, text = parse_tag(value)
+        except ValueError as exc:
+            _fail(str(exc))
+        tags[key] = text
+    return tags
 
 
 def _error_line(message: str) -> None:
@@ -145,6 +158,10 @@ def up(
     ] = 4.0,
     location: Annotated[
         str | None, _opt("--location", env="LOCATION", help="lat,lon for the map view")
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        _opt("--tag", env="TAGS", help="key=value in the signed peer record, for query filters (repeatable)"),
     ] = None,
     name: Annotated[
         str | None, _opt("--name", env="NAME", help="a name for this node, shown next to its PeerId")
@@ -269,6 +286,7 @@ def up(
             heartbeat_timeout=heartbeat_timeout,
             heartbeat_interval=heartbeat_timeout / 4,  # three lost beats are not yet a failure
             location=location,
+            tags=_tags(tag or []),
             name=name,
             open_read=not private_read,
             tls_cert=tls_cert,

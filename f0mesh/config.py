@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from f0mesh.errors import ConfigError
 from f0mesh.gossip.envelope import MAX_TTL
 from f0mesh.gossip.params import GossipParams
+from f0mesh.peer_record import check_tags
 from f0mesh.store.url import default_store_url
 
 MAX_GOSSIP_DEGREE = 64
@@ -55,6 +56,7 @@ class NodeConfig:
     d_hi: int = 12
     location: str | None = None
     name: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)  # --tag key=value, in the signed peer record
     open_read: bool = True
     heartbeat_interval: float = 1.0
     heartbeat_timeout: float = 4.0
@@ -108,6 +110,10 @@ class NodeConfig:
             check_peer_url("--public-url", self.public_url)
         if self.location is not None:
             self.location = parse_location(self.location)
+        try:
+            self.tags = check_tags(self.tags)
+        except ValueError as exc:
+            raise ConfigError(f"--tag: {exc}") from exc
         self._check_http_limits()
         self.gossip = self._gossip_params()
         self._check_tls()
