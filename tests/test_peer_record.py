@@ -72,7 +72,9 @@ def test_unknown_fields_are_kept_signed_and_relayed() -> None:
     ],
 )
 def test_forged_or_oversized_records_are_refused(change: dict, reason: str) -> None:
-    wire = PeerRecord.create(Identity.generate(), "http://127.0.0.1:1", tags={"role": "db"}, x25519=KEY).to_wire()
+    wire = PeerRecord.create(
+        Identity.generate(), "http://127.0.0.1:1", tags={"role": "db"}, x25519=KEY
+    ).to_wire()
     with pytest.raises(ValueError, match=reason):
         PeerRecord.from_wire({**wire, **change})
 
