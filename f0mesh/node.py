@@ -17,6 +17,8 @@ from f0mesh import __version__, heap
 from f0mesh.address_policy import AddressPolicy
 from f0mesh.bindings import GOSSIP_FRAME, LinkGossipTransport, SqlGossipStore
 from f0mesh.config import NodeConfig, valid_name
+from f0mesh.direct import FRAME as DIRECT_FRAME
+from f0mesh.direct import DirectDropped, DirectService, Received
 from f0mesh.errors import F0MeshError, PeerError, PolicyError, StoreUnavailableError
 from f0mesh.events import EventBus
 from f0mesh.gossip import GossipEngine, StoredMessage
@@ -28,6 +30,7 @@ from f0mesh.metrics import NodeMetrics
 from f0mesh.peer_record import PeerRecord
 from f0mesh.peer_store import PeerStore, url_allowed
 from f0mesh.qos.sampler import QoSSampler, Sample
+from f0mesh.query import Queries
 from f0mesh.rtc.connection_manager import ConnectionManager, DegreeParams
 from f0mesh.rtc.dial_gate import DialGate
 from f0mesh.rtc.ice import path_kind
@@ -108,6 +111,18 @@ class Node:
         )
         self._log = LogThrottle(log)  # lines about what peers send: at most one per peer and reason
         self._started = False
+        # -- direct messages and queries (f0mesh/direct.py, f0mesh/query.py) --
+        self.direct = DirectService(
+            self.identity,
+            neighbours=self._direct_neighbours,
+            send=self._send_ctl,
+            key_of=lambda pid: self._peers.get(pid, {}).get("x25519"),
+            dropped=self._direct_dropped,
+        )
+        self.direct.handler("msg", self._direct_delivered)
+        self.queries = Queries(
+            self.direct, self_info=lambda: {"peer_id": self.peer_id, "tags": self.config.tags}
+        )
 
     async def start(self) -> None:
         self.store = await Store.open(self.config.resolved_store_url, self.peer_id)
@@ -217,6 +232,7 @@ class Node:
             self._peers_flush = None
         for task in self._tasks:
             task.cancel()
+        await self.queries.close()
         await self.links.stop()
         await self._link_rows.close(LINK_ROWS_CLOSE_S)
         await self.gossip.stop()
@@ -277,6 +293,8 @@ class Node:
             await self.state.on_ctl(link.peer_id, message)
         elif kind == SIG_FRAME:
             await self._on_sig(link, message)
+        elif kind == DIRECT_FRAME:
+            await self.direct.on_frame(link.peer_id, message)
         else:
             self._log.info(
                 (link.peer_id, "unknown"),
@@ -566,6 +584,7 @@ class Node:
         self.peer_learned(info.peer_id, info.url, seen=info.last_seen)
         self._peers[info.peer_id]["status"] = info.status
         self._mark_private(info.peer_id, info.private, info.relays)
+        self._note_keys(info.peer_id, info.tags, info.x25519)
 
     def _mark_private(self, peer_id: str, private: bool, relays: tuple[str, ...]) -> None:
         """A private peer's URL is kept for operators but never dialled: its relays are the way in."""
@@ -694,17 +713,26 @@ class Node:
                 delay = min(delay * 2, 30.0)
 
     def own_record(self) -> PeerRecord:
-        if not self.private:
-            return PeerRecord.create(self.identity, self.url, self.config.location)
-        relays = tuple(lk.peer_id for lk in self.links.open_links() if self.peer_url(lk.peer_id))
-        return PeerRecord.create(self.identity, self.url, self.config.location, private=True, relays=relays)
+        relays: tuple[str, ...] = ()
+        if self.private:
+            relays = tuple(lk.peer_id for lk in self.links.open_links() if self.peer_url(lk.peer_id))
+        return PeerRecord.create(
+            self.identity,
+            self.url,
+            self.config.location,
+            private=self.private,
+            relays=relays,
+            tags=self.config.tags,
+            x25519=self.direct.public_key,
+        )
 
     async def _send_pex(self, link: Link) -> None:
         records = [self.own_record()]
         fresh = sorted(self._records.records(), key=lambda r: r.seen, reverse=True)
         records += [r for r in fresh if r.peer_id != link.peer_id][: PEX_MAX_RECORDS - 1]
+        legacy = not _speaks_1_1(link)  # an old node reads only the list form
         try:
-            await link.send({"t": "pex", "records": [r.to_wire() for r in records]})
+            await link.send({"t": "pex", "records": [r.to_wire(legacy=legacy) for r in records]})
         except Exception as exc:
             log.debug("pex to %s failed: %s", link.peer_id, exc)
 
@@ -751,9 +779,7 @@ class Node:
             try:
                 record = PeerRecord.from_wire(raw)
             except ValueError as exc:
-                self._log.info(
-                    (link.peer_id, "record"), "dropped a peer record from %s: %s", link.peer_id, exc
-                )
+                self._refuse(link.peer_id, "pex_record", str(exc))
                 continue
             if record.peer_id == self.peer_id or self.peer_blocked(record.peer_id):
                 continue
@@ -769,6 +795,8 @@ class Node:
             self.membership.record(known, record)
             self.peer_learned(record.peer_id, record.url, seen=record.seen)
             self._mark_private(record.peer_id, record.private, record.relays)
+            if record.version > 1:
+                self._note_keys(record.peer_id, record.tags, record.x25519)
             learned += 1
         if learned:
             self.connmgr.wake()
@@ -819,6 +847,7 @@ class Node:
             "last_seen": row.get("last_seen"),
             "linked": bool(link and link.state is LinkState.OPEN),
             "blocked": bool(row.get("blocked")),
+            "tags": dict(self._peers.get(row["peer_id"], {}).get("tags") or {}),
         }
 
     async def dial(self, *, url: str | None = None, peer_id: str | None = None) -> Link:
@@ -873,6 +902,88 @@ class Node:
     async def close_link(self, peer_id: str) -> bool:
         self.connmgr.hold(peer_id)
         return await self.links.close_link(peer_id)
+
+    # -- direct messages and queries: the node's side (f0mesh/direct.py, f0mesh/query.py) ----------
+
+    def _direct_neighbours(self) -> list[str]:
+        """Open links whose peer reads direct frames (an old node holds an unknown kind against us)."""
+        return [
+            lk.peer_id
+            for lk in self.links.open_links()
+            if _speaks_1_1(lk) and not self.peer_blocked(lk.peer_id)
+        ]
+
+    def _direct_dropped(self, neighbour: str, reason: str, detail: str) -> None:
+        self._refuse(neighbour, reason, detail)
+        if reason in ("direct_malformed", "direct_too_large"):
+            self.peer_violated(neighbour, "direct")
+
+    def _note_keys(self, peer_id: str, tags: dict[str, str], x25519: bytes | None) -> None:
+        """What a verified record says for direct messages and query filters."""
+        record = self._peers.get(peer_id)
+        if record is None:
+            return
+        if record.get("tags", {}) != tags:
+            if "tags" in record:
+                self.membership.tags_changed(peer_id, tags)
+            record["tags"] = dict(tags)
+        if x25519 is not None:
+            record["x25519"] = x25519
+
+    def _direct_delivered(self, received: Received) -> None:
+        try:
+            payload = msgpack.unpackb(received.body, raw=False)
+        except Exception as exc:  # signed by its sender, but not a value: the sender's bug
+            raise DirectDropped("direct message body is not msgpack", code="direct_malformed") from exc
+        self.events.publish(
+            "direct",
+            {
+                "id": received.frame_id.hex(),
+                "from": received.sender,
+                "sent_at": received.sent_at,
+                **(
+                    {"payload_b64": base64.b64encode(payload).decode("ascii")}
+                    if isinstance(payload, bytes)
+                    else {"payload": payload}
+                ),
+            },
+        )
+
+    async def send_direct(self, peer_id: str, payload: Any) -> str:
+        """Send ``payload`` (JSON-like or bytes) to one peer, sealed to its key; the message id."""
+        try:
+            body = msgpack.packb(payload, use_bin_type=True)
+        except (TypeError, ValueError) as exc:
+            raise F0MeshError(f"payload is not JSON-like or bytes: {exc}", code="bad_payload") from exc
+        return await self.direct.send(peer_id, "msg", body)
+
+    def query_targets(self, peers: list[str] | None, tags: dict[str, str] | None) -> list[str]:
+        """Known peers (this node too) that are in ``peers`` if given and carry every tag in ``tags``."""
+        known = {self.peer_id: self.config.tags} | {
+            pid: rec.get("tags") or {}
+            for pid, rec in self._peers.items()
+            if rec.get("x25519") is not None and rec.get("status") not in ("left", "gone")
+        }
+        chosen = list(dict.fromkeys(peers)) if peers is not None else list(known)
+        wanted = (tags or {}).items()
+        return [p for p in chosen if all(known.get(p, {}).get(k) == v for k, v in wanted)]
+
+    async def query(
+        self,
+        name: str,
+        payload: Any,
+        *,
+        peers: list[str] | None = None,
+        tags: dict[str, str] | None = None,
+        timeout: float = 5.0,
+    ) -> dict[str, Any]:
+        targets = self.query_targets(peers, tags)
+        return {"targets": targets, **await self.queries.ask(name, payload, targets, timeout)}
+
+
+def _speaks_1_1(link: Link) -> bool:
+    version = link.remote_version
+    return bool(version) and tuple(version) >= (1, 1)  # type: ignore[arg-type]
 
 
 @contextlib.asynccontextmanager
