@@ -806,6 +806,71 @@ def subscribe(
 
 
 @app.command()
+def query(
+    name: Annotated[str, typer.Argument(help="the query's name, e.g. f0mesh.ping")],
+    payload: Annotated[str, typer.Argument(help="JSON value (a bare word is sent as a string)")] = "null",
+    peer: Annotated[
+        list[str] | None, typer.Option("--peer", help="ask only this PeerId (repeatable)")
+    ] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="ask only peers with key=value (repeatable)")
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, max=30, help="seconds to gather answers")
+    ] = 5.0,
+    node: NodeUrl = DEFAULT_NODE,
+    admin_token: Token = None,
+    data_dir: DataDirOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the whole result as JSON")] = False,
+) -> None:
+    """Ask the peers matching --peer/--tag (default: every peer known) and print their answers."""
+    value = _json_or_word(payload)
+    tags = _tags(tag or []) or None
+    result = _call(
+        node,
+        admin_token,
+        data_dir,
+        lambda c: c.query(name, value, peers=peer or None, tags=tags, timeout=timeout),
+    )
+    if as_json:
+        typer.echo(json.dumps(result, separators=(",", ":")))
+        return
+    for answer in result["answers"]:
+        body = answer.get("answer", answer.get("answer_b64"))
+        typer.echo(f"{answer['peer_id']} {json.dumps(body)}")
+    for error in result["errors"]:
+        typer.echo(f"{error['peer_id']} error: {error['error']}")
+    missing = result["no_answer"]
+    err.print(f"{len(result['answers'])} of {len(result['targets'])} answered; no answer: {len(missing)}")
+    for peer_id in missing:
+        err.print(f"  {peer_id}", soft_wrap=True)
+
+
+@app.command()
+def direct(
+    peer_id: Annotated[str, typer.Argument(help="the addressee's PeerId")],
+    payload: Annotated[
+        str, typer.Argument(help="JSON value (a bare word is sent as a string); - reads stdin")
+    ],
+    node: NodeUrl = DEFAULT_NODE,
+    admin_token: Token = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Send one message to one peer, encrypted to it; it sees it on /api/events?topic=direct."""
+    if payload == "-":
+        payload = sys.stdin.read().rstrip("\n")
+    message_id = _call(node, admin_token, data_dir, lambda c: c.send_direct(peer_id, _json_or_word(payload)))
+    out.print(f"sent {message_id}", soft_wrap=True)
+
+
+def _json_or_word(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+@app.command()
 def monitor(
     node: NodeUrl = "http://127.0.0.1:8700",
     admin_token: Token = None,

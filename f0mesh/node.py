@@ -8,7 +8,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import msgpack
@@ -74,6 +74,7 @@ BOOTSTRAP_OPINION = 1.0
 MESH_RELAY_TRIES = 4
 MESH_OFFERS_ANSWERING = 8
 RELAY_SEND_TIMEOUT_S = 5.0
+SUBSCRIBE_PAGE = 100
 
 
 class Node:
@@ -215,6 +216,35 @@ class Node:
         self._spawn(self._telemetry_loop())
         self._spawn(self._gc_loop())
         log.info("node %s started at %s", self.peer_id, self.url)
+
+    async def __aenter__(self) -> Node:
+        """``async with Node(NodeConfig(...)) as node:`` — a full peer inside an asyncio app."""
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def subscribe(self, topic: str, since: int | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Every message of ``topic`` stored from now on (after id ``since`` if given), in storing order,
+        as /api/gossip/messages rows (``n``, ``id``, ``origin``, ``payload``: a JSON value or bytes).
+
+        It reads the store, woken by each commit: a slow consumer holds one page, never a queue."""
+        wake = asyncio.Event()
+        unsubscribe = self.gossip.subscribe(topic, lambda _message: wake.set())
+        try:
+            last = since if since is not None else await self.store.last_message_n()
+            while True:
+                wake.clear()
+                rows = await self.store.list_messages(topic=topic, since=last, limit=SUBSCRIBE_PAGE)
+                for row in rows:
+                    yield row
+                if rows:
+                    last = rows[-1]["n"]
+                else:
+                    await wake.wait()
+        finally:
+            unsubscribe()
 
     async def stop(self) -> None:
         if not self._started:
