@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,6 +136,23 @@ def test_a_query_by_tag_is_answered_through_the_relay_and_silent_targets_are_nam
     assert everyone["no_answer"] == [] and [e["peer_id"] for e in everyone["errors"]] == [stranger]
     assert a.http.post("/api/query", json={"name": "x", "timeout": 99}).status_code == 422
     assert httpx.post(f"{a.url}/api/query", json={"name": "f0mesh.ping"}).status_code == 401
+
+
+def test_the_cli_shows_tags_and_asks_queries(line) -> None:
+    a, _, c = line
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("F0MESH_")} | {"COLUMNS": "250"}
+        argv = [sys.executable, "-m", "f0mesh", *args, "--node", a.url, "--admin-token", TOKEN]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+
+    peers = cli("peers", "--wide")
+    assert peers.returncode == 0 and "region=eu role=edge" in peers.stdout, peers.stdout + peers.stderr
+    asked = cli("query", "f0mesh.ping", "--tag", "role=edge", "--timeout", "10")
+    assert asked.returncode == 0, asked.stderr
+    assert asked.stdout.startswith(f"{c.peer_id} ") and "1 of 1 answered" in asked.stderr, asked
+    refused = cli("query", "f0mesh.ping", "--tag", "Not A Tag")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
 
 
 async def test_forged_and_oversized_direct_frames_are_dropped_with_an_audit_row(line, tmp_path) -> None:
