@@ -14,9 +14,11 @@ outside the replay window. The addressee's X25519 key comes from its signed peer
 derives its own from its Ed25519 key (a deterministic signature through HKDF), so it has no second
 key file to lose.
 
-What is bounded: the body (MAX_BODY), hops (MAX_HOPS), frames a neighbour may hand this node to
-relay or read, and messages a sender may have read per second; the ids seen, to drop floods'
-copies and replays, are a bounded recent set.
+Before flooding, a node tries the neighbours whose signed telemetry lists a link to the
+addressee; a relay floods on only for addressees it holds a signed record of, so frames to made-up
+PeerIds die at the first hop. What is bounded: the body (MAX_BODY), hops (MAX_HOPS), frames a
+neighbour may hand this node to relay or read, and messages a sender may have read per second; the
+ids seen, to drop floods' copies and replays, are a bounded recent set.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ REPLAY_WINDOW_S = 120.0
 SEEN_MAX = 8192
 DELIVERED_MAX = 16384  # ids of messages read, each kept for the replay window
 SENDER_RATE, SENDER_BURST = 20.0, 40.0  # messages a second one sender may have this node read
-RELAY_RATE, RELAY_BURST = 100.0, 200.0  # frames a second one neighbour may hand this node
+RELAY_RATE, RELAY_BURST = 50.0, 100.0  # frames a second one neighbour may hand this node
 _DOMAIN = b"f0mesh-direct-v1"
 _NONCE = bytes(12)  # each key seals exactly one message
 
@@ -211,11 +213,13 @@ class DirectService:
         send: Send,
         key_of: Callable[[str], bytes | None],
         dropped: Callable[[str, str, str], None],
+        toward: Callable[[str], list[str]] = lambda _peer: [],
     ) -> None:
         self.identity = identity
         self.key = x25519_key(identity)
         self.public_key = public_bytes(self.key)
         self._neighbours, self._send, self._key_of, self._dropped = neighbours, send, key_of, dropped
+        self._toward = toward
         self._seen: OrderedDict[bytes, float] = OrderedDict()
         self._delivered: OrderedDict[bytes, float] = OrderedDict()
         self._senders = _Buckets(SENDER_RATE, SENDER_BURST)
@@ -240,8 +244,7 @@ class DirectService:
             )
         frame = seal(self.identity, to, to_key, kind, body)
         self._remember(_copy_key(frame))
-        neighbours = self._neighbours()
-        targets = [to] if to in neighbours else neighbours
+        targets = self._next_hops(to, exclude=None)
         if not targets:
             raise PeerError("this node has no link to send a direct message on", code="no_route", status=503)
         sent = 0
@@ -288,8 +291,9 @@ class DirectService:
         """Forward, never keep: to the addressee if linked, else on to every other neighbour."""
         if hops <= 0:
             return
-        neighbours = [p for p in self._neighbours() if p != neighbour]
-        targets = [to] if to in neighbours else neighbours
+        if self._key_of(to) is None:  # no signed record of it here: a made-up addressee, not flooded on
+            raise DirectDropped(f"no record of the addressee {to} is known here", code="direct_no_route")
+        targets = self._next_hops(to, exclude=neighbour)
         forward = {**message, "hops": hops - 1}
         self.relayed += 1
         for peer in targets:
@@ -297,6 +301,14 @@ class DirectService:
                 await self._send(peer, forward)
             except Exception:  # a neighbour gone mid-flood: the others still get it
                 continue
+
+    def _next_hops(self, to: str, exclude: str | None) -> list[str]:
+        """The addressee if linked; else neighbours known to be linked to it; else every neighbour."""
+        neighbours = [p for p in self._neighbours() if p != exclude]
+        if to in neighbours:
+            return [to]
+        toward = [p for p in self._toward(to) if p in neighbours]
+        return toward or neighbours
 
     def _admit(self, frame_id: bytes) -> None:
         """Each message is read once: its id is kept as long as its time passes the replay check,

@@ -119,6 +119,7 @@ class Node:
             send=self._send_ctl,
             key_of=lambda pid: self._peers.get(pid, {}).get("x25519"),
             dropped=self._direct_dropped,
+            toward=self._linked_to,
         )
         self.direct.handler("msg", self._direct_delivered)
         self.queries = Queries(
@@ -942,6 +943,17 @@ class Node:
             for lk in self.links.open_links()
             if _speaks_1_1(lk) and not self.peer_blocked(lk.peer_id)
         ]
+
+    def _linked_to(self, peer_id: str) -> list[str]:
+        """Neighbours whose own telemetry lists a link to ``peer_id``: a direct frame's way there."""
+        found = []
+        for link in self.links.open_links():
+            links = self.telemetry.get(link.peer_id, {}).get("links")
+            if isinstance(links, list) and any(
+                isinstance(lk, dict) and lk.get("peer_id") == peer_id for lk in links[:256]
+            ):
+                found.append(link.peer_id)
+        return found
 
     def _direct_dropped(self, neighbour: str, reason: str, detail: str) -> None:
         self._refuse(neighbour, reason, detail)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from f0mesh import wire
-from f0mesh.direct import MAX_BODY, MAX_FRAME_CT, DirectService, Received, seal
+from f0mesh.direct import MAX_BODY, MAX_FRAME_CT, DirectService, Received, public_bytes, seal, x25519_key
 from f0mesh.errors import PeerError
 from f0mesh.identity import Identity
 from f0mesh.query import Queries
@@ -17,7 +17,7 @@ from f0mesh.query import Queries
 class Mesh:
     """Services joined by undirected edges; a frame is encoded and decoded as on a link."""
 
-    def __init__(self, count: int, edges: list[tuple[int, int]]) -> None:
+    def __init__(self, count: int, edges: list[tuple[int, int]], *, hints: bool = False) -> None:
         self.ids = [Identity.generate() for _ in range(count)]
         self.adjacent: dict[str, set[str]] = {i.peer_id: set() for i in self.ids}
         for a, b in edges:
@@ -35,6 +35,9 @@ class Mesh:
                 send=lambda peer, frame, me=me: self.deliver(me, peer, frame),
                 key_of=lambda peer: self.services[peer].public_key if peer in self.services else None,
                 dropped=lambda nb, reason, detail, me=me: self.dropped.append((me, nb, reason, detail)),
+                toward=lambda to, me=me: (
+                    [p for p in self.adjacent[me] if to in self.adjacent[p]] if hints else []
+                ),
             )
             service.handler("msg", self.inbox[me].append)
             self.services[me] = service
@@ -139,3 +142,19 @@ async def test_handler_errors_and_unknown_names_come_back_as_errors() -> None:
     assert missing["errors"][0]["error"].startswith("no_handler")
     pinged = await mesh.queries[a].ask("f0mesh.ping", None, [a, b], timeout=2.0)
     assert sorted(x["answer"]["peer_id"] for x in pinged["answers"]) == sorted([a, b])
+
+
+async def test_frames_go_toward_a_neighbour_linked_to_the_addressee_and_made_up_addressees_die() -> None:
+    star = [(0, 1), (0, 2), (0, 3), (3, 4), (1, 5), (2, 5)]
+    mesh = Mesh(6, star, hints=True)
+    await mesh.services[mesh.peer(0)].send(mesh.peer(4), "msg", b"x")
+    assert len(mesh.inbox[mesh.peer(4)]) == 1
+    assert [mesh.services[mesh.peer(i)].relayed for i in (1, 2, 3)] == [0, 0, 1]  # only 3 links to 4
+
+    stranger = Identity.generate()
+    lost = seal(
+        mesh.ids[0], stranger.peer_id, public_bytes(x25519_key(stranger)), "msg", b"x"
+    )  # known nowhere
+    await mesh.services[mesh.peer(1)].on_frame(mesh.peer(0), lost)
+    assert mesh.services[mesh.peer(1)].relayed == 0 and mesh.services[mesh.peer(5)].relayed == 0
+    assert (mesh.peer(1), mesh.peer(0), "direct_no_route") in [d[:3] for d in mesh.dropped]
