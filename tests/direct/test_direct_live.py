@@ -20,7 +20,9 @@ import pytest
 
 from f0mesh.config import NodeConfig
 from f0mesh.direct import MAX_FRAME_CT, seal
+from f0mesh.identity import Identity
 from f0mesh.node import Node
+from f0mesh.peer_record import PeerRecord
 
 from nodes import TOKEN, NodeProcess, free_port, wait_for
 
@@ -33,7 +35,11 @@ def line(tmp_path_factory) -> Iterator[tuple[NodeProcess, NodeProcess, NodeProce
     nodes = [
         NodeProcess(root / "a", extra=[*NO_AUTODIAL, "--tag", "role=asker"]),
         NodeProcess(root / "b", extra=[*NO_AUTODIAL, "--tag", "role=relay"]),
-        NodeProcess(root / "c", extra=[*NO_AUTODIAL, "--tag", "role=edge", "--tag", "region=eu"]),
+        NodeProcess(
+            root / "c",
+            # --pex-min-trust 0: c reads a stranger's peer exchange, so the forged records reach the check
+            extra=[*NO_AUTODIAL, "--tag", "role=edge", "--tag", "region=eu", "--pex-min-trust", "0"],
+        ),
     ]
     try:
         a, b, c = (n.start() for n in nodes)
@@ -155,8 +161,8 @@ def test_the_cli_shows_tags_and_asks_queries(line) -> None:
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
 
 
-async def test_forged_and_oversized_direct_frames_are_dropped_with_an_audit_row(line, tmp_path) -> None:
-    """A hostile neighbour of c (an in-process node) sends frames no honest node makes."""
+async def test_forged_or_oversized_frames_and_records_are_dropped_with_an_audit_row(line, tmp_path) -> None:
+    """A hostile neighbour of c (an in-process node) sends frames and peer records no honest node makes."""
     c = line[2]
     attacker = Node(
         NodeConfig(data_dir=tmp_path / "attacker", port=free_port(), admin_token="attacker-token")
@@ -172,16 +178,25 @@ async def test_forged_and_oversized_direct_frames_are_dropped_with_an_audit_row(
         await link.send({**frame, "ct": frame["ct"][:-1] + bytes([frame["ct"][-1] ^ 1])})
         await link.send({**frame, "id": b"o" * 16, "ct": b"x" * (MAX_FRAME_CT + 1)})
         await link.send({**frame, "id": b"h" * 16, "hops": 99})
+        victim = Identity.generate()
+        honest = PeerRecord.create(victim, "http://127.0.0.1:9/victim", tags={"role": "db"}).to_wire()
+        forged = {**honest, "tags": {"role": "admin"}}  # the victim never said so
+        oversized = {
+            **PeerRecord.create(attacker.identity, "http://127.0.0.1:9/a").to_wire(),
+            "pad": "x" * 4000,
+        }
+        await link.send({"t": "pex", "records": [forged, oversized]})
 
         def reasons() -> set[str]:
             rows = c.http.get("/api/audit", params={"limit": 1000, "event": "rejected"}).json()["entries"]
             return {r["reason"] for r in rows if r["peer_id"] == attacker.peer_id}
 
         for _ in range(100):
-            if {"direct_forged", "direct_too_large", "direct_malformed"} <= reasons():
+            if {"direct_forged", "direct_too_large", "direct_malformed", "pex_record"} <= reasons():
                 break
             await asyncio.sleep(0.1)
-        assert {"direct_forged", "direct_too_large", "direct_malformed"} <= reasons()
+        assert {"direct_forged", "direct_too_large", "direct_malformed", "pex_record"} <= reasons()
+        assert _tags(c, victim.peer_id) is None  # neither record was believed
         assert c.http.get("/healthz").status_code == 200
         await attacker.links.close_link(c.peer_id, "attacker done")
     finally:
