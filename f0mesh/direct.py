@@ -214,12 +214,13 @@ class DirectService:
         key_of: Callable[[str], bytes | None],
         dropped: Callable[[str, str, str], None],
         toward: Callable[[str], list[str]] = lambda _peer: [],
+        blocked: Callable[[str], bool] = lambda _peer: False,
     ) -> None:
         self.identity = identity
         self.key = x25519_key(identity)
         self.public_key = public_bytes(self.key)
         self._neighbours, self._send, self._key_of, self._dropped = neighbours, send, key_of, dropped
-        self._toward = toward
+        self._toward, self._blocked = toward, blocked
         self._seen: OrderedDict[bytes, float] = OrderedDict()
         self._delivered: OrderedDict[bytes, float] = OrderedDict()
         self._senders = _Buckets(SENDER_RATE, SENDER_BURST)
@@ -277,6 +278,8 @@ class DirectService:
             return
         received = open_frame(self.key, self.identity.peer_id, message, time.time())
         self._admit(received.frame_id)
+        if self._blocked(received.sender):
+            raise DirectDropped(f"{received.sender} is blocked here", code="direct_blocked")
         if not self._senders.take(received.sender):
             raise DirectDropped(f"{received.sender} sends direct messages too fast", code="direct_rate")
         handler = self._handlers.get(received.kind)

@@ -120,6 +120,7 @@ class Node:
             key_of=lambda pid: self._peers.get(pid, {}).get("x25519"),
             dropped=self._direct_dropped,
             toward=self._linked_to,
+            blocked=self.peer_blocked,
         )
         self.direct.handler("msg", self._direct_delivered)
         self.queries = Queries(

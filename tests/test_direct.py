@@ -18,6 +18,7 @@ class Mesh:
     """Services joined by undirected edges; a frame is encoded and decoded as on a link."""
 
     def __init__(self, count: int, edges: list[tuple[int, int]], *, hints: bool = False) -> None:
+        self.blocked: set[str] = set()
         self.ids = [Identity.generate() for _ in range(count)]
         self.adjacent: dict[str, set[str]] = {i.peer_id: set() for i in self.ids}
         for a, b in edges:
@@ -35,6 +36,7 @@ class Mesh:
                 send=lambda peer, frame, me=me: self.deliver(me, peer, frame),
                 key_of=lambda peer: self.services[peer].public_key if peer in self.services else None,
                 dropped=lambda nb, reason, detail, me=me: self.dropped.append((me, nb, reason, detail)),
+                blocked=self.blocked.__contains__,
                 toward=lambda to, me=me: (
                     [p for p in self.adjacent[me] if to in self.adjacent[p]] if hints else []
                 ),
@@ -97,6 +99,9 @@ async def test_forged_replayed_oversized_and_misdirected_frames_are_dropped_with
     assert (c, "direct_forged") in reasons and (b, "direct_forged") in reasons
     assert (c, "direct_too_large") in reasons and (c, "direct_malformed") in reasons
     assert [(r.sender, r.body) for r in mesh.inbox[c]] == [(impostor.peer_id, b"hello"), (a, b"hello")]
+    mesh.blocked.add(a)
+    await mesh.services[a].send(c, "msg", b"after the block")
+    assert len(mesh.inbox[c]) == 2 and (c, "direct_blocked") in [(at, r) for at, _, r, _ in mesh.dropped]
     with pytest.raises(PeerError, match="at most"):
         await mesh.services[a].send(c, "msg", b"x" * (MAX_BODY + 1))
     with pytest.raises(PeerError) as unknown:
