@@ -23,6 +23,7 @@ from f0mesh.direct import MAX_FRAME_CT, seal
 from f0mesh.identity import Identity
 from f0mesh.node import Node
 from f0mesh.peer_record import PeerRecord
+from f0mesh.rtc.close_reason import CloseReason
 
 from nodes import TOKEN, NodeProcess, free_port, wait_for
 
@@ -200,6 +201,6 @@ async def test_forged_or_oversized_frames_and_records_are_dropped_with_an_audit_
         assert {"direct_forged", "direct_too_large", "direct_malformed", "pex_record"} <= reasons()
         assert _tags(c, victim.peer_id) is None  # neither record was believed
         assert c.http.get("/healthz").status_code == 200
-        await attacker.links.close_link(c.peer_id, "attacker done")
+        await attacker.links.close_link(c.peer_id, CloseReason.OPERATOR, "attacker done")
     finally:
         await attacker.stop()
