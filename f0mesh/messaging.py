@@ -65,11 +65,11 @@ class Messaging:
         return {"peer_id": self.peer_id, "tags": self.tags}
 
     def _neighbours(self) -> list[str]:
-        """Open links whose peer reads direct frames."""
+        """Open links whose peer reads direct frames (never a page: it does not relay)."""
         return [
             lk.peer_id
             for lk in self._links.open_links()
-            if lk.speaks(V1_1) and not self._book.blocked(lk.peer_id)
+            if lk.speaks(V1_1) and not lk.browser and not self._book.blocked(lk.peer_id)
         ]
 
     def _linked_to(self, peer_id: str) -> list[str]:
