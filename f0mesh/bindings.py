@@ -7,8 +7,10 @@ event bus. Only node.py uses this module.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from f0mesh.ctl import Handler
@@ -22,6 +24,7 @@ from f0mesh.store import Store
 log = logging.getLogger(__name__)
 
 GOSSIP_FRAME = "gossip"
+SUBSCRIBE_PAGE = 100
 
 
 class LinkGossipTransport:
@@ -122,3 +125,26 @@ def message_event(message: StoredMessage) -> dict[str, Any]:
             else {"payload": payload}
         ),
     }
+
+
+async def stored_messages(
+    store: Store, gossip: GossipEngine, topic: str, since: int | None
+) -> AsyncIterator[dict[str, Any]]:
+    """Every message of ``topic`` stored from now on (after id ``since`` if given), in storing order,
+    as /api/gossip/messages rows. It reads the store, woken by each commit: a slow consumer holds
+    one page, never a queue."""
+    wake = asyncio.Event()
+    unsubscribe = gossip.subscribe(topic, lambda _message: wake.set())
+    try:
+        last = since if since is not None else await store.last_message_n()
+        while True:
+            wake.clear()
+            rows = await store.list_messages(topic=topic, since=last, limit=SUBSCRIBE_PAGE)
+            for row in rows:
+                yield row
+            if rows:
+                last = rows[-1]["n"]
+            else:
+                await wake.wait()
+    finally:
+        unsubscribe()

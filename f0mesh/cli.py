@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 from f0mesh import __version__
 from f0mesh.errors import F0MeshError
 from f0mesh.flags import BY_PARAM as _UP_FLAGS
+from f0mesh.peer_record import parse_tag
 from f0mesh.tables import documents_table, links_table, messages_table, peers_table, show, trust_table
 
 T = TypeVar("T")
@@ -73,6 +74,18 @@ def _opt(*names: str, env: str, help: str, **kwargs: Any) -> Any:
     return typer.Option(*names, envvar=f"F0MESH_{env}", help=help, **kwargs)
 
 
+def _tags(values: list[str]) -> dict[str, str]:
+    """``--tag key=value`` (repeatable); a bad one is a usage error, as typer's own."""
+    tags: dict[str, str] = {}
+    for value in values:
+        try:
+            key, text = parse_tag(value)
+        except ValueError as exc:
+            _fail(f"--tag: {exc}")
+        tags[key] = text
+    return tags
+
+
 def _error_line(message: str) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
 
@@ -126,6 +139,7 @@ def up(
     max_links: Annotated[int, _up_opt("max_links")] = _default("max_links"),
     heartbeat_timeout: Annotated[float, _up_opt("heartbeat_timeout")] = _default("heartbeat_timeout"),
     location: Annotated[str | None, _up_opt("location")] = _default("location"),
+    tag: Annotated[list[str] | None, _up_opt("tag")] = _default("tag"),
     name: Annotated[str | None, _up_opt("name")] = _default("name"),
     private_read: Annotated[bool, _up_opt("private_read")] = _default("private_read"),
     log_level: Annotated[LogLevel, _up_opt("log_level", case_sensitive=False)] = _default("log_level"),
@@ -554,6 +568,71 @@ def subscribe(
         _fail(exc.detail)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+@app.command()
+def query(
+    name: Annotated[str, typer.Argument(help="the query's name, e.g. f0mesh.ping")],
+    payload: Annotated[str, typer.Argument(help="JSON value (a bare word is sent as a string)")] = "null",
+    peer: Annotated[
+        list[str] | None, typer.Option("--peer", help="ask only this PeerId (repeatable)")
+    ] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="ask only peers with key=value (repeatable)")
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, max=30, help="seconds to gather answers")
+    ] = 5.0,
+    node: NodeUrl = DEFAULT_NODE,
+    admin_token: Token = None,
+    data_dir: DataDirOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the whole result as JSON")] = False,
+) -> None:
+    """Ask the peers matching --peer/--tag (default: every peer known) and print their answers."""
+    value = _json_or_word(payload)
+    tags = _tags(tag or []) or None
+    result = _call(
+        node,
+        admin_token,
+        data_dir,
+        lambda c: c.query(name, value, peers=peer or None, tags=tags, timeout=timeout),
+    )
+    if as_json:
+        typer.echo(json.dumps(result, separators=(",", ":")))
+        return
+    for answer in result["answers"]:
+        body = answer.get("answer", answer.get("answer_b64"))
+        typer.echo(f"{answer['peer_id']} {json.dumps(body)}")
+    for error in result["errors"]:
+        typer.echo(f"{error['peer_id']} error: {error['error']}")
+    missing = result["no_answer"]
+    err.print(f"{len(result['answers'])} of {len(result['targets'])} answered; no answer: {len(missing)}")
+    for peer_id in missing:
+        err.print(f"  {peer_id}", soft_wrap=True)
+
+
+@app.command()
+def direct(
+    peer_id: Annotated[str, typer.Argument(help="the addressee's PeerId")],
+    payload: Annotated[
+        str, typer.Argument(help="JSON value (a bare word is sent as a string); - reads stdin")
+    ],
+    node: NodeUrl = DEFAULT_NODE,
+    admin_token: Token = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Send one message to one peer, encrypted to it; it sees it on /api/events?topic=direct."""
+    if payload == "-":
+        payload = sys.stdin.read().rstrip("\n")
+    message_id = _call(node, admin_token, data_dir, lambda c: c.send_direct(peer_id, _json_or_word(payload)))
+    out.print(f"sent {message_id}", soft_wrap=True)
+
+
+def _json_or_word(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 @app.command()

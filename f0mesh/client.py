@@ -1,13 +1,25 @@
-"""A small async client of a running node's HTTP API, for the CLI and scripts.
+"""The async client of a running node's HTTP API, for the CLI, scripts and applications.
 
-One method per endpoint used; every failure is a ``ClientError`` whose ``detail`` is one sentence
-an operator can act on (the node's own ``{"error", "detail"}`` when it answered, else why it could
-not be reached), so callers never see an httpx exception or a traceback.
+One method per endpoint; every failure is a ``ClientError`` whose ``detail`` is one sentence an
+operator can act on (the node's own ``{"error", "detail"}`` when it answered, else why it could not
+be reached), so callers never see an httpx exception or a traceback. Payloads are JSON values or
+``bytes`` (sent as ``payload_b64`` and given back as bytes). ``subscribe`` is an async iterator
+that resumes after a dropped connection (Last-Event-ID) and pages in what a slow reader was told
+it missed, so it yields every stored message of its topic once, in order.
+
+    async with NodeClient("http://127.0.0.1:8700", token) as node:
+        await node.publish("news", {"headline": "hello"})
+        async for message in node.subscribe("news", since=0):
+            print(message["n"], message["payload"])
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -18,6 +30,9 @@ from f0mesh.errors import F0MeshError
 
 TIMEOUT_S = 30.0
 DETAIL_MAX_CHARS = 300
+RECONNECT_S = 1.0
+GIVE_UP_S = 60.0  # without a connection this long, the node is gone rather than restarting
+MAX_EVENT_CHARS = 4 << 20
 
 
 class ClientError(F0MeshError):
@@ -46,6 +61,34 @@ class ApiError(ClientError):
 class Unauthorized(ApiError):
     code = "unauthorized"
     status = 401
+
+
+class NotFound(ApiError):
+    code = "not_found"
+    status = 404
+
+
+class RateLimited(ApiError):
+    """The node is busy or this client holds too many streams: retry later."""
+
+    code = "rate_limited"
+    status = 429
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {404: NotFound, 429: RateLimited}
+
+
+def _payload(value: Any) -> dict[str, Any]:
+    if isinstance(value, bytes | bytearray):
+        return {"payload_b64": base64.b64encode(value).decode("ascii")}
+    return {"payload": value}
+
+
+def _decoded(message: dict[str, Any]) -> dict[str, Any]:
+    """A message or event as received, with a ``payload_b64`` turned back into ``payload`` bytes."""
+    if "payload_b64" in message:
+        message = {**message, "payload": base64.b64decode(message.pop("payload_b64"))}
+    return message
 
 
 def node_url(value: str) -> str:
@@ -132,7 +175,8 @@ class NodeClient:
         if response.status_code == 401:
             hint = "" if self.has_token else " (give --admin-token, F0MESH_ADMIN_TOKEN or --data-dir)"
             raise Unauthorized(detail + hint, code=code)
-        raise ApiError(detail, code=code, status=response.status_code)
+        kind = _BY_STATUS.get(response.status_code, ApiError)
+        raise kind(detail, code=code, status=response.status_code)
 
     # -- one method per endpoint ------------------------------------------------------------
 
@@ -161,13 +205,79 @@ class NodeClient:
         return await self._call("DELETE", f"/api/mesh-rtc/links/{quote(peer_id, safe='')}")
 
     async def publish(self, topic: str, payload: Any) -> str:
-        return (await self._call("POST", "/api/gossip", json={"topic": topic, "payload": payload}))["id"]
+        """Sign and spread ``payload`` (a JSON value or bytes); the message id."""
+        return (await self._call("POST", "/api/gossip", json={"topic": topic, **_payload(payload)}))["id"]
 
-    async def messages(self, topic: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    async def messages(
+        self, topic: str | None = None, limit: int = 100, since: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Stored messages, newest first; with ``since``, those stored after that id, oldest first."""
         params: dict[str, Any] = {"limit": limit}
         if topic:
             params["topic"] = topic
-        return (await self._call("GET", "/api/gossip/messages", params=params))["messages"]
+        if since is not None:
+            params["since"] = since
+        rows = (await self._call("GET", "/api/gossip/messages", params=params))["messages"]
+        return [_decoded(row) for row in rows]
+
+    async def subscribe(self, topic: str, since: int | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Every message of ``topic`` stored from now on (after id ``since`` if given), in order.
+
+        After a dropped connection it resumes from the last id seen; when the node says this reader
+        fell behind, the missed range is paged in first. Gives up (NodeUnreachable) only after
+        GIVE_UP_S without reaching the node."""
+        last: int | None = since
+        failing_since: float | None = None
+        loop = asyncio.get_running_loop()
+        while True:
+            headers = {"Last-Event-ID": str(last)} if last is not None else {}
+            try:
+                async with self._http.stream(
+                    "GET",
+                    "/api/gossip/subscribe",
+                    params={"topic": topic},
+                    headers=headers,
+                    timeout=httpx.Timeout(10.0, read=60.0),
+                ) as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        await self._raise_for(response)
+                    failing_since = None
+                    async for event, data, event_id in _events(response):
+                        if event_id is not None:
+                            last = int(event_id)
+                        if event == "message":
+                            yield _decoded(data)
+                        elif event == "dropped":
+                            async for message in self._page(topic, data["after"], data["upto"]):
+                                yield message
+                            last = data["upto"]
+            except httpx.HTTPError as exc:
+                failing_since = failing_since or loop.time()
+                if loop.time() - failing_since > GIVE_UP_S:
+                    raise NodeUnreachable(f"lost the node at {self.base_url}: {_why(exc)}") from exc
+            await asyncio.sleep(RECONNECT_S)
+
+    async def _page(self, topic: str, after: int, upto: int) -> AsyncIterator[dict[str, Any]]:
+        while after < upto:
+            rows = await self.messages(topic, limit=500, since=after)
+            if not rows:
+                return
+            for row in rows:
+                if row["n"] <= upto:
+                    yield row
+            after = rows[-1]["n"]
+
+    async def _raise_for(self, response: httpx.Response) -> None:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        code = str(body.get("error", "error")) if isinstance(body, dict) else "error"
+        detail = f"{code}: {str(body.get('detail', '') if isinstance(body, dict) else '')[:DETAIL_MAX_CHARS]}"
+        if response.status_code == 401:
+            raise Unauthorized(detail, code=code)
+        raise _BY_STATUS.get(response.status_code, ApiError)(detail, code=code, status=response.status_code)
 
     async def documents(self) -> dict[str, Any]:
         return await self._call("GET", "/api/state")
@@ -175,8 +285,63 @@ class NodeClient:
     async def document(self, name: str) -> dict[str, Any]:
         return await self._call("GET", f"/api/state/{quote(name, safe='')}")
 
+    async def put_document(self, name: str, kind: str, value: Any) -> dict[str, Any]:
+        """Replace a replicated document's content (``kind``: map, set or list)."""
+        body = {"kind": kind, "value": value}
+        return await self._call("PUT", f"/api/state/{quote(name, safe='')}", json=body)
+
+    async def patch_document(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """A change, e.g. ``{"kind": "map", "set": {"k": 1}, "delete": []}``."""
+        return await self._call("POST", f"/api/state/{quote(name, safe='')}", json=patch)
+
+    async def send_direct(self, peer_id: str, payload: Any) -> str:
+        """One message to one peer, sealed to its key; the message id."""
+        return (await self._call("POST", "/api/direct", json={"peer_id": peer_id, **_payload(payload)}))["id"]
+
+    async def query(
+        self,
+        name: str,
+        payload: Any = None,
+        *,
+        peers: list[str] | None = None,
+        tags: dict[str, str] | None = None,
+        timeout: float = 5.0,
+    ) -> dict[str, Any]:
+        """Ask the peers matching the filter; their answers, acks, errors and who did not answer."""
+        body = {
+            "name": name,
+            **_payload(payload),
+            "filter": {"peers": peers, "tags": tags},
+            "timeout": timeout,
+        }
+        return await self._call("POST", "/api/query", json=body, timeout=timeout + TIMEOUT_S)
+
     async def trust(self) -> dict[str, Any]:
         return await self._call("GET", "/api/trust")
 
     async def set_trust(self, peer_id: str, weight: float) -> dict[str, Any]:
         return await self._call("PUT", f"/api/trust/{quote(peer_id, safe='')}", json={"weight": weight})
+
+
+async def _events(response: httpx.Response) -> AsyncIterator[tuple[str, Any, str | None]]:
+    """(event, JSON data, id) of a text/event-stream; an id alone comes with event "id"."""
+    event, data, event_id, size = "message", [], None, 0
+    async for line in response.aiter_lines():
+        if not line:
+            if data:
+                yield event, json.loads("\n".join(data)), event_id
+            elif event_id is not None:
+                yield "id", None, event_id
+            event, data, event_id, size = "message", [], None, 0
+            continue
+        size += len(line)
+        if size > MAX_EVENT_CHARS:
+            raise NodeUnreachable("the node sent an event larger than any it makes", code="bad_response")
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "event":
+            event = value
+        elif field == "data":
+            data.append(value)
+        elif field == "id":
+            event_id = value

@@ -21,6 +21,7 @@ from f0mesh.errors import ConfigError
 from f0mesh.gossip.envelope import MAX_TTL
 from f0mesh.gossip.params import GossipParams
 from f0mesh.identity import is_peer_id
+from f0mesh.peer_record import check_tags
 from f0mesh.rtc.degree import DegreeParams
 from f0mesh.trust.score_params import TrustParams
 from f0mesh.trust.service import NODE_TRUST_PARAMS
@@ -35,6 +36,8 @@ HEARTBEATS_PER_TIMEOUT = 4  # three lost beats are not yet a failure
 def valid_name(value: object) -> bool:
     """A node name an operator chose: 1..32 printable characters (no control or separator codes)."""
     return isinstance(value, str) and 0 < len(value) <= MAX_NAME_CHARS and value.isprintable()
+
+
 # the dashboard's parseLocation (util.js) reads the same form; peer records carry at most 64 chars
 LOCATION_RE = re.compile(r"^\s*(-?\d{1,3}(?:\.\d{1,10})?)\s*,\s*(-?\d{1,3}(?:\.\d{1,10})?)\s*$")
 
@@ -63,6 +66,7 @@ class NodeConfig:
     degree: DegreeParams = field(default_factory=DegreeParams)
     location: str | None = None
     name: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)  # --tag key=value, in the signed peer record
     open_read: bool = True
     heartbeat_timeout: float = 4.0
     connect_timeout: float = 15.0
@@ -113,6 +117,10 @@ class NodeConfig:
             check_peer_url("--public-url", self.public_url)
         if self.location is not None:
             self.location = parse_location(self.location)
+        try:
+            self.tags = check_tags(self.tags)
+        except ValueError as exc:
+            raise ConfigError(f"--tag: {exc}") from exc
         self._check_http_limits()
         self._check_gossip()
         self._check_tls()

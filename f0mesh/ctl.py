@@ -34,6 +34,7 @@ class CtlKind(enum.StrEnum):
     PEX = "pex"
     STATE = "state"
     SIG = "sig"
+    DIRECT = "direct"
 
 
 class CtlRouter:

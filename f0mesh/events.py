@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 QUEUE_SIZE = 256
+PRIVATE_TOPICS = frozenset({"direct"})  # decrypted direct messages: the admin token's streams only
 
 
 class Subscription:

@@ -17,6 +17,7 @@ from typing import Any
 
 from f0mesh.config import NodeConfig, parse_ice_servers
 from f0mesh.errors import ConfigError
+from f0mesh.peer_record import parse_tag
 from f0mesh.profiles import PROFILES
 
 ENV_PREFIX = "F0MESH_"
@@ -28,6 +29,13 @@ def _listed(value: Sequence[str] | None) -> list[str]:
 
 def _comma_listed(value: Sequence[str] | None) -> list[str]:
     return [item for entry in value or [] for item in entry.split(",") if item]
+
+
+def _tags(value: Sequence[str] | None) -> dict[str, str]:
+    try:
+        return dict(parse_tag(text) for text in value or [])
+    except ValueError as exc:
+        raise ConfigError(f"--tag: {exc}") from exc
 
 
 def _negated(value: bool) -> bool:
@@ -186,6 +194,16 @@ FLAGS: tuple[Flag, ...] = (
         "lat,lon for the map view",
         "LAT,LON",
         "decimal degrees (`48.85,2.35`): the dashboard's map and globe",
+    ),
+    Flag(
+        "--tag",
+        "tags",
+        "key=value in the signed peer record, for query filters (repeatable)",
+        "KEY=VALUE",
+        "keys 1–32 of `a-z 0-9 _ . -`, values up to 128 characters, at most 16 tags; `f0mesh peers` shows "
+        "them, `f0mesh query --tag` selects by them",
+        convert=_tags,
+        shown="none",
     ),
     Flag(
         "--name",

@@ -42,3 +42,7 @@ class Membership:
                 TOPIC,
                 {"event": "updated", "peer_id": new.peer_id, "url": new.url, "location": new.location},
             )
+
+    def tags_changed(self, peer_id: str, tags: dict[str, str]) -> None:
+        """A peer's signed record now carries other tags (role, region, version)."""
+        self._bus.publish(TOPIC, {"event": "updated", "peer_id": peer_id, "tags": dict(tags)})

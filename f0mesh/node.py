@@ -6,11 +6,12 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from f0mesh import __version__
 from f0mesh.address_policy import AddressPolicy
-from f0mesh.bindings import LinkGossipTransport, SqlGossipStore, gossip_ctl, message_event
+from f0mesh.bindings import LinkGossipTransport, SqlGossipStore, gossip_ctl, message_event, stored_messages
 from f0mesh.config import NodeConfig
 from f0mesh.ctl import CtlKind, CtlRouter
 from f0mesh.errors import F0MeshError, StoreUnavailableError
@@ -21,6 +22,7 @@ from f0mesh.identity import Identity
 from f0mesh.link_events import Bound, LinkEvents, build_links, link_value
 from f0mesh.membership import Membership
 from f0mesh.mesh_signaling import MeshSignaling
+from f0mesh.messaging import Messaging
 from f0mesh.metrics import NodeMetrics
 from f0mesh.peer_book import PeerBook
 from f0mesh.peer_exchange import PeerExchange
@@ -30,17 +32,18 @@ from f0mesh.retention import Retention
 from f0mesh.rtc.connection_manager import ConnectionManager
 from f0mesh.rtc.link import Link
 from f0mesh.rtc.signaling_client import SignalingClient, outbound_tls_context
-from f0mesh.state import ReplicatedState
+from f0mesh.state import STATE_TOPICS, ReplicatedState
 from f0mesh.state.peers import PEERS_DOC
 from f0mesh.store import Store
 from f0mesh.tasks import TaskSet
 from f0mesh.telemetry import TELEMETRY_TOPIC, Telemetry
 from f0mesh.trust import TrustService
 from f0mesh.trust_keeper import TRUST_TOPIC, TrustKeeper, record_violation
+from f0mesh.wire import V1_1
 
 log = logging.getLogger("f0mesh.node")
 
-RESERVED_TOPICS = frozenset({TELEMETRY_TOPIC, TRUST_TOPIC, "state"})
+RESERVED_TOPICS = frozenset({TELEMETRY_TOPIC, TRUST_TOPIC, *STATE_TOPICS})
 STOP_TIMEOUT_S = 5.0
 
 
@@ -51,8 +54,7 @@ class Node:
         self.identity = Identity.load_or_create(config.data_dir)
         self.peer_id = self.identity.peer_id
         self.admin_token = config.load_admin_token()
-        self.url = config.advertised_url
-        self.private = config.no_public_url
+        self.url, self.private = config.advertised_url, config.no_public_url
         self.policy = AddressPolicy(config.dial_allow)
         self.metrics = NodeMetrics(self.peer_id)
         self.events = EventBus()
@@ -72,7 +74,7 @@ class Node:
         self.trust = TrustService(self.peer_id, params=config.trust)
         await TrustKeeper.load(self.trust, store)
         violated = functools.partial(record_violation, self.trust)  # a peer broke a protocol below gossip
-        self.book = PeerBook(self.peer_id, store, tasks, kept=self._kept)
+        self.book = PeerBook(self.peer_id, store, tasks, self.membership, kept=self._kept)
         await self.book.load()
         self.records = PeerStore(
             config.peer_store_max, scores=self.trust.cache.scores, on_evict=self.book.evicted
@@ -88,16 +90,11 @@ class Node:
             on_health_change=glue.health_changed,
         )  # fmt: skip
         self.gossip = gossip = GossipEngine(
-            self.identity,
-            LinkGossipTransport(links),
-            SqlGossipStore(store),
-            params=config.gossip,
-            scores_provider=self.trust.scores,
-            origin_limiter=self.trust.origin_limiter,
-            neighbour_limiter=self.trust.neighbour_limiter,
-            feedback=self.trust.record,
+            self.identity, LinkGossipTransport(links), SqlGossipStore(store), params=config.gossip,
+            scores_provider=self.trust.scores, origin_limiter=self.trust.origin_limiter,
+            neighbour_limiter=self.trust.neighbour_limiter, feedback=self.trust.record,
             blocked=self.book.blocked,
-        )
+        )  # fmt: skip
         self.keeper = TrustKeeper(self.trust, store, gossip, linked=lambda: bool(links.open_links()))
         self.telemetry = Telemetry(config, gossip, links, self.qos, tasks)
         gossip.subscribe(None, lambda message: self.events.publish("message", message_event(message)))
@@ -105,39 +102,35 @@ class Node:
         self.metrics.watch_links(links.open_links)
         await gossip.start()
         self.connmgr = ConnectionManager(
-            links,
-            config.degree,
-            candidates=self.book.dial_candidates,
-            link_value=link_value,
+            links, config.degree, candidates=self.book.dial_candidates, link_value=link_value,
             heard=self.telemetry.heard_recently,
-        )
+        )  # fmt: skip
         self.pex = PeerExchange(
             self.identity, config, self.book, self.records, self.trust, links, self.membership, self.policy,
             self.client, store, tasks, wake=self.connmgr.wake, violated=violated,
         )  # fmt: skip
+        self.messaging = Messaging(
+            self.identity, config, self.book, links, self.events, tasks, telemetry=self.telemetry.received,
+            send=glue.send, refuse=self.pex.refuse, violated=violated,
+        )  # fmt: skip
+        self.direct, self.queries = self.messaging.direct, self.messaging.queries
         self.signaling = MeshSignaling(
             config, self.peer_id, links, self.book, self.client, self.metrics, tasks,
             telemetry=self.telemetry.received, violated=violated,
         )  # fmt: skip
         self.state = ReplicatedState(
-            self.peer_id,
-            store,
-            gossip,
-            send=glue.send,
+            self.peer_id, store, gossip, send=glue.send, speaks=functools.partial(links.speaks, version=V1_1),
             neighbours=lambda: [link.peer_id for link in links.open_links() if not link.browser],
-            own_record=self.pex.own_record,
-            sign=self.identity.sign,
-            on_peer=self.book.from_registry,
-            on_violation=violated,
-            audit=self.pex.refuse,
-            writers=config.state_writers,
-        )
+            own_record=self.pex.own_record, sign=self.identity.sign, on_peer=self.book.from_registry,
+            on_violation=violated, audit=self.pex.refuse, writers=config.state_writers,
+        )  # fmt: skip
         self.trim = TrimAfterBurst(tasks)
         self.retention = Retention(config, store, links, self.book)
         self.ctl.register(CtlKind.GOSSIP, gossip_ctl(gossip))
         self.ctl.register(CtlKind.PEX, self.pex.on_ctl)
         self.ctl.register(CtlKind.STATE, self.state.on_ctl)
         self.ctl.register(CtlKind.SIG, self.signaling.on_ctl)
+        self.ctl.register(CtlKind.DIRECT, self.direct.on_frame)
         parts = (links, self.qos, gossip, self.state, self.connmgr, self.pex, self.telemetry, self.signaling)
         glue.bind(Bound(*parts, self.trim))
         await self.state.start()
@@ -151,6 +144,14 @@ class Node:
         tasks.spawn(self.telemetry.loop(), name="telemetry")
         tasks.spawn(self.retention.gc_loop(), name="gc")
         log.info("node %s started at %s", self.peer_id, self.url)
+
+    async def __aenter__(self) -> Node:
+        """``async with Node(NodeConfig(...)) as node:`` — a full peer inside an asyncio app."""
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
 
     async def stop(self) -> None:
         if not self._started:
@@ -174,26 +175,21 @@ class Node:
 
     def _kept(self, peer_id: str) -> bool:
         """Whether the peer store, the trust layer or the registry holds a peer the book would collect."""
-        if peer_id in self.records or peer_id in self.trust.opinions:
-            return True
-        if peer_id in self.trust.cache.pretrusted:
-            return True
         registry = self.state.get(PEERS_DOC)
-        return registry is not None and peer_id in registry.crdt
+        return (
+            peer_id in self.records
+            or peer_id in self.trust.opinions
+            or peer_id in self.trust.cache.pretrusted
+        ) or (registry is not None and peer_id in registry.crdt)
 
     # -- the facade: operations used by the API and the CLI ---------------------------------
 
     def health(self) -> dict[str, Any]:
         return {
-            "status": "ok",
-            "peer_id": self.peer_id,
-            "private": self.private,
-            "name": self.config.name,
-            "links": len(self.links.open_links()),
-            "version": __version__,
-            "url": self.url,
+            "status": "ok", "peer_id": self.peer_id, "private": self.private, "name": self.config.name,
+            "links": len(self.links.open_links()), "version": __version__, "url": self.url,
             "storage": self.store.storage,  # "full" or "unavailable" while writes are refused (507/503)
-        }
+        }  # fmt: skip
 
     async def publish(self, topic: str, payload: Any) -> str:
         if topic in RESERVED_TOPICS:
@@ -239,6 +235,14 @@ class Node:
 
     async def audit(self, *, limit: int, event: str | None) -> list[dict[str, Any]]:
         return await self.store.list_audit(limit=limit, event_name=event)
+
+    def subscribe(self, topic: str, since: int | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Every message of ``topic`` stored from now on (after id ``since``), in order (bindings.py)."""
+        return stored_messages(self.store, self.gossip, topic, since)
+
+    async def query(self, name: str, payload: Any = None, **where: Any) -> dict[str, Any]:
+        """Ask the peers matching ``peers``/``tags`` (default: all with a key) until ``timeout``."""
+        return await self.messaging.query(name, payload, **where)
 
     async def samples(self, **query: Any) -> list[dict[str, Any]]:
         """QoS history (link_samples): by ``peer_id``, ``link_id``, ``since``, ``limit``."""

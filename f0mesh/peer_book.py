@@ -1,7 +1,8 @@
 """The peer book: what this node knows of every peer (``mesh_peers``), held in memory, written behind.
 
 One record per peer: URL, last seen, blocked, pinned (added by the operator), linked (a link to it
-opened once), private (its URL is never dialled; its relays are the way in) and its registry status.
+opened once), private (its URL is never dialled; its relays are the way in), its registry status,
+and what its verified map record says for direct messages and queries (tags, X25519 key).
 Peer exchange and the registry learn peers in bursts and re-report every peer each round, so writes
 are coalesced: one transaction per burst, and ``last_seen`` only when it moved by
 ``PEER_SEEN_RESOLUTION_S`` (it is for operators: "seen a minute ago").
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from f0mesh.membership import Membership
 from f0mesh.state import PeerInfo
 from f0mesh.store import Store
 from f0mesh.tasks import TaskSet
@@ -24,10 +26,20 @@ PEER_SEEN_RESOLUTION_S = 30.0
 
 
 class PeerBook:
-    def __init__(self, own_id: str, store: Store, tasks: TaskSet, *, kept: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        own_id: str,
+        store: Store,
+        tasks: TaskSet,
+        membership: Membership | None = None,
+        *,
+        kept: Callable[[str], bool],
+    ) -> None:
         """``kept(peer_id)``: whether another part (peer store, trust, registry) holds the peer, so a
-        stranger collection or an eviction from the peer store leaves its record alone."""
+        stranger collection or an eviction from the peer store leaves its record alone; ``membership``
+        hears of a known peer whose record now carries other tags."""
         self.own_id = own_id
+        self._membership = membership
         self._store = store
         self._tasks = tasks
         self._kept_elsewhere = kept
@@ -71,6 +83,34 @@ class PeerBook:
         """mesh_peers mirrors the replicated registry; a peer that left cleanly is not dialled."""
         self.learned(info.peer_id, info.url, seen=info.last_seen)
         self.mark(info.peer_id, status=info.status, private=info.private, relays=info.relays)
+        self.note_keys(info.peer_id, info.tags, info.x25519)
+
+    def note_keys(self, peer_id: str, tags: dict[str, str], x25519: bytes | None) -> None:
+        """What a verified record says for direct messages and query filters."""
+        record = self._peers.get(peer_id)
+        if record is None:
+            return
+        if record.get("tags", {}) != tags:
+            if "tags" in record and self._membership is not None:
+                self._membership.tags_changed(peer_id, tags)
+            record["tags"] = dict(tags)
+        if x25519 is not None:
+            record["x25519"] = x25519
+
+    def tags(self, peer_id: str) -> dict[str, str]:
+        return dict(self._peers.get(peer_id, {}).get("tags") or {})
+
+    def x25519(self, peer_id: str) -> bytes | None:
+        """The key direct messages to the peer are sealed to, from its verified record."""
+        return self._peers.get(peer_id, {}).get("x25519")
+
+    def addressable(self) -> dict[str, dict[str, str]]:
+        """Peers a direct message or a query can reach (a key known, not left or gone), with tags."""
+        return {
+            pid: rec.get("tags") or {}
+            for pid, rec in self._peers.items()
+            if rec.get("x25519") is not None and rec.get("status") not in ("left", "gone")
+        }
 
     def url(self, peer_id: str) -> str | None:
         """The URL to dial or forward to: None for an unknown or a private peer."""

@@ -19,6 +19,7 @@ from typing import Any
 from f0mesh.address_policy import AddressPolicy
 from f0mesh.config import NodeConfig
 from f0mesh.ctl import CtlKind
+from f0mesh.direct import public_bytes, x25519_key
 from f0mesh.errors import PeerError
 from f0mesh.identity import Identity, is_peer_id
 from f0mesh.log_throttle import LogThrottle
@@ -31,6 +32,7 @@ from f0mesh.rtc.signaling_client import SignalingClient
 from f0mesh.store import Store
 from f0mesh.tasks import TaskSet
 from f0mesh.trust import TrustService
+from f0mesh.wire import V1_1
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,8 @@ class PeerExchange:
         """``wake()`` tells the connection manager there are new candidates; ``violated(peer, what)``
         charges a peer's behaviour score for a malformed message."""
         self.identity = identity
+        self.tags = config.tags
+        self.x25519 = public_bytes(x25519_key(identity))  # what direct messages here are sealed to
         self.url = config.advertised_url
         self.location = config.location
         self.private = config.no_public_url
@@ -83,10 +87,18 @@ class PeerExchange:
         self._log = LogThrottle(log)  # lines about what peers send: at most one per peer and reason
 
     def own_record(self) -> PeerRecord:
-        if not self.private:
-            return PeerRecord.create(self.identity, self.url, self.location)
-        relays = tuple(lk.peer_id for lk in self.links.open_links() if self.book.url(lk.peer_id))
-        return PeerRecord.create(self.identity, self.url, self.location, private=True, relays=relays)
+        relays: tuple[str, ...] = ()
+        if self.private:
+            relays = tuple(lk.peer_id for lk in self.links.open_links() if self.book.url(lk.peer_id))
+        return PeerRecord.create(
+            self.identity,
+            self.url,
+            self.location,
+            private=self.private,
+            relays=relays,
+            tags=self.tags,
+            x25519=self.x25519,
+        )
 
     async def send(self, peer_id: str) -> None:
         link = self.links.get(peer_id)
@@ -95,8 +107,9 @@ class PeerExchange:
         records = [self.own_record()]
         fresh = sorted(self.records.records(), key=lambda r: r.seen, reverse=True)
         records += [r for r in fresh if r.peer_id != peer_id][: PEX_MAX_RECORDS - 1]
+        legacy = not link.speaks(V1_1)  # a 1.0 node reads only the list form
         try:
-            await link.send({"t": CtlKind.PEX.value, "records": [r.to_wire() for r in records]})
+            await link.send({"t": CtlKind.PEX.value, "records": [r.to_wire(legacy=legacy) for r in records]})
         except Exception as exc:
             log.debug("pex to %s failed: %s", peer_id, exc)
 
@@ -145,7 +158,7 @@ class PeerExchange:
             try:
                 record = PeerRecord.from_wire(raw)
             except ValueError as exc:
-                self._log.info((peer_id, "record"), "dropped a peer record from %s: %s", peer_id, exc)
+                self.refuse(peer_id, "pex_record", str(exc))
                 continue
             if record.peer_id == self.identity.peer_id or self.book.blocked(record.peer_id):
                 continue
@@ -158,6 +171,8 @@ class PeerExchange:
             self.membership.record(known, record)
             self.book.learned(record.peer_id, record.url, seen=record.seen)
             self.book.mark_private(record.peer_id, record.private, record.relays)
+            if record.version > 1:
+                self.book.note_keys(record.peer_id, record.tags, record.x25519)
             learned += 1
         if learned:
             self._wake()

@@ -96,7 +96,9 @@ def links_table(rows: list[dict[str, Any]], wide: bool = False) -> Table:
 
 
 def peers_table(rows: list[dict[str, Any]], wide: bool = False) -> Table:
-    table = _table("peer", "url", "trust", "seen", "status", wide=wide, max_widths={"url": 36})
+    table = _table(
+        "peer", "url", "trust", "seen", "status", "tags", wide=wide, max_widths={"url": 36}, flexible="tags"
+    )
     for p in rows:
         status = "blocked" if p.get("blocked") else "linked" if p.get("linked") else ""
         table.add_row(
@@ -105,6 +107,7 @@ def peers_table(rows: list[dict[str, Any]], wide: bool = False) -> Table:
             _num(p.get("trust"), 3),
             ago(p.get("last_seen")),
             status,
+            " ".join(f"{k}={v}" for k, v in sorted((p.get("tags") or {}).items())) or "-",
         )
     return table
 

@@ -13,6 +13,11 @@ import msgpack
 
 from f0mesh import WIRE_VERSION
 
+# Wire 1.1: peer records in the map form, direct frames, signed state ops. A 1.0 node holds each of
+# these against its sender (an unknown kind, a record it cannot parse, an unsigned op it drops as
+# forged), so they go only to peers whose hello says 1.1 or later.
+V1_1 = (1, 1)
+
 
 class WireError(ValueError):
     """A frame that does not decode to a well-formed message."""
@@ -45,3 +50,8 @@ def version_compatible(remote: Any) -> bool:
         and all(isinstance(x, int) for x in remote)
         and remote[0] == WIRE_VERSION[0]
     )
+
+
+def speaks(remote: Any, version: tuple[int, int]) -> bool:
+    """Whether a peer whose hello said ``remote`` reads what ``version`` added."""
+    return version_compatible(remote) and tuple(remote) >= version

@@ -12,6 +12,7 @@ from f0mesh import __version__
 from f0mesh.api import (
     browser,
     dashboard,
+    direct,
     errors,
     events,
     gossip,
@@ -65,6 +66,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
     app.include_router(mesh_rtc.router)
     app.include_router(gossip.router)
     app.include_router(subscribe.router)
+    app.include_router(direct.router)
     app.include_router(trust.router)
     app.include_router(state_router)
     app.include_router(events.router)

@@ -14,6 +14,7 @@ from f0mesh.api.auth import is_admin
 from f0mesh.api.limits import StreamSlots
 from f0mesh.api.sse import EventStreamResponse, sse_responses
 from f0mesh.api.worker import get_node
+from f0mesh.events import PRIVATE_TOPICS
 from f0mesh.node import Node
 
 router = APIRouter(tags=["events"])
@@ -55,7 +56,7 @@ async def events(
                 dropped = subscription.take_dropped()
                 if dropped:
                     yield f"event: dropped\ndata: {json.dumps({'dropped': dropped})}\n\n"
-                if topic and event["topic"] != topic:
+                if (topic and event["topic"] != topic) or (event["topic"] in PRIVATE_TOPICS and not admin):
                     continue
                 yield f"event: {event['topic']}\ndata: {json.dumps(event, default=str)}\n\n"
 

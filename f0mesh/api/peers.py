@@ -17,7 +17,10 @@ router = APIRouter(tags=["peers"])
 
 def _views(node: Node, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     scores, linked = node.trust.scores(), node.linked_peers()
-    return [peer_view(row, scores, node.telemetry.received, linked) for row in rows]
+    return [
+        peer_view(row, scores, node.telemetry.received, linked, node.book.tags(row["peer_id"]))
+        for row in rows
+    ]
 
 
 @router.get("/api/peers")

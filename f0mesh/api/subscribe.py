@@ -18,10 +18,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 
+from f0mesh.api.auth import is_admin
 from f0mesh.api.gossip import MAX_N, TOPIC_PATTERN, message_json
+from f0mesh.api.limits import StreamSlots
 from f0mesh.api.sse import EventStreamResponse, frame, sse_responses
 from f0mesh.api.worker import get_node
-from f0mesh.errors import RateLimitedError
 from f0mesh.gossip import StoredMessage
 from f0mesh.node import Node
 from f0mesh.store import Store
@@ -31,7 +32,6 @@ router = APIRouter(tags=["gossip"])
 KEEPALIVE_S = 15.0
 PAGE = 50  # rows held per stream at a time: up to 64 KiB each, times MAX_STREAMS
 MAX_BACKLOG = 1000
-MAX_STREAMS = 64
 
 Subscribe = Callable[[str | None, Callable[[StoredMessage], None]], Callable[[], None]]
 Event = tuple[str, dict[str, Any], int | None]  # (event name, data, id)
@@ -100,16 +100,6 @@ class TopicFeed:
         return ("dropped", {"dropped": missed, "after": after, "upto": head}, None)
 
 
-class _Streams:
-    """A plain cap on open topic streams per node, each of which holds a store reader now and then."""
-
-    def __init__(self) -> None:
-        self.open = 0
-
-    def release(self) -> None:
-        self.open -= 1
-
-
 EXAMPLE = (
     ": connected\n\nid: 41\n\n"
     "id: 42\nevent: message\n"
@@ -124,7 +114,7 @@ EXAMPLE = (
     response_class=EventStreamResponse,
     responses={
         **sse_responses(EXAMPLE, "server-sent events: `message` (with `id:`) and `dropped`"),
-        429: {"description": "too many topic streams open on this node"},
+        429: {"description": "no event stream slot free for this client (shared with /api/events)"},
     },
 )
 async def subscribe(
@@ -148,9 +138,8 @@ async def subscribe(
     """The messages of one topic as they are stored here, each with ``id:`` (its n, as in
     /api/gossip/messages). Bytes payloads come as ``payload_b64``. A consumer more than 1000 messages
     behind is skipped ahead and told with a ``dropped`` event (the missed range stays readable)."""
-    streams: _Streams = _streams(request)
-    if streams.open >= MAX_STREAMS:
-        raise RateLimitedError("too many topic streams open on this node")
+    slots: StreamSlots = request.app.state.event_slots  # one budget with /api/events
+    release = slots.take(request.client.host if request.client else "", admin=is_admin(request))
     start = last_event_id if last_event_id is not None else since
     feed = TopicFeed(node.store, node.gossip.subscribe, topic, start)
 
@@ -166,13 +155,5 @@ async def subscribe(
                     yield frame(name, data, event_id)
 
     response = EventStreamResponse(stream(), headers={"Cache-Control": "no-store"})
-    streams.open += 1
-    response.release = streams.release
+    response.release = release
     return response
-
-
-def _streams(request: Request) -> _Streams:
-    state = request.app.state
-    if not hasattr(state, "topic_streams"):
-        state.topic_streams = _Streams()
-    return state.topic_streams

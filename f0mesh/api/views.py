@@ -12,9 +12,14 @@ from f0mesh.rtc.link import Link
 
 
 def peer_view(
-    row: Mapping[str, Any], scores: Mapping[str, float], telemetry: Mapping[str, Any], linked: set[str]
+    row: Mapping[str, Any],
+    scores: Mapping[str, float],
+    telemetry: Mapping[str, Any],
+    linked: set[str],
+    tags: Mapping[str, str],
 ) -> dict[str, Any]:
-    """A mesh_peers row with the live score, the name its own signed telemetry gives, and its link."""
+    """A mesh_peers row with the live score, the name its own signed telemetry gives, its link, and the
+    tags of its verified record."""
     peer_id = row["peer_id"]
     name = telemetry.get(peer_id, {}).get("name")
     return {
@@ -25,6 +30,7 @@ def peer_view(
         "last_seen": row.get("last_seen"),
         "linked": peer_id in linked,
         "blocked": bool(row.get("blocked")),
+        "tags": dict(tags),
     }
 
 

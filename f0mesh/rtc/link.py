@@ -286,6 +286,10 @@ class Link:
         except Exception:
             log.exception("link %s: violation callback failed", self.link_id)
 
+    def speaks(self, version: tuple[int, int]) -> bool:
+        """Whether the peer's hello said ``version`` or later (False before the hello)."""
+        return wire.speaks(self.remote_version, version)
+
     async def _on_hello(self, message: dict[str, Any]) -> None:
         if not wire.version_compatible(message.get("v")):
             log.warning(

@@ -119,6 +119,11 @@ class LinkManager:
     def get(self, peer_id: str) -> Link | None:
         return self.registry.get(peer_id)
 
+    def speaks(self, peer_id: str, version: tuple[int, int]) -> bool:
+        """Whether the link to ``peer_id`` is up and its peer's hello said ``version`` or later."""
+        link = self.registry.get(peer_id)
+        return link is not None and link.speaks(version)
+
     def wanted(self) -> dict[str, str | None]:
         return self.registry.wanted()
 

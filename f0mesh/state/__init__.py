@@ -9,7 +9,7 @@ from f0mesh.state.documents import (
     format_id,
     parse_id,
 )
-from f0mesh.state.manager import STATE_TOPIC, ReplicatedState, StateParams, StateStore
+from f0mesh.state.manager import STATE_TOPIC, STATE_TOPICS, ReplicatedState, StateParams, StateStore
 from f0mesh.state.peers import PEERS_DOC, PeerInfo
 from f0mesh.state.sync import STATE_FRAME
 
@@ -17,6 +17,7 @@ __all__ = [
     "PEERS_DOC",
     "STATE_FRAME",
     "STATE_TOPIC",
+    "STATE_TOPICS",
     "Document",
     "InvalidChange",
     "ListChange",

@@ -1,10 +1,10 @@
 """ReplicatedState: the node's named CRDT documents, saved in the store and kept in step with the mesh.
 
-A change is applied here first, then spread two ways. A delta is gossiped on the "state" topic: fast, and it
-reaches the whole mesh. Anti-entropy with a neighbour (version vectors out, missing deltas back) runs when a
-link opens, every sync interval with one random neighbour, and with every neighbour soon after a merge
-brought news: it repairs whatever gossip could not carry, e.g. the writes of the other side of a partition.
-Deltas are CRDT states, so one that arrives twice, late or out of order does no harm.
+A change is applied here first, then spread two ways. A delta is gossiped on the "state/signed" topic: fast,
+and it reaches the whole mesh. Anti-entropy with a neighbour (version vectors out, missing deltas back) runs
+when a link opens, every sync interval with one random neighbour, and with every neighbour soon after a
+merge brought news: it repairs whatever gossip could not carry, e.g. the writes of the other side of a
+partition. Deltas are CRDT states, so one that arrives twice, late or out of order does no harm.
 
 Anything a peer sends that does not parse, has an unknown kind, would make a document too big, carries a
 timestamp too far ahead, or would push a counter this node writes with out of reach (f0mesh.crdt.bounds) is
@@ -80,7 +80,12 @@ log = logging.getLogger("f0mesh.state")
 
 STOP_TASKS_S = 5.0  # bound on the wait for cancelled background tasks when the manager stops
 
-STATE_TOPIC = "state"
+# Deltas of signed ops travel on their own topic: a 1.0 node (unsigned ops, topic "state") would drop
+# them as malformed and hold that against their author; on a topic it does not read, it relays and
+# keeps them as any message. Unsigned deltas of 1.0 nodes ("state") are ignored here, not penalised.
+STATE_TOPIC = "state/signed"
+LEGACY_STATE_TOPIC = "state"
+STATE_TOPICS = frozenset({STATE_TOPIC, LEGACY_STATE_TOPIC})
 STORE_PREFIX = "doc/"  # rows of crdt_state that hold documents; the node keeps other rows there too
 QUARANTINE_PREFIX = "quarantine/"  # saved documents that did not load, kept aside as they were
 # Drop reasons that an honest peer never causes; the others (limits, a kind conflict) can follow from
@@ -127,7 +132,8 @@ class ReplicatedState:
     """Documents by name; ``send(peer_id, message)`` puts a ctl message on that peer's link;
     ``sign(data)`` signs with this node's key; ``on_violation(peer_id, reason)`` hears of each delta
     dropped for a reason in VIOLATIONS, ``audit(peer_id, reason, detail)`` of every dropped delta;
-    ``writers`` are named in the policy of every document this node creates."""
+    ``writers`` are named in the policy of every document this node creates. ``speaks(peer_id)``: the
+    neighbour's wire version has signed state; state frames go to and come from only those."""
 
     def __init__(
         self,
@@ -143,10 +149,12 @@ class ReplicatedState:
         on_violation: Callable[[str, str], None] | None = None,
         audit: Callable[[str, str, str], None] | None = None,
         writers: Iterable[str] = (),
+        speaks: Callable[[str], bool] = lambda _peer: True,
         params: StateParams | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.peer_id = peer_id
+        self._speaks = speaks
         self.params = params or StateParams()
         self.hlc = gossip.hlc
         self.dropped: Counter[str] = Counter()
@@ -174,7 +182,7 @@ class ReplicatedState:
         self._last_collect = clock()
         self._tasks = TaskSet("state", log)
         self._writes: set[asyncio.Task[Any]] = set()  # local writes being saved, never cancelled
-        self._unsubscribe: Callable[[], None] | None = None
+        self._unsubscribe: list[Callable[[], None]] = []
         self._running = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -187,7 +195,10 @@ class ReplicatedState:
         self._upgrade()
         self._peers_changed = True
         self._running = True
-        self._unsubscribe = self._gossip.subscribe(STATE_TOPIC, self.on_gossip)
+        self._unsubscribe = [
+            self._gossip.subscribe(STATE_TOPIC, self.on_gossip),
+            self._gossip.subscribe(LEGACY_STATE_TOPIC, self._on_legacy_gossip),
+        ]
         self._write_own_entry(ALIVE)
         await self.flush()
         self._spawn(self._every(self.params.peer_refresh_s, self.refresh_membership))
@@ -207,8 +218,9 @@ class ReplicatedState:
                 await self._leave()
         except TimeoutError:
             log.info("leave announcement timed out")
-        if self._unsubscribe:
-            self._unsubscribe()
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
         await self.flush()
 
     def _upgrade(self) -> None:
@@ -691,7 +703,7 @@ class ReplicatedState:
     # -- from the network --------------------------------------------------------------------------
 
     def on_gossip(self, message: Any) -> None:
-        """Subscriber of the "state" topic (a gossip StoredMessage: origin, payload)."""
+        """Subscriber of the "state/signed" topic (a gossip StoredMessage: origin, payload)."""
         if message.origin == self.peer_id:
             return
         try:
@@ -704,8 +716,17 @@ class ReplicatedState:
             return
         self._merge(name, kind, data, message.origin)
 
+    def _on_legacy_gossip(self, message: Any) -> None:
+        if message.origin != self.peer_id:
+            self._log.info((message.origin, "old"), "ignored unsigned state of %s (wire 1.0)", message.origin)
+
     async def on_ctl(self, peer_id: str, message: dict[str, Any]) -> None:
         """A ``{"t": "state"}`` message from a linked peer."""
+        if not self._speaks(peer_id):  # its unsigned ops would all be dropped as forged: not its fault
+            self._log.info(
+                (peer_id, "old"), "ignored state from %s: its wire version predates signed state", peer_id
+            )
+            return
         try:
             op = message.get("op")
             if op == "versions":
@@ -876,6 +897,8 @@ class ReplicatedState:
         return True
 
     async def _send(self, peer_id: str, message: dict[str, Any]) -> bool:
+        if not self._speaks(peer_id):
+            return False
         try:
             await self._send_fn(peer_id, message)
             return True
@@ -895,7 +918,7 @@ class ReplicatedState:
             self._spawn(self._send(peer_id, message))
 
     async def _sync_one(self) -> None:
-        neighbours = list(self._neighbours())
+        neighbours = [peer for peer in self._neighbours() if self._speaks(peer)]
         if neighbours:
             await self._send(random.choice(neighbours), versions_message(self._docs.values(), reply=True))
 

@@ -8,7 +8,7 @@ in peer exchange, "left" once it announced a clean shutdown, "gone" once nobody 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from f0mesh.peer_record import PeerRecord
@@ -31,10 +31,16 @@ class PeerInfo:
     status: str
     private: bool = False  # its URL takes no offers: reach it through the relays
     relays: tuple[str, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)
+    x25519: bytes | None = None
 
 
 def make_entry(record: PeerRecord, status: str, last_seen: float) -> dict[str, Any]:
-    return {"record": record.to_wire(), "status": status, "last_seen": last_seen}
+    """``record`` in the list form old nodes read, ``record2`` the map (tags, keys) that they ignore."""
+    entry = {"record": record.to_wire(legacy=True), "status": status, "last_seen": last_seen}
+    if record.version > 1:
+        entry["record2"] = record.to_wire()
+    return entry
 
 
 def parse_entry(peer_id: object, value: object, now: float) -> PeerInfo | None:
@@ -44,12 +50,28 @@ def parse_entry(peer_id: object, value: object, now: float) -> PeerInfo | None:
     status, last_seen = value.get("status"), value.get("last_seen")
     if status not in STATUSES or isinstance(last_seen, bool) or not isinstance(last_seen, int | float):
         return None
-    try:
-        record = PeerRecord.from_wire(value.get("record"), now=now)
-    except ValueError:
-        return None
-    if record.peer_id != peer_id:
+    # the fresher of the two forms (a writer may pair an old map with a new list); the map on a tie
+    records = [r for r in (_record(value.get("record2"), now), _record(value.get("record"), now)) if r]
+    record = max(records, key=lambda r: r.seen) if records else None
+    if record is None or record.peer_id != peer_id:
         return None
     return PeerInfo(
-        peer_id, record.url, record.location, float(last_seen), str(status), record.private, record.relays
+        peer_id,
+        record.url,
+        record.location,
+        float(last_seen),
+        str(status),
+        record.private,
+        record.relays,
+        record.tags,
+        record.x25519,
     )
+
+
+def _record(raw: object, now: float) -> PeerRecord | None:
+    if raw is None:
+        return None
+    try:
+        return PeerRecord.from_wire(raw, now=now)
+    except ValueError:
+        return None

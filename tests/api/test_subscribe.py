@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 
@@ -153,14 +154,15 @@ async def test_slow_consumer_is_told_what_it_missed_and_can_fetch_it(client) -> 
     assert [m["id"] for m in gap if m["n"] <= data["upto"]] == missed
 
 
-async def test_topic_streams_are_capped_per_node_and_cursors_bounded(client) -> None:
-    from f0mesh.api.subscribe import MAX_STREAMS
-
+async def test_topic_streams_share_the_event_stream_slots_and_cursors_are_bounded(client) -> None:
     await client.get("/healthz")
-    app = client._transport.app  # type: ignore[attr-defined]
-    app.state.topic_streams = type("Full", (), {"open": MAX_STREAMS})()
-    r = await client.get("/api/gossip/subscribe", params={"topic": "news"})
+    slots = client._transport.app.state.event_slots  # type: ignore[attr-defined]
+    held = [slots.take("admin", admin=True) for _ in range(slots.admin)]  # e.g. /api/events streams
+    held += [slots.take(f"client-{i}", admin=False) for i in range(slots.anonymous)]
+    r = await asyncio.wait_for(client.get("/api/gossip/subscribe", params={"topic": "news"}), 10)
     assert r.status_code == 429 and r.json()["error"] == "rate_limited", r.text
+    for release in held:
+        release()
     for cursor in ("x", "-1", str(2**63)):
         bad = await client.get(
             "/api/gossip/subscribe", params={"topic": "news"}, headers={"Last-Event-ID": cursor}

@@ -59,6 +59,11 @@ def _publish(node: NodeProcess, count: int) -> list[str]:
     return ids
 
 
+def _peer_url(node: NodeProcess, peer_id: str) -> str | None:
+    peers = node.http.get("/api/peers").json()["peers"]
+    return next((p["url"] for p in peers if p["peer_id"] == peer_id), None)
+
+
 def _rejections(node: NodeProcess) -> list[dict]:
     entries = node.http.get("/api/audit", params={"limit": 10000}).json()["entries"]
     return [e for e in entries if e["event"] == "rejected"]
@@ -76,12 +81,15 @@ def test_old_and_new_nodes_deliver_to_each_other_and_catch_up(tmp_path, node_fac
     ).stdout
     assert "--gossip-interval" in help_text and "--gossip-d" not in help_text  # really the old code
     old = _start_in(NodeProcess(tmp_path / "old", extra=["--qos-interval", "5"]), old_code, monkeypatch)
-    new = node_factory("new", extra=["--qos-interval", "5", "--bootstrap", old.url])
+    new = node_factory("new", extra=["--qos-interval", "5", "--bootstrap", old.url, "--tag", "role=new"])
     try:
         wait_for(lambda: old.link_to(new.peer_id) and new.open_links(), 60, 0.5, "the link")
         from_old, from_new = _publish(old, 10), _publish(new, 10)
         everything = set(from_old + from_new)
         wait_for(lambda: everything <= _ids(old) and everything <= _ids(new), 30, 0.5, "both ways")
+        # the new node's signed record (a map with tags and a key) reaches the old one as the list form
+        wait_for(lambda: _peer_url(old, new.peer_id) == new.url, 30, 0.5, "the old node reads the new record")
+        assert "dropped a peer record" not in (old.data_dir / "node.log").read_text(errors="replace")
 
         new.stop()  # the old side's catch-up pages (unmarked) bring the new one up to date
         missed = set(_publish(old, 10))

@@ -31,6 +31,7 @@ from f0mesh.crdt.codec import pack, pack_value
 from f0mesh.crdt.hlc import MAX_LOGICAL
 from f0mesh.crdt.replicated import FORMAT
 from f0mesh.rtc.link import LinkState
+from f0mesh.state import STATE_TOPIC
 from f0mesh.state.sync import gossip_payload
 
 TOP = 2**64 - 1
@@ -73,7 +74,7 @@ async def test_hostile_seqs_and_clocks_neither_brick_nor_stop_a_real_node(node_f
         clock_stop = HLCTimestamp(now_ms + 55_000, MAX_LOGICAL - 1, me)
         await link.send(_page("notes", _map(me, 1, "k", "stop", clock_stop), 2))
         far = gossip_payload("peers", "map", _map(victim, 2**40, victim, {"url": "y"}, own))
-        await send_envelopes(link, [envelope(attacker.identity, 1, far, topic="state").encode()])
+        await send_envelopes(link, [envelope(attacker.identity, 1, far, topic=STATE_TOPIC).encode()])
 
         def refused() -> dict | None:
             dropped = target.http.get("/api/state").json()["dropped"]

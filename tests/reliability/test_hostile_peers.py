@@ -45,6 +45,7 @@ from f0mesh.identity import Identity
 from f0mesh.peer_record import PeerRecord
 from f0mesh.rtc.link import LinkState
 from f0mesh.rtc.signaling import sign_description
+from f0mesh.state import STATE_TOPIC
 
 from nodes import NodeProcess, rss_kib, udp_sockets
 
@@ -342,8 +343,9 @@ async def test_crdt_deltas_that_do_not_parse_are_dropped(node_factory, tmp_path)
         # An HLC ten minutes ahead: well-formed, refused as clock skew, the target's clock untouched.
         ahead = _map_delta(attacker.identity, "future", "k", "from the future", now_ms + 600_000)
         await link.send(_delta("future", "map", ahead, 8))
-        # Over the gossip path too: a "state" topic envelope whose payload is not a delta.
-        bad_gossip = envelope(attacker.identity, 1, {"name": "docH", "kind": "map", "delta": "!!"}, "state")
+        # Over the gossip path too: a state topic envelope whose payload is not a delta.
+        not_a_delta = {"name": "docH", "kind": "map", "delta": "!!"}
+        bad_gossip = envelope(attacker.identity, 1, not_a_delta, STATE_TOPIC)
         await send_envelopes(link, [bad_gossip.encode()])
         # And then a valid delta, which must still be merged.
         good = _map_delta(attacker.identity, "good", "answer", 42, now_ms)
@@ -584,7 +586,7 @@ async def _sybil_scores(honest: NodeProcess, target: NodeProcess, data_dir: Path
     The group has one attack edge: the target's own behaviour edge to the Sybil it is linked to (the Sybil
     refuses the honest peer, which would otherwise link to it too and give it a second edge). Scores are
     read twice: with no operator opinion (the target's own edges are its default opinion of its bootstrap
-    peer, peer_exchange.BOOTSTRAP_OPINION, plus behaviour), then with the target's operator trusting that peer.
+    peer, peer_exchange.BOOTSTRAP_OPINION, plus behaviour), then with its operator trusting that peer.
     On behaviour alone, relaying the group's messages earned the Sybil's link as heavy an edge as the
     bootstrap peer's, and the group held alpha/(1-alpha) times that edge's mass."""
     await poll(

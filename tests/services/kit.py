@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from f0mesh import WIRE_VERSION
 from f0mesh.gossip import StoredMessage
 from f0mesh.rtc.link import LinkState
 from f0mesh.store import Store
@@ -29,6 +30,10 @@ class FakeLink:
     signaling: str = "http"
     setup_ms: float | None = None
     browser: bool = False
+    remote_version: tuple[int, int] = WIRE_VERSION
+
+    def speaks(self, version: tuple[int, int]) -> bool:
+        return self.remote_version >= version
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -18,7 +18,7 @@ async def test_ctl_kinds_are_the_parts_and_the_applications_and_stop_ends_every_
     async with asyncio.timeout(60):
         await node.start()
         try:
-            kinds = {CtlKind.GOSSIP, CtlKind.PEX, CtlKind.STATE, CtlKind.SIG, "app.ping"}
+            kinds = {CtlKind.GOSSIP, CtlKind.PEX, CtlKind.STATE, CtlKind.SIG, CtlKind.DIRECT, "app.ping"}
             assert set(node.ctl.kinds()) == kinds
             assert len(node.tasks) >= 5  # peer exchange, retention, trust, telemetry and gc loops
             await node.link_events.link_message(FakeLink("friend"), {"t": "app.ping", "n": 1})

@@ -46,7 +46,8 @@ async def pex(tmp_path):
 
 
 def _records(n: int, url: str = "http://10.1.0.{}:8700") -> list[list]:
-    return [PeerRecord.create(Identity.generate(), url.format(i + 1)).to_wire() for i in range(n)]
+    """In the list form (of 1.0 nodes), which is still read."""
+    return [PeerRecord.create(Identity.generate(), url.format(i + 1)).to_wire(legacy=True) for i in range(n)]
 
 
 async def _audit(pex: PeerExchange) -> list[str]:
@@ -71,7 +72,7 @@ async def test_a_pretrusted_or_trusted_peer_teaches_verified_allowed_records(pex
     pex.on_ctl(teacher.peer_id, {"t": "pex", "records": [*good, forged, *metadata, own]})
     assert set(pex.book.dial_candidates()) == {r[0] for r in good}
     assert wakes == [1]
-    assert await _audit(pex) == ["pex_address"]
+    assert sorted(await _audit(pex)) == ["pex_address", "pex_record"]
 
 
 @pytest.mark.parametrize("records", ["not a list", list(range(PEX_MAX_RECORDS + 1)), None])
@@ -103,3 +104,15 @@ async def test_sent_records_are_own_first_then_the_freshest_not_the_receivers_ow
     sent = [PeerRecord.from_wire(r) for r in message["records"]]
     assert message["t"] == "pex" and len(sent) == PEX_MAX_RECORDS
     assert sent[0].peer_id == pex.identity.peer_id and teacher.peer_id not in {r.peer_id for r in sent}
+
+
+async def test_a_1_0_neighbour_gets_the_list_form_and_a_1_1_one_the_map_with_tags_and_key(pex) -> None:
+    teacher, _, _ = pex.test
+    old = pex.links.add(FakeLink(Identity.generate().peer_id, remote_version=(1, 0)))
+    pex.tags = {"role": "db"}
+    await pex.send(old.peer_id)
+    await pex.send(teacher.peer_id)
+    [(legacy,)], [(current,)] = [m["records"] for m in old.sent], [m["records"] for m in teacher.sent]
+    assert isinstance(legacy, list) and isinstance(current, dict)
+    record = PeerRecord.from_wire(current)
+    assert record.tags == {"role": "db"} and record.x25519 == pex.x25519

@@ -5,7 +5,7 @@ import { clock, h, isNum, isoTime, peerLabel, truncate } from "./util.js";
 const MAX_MESSAGES = 200; // rows kept, hidden system ones included, so user messages survive a telemetry burst
 // Topics the nodes gossip among themselves (node.py RESERVED_TOPICS): link telemetry, trust opinions,
 // replicated-state deltas. They are most of the traffic, so the panel hides them unless asked.
-export const SYSTEM_TOPICS = new Set(["telemetry", "trust", "state"]);
+export const SYSTEM_TOPICS = new Set(["telemetry", "trust", "state", "state/signed"]);
 
 function peerCell(id) {
   return h("td", { class: "mono", title: id || "" }, id ? peerLabel(id) : "—");
