@@ -131,6 +131,7 @@ class Node:
             on_violation=violated,
             audit=self.pex.refuse,
             writers=config.state_writers,
+            is_page=lambda peer_id: (link := links.get(peer_id)) is not None and link.browser,
         )
         self.trim = TrimAfterBurst(tasks)
         self.retention = Retention(config, store, links, self.book)
