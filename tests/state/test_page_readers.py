@@ -79,13 +79,14 @@ async def test_a_page_gets_the_documents_it_names_then_their_changes_and_nothing
         [first] = replica.deltas(PAGE)
         assert first.to_dict() == {"colour": "red"}
 
+        me = replica.identity.peer_id
         version = replica.state.get("cfg").crdt.version()
         await replica.state.update("cfg", MapChange(set={"size": 3}))
         await replica.state.update("other", MapChange(set={"secret": 2}))
         await settle(replica)
         _first, pushed = replica.deltas(PAGE)
         assert pushed.to_dict() == {"size": 3}  # only what the page lacks
-        assert list(pushed.op_ids()) == [(replica.identity.peer_id, version.get(replica.identity.peer_id) + 1)]
+        assert list(pushed.op_ids()) == [(me, version.get(me) + 1)]
         # nothing but the named document, and never an anti-entropy round or a versions message
         assert {m["name"] for to, m in replica.sent if to == PAGE} == {"cfg"}
         assert all(m["op"] == "delta" for to, m in replica.sent if to == PAGE)
