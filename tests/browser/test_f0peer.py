@@ -11,6 +11,7 @@ failed link. The README's example runs as printed.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +20,9 @@ from typing import Any
 import httpx
 import pytest
 from browser.conftest import Console
+
+from f0mesh.crdt import HLCTimestamp, LWWMap
+from f0mesh.identity import Identity
 
 from nodes import NodeProcess, wait_for
 
@@ -166,6 +170,70 @@ def test_pages_link_directly_and_a_forged_envelope_is_refused(
     assert [(r["peer_id"], r["reason"]) for r in audit] == [(p2, "bad_signature")]
     wait_for(lambda: any(m["id"] == genuine for m in got(page1)), 20, what="the genuine one still arrives")
     assert all(m["payload"] != {"text": "genuind"} for m in got(page1))
+
+
+def _forged_op(name: str, victim: str, value: str) -> bytes:
+    """A delta with one op in the victim's name, stamped by its clock, signed by another key."""
+    forger = Identity.generate()
+    delta = LWWMap(forger.peer_id)
+    delta.set("title", value, HLCTimestamp(int(time.time() * 1000) + 1, 0, victim), origin=victim)
+    delta.sign_ops(victim, f"map/{name}", forger.sign)
+    return delta.to_bytes()
+
+
+def test_a_page_reads_a_document_and_refuses_a_forged_op(mesh: list[NodeProcess], pages: list[Any]) -> None:
+    a, _, c = mesh
+    page1 = pages[0]
+    page1.evaluate(
+        """() => {
+          window.changes = [];
+          window.board = window.peer.document("board", {onchange: (c) => window.changes.push(c.changed)});
+        }"""
+    )
+    # written on c: it reaches the page through node a, the only node the page is linked to
+    written = c.http.post("/api/state/board", json={"kind": "map", "set": {"title": "hello", "n": 2}})
+    assert written.status_code == 200, written.text
+    wait_for(
+        lambda: page1.evaluate("() => window.board.value()") == {"title": "hello", "n": 2},
+        20,
+        what="the page",
+    )
+    c.http.post("/api/state/board", json={"kind": "map", "delete": ["n"]}).raise_for_status()
+    wait_for(
+        lambda: page1.evaluate("() => window.board.value()") == {"title": "hello"}, 20, what="the delete"
+    )
+    assert ["n"] in page1.evaluate("() => window.changes")
+
+    # a delta from node a's link holding an op in c's name that c never signed
+    forged = _forged_op("board", c.peer_id, "forged")
+    page1.evaluate(
+        """([node, data]) => window.peer._onState(window.peer.links.get(node),
+             {t: "state", op: "delta", name: "board", kind: "map", xfer: 2 ** 40, page: 0, pages: 1,
+              data: Uint8Array.from(data)})""",
+        [a.peer_id, list(forged)],
+    )
+    wait_for(lambda: page1.evaluate("() => window.peer.stats.rejected.forged") == 1, 20, what="the refusal")
+    (row,) = page1.evaluate("() => window.peer.audit.filter((row) => row.reason === 'forged')")
+    assert row["peer_id"] == a.peer_id and "not signed by its origin" in row["detail"], row
+    assert page1.evaluate("() => window.board.get('title')") == "hello"
+
+    # the page never writes: a delta it sends its node is refused there and audited
+    page1.evaluate(
+        """([node, data]) => window.peer.links.get(node).send(
+             {t: "state", op: "delta", name: "board", kind: "map", xfer: 1, page: 0, pages: 1,
+              data: Uint8Array.from(data)})""",
+        [a.peer_id, list(forged)],
+    )
+    me = peer_id(page1)
+    wait_for(
+        lambda: any(
+            e["peer_id"] == me and e["reason"] == "state_browser_write"
+            for e in a.http.get("/api/audit", params={"event": "rejected"}).json()["entries"]
+        ),
+        20,
+        what="node a's audit of the page's write",
+    )
+    assert c.http.get("/api/state/board").json()["value"] == {"title": "hello"}
 
 
 def test_closing_a_page_is_a_failed_link(mesh: list[NodeProcess], pages: list[Any]) -> None:
