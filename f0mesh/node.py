@@ -135,7 +135,7 @@ class Node:
         )
         self.trim = TrimAfterBurst(tasks)
         self.retention = Retention(config, store, links, self.book)
-        self.ctl.register(CtlKind.GOSSIP, gossip_ctl(gossip))
+        self.ctl.register(CtlKind.GOSSIP, gossip_ctl(gossip, links, RESERVED_TOPICS, self.pex.refuse))
         self.ctl.register(CtlKind.PEX, self.pex.on_ctl)
         self.ctl.register(CtlKind.STATE, self.state.on_ctl)
         self.ctl.register(CtlKind.SIG, self.signaling.on_ctl)

@@ -188,8 +188,12 @@ def test_a_page_reads_a_document_and_refuses_a_forged_op(mesh: list[NodeProcess]
         """() => {
           window.changes = [];
           window.board = window.peer.document("board", {onchange: (c) => window.changes.push(c.changed)});
+          window.tags = window.peer.document("tags", {kind: "set"});
         }"""
     )
+    a.http.post("/api/state/tags", json={"kind": "set", "add": ["x", "y"]}).raise_for_status()
+    a.http.post("/api/state/tags", json={"kind": "set", "remove": ["x"]}).raise_for_status()
+    wait_for(lambda: page1.evaluate("() => window.tags.value()") == ["y"], 20, what="the page's set")
     # written on c: it reaches the page through node a, the only node the page is linked to
     written = c.http.post("/api/state/board", json={"kind": "map", "set": {"title": "hello", "n": 2}})
     assert written.status_code == 200, written.text
@@ -217,7 +221,10 @@ def test_a_page_reads_a_document_and_refuses_a_forged_op(mesh: list[NodeProcess]
     assert row["peer_id"] == a.peer_id and "not signed by its origin" in row["detail"], row
     assert page1.evaluate("() => window.board.get('title')") == "hello"
 
-    # the page never writes: a delta it sends its node is refused there and audited
+    # the page never writes: it publishes no envelope of the nodes' own topics, and a delta it sends
+    # its node is refused there and audited
+    refused = page1.evaluate("() => window.peer.publish('state', {}).then(() => 'sent', (e) => e.message)")
+    assert "nodes' own" in refused
     page1.evaluate(
         """([node, data]) => window.peer.links.get(node).send(
              {t: "state", op: "delta", name: "board", kind: "map", xfer: 1, page: 0, pages: 1,

@@ -31,6 +31,8 @@ const MAX_TTL = 255;
 const REPLAY_WINDOW_MS = 300_000;
 const MAX_SKEW_MS = 60_000;
 const MAX_TOPIC_BYTES = 256;
+// the nodes' own topics (node.py RESERVED_TOPICS): a page reads them, never publishes nor relays them
+const RESERVED_TOPICS = new Set(["state", "telemetry", "trust"]);
 const MAX_PAYLOAD_DEPTH = 32;
 const MAX_ENVELOPES_PER_MESSAGE = 1024;
 const MAX_IDS_PER_MESSAGE = 5000;
@@ -808,6 +810,7 @@ export class F0Peer {
   /** Sign a message and send it to every open link; resolves with its id. */
   async publish(topic, payload) {
     if (typeof topic !== "string" || !topic || te.encode(topic).length > MAX_TOPIC_BYTES) throw new TypeError("bad topic");
+    if (RESERVED_TOPICS.has(topic)) throw new TypeError(`topic ${topic} is the nodes' own`);
     const body = canonical(payload);
     // seq only has to grow per origin: the clock keeps it growing across reloads without storage
     this._seq = Math.max(this._seq + 1, Date.now());
@@ -962,7 +965,7 @@ export class F0Peer {
     this.stats.received++;
     this._record("received", id, link.peerId, null);
     this._ack(link, id);
-    if (hops < ttl) {
+    if (hops < ttl && !RESERVED_TOPICS.has(topic)) {
       const wire = encode([signed, signature, hops + 1]);
       for (const other of this.links.values()) {
         if (other !== link && other.state === "open" && other.peerId !== origin) {
