@@ -189,8 +189,18 @@ def test_a_page_reads_a_document_and_refuses_a_forged_op(mesh: list[NodeProcess]
           window.changes = [];
           window.board = window.peer.document("board", {onchange: (c) => window.changes.push(c.changed)});
           window.tags = window.peer.document("tags", {kind: "set"});
+          window.todo = window.peer.document("todo", {kind: "list"});
         }"""
     )
+    todo = "/api/state/todo"
+    a.http.post(todo, json={"kind": "list", "append": ["one", "two", "three"]}).raise_for_status()
+    ids = a.http.get(todo).json()["ids"]
+    edit = {"kind": "list", "delete": [ids[1]], "insert": [{"after": ids[0], "values": ["1.5"]}]}
+    a.http.post(todo, json=edit).raise_for_status()
+    held = a.http.get(todo).json()
+    assert held["value"] == ["one", "1.5", "three"]
+    pairs = [list(p) for p in zip(held["ids"], held["value"], strict=True)]
+    wait_for(lambda: page1.evaluate("() => window.todo.entries()") == pairs, 20, what="the page's list")
     a.http.post("/api/state/tags", json={"kind": "set", "add": ["x", "y"]}).raise_for_status()
     a.http.post("/api/state/tags", json={"kind": "set", "remove": ["x"]}).raise_for_status()
     wait_for(lambda: page1.evaluate("() => window.tags.value()") == ["y"], 20, what="the page's set")

@@ -1,7 +1,8 @@
 // f0peer/documents.js: read-only replicas of named documents in the page (f0peer.js's peer.document).
 //
 // The wire is the nodes' (f0mesh/crdt): a delta is msgpack [FORMAT, kind, op spans, context, records,
-// signatures], timestamps are msgpack extension 1 holding [wall_ms, logical, node]. Every op carries
+// signatures], timestamps are msgpack extension 1 holding [wall_ms, logical, node] (list ops have
+// none: their ids (counter, replica) order them, crdt/rga.py). Every op carries
 // its author's Ed25519 signature over msgpack [context, origin, seq, ...content] (crdt/replicated.py
 // op_bytes), the context being "<kind>/<name>" so an op cannot be replayed into another document.
 // A delta merges only once every op in it verifies and is stamped by its author's own clock; else it
@@ -17,7 +18,7 @@ const SIGNATURE_BYTES = 64;
 const MAX_SEQ = 2 ** 48;
 export const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 export const MAX_DOCUMENT_BYTES = 4 << 20;
-const CRDT_KIND = { map: "lww-map", set: "lww-set" };
+const CRDT_KIND = { map: "lww-map", set: "lww-set", list: "rga" };
 export const KINDS = Object.keys(CRDT_KIND);
 
 /** A delta refused: ``reason`` is the audit reason (forged, malformed), ``detail`` says which op. */
@@ -138,7 +139,35 @@ const RECORDS = {
     }
     return out;
   },
+  list(records) {
+    if (!Array.isArray(records) || records.length !== 2 || !records.every(Array.isArray)) throw new Refused("malformed", "a list delta is [inserts, deletes]");
+    const [inserts, deletes] = records;
+    const out = [];
+    for (const item of inserts) {
+      if (!Array.isArray(item) || item.length !== 4 || !(item[3] instanceof Uint8Array)) throw new Refused("malformed", "bad list insert");
+      const [counter, replica, anchor, data] = item;
+      const id = listId([counter, replica]);
+      const at = anchor === null ? null : listId(anchor);
+      if (at && at[0] >= id[0]) throw new Refused("malformed", `element ${id} is not newer than its anchor`);
+      out.push({ op: "insert", id, anchor: at, data, origin: replica, seq: counter, content: ["insert", anchor, data] });
+    }
+    for (const item of deletes) {
+      if (!Array.isArray(item) || item.length !== 4) throw new Refused("malformed", "bad list delete");
+      const target = listId(item.slice(0, 2)), id = listId(item.slice(2));
+      out.push({ op: "delete", target, id, origin: id[1], seq: id[0], content: ["delete", target] });
+    }
+    return out;
+  },
 };
+
+function listId(raw) {
+  if (!Array.isArray(raw) || raw.length !== 2 || typeof raw[1] !== "string") throw new Refused("malformed", "not a list element id");
+  return [checkSeq(raw[0]), raw[1]];
+}
+
+/** List ids in Python's tuple order: counter, then replica. */
+const compareId = (a, b) => a[0] - b[0] || cmp(a[1], b[1]);
+const idKey = (id) => `${id[0]}@${id[1]}`;
 
 /** LWW order of two map registers (crdt/lww_map.py): ts, then a write beats a delete, then value bytes, origin, seq. */
 function compareRegister(a, b) {
@@ -188,13 +217,13 @@ export class Document {
     for (const rec of recs) {
       const what = `op (${rec.origin}, ${rec.seq}) of ${this.name}`;
       if (!ops.covers(rec.origin, rec.seq)) throw new Refused("malformed", `${what} lies outside its op spans`);
-      if (rec.ts.node !== rec.origin) throw new Refused("forged", `${what} is stamped by another clock`);
+      if (rec.ts && rec.ts.node !== rec.origin) throw new Refused("forged", `${what} is stamped by another clock`);
       const sig = sigs.get(`${rec.origin} ${rec.seq}`);
       if (!(sig instanceof Uint8Array) || sig.length !== SIGNATURE_BYTES) throw new Refused("forged", `${what} is unsigned`);
       const signed = encode([context, rec.origin, rec.seq, ...rec.content]);
       if (!(await verify(rec.origin, signed, sig))) throw new Refused("forged", `${what} is not signed by its origin`);
     }
-    const changed = this.kind === "map" ? this._mergeMap(recs) : this._mergeSet(recs);
+    const changed = { map: () => this._mergeMap(recs), set: () => this._mergeSet(recs), list: () => this._mergeList(recs) }[this.kind]();
     this.ops.union(ops);
     this.merges++;
     if (changed.length) {
@@ -231,8 +260,47 @@ export class Document {
     return changed;
   }
 
-  /** Map: the key's value (undefined when absent or deleted). Set: whether the element is in. */
+  /** Inserts and deletes; ``changed`` lists the "counter@replica" ids of elements that appeared or went. */
+  _mergeList(recs) {
+    this._rga ??= { nodes: new Map(), children: new Map(), deleted: new Map() };
+    const { nodes, children, deleted } = this._rga;
+    const changed = [];
+    for (const rec of recs.filter((r) => r.op === "insert")) {
+      const key = idKey(rec.id);
+      if (nodes.has(key)) continue;
+      nodes.set(key, rec);
+      const parent = rec.anchor ? idKey(rec.anchor) : null;
+      children.set(parent, [...(children.get(parent) ?? []), rec.id].sort(compareId));
+      if (!deleted.has(key)) changed.push(key);
+    }
+    for (const rec of recs.filter((r) => r.op === "delete")) {
+      const key = idKey(rec.target), current = deleted.get(key);
+      if (!current || compareId(rec.id, current) > 0) deleted.set(key, rec.id);
+      if (!current && nodes.has(key)) changed.push(key);
+    }
+    return changed;
+  }
+
+  /** The visible list elements in order: a depth-first walk, the greatest sibling first (crdt/rga.py). */
+  _listNodes() {
+    if (!this._rga) return [];
+    const { nodes, children, deleted } = this._rga;
+    const out = [], stack = [...(children.get(null) ?? [])];
+    while (stack.length) {
+      const id = stack.pop(), key = idKey(id);
+      if (!deleted.has(key)) out.push(nodes.get(key));
+      stack.push(...(children.get(key) ?? []));
+    }
+    return out;
+  }
+
+  /** Map: the key's value (undefined when absent or deleted). Set: whether the element is in. List:
+   * the value at that index. */
   get(key) {
+    if (this.kind === "list") {
+      const node = this._listNodes()[key];
+      return node ? decode(node.data) : undefined;
+    }
     const entry = this.entries_.get(hex(encode(key)));
     if (this.kind === "set") return entry !== undefined && present(entry);
     return entry?.live ? decode(entry.data) : undefined;
@@ -242,14 +310,17 @@ export class Document {
     return this.kind === "set" ? this.get(key) : this.get(key) !== undefined;
   }
 
-  /** Map: [key, value] pairs of the live keys. Set: the elements in it. In the nodes' key order. */
+  /** Map: [key, value] pairs of the live keys. Set: the elements in it. In the nodes' key order.
+   * List: [id, value] pairs in list order, ids as the node's API writes them ("counter@replica"). */
   entries() {
+    if (this.kind === "list") return this._listNodes().map((n) => [idKey(n.id), decode(n.data)]);
     const live = [...this.entries_].filter(([, e]) => (this.kind === "set" ? present(e) : e.live)).sort((a, b) => cmp(a[0], b[0]));
     return live.map(([, e]) => (this.kind === "set" ? e.key : [e.key, decode(e.data)]));
   }
 
-  /** The map's live text keys as a plain object, or the set's elements as an array. */
+  /** The map's live text keys as a plain object, the set's elements or the list's values as an array. */
   value() {
+    if (this.kind === "list") return this._listNodes().map((n) => decode(n.data));
     if (this.kind === "set") return this.entries();
     return Object.fromEntries(this.entries().filter(([key]) => typeof key === "string"));
   }
