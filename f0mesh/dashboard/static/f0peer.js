@@ -20,7 +20,7 @@
 
 import { encode } from "./f0peer/vendor/msgpack/encode.mjs";
 import { decode } from "./f0peer/vendor/msgpack/decode.mjs";
-import { Document, KINDS, MAX_DOCUMENT_BYTES, NAME_RE, Refused } from "./f0peer/documents.js";
+import { KINDS, MAX_DOCUMENT_BYTES, NAME_RE, Refused, Replica } from "./f0peer/documents.js";
 
 const WIRE_VERSION = [1, 0];
 const ENVELOPE_VERSION = 1;
@@ -44,7 +44,8 @@ const MAX_LINKS = 32; // live links of one page: each is a peer connection of th
 const MAX_ANSWERING = 4; // relayed offers being answered at once
 const MAX_INBOUND_PENDING = 256; // gossip frames waiting to be verified, all links together
 const MAX_DOCUMENTS = 16; // as a node serves one page (f0mesh/state/readers.py)
-const MAX_DELTAS_JOINING = 4; // paged deltas being joined at once, per link
+const MAX_DELTAS_JOINING = 4; // paged deltas being joined at once, all links together
+const MAX_MERGES_PENDING = 64; // whole deltas waiting to be verified, all links together
 // framing (rtc/framing.py)
 const CHUNK_SIZE = 16 * 1024;
 const TYPE_BATCH = 1, TYPE_START = 2, TYPE_MORE = 3;
@@ -669,7 +670,9 @@ export class F0Peer {
     this._inbound = Promise.resolve();
     this._inboundPending = 0;
     this._answering = 0;
-    this._documents = new Map(); // name -> Document
+    this._documents = new Map(); // name -> Replica
+    this._deltas = new Map(); // "peerId xfer" -> a paged delta being joined, all links together
+    this._mergesPending = 0;
     this._asking = null; // documents named in this turn, asked for at its end
     this._merging = Promise.resolve();
     this._closed = false;
@@ -863,7 +866,7 @@ export class F0Peer {
       return doc;
     }
     if (this._documents.size >= MAX_DOCUMENTS) throw new Error(`a page reads at most ${MAX_DOCUMENTS} documents`);
-    doc = new Document(name, kind, onchange);
+    doc = new Replica(name, kind, onchange);
     this._documents.set(name, doc);
     // one request for every document named in this turn: a node serves a page a few requests a second
     if (!this._asking) {
@@ -891,21 +894,23 @@ export class F0Peer {
     if (![xfer, page, pages].every(Number.isSafeInteger) || !(data instanceof Uint8Array) || page < 0 || page >= pages) {
       return this._refuse(link.peerId, null, "malformed");
     }
-    link.deltas ??= new Map();
-    let held = link.deltas.get(xfer);
-    link.deltas.delete(xfer);
+    const slot = `${link.peerId} ${xfer}`;
+    let held = this._deltas.get(slot);
+    this._deltas.delete(slot);
     if (page === 0) held = { name: m.name, pages, parts: [], size: 0 };
     else if (!held || held.name !== m.name || held.pages !== pages || held.parts.length !== page) return this._refuse(link.peerId, null, "malformed");
     held.parts.push(data);
     held.size += data.length;
     if (held.size > MAX_DOCUMENT_BYTES) return this._refuse(link.peerId, null, "too_large");
     if (page < pages - 1) {
-      link.deltas.set(xfer, held);
-      if (link.deltas.size > MAX_DELTAS_JOINING) link.deltas.delete(link.deltas.keys().next().value);
+      this._deltas.set(slot, held);
+      if (this._deltas.size > MAX_DELTAS_JOINING) this._deltas.delete(this._deltas.keys().next().value);
       return;
     }
+    if (this._mergesPending >= MAX_MERGES_PENDING) return this._refuse(link.peerId, null, "backlog");
+    this._mergesPending++;
     const bytes = held.parts.length === 1 ? data : concat(held.parts);
-    this._merging = this._merging.then(() => this._merge(link, doc, bytes));
+    this._merging = this._merging.then(() => this._merge(link, doc, bytes)).finally(() => { this._mergesPending--; });
   }
 
   async _merge(link, doc, bytes) {

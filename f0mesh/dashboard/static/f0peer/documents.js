@@ -179,9 +179,9 @@ function compareSetOp(a, b) {
   return compareTs(a.ts, b.ts) || cmp(a.origin, b.origin) || a.seq - b.seq;
 }
 
-/** A named document as the node holds it, read-only; ``onchange({name, changed, document})`` hears of
+/** A read-only replica of a named document as the node holds it; ``onchange({name, changed, document})`` hears of
  * each merge that changed a key (map) or an element (set). */
-export class Document {
+export class Replica {
   constructor(name, kind, onchange = null) {
     this.name = name;
     this.kind = kind;
