@@ -854,8 +854,9 @@ export class F0Peer {
 
   // -- documents ------------------------------------------------------------------------------
 
-  /** A read-only replica of the named document (kind "map" or "set"), kept up to date by the nodes
-   * this page links to; ``onchange({name, changed, document})`` hears of each change. */
+  /** A read-only replica of the named document (kind "map", "set" or "list"), kept up to date by the
+   * nodes this page links to; ``onchange({name, changed, document})`` hears of each change. The
+   * page holds it until it closes (the nodes push changes while the link lasts). */
   document(name, { kind = "map", onchange = null } = {}) {
     if (typeof name !== "string" || !NAME_RE.test(name)) throw new TypeError(`bad document name ${String(name).slice(0, 80)}`);
     if (!KINDS.includes(kind)) throw new TypeError(`a page reads documents of kind ${KINDS.join(" or ")}, not ${kind}`);

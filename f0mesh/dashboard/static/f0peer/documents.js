@@ -179,15 +179,16 @@ function compareSetOp(a, b) {
   return compareTs(a.ts, b.ts) || cmp(a.origin, b.origin) || a.seq - b.seq;
 }
 
-/** A read-only replica of a named document as the node holds it; ``onchange({name, changed, document})`` hears of
- * each merge that changed a key (map) or an element (set). */
+/** A read-only replica of a named document as its nodes hold it. ``onchange({name, changed, document})``
+ * and the "change" event hear of each merge that changed something: the keys (map), elements (set) or
+ * element ids (list) that appeared, changed or went. */
 export class Replica {
   constructor(name, kind, onchange = null) {
     this.name = name;
     this.kind = kind;
     this.onchange = onchange;
     this.ops = new OpSet();
-    this.entries_ = new Map(); // hex of the encoded key -> map register, or set {add, remove}
+    this._entries = new Map(); // hex of the encoded key -> map register, or set {add, remove}
     this.merges = 0;
     this.events = new EventTarget();
   }
@@ -238,10 +239,10 @@ export class Replica {
     const changed = [];
     for (const rec of recs) {
       const id = hex(encode(rec.key));
-      const mine = this.entries_.get(id);
+      const mine = this._entries.get(id);
       if (mine && compareRegister(rec, mine) <= 0) continue;
       const before = mine?.live ? hex(mine.data) : null;
-      this.entries_.set(id, rec);
+      this._entries.set(id, rec);
       if ((rec.live ? hex(rec.data) : null) !== before) changed.push(rec.key);
     }
     return changed;
@@ -251,10 +252,10 @@ export class Replica {
     const changed = [];
     for (const rec of recs) {
       const id = hex(encode(rec.key));
-      const entry = this.entries_.get(id) ?? { key: rec.key, add: null, remove: null };
+      const entry = this._entries.get(id) ?? { key: rec.key, add: null, remove: null };
       const wasIn = present(entry);
       if (!entry[rec.op] || compareSetOp(rec, entry[rec.op]) > 0) entry[rec.op] = rec;
-      this.entries_.set(id, entry);
+      this._entries.set(id, entry);
       if (present(entry) !== wasIn) changed.push(rec.key);
     }
     return changed;
@@ -301,7 +302,7 @@ export class Replica {
       const node = this._listNodes()[key];
       return node ? decode(node.data) : undefined;
     }
-    const entry = this.entries_.get(hex(encode(key)));
+    const entry = this._entries.get(hex(encode(key)));
     if (this.kind === "set") return entry !== undefined && present(entry);
     return entry?.live ? decode(entry.data) : undefined;
   }
@@ -314,7 +315,7 @@ export class Replica {
    * List: [id, value] pairs in list order, ids as the node's API writes them ("counter@replica"). */
   entries() {
     if (this.kind === "list") return this._listNodes().map((n) => [idKey(n.id), decode(n.data)]);
-    const live = [...this.entries_].filter(([, e]) => (this.kind === "set" ? present(e) : e.live)).sort((a, b) => cmp(a[0], b[0]));
+    const live = [...this._entries].filter(([, e]) => (this.kind === "set" ? present(e) : e.live)).sort((a, b) => cmp(a[0], b[0]));
     return live.map(([, e]) => (this.kind === "set" ? e.key : [e.key, decode(e.data)]));
   }
 
