@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from f0mesh.ctl import Handler
 from f0mesh.gossip import AuditRow, GossipEngine, LinkClosedError, StoredMessage
+from f0mesh.gossip.envelope import Envelope
+from f0mesh.gossip.errors import GossipReject
+from f0mesh.gossip.transport import MAX_ENVELOPES_PER_MESSAGE
 from f0mesh.log_throttle import LogThrottle
 from f0mesh.rtc.framing import ChannelClosed
 from f0mesh.rtc.link import LinkState
@@ -97,16 +100,47 @@ class SqlGossipStore:
         return await self._store.max_seq(origin)
 
 
-def gossip_ctl(engine: GossipEngine) -> Handler:
-    """The ``gossip`` ctl handler: ``m`` is the engine's message, which validates the rest."""
+def gossip_ctl(
+    engine: GossipEngine,
+    links: LinkManager,
+    reserved: frozenset[str],
+    refuse: Callable[[str, str, str], None],
+) -> Handler:
+    """The ``gossip`` ctl handler: ``m`` is the engine's message, which validates the rest.
+
+    A web page's link carries application topics only: an envelope of a ``reserved`` topic (the
+    node's own: replicated state, trust, telemetry) arriving from a page, whoever signed it, is
+    dropped before the engine sees it and ``refuse(peer_id, reason, detail)`` audits it, so a page
+    leaves no state on the mesh. The mesh's own links carry those topics to every node anyway.
+    """
 
     throttle = LogThrottle(log)
 
+    def from_page(peer_id: str, m: dict[str, Any]) -> dict[str, Any]:
+        raws = m.get("msgs")
+        if m.get("type") != "msgs" or not isinstance(raws, list) or len(raws) > MAX_ENVELOPES_PER_MESSAGE:
+            return m  # the engine refuses what is malformed
+        kept = []
+        for raw in raws:
+            try:
+                topic = Envelope.decode(raw).topic
+            except GossipReject:
+                topic = None  # the engine refuses it and says why
+            if topic in reserved:
+                refuse(peer_id, "reserved_topic", f"a page relayed an envelope of the {topic!r} topic")
+            else:
+                kept.append(raw)
+        return {**m, "msgs": kept}
+
     async def handle(peer_id: str, message: dict[str, Any]) -> None:
-        if isinstance(message.get("m"), dict):
-            await engine.on_message(peer_id, message["m"])
-        else:
+        m = message.get("m")
+        if not isinstance(m, dict):
             throttle.info((peer_id, "gossip"), "dropped a gossip ctl message without a map from %s", peer_id)
+            return
+        link = links.get(peer_id)
+        if link is not None and link.browser:
+            m = from_page(peer_id, m)
+        await engine.on_message(peer_id, m)
 
     return handle
 

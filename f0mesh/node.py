@@ -120,13 +120,13 @@ class Node:
         )  # fmt: skip
         self.state = ReplicatedState(
             self.peer_id, store, gossip, send=glue.send, speaks=functools.partial(links.speaks, version=V1_1),
-            neighbours=lambda: [link.peer_id for link in links.open_links() if not link.browser],
-            own_record=self.pex.own_record, sign=self.identity.sign, on_peer=self.book.from_registry,
-            on_violation=violated, audit=self.pex.refuse, writers=config.state_writers,
+            neighbours=links.node_peers, is_page=links.is_browser, own_record=self.pex.own_record,
+            sign=self.identity.sign, on_peer=self.book.from_registry, on_violation=violated,
+            audit=self.pex.refuse, writers=config.state_writers,
         )  # fmt: skip
         self.trim = TrimAfterBurst(tasks)
         self.retention = Retention(config, store, links, self.book)
-        self.ctl.register(CtlKind.GOSSIP, gossip_ctl(gossip))
+        self.ctl.register(CtlKind.GOSSIP, gossip_ctl(gossip, links, RESERVED_TOPICS, self.pex.refuse))
         self.ctl.register(CtlKind.PEX, self.pex.on_ctl)
         self.ctl.register(CtlKind.STATE, self.state.on_ctl)
         self.ctl.register(CtlKind.SIG, self.signaling.on_ctl)

@@ -1,11 +1,12 @@
 """The browser peer's routes and the API's CORS policy.
 
-``GET /f0peer.js`` serves the ES module a page joins the mesh with (``F0Peer.join``), and
-``/f0peer/vendor/...`` the msgpack codec it imports. A page on any site may load it and link to
-this node: the module, ``/healthz``, ``/offer`` and ``/answer`` answer every origin, because the
-signed offer is the authentication there and nothing else is exposed. Every other route answers
-cross-origin only the origins named by ``--cors-origin`` (none by default), so an operator's
-token or session never works from a foreign page.
+``GET /f0peer.js`` serves the ES module a page joins the mesh with (``F0Peer.join``),
+``/f0peer/<part>.js`` the parts it imports and ``/f0peer/vendor/...`` the msgpack codec. A page
+on any site may load it and link to this node: the module, ``/healthz``, ``/offer`` and
+``/answer`` answer every origin, because the signed offer is the authentication there and nothing
+else is exposed. Every other route answers cross-origin only the origins named by
+``--cors-origin`` (none by default), so an operator's token or session never works from a
+foreign page.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from f0mesh.errors import ConfigError, NotFoundError
 router = APIRouter()
 
 VENDOR_DIR = STATIC_DIR / "vendor"
+PARTS_DIR = STATIC_DIR / "f0peer"
 _MODULE_TYPE = "application/javascript"
 OPEN_PATHS = frozenset({"/f0peer.js", "/healthz", "/offer", "/answer"})
 OPEN_PREFIX = "/f0peer/"
@@ -44,6 +46,15 @@ def _module(path: Any) -> FileResponse:
 @router.get("/f0peer.js", include_in_schema=False)
 async def f0peer() -> FileResponse:
     return _module(STATIC_DIR / "f0peer.js")
+
+
+@router.get(OPEN_PREFIX + "{name}.js", include_in_schema=False)
+async def part(name: str = Path(max_length=32, pattern=r"^[a-z_]+$")) -> FileResponse:
+    """The module's own parts, which it imports (documents.js)."""
+    path = PARTS_DIR / f"{name}.js"
+    if not path.is_file():
+        raise NotFoundError(f"no part {name}.js of f0peer.js")
+    return _module(path)
 
 
 @router.get(OPEN_PREFIX + "vendor/{package}/{name:path}", include_in_schema=False)

@@ -116,6 +116,14 @@ class LinkManager:
     def open_links(self) -> list[Link]:
         return self.registry.open_links()
 
+    def node_peers(self) -> list[str]:
+        """Peers on open links that are nodes, not web pages (pages take no part in state sync)."""
+        return [link.peer_id for link in self.registry.open_links() if not link.browser]
+
+    def is_browser(self, peer_id: str) -> bool:
+        link = self.registry.get(peer_id)
+        return link is not None and link.browser
+
     def get(self, peer_id: str) -> Link | None:
         return self.registry.get(peer_id)
 

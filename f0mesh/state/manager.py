@@ -65,6 +65,7 @@ from f0mesh.state.documents import (
 from f0mesh.state.peers import ALIVE, GONE, LEFT, PEERS_DOC, PeerInfo, make_entry, parse_entry
 from f0mesh.state.policy import MAX_WRITERS as MAX_POLICY_WRITERS
 from f0mesh.state.policy import POLICIES_DOC, Policies, Policy, stamp
+from f0mesh.state.readers import PageReaders
 from f0mesh.state.sync import (
     Reassembler,
     TooLarge,
@@ -91,7 +92,16 @@ QUARANTINE_PREFIX = "quarantine/"  # saved documents that did not load, kept asi
 # Drop reasons that an honest peer never causes; the others (limits, a kind conflict) can follow from
 # concurrent honest writes and are not held against anyone.
 VIOLATIONS = frozenset(
-    {"malformed", "clock_skew", "bad_counter", "forged", "not_writer", "bad_policy", "registry_forged"}
+    {
+        "malformed",
+        "clock_skew",
+        "bad_counter",
+        "forged",
+        "not_writer",
+        "bad_policy",
+        "registry_forged",
+        "browser_write",
+    }
 )
 
 
@@ -133,7 +143,9 @@ class ReplicatedState:
     ``sign(data)`` signs with this node's key; ``on_violation(peer_id, reason)`` hears of each delta
     dropped for a reason in VIOLATIONS, ``audit(peer_id, reason, detail)`` of every dropped delta;
     ``writers`` are named in the policy of every document this node creates. ``speaks(peer_id)``: the
-    neighbour's wire version has signed state; state frames go to and come from only those."""
+    neighbour's wire version has signed state; state frames go to and come from only those.
+    ``is_page(peer_id)`` says whether a linked peer is a web page, which only reads the documents it
+    names (state.readers)."""
 
     def __init__(
         self,
@@ -150,6 +162,7 @@ class ReplicatedState:
         audit: Callable[[str, str, str], None] | None = None,
         writers: Iterable[str] = (),
         speaks: Callable[[str], bool] = lambda _peer: True,
+        is_page: Callable[[str], bool] = lambda _peer_id: False,
         params: StateParams | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -168,6 +181,10 @@ class ReplicatedState:
         self._audit = audit
         self._sign = sign
         self._writers = frozenset(writers) - {peer_id}
+        self._is_page = is_page
+        self._readers = PageReaders(
+            self._send_to_page, self._refuse_page, frozenset({PEERS_DOC, POLICIES_DOC})
+        )
         self._log = LogThrottle(log)
         self._clock = clock
         self._docs: dict[str, Document] = {}
@@ -660,7 +677,11 @@ class ReplicatedState:
                 self._flush_due = None
             if self._peers_changed:
                 self._mirror_peers()
-            for doc in list(self._docs.values()):
+            docs = list(self._docs.values())
+            for doc in docs:
+                if (doc.dirty or doc.unsent is not None) and self._readers.reading(doc.name):
+                    self._spawn(self._readers.push(doc.name, doc.crdt.version()))
+            for doc in docs:
                 if doc.unsent is not None:
                     since, doc.unsent = doc.unsent, None
                     delta = self._outgoing(doc, since)
@@ -729,7 +750,9 @@ class ReplicatedState:
             return
         try:
             op = message.get("op")
-            if op == "versions":
+            if self._is_page(peer_id):
+                await self._readers.on_ctl(peer_id, message)
+            elif op == "versions":
                 theirs = parse_versions(message, self.params.max_documents)
                 self._spawn(self._answer(peer_id, theirs, reply=message.get("reply") is True))
             elif op == "delta":
@@ -889,6 +912,23 @@ class ReplicatedState:
             delta = self._outgoing(doc, version)
             if not is_empty(delta) and not await self._send_delta(peer_id, doc, delta.to_bytes()):
                 return
+
+    async def _send_to_page(
+        self, peer_id: str, name: str, kind: str, version: VectorClock
+    ) -> VectorClock | None:
+        """What a page reading the document lacks of it; the version the page then holds."""
+        doc = self._docs.get(name)
+        if doc is None or doc.kind != kind:
+            return version  # it may come later (or the page named the wrong kind: it waits)
+        held = doc.crdt.version()
+        delta = self._outgoing(doc, version)
+        if not is_empty(delta) and not await self._send_delta(peer_id, doc, delta.to_bytes()):
+            return None
+        held.merge(version)
+        return held
+
+    def _refuse_page(self, peer_id: str, reason: str, detail: str) -> None:
+        self._drop(reason, peer_id, detail, violation=reason == "browser_write")
 
     async def _send_delta(self, peer_id: str, doc: Document, data: bytes) -> bool:
         for page in delta_pages(doc.name, doc.kind, data, next(self._xfer), self.params.page_bytes):

@@ -10,7 +10,10 @@ failed link. The README's example runs as printed.
 
 from __future__ import annotations
 
+import base64
+import random
 import re
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +22,10 @@ from typing import Any
 import httpx
 import pytest
 from browser.conftest import Console
+
+from f0mesh.crdt import RGA, HLCTimestamp, LWWElementSet, LWWMap, VectorClock
+from f0mesh.crdt.codec import element_key
+from f0mesh.identity import Identity
 
 from nodes import NodeProcess, wait_for
 
@@ -166,6 +173,154 @@ def test_pages_link_directly_and_a_forged_envelope_is_refused(
     assert [(r["peer_id"], r["reason"]) for r in audit] == [(p2, "bad_signature")]
     wait_for(lambda: any(m["id"] == genuine for m in got(page1)), 20, what="the genuine one still arrives")
     assert all(m["payload"] != {"text": "genuind"} for m in got(page1))
+
+
+def _forged_op(name: str, victim: str, value: str) -> bytes:
+    """A delta with one op in the victim's name, stamped by its clock, signed by another key."""
+    forger = Identity.generate()
+    delta = LWWMap(forger.peer_id)
+    delta.set("title", value, HLCTimestamp(int(time.time() * 1000) + 1, 0, victim), origin=victim)
+    delta.sign_ops(victim, f"map/{name}", forger.sign)
+    return delta.to_bytes()
+
+
+def test_a_page_reads_a_document_and_refuses_a_forged_op(mesh: list[NodeProcess], pages: list[Any]) -> None:
+    a, _, c = mesh
+    page1 = pages[0]
+    page1.evaluate(
+        """() => {
+          window.changes = [];
+          window.board = window.peer.document("board", {onchange: (c) => window.changes.push(c.changed)});
+          window.tags = window.peer.document("tags", {kind: "set"});
+          window.todo = window.peer.document("todo", {kind: "list"});
+        }"""
+    )
+    todo = "/api/state/todo"
+    a.http.post(todo, json={"kind": "list", "append": ["one", "two", "three"]}).raise_for_status()
+    ids = a.http.get(todo).json()["ids"]
+    edit = {"kind": "list", "delete": [ids[1]], "insert": [{"after": ids[0], "values": ["1.5"]}]}
+    a.http.post(todo, json=edit).raise_for_status()
+    held = a.http.get(todo).json()
+    assert held["value"] == ["one", "1.5", "three"]
+    pairs = [list(p) for p in zip(held["ids"], held["value"], strict=True)]
+    wait_for(lambda: page1.evaluate("() => window.todo.entries()") == pairs, 20, what="the page's list")
+    a.http.post("/api/state/tags", json={"kind": "set", "add": ["x", "y"]}).raise_for_status()
+    a.http.post("/api/state/tags", json={"kind": "set", "remove": ["x"]}).raise_for_status()
+    wait_for(lambda: page1.evaluate("() => window.tags.value()") == ["y"], 20, what="the page's set")
+    # written on c: it reaches the page through node a, the only node the page is linked to
+    written = c.http.post("/api/state/board", json={"kind": "map", "set": {"title": "hello", "n": 2}})
+    assert written.status_code == 200, written.text
+    wait_for(
+        lambda: page1.evaluate("() => window.board.value()") == {"title": "hello", "n": 2},
+        20,
+        what="the page",
+    )
+    c.http.post("/api/state/board", json={"kind": "map", "delete": ["n"]}).raise_for_status()
+    wait_for(
+        lambda: page1.evaluate("() => window.board.value()") == {"title": "hello"}, 20, what="the delete"
+    )
+    assert ["n"] in page1.evaluate("() => window.changes")
+
+    # a delta from node a's link holding an op in c's name that c never signed
+    forged = _forged_op("board", c.peer_id, "forged")
+    page1.evaluate(
+        """([node, data]) => window.peer._onState(window.peer.links.get(node),
+             {t: "state", op: "delta", name: "board", kind: "map", xfer: 2 ** 40, page: 0, pages: 1,
+              data: Uint8Array.from(data)})""",
+        [a.peer_id, list(forged)],
+    )
+    wait_for(lambda: page1.evaluate("() => window.peer.stats.rejected.forged") == 1, 20, what="the refusal")
+    (row,) = page1.evaluate("() => window.peer.audit.filter((row) => row.reason === 'forged')")
+    assert row["peer_id"] == a.peer_id and "not signed by its origin" in row["detail"], row
+    assert page1.evaluate("() => window.board.get('title')") == "hello"
+
+    # the page never writes: it publishes no envelope of the nodes' own topics, and a delta it sends
+    # its node is refused there and audited
+    refused = page1.evaluate("() => window.peer.publish('state', {}).then(() => 'sent', (e) => e.message)")
+    assert "nodes' own" in refused
+    page1.evaluate(
+        """([node, data]) => window.peer.links.get(node).send(
+             {t: "state", op: "delta", name: "board", kind: "map", xfer: 1, page: 0, pages: 1,
+              data: Uint8Array.from(data)})""",
+        [a.peer_id, list(forged)],
+    )
+    me = peer_id(page1)
+    wait_for(
+        lambda: any(
+            e["peer_id"] == me and e["reason"] == "state_browser_write"
+            for e in a.http.get("/api/audit", params={"event": "rejected"}).json()["entries"]
+        ),
+        20,
+        what="node a's audit of the page's write",
+    )
+    assert c.http.get("/api/state/board").json()["value"] == {"title": "hello"}
+
+
+def _history(rng: random.Random, kind: str) -> tuple[list[bytes], Any]:
+    """Three replicas writing concurrently (ties on the wall clock included), merging now and then:
+    deltas of their states at random points, and the state every replica converges to."""
+    crdt = {"map": LWWMap, "set": LWWElementSet, "list": RGA}[kind]
+    names = [f"r{i}" for i in range(3)]
+    replicas = [crdt(name) for name in names]
+    clocks = dict.fromkeys(names, 0)
+    deltas: list[bytes] = []
+    for _ in range(rng.randint(5, 25)):
+        i = rng.randrange(3)
+        r, name = replicas[i], names[i]
+        clocks[name] += 1
+        ts = HLCTimestamp(rng.randint(1, 4), clocks[name], name)
+        key = rng.choice(["a", "b", "c", "d", "é", "🙂"])
+        value = rng.choice([None, True, 1, -7, 2.5, "x", [1, "y"], {"k": {"z": 1, "a": [0.5]}}])
+        if kind == "map":
+            r.set(key, value, ts) if rng.random() < 0.7 else r.delete(key, ts)
+        elif kind == "set":
+            element = rng.choice([key, 3, 300])
+            r.add(element, ts) if rng.random() < 0.6 else r.remove(element, ts)
+        elif (ids := r.ids()) and rng.random() < 0.3:
+            r.delete(rng.choice(ids))
+        else:
+            r.insert(rng.choice([None, *ids]), value)
+        r.sign_ops(name, f"{kind}/t", lambda _data: bytes(64))  # a signature the page's stub accepts
+        if rng.random() < 0.3:
+            j = rng.randrange(3)
+            if j != i:
+                replicas[j].merge(replicas[i].delta_since(replicas[j].version()))
+        if rng.random() < 0.3:
+            deltas.append(r.delta_since(VectorClock()).to_bytes())
+    final = crdt("final")
+    for r in replicas:
+        deltas.append(r.to_bytes())
+        final.merge(r)
+    rng.shuffle(deltas)
+    if kind == "map":
+        return deltas, final.to_dict()
+    if kind == "set":
+        return deltas, sorted(final.elements(), key=element_key)
+    return deltas, final.to_list()
+
+
+def test_a_page_replica_merges_as_the_nodes_do(mesh: list[NodeProcess], pages: list[Any]) -> None:
+    """The page's merge against f0mesh.crdt's on random concurrent histories, deltas in any order
+    (signatures aside: stubbed out here, verified in the test above)."""
+    rng = random.Random(26)
+    cases = [(kind, *_history(rng, kind)) for _ in range(12) for kind in ("map", "set", "list")]
+    merged = pages[0].evaluate(
+        """async ([base, cases]) => {
+          const { Replica } = await import(base + "/f0peer/documents.js");
+          const out = [];
+          for (const [kind, deltas] of cases) {
+            const replica = new Replica("t", kind);
+            for (const delta of deltas) {
+              await replica.apply(Uint8Array.from(atob(delta), (c) => c.charCodeAt(0)), async () => true);
+            }
+            out.push(kind === "set" ? replica.entries() : replica.value());
+          }
+          return out;
+        }""",
+        # base64: a list of ints per byte is what Playwright would take seconds to carry
+        [mesh[0].url, [[kind, [base64.b64encode(d).decode() for d in deltas]] for kind, deltas, _ in cases]],
+    )
+    assert merged == [expected for _, _, expected in cases]
 
 
 def test_closing_a_page_is_a_failed_link(mesh: list[NodeProcess], pages: list[Any]) -> None:

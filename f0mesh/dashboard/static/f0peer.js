@@ -10,14 +10,19 @@
 //              maxRetransmits 0, qos/probe.py), both negotiated with ids 0 and 1 as rtc/link.py
 //   gossip     envelopes of gossip/envelope.py, signed and verified here; "msgs"/"ack"/"ihave"/
 //              "iwant" of gossip/transport.py; every decision is counted and kept in a bounded audit
+//   documents  read-only replicas of named documents (f0peer/documents.js): the page asks its nodes
+//              with a "state" "versions" frame, the node answers with the deltas (state/sync.py
+//              pages) and pushes each later change; every op's signature is verified here. A page
+//              sends no delta: it leaves no state on the mesh.
 //
 // Usage: const peer = await F0Peer.join(nodeUrl, {topics: ["chat"]});
 //        peer.subscribe("chat", (payload, msg) => ...); await peer.publish("chat", {text: "hi"});
 
 import { encode } from "./f0peer/vendor/msgpack/encode.mjs";
 import { decode } from "./f0peer/vendor/msgpack/decode.mjs";
+import { KINDS, MAX_DOCUMENT_BYTES, NAME_RE, Refused, Replica } from "./f0peer/documents.js";
 
-const WIRE_VERSION = [1, 0];
+const WIRE_VERSION = [1, 1]; // 1.1: signed replicated state, which the page verifies (f0mesh/wire.py)
 const ENVELOPE_VERSION = 1;
 const DOMAIN = { offer: "f0mesh-offer-v1", answer: "f0mesh-answer-v1" };
 const CLOCK_WINDOW_S = 60;
@@ -26,6 +31,8 @@ const MAX_TTL = 255;
 const REPLAY_WINDOW_MS = 300_000;
 const MAX_SKEW_MS = 60_000;
 const MAX_TOPIC_BYTES = 256;
+// the nodes' own topics (node.py RESERVED_TOPICS): a page reads them, never publishes nor relays them
+const RESERVED_TOPICS = new Set(["state", "telemetry", "trust"]);
 const MAX_PAYLOAD_DEPTH = 32;
 const MAX_ENVELOPES_PER_MESSAGE = 1024;
 const MAX_IDS_PER_MESSAGE = 5000;
@@ -36,6 +43,9 @@ const KEY_CACHE_MAX = 1_024;
 const MAX_LINKS = 32; // live links of one page: each is a peer connection of the browser's
 const MAX_ANSWERING = 4; // relayed offers being answered at once
 const MAX_INBOUND_PENDING = 256; // gossip frames waiting to be verified, all links together
+const MAX_DOCUMENTS = 16; // as a node serves one page (f0mesh/state/readers.py)
+const MAX_DELTAS_JOINING = 4; // paged deltas being joined at once, all links together
+const MAX_MERGES_PENDING = 64; // whole deltas waiting to be verified, all links together
 // framing (rtc/framing.py)
 const CHUNK_SIZE = 16 * 1024;
 const TYPE_BATCH = 1, TYPE_START = 2, TYPE_MORE = 3;
@@ -660,6 +670,11 @@ export class F0Peer {
     this._inbound = Promise.resolve();
     this._inboundPending = 0;
     this._answering = 0;
+    this._documents = new Map(); // name -> Replica
+    this._deltas = new Map(); // "peerId xfer" -> a paged delta being joined, all links together
+    this._mergesPending = 0;
+    this._asking = null; // documents named in this turn, asked for at its end
+    this._merging = Promise.resolve();
     this._closed = false;
   }
 
@@ -798,6 +813,7 @@ export class F0Peer {
   /** Sign a message and send it to every open link; resolves with its id. */
   async publish(topic, payload) {
     if (typeof topic !== "string" || !topic || te.encode(topic).length > MAX_TOPIC_BYTES) throw new TypeError("bad topic");
+    if (RESERVED_TOPICS.has(topic)) throw new TypeError(`topic ${topic} is the nodes' own`);
     const body = canonical(payload);
     // seq only has to grow per origin: the clock keeps it growing across reloads without storage
     this._seq = Math.max(this._seq + 1, Date.now());
@@ -832,7 +848,81 @@ export class F0Peer {
       return;
     }
     if (message.t === "sig") return this._onSig(link, message);
-    // pex and state sync are for nodes: a page keeps no registry and no replicated state
+    if (message.t === "state") return this._onState(link, message);
+    // pex is for nodes: a page keeps no registry
+  }
+
+  // -- documents ------------------------------------------------------------------------------
+
+  /** A read-only replica of the named document (kind "map", "set" or "list"), kept up to date by the
+   * nodes this page links to; ``onchange({name, changed, document})`` hears of each change. The
+   * page holds it until it closes (the nodes push changes while the link lasts). */
+  document(name, { kind = "map", onchange = null } = {}) {
+    if (typeof name !== "string" || !NAME_RE.test(name)) throw new TypeError(`bad document name ${String(name).slice(0, 80)}`);
+    if (!KINDS.includes(kind)) throw new TypeError(`a page reads documents of kind ${KINDS.join(" or ")}, not ${kind}`);
+    let doc = this._documents.get(name);
+    if (doc) {
+      if (doc.kind !== kind) throw new TypeError(`${name} is read here as a ${doc.kind}`);
+      if (onchange) doc.onchange = onchange;
+      return doc;
+    }
+    if (this._documents.size >= MAX_DOCUMENTS) throw new Error(`a page reads at most ${MAX_DOCUMENTS} documents`);
+    doc = new Replica(name, kind, onchange);
+    this._documents.set(name, doc);
+    // one request for every document named in this turn: a node serves a page a few requests a second
+    if (!this._asking) {
+      this._asking = [];
+      queueMicrotask(() => {
+        const docs = this._asking;
+        this._asking = null;
+        for (const link of this.links.values()) if (link.state === "open" && !link.remoteBrowser) this._ask(link, docs);
+      });
+    }
+    this._asking.push(doc);
+    return doc;
+  }
+
+  _ask(link, docs) {
+    const message = { t: "state", op: "versions", reply: false, docs: docs.map((d) => [d.name, d.kind, d.version()]) };
+    link.send(message).catch(() => {});
+  }
+
+  /** A delta page from a node: joined (state/sync.py Reassembler), then verified and merged in order. */
+  _onState(link, m) {
+    const doc = this._documents.get(m.name);
+    if (link.remoteBrowser || m.op !== "delta" || !doc || doc.kind !== m.kind) return this._refuse(link.peerId, null, "unsolicited_state");
+    const { xfer, page, pages, data } = m;
+    if (![xfer, page, pages].every(Number.isSafeInteger) || !(data instanceof Uint8Array) || page < 0 || page >= pages) {
+      return this._refuse(link.peerId, null, "malformed");
+    }
+    const slot = `${link.peerId} ${xfer}`;
+    let held = this._deltas.get(slot);
+    this._deltas.delete(slot);
+    if (page === 0) held = { name: m.name, pages, parts: [], size: 0 };
+    else if (!held || held.name !== m.name || held.pages !== pages || held.parts.length !== page) return this._refuse(link.peerId, null, "malformed");
+    held.parts.push(data);
+    held.size += data.length;
+    if (held.size > MAX_DOCUMENT_BYTES) return this._refuse(link.peerId, null, "too_large");
+    if (page < pages - 1) {
+      this._deltas.set(slot, held);
+      if (this._deltas.size > MAX_DELTAS_JOINING) this._deltas.delete(this._deltas.keys().next().value);
+      return;
+    }
+    if (this._mergesPending >= MAX_MERGES_PENDING) return this._refuse(link.peerId, null, "backlog");
+    this._mergesPending++;
+    const bytes = held.parts.length === 1 ? data : concat(held.parts);
+    this._merging = this._merging.then(() => this._merge(link, doc, bytes)).finally(() => { this._mergesPending--; });
+  }
+
+  async _merge(link, doc, bytes) {
+    try {
+      await doc.apply(bytes, verifySignature);
+      this._record("merged", null, link.peerId, null, doc.name);
+    } catch (err) {
+      const refused = err instanceof Refused;
+      if (!refused) console.warn("f0peer: a delta did not merge", err);
+      this._refuse(link.peerId, null, refused ? err.reason : "malformed", `${doc.name}: ${String(err.message).slice(0, 300)}`);
+    }
   }
 
   async _onGossip(link, m) {
@@ -881,7 +971,7 @@ export class F0Peer {
     this.stats.received++;
     this._record("received", id, link.peerId, null);
     this._ack(link, id);
-    if (hops < ttl) {
+    if (hops < ttl && !RESERVED_TOPICS.has(topic)) {
       const wire = encode([signed, signature, hops + 1]);
       for (const other of this.links.values()) {
         if (other !== link && other.state === "open" && other.peerId !== origin) {
@@ -914,13 +1004,13 @@ export class F0Peer {
     }
   }
 
-  _refuse(peerId, id, reason) {
+  _refuse(peerId, id, reason, detail = null) {
     this.stats.rejected[reason] = (this.stats.rejected[reason] ?? 0) + 1;
-    this._record("rejected", id, peerId, reason);
+    this._record("rejected", id, peerId, reason, detail);
   }
 
-  _record(event, messageId, peerId, reason) {
-    this.audit.push({ at: Date.now() / 1000, event, message_id: messageId, peer_id: peerId, reason });
+  _record(event, messageId, peerId, reason, detail = null) {
+    this.audit.push({ at: Date.now() / 1000, event, message_id: messageId, peer_id: peerId, reason, detail });
     if (this.audit.length > AUDIT_MAX) this.audit.splice(0, this.audit.length - AUDIT_MAX);
   }
 
@@ -929,6 +1019,7 @@ export class F0Peer {
   }
 
   _linkChanged(link) {
+    if (link.state === "open" && !link.remoteBrowser && this._documents.size) this._ask(link, [...this._documents.values()]);
     if (link.state === "failed" || link.state === "closed") {
       const ended = [...this.links.values()].filter((l) => l.state === "failed" || l.state === "closed");
       for (const old of ended.slice(0, Math.max(0, ended.length - MAX_LINKS))) this.links.delete(old.peerId);
