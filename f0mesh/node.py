@@ -35,6 +35,7 @@ from f0mesh.state.peers import PEERS_DOC
 from f0mesh.store import Store
 from f0mesh.tasks import TaskSet
 from f0mesh.telemetry import TELEMETRY_TOPIC, Telemetry
+from f0mesh.topics import Topics
 from f0mesh.trust import TrustService
 from f0mesh.trust_keeper import TRUST_TOPIC, TrustKeeper, record_violation
 
@@ -97,7 +98,9 @@ class Node:
             neighbour_limiter=self.trust.neighbour_limiter,
             feedback=self.trust.record,
             blocked=self.book.blocked,
-        )
+            topics=config.topics, always_subscribed=RESERVED_TOPICS,
+        )  # fmt: skip
+        self.topics = Topics(gossip, self.trust.cache.scores)  # subscriptions and meshes for the API
         self.keeper = TrustKeeper(self.trust, store, gossip, linked=lambda: bool(links.open_links()))
         self.telemetry = Telemetry(config, gossip, links, self.qos, tasks)
         gossip.subscribe(None, lambda message: self.events.publish("message", message_event(message)))
