@@ -20,8 +20,10 @@ class Topics:
         self._scores = scores
 
     def subscriptions(self) -> dict[str, Any]:
+        """Own topics, system ones, and what each neighbour announced (null: never, so everything)."""
         subs = self._gossip.subscriptions
-        return {"topics": subs.own, "system": sorted(subs.always)}
+        neighbours = {peer: subs.of(peer) for peer in sorted(self._gossip.mesh.linked())}
+        return {"topics": subs.own, "system": sorted(subs.always), "neighbours": neighbours}
 
     async def join(self, topic: str) -> dict[str, Any]:
         try:

@@ -150,13 +150,16 @@ class SubscribeRequest(Strict):
 @router.get(
     "/api/gossip/subscriptions",
     responses={200: {"content": {"application/json": {"example": {
-        "topics": ["news"], "system": ["state", "telemetry", "trust"]
+        "topics": ["news"], "system": ["state", "telemetry", "trust"],
+        "neighbours": {"12D3KooW...": ["news", "state", "telemetry", "trust"]},
     }}}}},
 )  # fmt: skip
 async def subscriptions(node: Node = Depends(get_node)) -> dict[str, Any]:
     """The topics this node carries, stores and relays: ``topics`` (``*``: every topic, the default
     without --topic) and the ``system`` ones it always takes. Messages of other topics are refused
-    (audit reason ``not_subscribed``); its own publishes are stored whatever the topic."""
+    (audit reason ``not_subscribed``); its own publishes are stored whatever the topic.
+    ``neighbours``: what each linked peer announced (null: a node of the previous version, which
+    is sent everything)."""
     return node.topics.subscriptions()
 
 

@@ -110,6 +110,9 @@ class TopicMesh:
         self.fanout[topic] = (peers, self._now())
         return sorted(peers)
 
+    def linked(self) -> list[str]:
+        return self._neighbours()
+
     def subscribers(self, topic: str) -> list[str]:
         return [p for p in self._neighbours() if self._subs.wants(p, topic)]
 

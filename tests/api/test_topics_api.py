@@ -29,7 +29,8 @@ async def client(tmp_path) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def test_subscriptions_are_listed_changed_by_the_admin_and_refused_in_words(client) -> None:
-    assert (await client.get("/api/gossip/subscriptions")).json() == {"topics": ["news"], "system": SYSTEM}
+    expected = {"topics": ["news"], "system": SYSTEM, "neighbours": {}}
+    assert (await client.get("/api/gossip/subscriptions")).json() == expected
     r = await client.post("/api/gossip/subscriptions", json={"topic": "a/b"})
     assert r.status_code == 401
     r = await client.post("/api/gossip/subscriptions", json={"topic": "a/b"}, headers=AUTH)
