@@ -44,13 +44,18 @@ class Topics:
         return self.subscriptions()
 
     def mesh(self) -> dict[str, Any]:
-        """Per topic, the mesh peers with their trust (0 when unscored); and the fanout sets."""
+        """``{topic: {"peers": [{"peer_id", "score", "trust"}]}}`` for each topic's mesh; a topic this
+        node only publishes to shows its fanout set, marked ``"fanout": true``. ``score`` is the
+        peer's trust score (0 when unscored) until gossip peer scores exist."""
         scores = self._scores()
         mesh = self._gossip.mesh
-        return {
-            "topics": {
-                topic: [{"peer_id": p, "trust": scores.get(p, 0.0)} for p in sorted(peers)]
-                for topic, peers in sorted(mesh.meshes.items())
-            },
-            "fanout": {topic: sorted(peers) for topic, (peers, _) in sorted(mesh.fanout.items())},
-        }
+
+        def rows(peers: set[str]) -> list[dict[str, Any]]:
+            trusts = {p: scores.get(p, 0.0) for p in peers}
+            return [{"peer_id": p, "score": trusts[p], "trust": trusts[p]} for p in sorted(peers)]
+
+        view: dict[str, Any] = {topic: {"peers": rows(peers)} for topic, (peers, _) in mesh.fanout.items()}
+        for entry in view.values():
+            entry["fanout"] = True
+        view.update({topic: {"peers": rows(peers)} for topic, peers in mesh.meshes.items()})
+        return dict(sorted(view.items()))

@@ -177,8 +177,14 @@ async def unsubscribe(topic: str, node: Node = Depends(get_node)) -> dict[str, A
     return await node.topics.leave(topic[:256])
 
 
-@router.get("/api/gossip/mesh")
+@router.get(
+    "/api/gossip/mesh",
+    responses={200: {"content": {"application/json": {"example": {
+        "news": {"peers": [{"peer_id": "12D3KooW...", "score": 0.12, "trust": 0.12}]},
+        "prices": {"peers": [{"peer_id": "12D3KooW...", "score": 0.2, "trust": 0.2}], "fanout": True},
+    }}}}},
+)  # fmt: skip
 async def mesh(node: Node = Depends(get_node)) -> dict[str, Any]:
-    """Per topic, the peers each new message is pushed to at once, with their trust; ``fanout``: the
-    peers of topics this node publishes to without subscribing."""
+    """Per topic, the peers each new message is pushed to at once, with their scores; a topic this
+    node publishes to without subscribing shows its fanout set (``"fanout": true``)."""
     return node.topics.mesh()

@@ -56,10 +56,10 @@ def test_an_unsubscribed_node_never_stores_or_relays_a_topic_the_others_deliver(
     a, b, c = trio
     news = set(_publish(a, "news", 10) + _publish(b, "news", 5))
     wait_for(lambda: news <= _ids(a, "news") and news <= _ids(b, "news"), 30, 0.3, "news at A and B")
-    mesh = a.http.get("/api/gossip/mesh").json()["topics"]["news"]
-    assert [p["peer_id"] for p in mesh] == [b.peer_id] and isinstance(mesh[0]["trust"], float)
+    mesh = a.http.get("/api/gossip/mesh").json()["news"]["peers"]
+    assert [p["peer_id"] for p in mesh] == [b.peer_id] and isinstance(mesh[0]["score"], float)
     # the system topics still reach C (its telemetry mesh includes A)
-    assert "telemetry" in c.http.get("/api/gossip/mesh").json()["topics"]
+    assert "telemetry" in c.http.get("/api/gossip/mesh").json()
     assert _ids(c, "news") == set()
     entries = c.http.get("/api/audit", params={"limit": 10000}).json()["entries"]
     assert [e for e in entries if e["message_id"] in news and e["event"] in CARRIED] == []
