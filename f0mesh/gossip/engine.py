@@ -478,7 +478,7 @@ class GossipEngine:
             before = self.subscriptions.of(peer)
             self.subscriptions.announced(peer, check_topics(message["subs"]))
             if before != self.subscriptions.of(peer):
-                self.mesh.maintain_peer(peer)
+                self.mesh.maintain_peer(peer, first=before is None)
         if "graft" in message:
             self.mesh.on_graft(peer, message["graft"])
         if "prune" in message:

@@ -155,11 +155,16 @@ class TopicMesh:
         for peer in sorted(self.meshes.pop(topic, set())):
             self._prune(topic, peer, px=False)
 
-    def maintain_peer(self, peer: str) -> None:
-        """A neighbour announced new subscriptions: out of the meshes of topics it left."""
+    def maintain_peer(self, peer: str, *, first: bool) -> None:
+        """A neighbour announced new subscriptions: out of the meshes of topics it left. On its
+        ``first`` announcement, the meshes it was put in while taken for an old node GRAFT it now."""
         for topic, mesh in self.meshes.items():
-            if peer in mesh and not self._subs.wants(peer, topic):
+            if peer not in mesh:
+                continue
+            if not self._subs.wants(peer, topic):
                 mesh.discard(peer)
+            elif first:
+                self._queue(peer, "graft", topic)
 
     def remove(self, peer: str) -> None:
         for mesh in self.meshes.values():
@@ -171,7 +176,14 @@ class TopicMesh:
 
     def on_graft(self, peer: str, raw: Any) -> None:
         for topic in check_topics(raw):
-            if not self._subs.subscribed(topic) or self._backed_off(topic, peer):
+            # a mesh for a topic taken only by the wildcard is made for a GRAFT only while there is
+            # room: a neighbour grafting made-up topics must not evict the meshes in use
+            unknown = topic not in self.meshes and not self._subs.is_named(topic)
+            if (
+                not self._subs.subscribed(topic)
+                or self._backed_off(topic, peer)
+                or (unknown and len(self.meshes) >= MAX_MESHES)
+            ):
                 self._prune(topic, peer, px=False)
                 continue
             mesh = self._mesh(topic)

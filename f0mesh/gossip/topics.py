@@ -65,6 +65,9 @@ class Subscriptions:
         a message."""
         return sorted((self._own | self.always) - {WILDCARD})
 
+    def is_named(self, topic: str) -> bool:
+        return topic in self.always or (topic != WILDCARD and topic in self._own)
+
     def announcement(self) -> list[str]:
         return sorted(self._own | self.always)
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 
 from f0mesh.gossip import AuditEvent, GossipParams
-from f0mesh.gossip.topic_mesh import MAX_BACKOFF_S, TopicMesh
+from f0mesh.gossip.topic_mesh import MAX_BACKOFF_S, MAX_MESHES, TopicMesh
 from f0mesh.gossip.topics import MAX_TOPICS, Subscriptions
 from f0mesh.identity import Identity
 
@@ -236,3 +236,28 @@ def test_subscriptions_default_to_every_topic_and_keep_system_topics():
     assert named.announcement() == sorted(["news", *SYSTEM])
     with pytest.raises(ValueError):
         named.leave("trust")
+
+
+def test_grafts_for_made_up_topics_do_not_evict_the_meshes_in_use():
+    honest, spammer = peers(2)
+    subs = Subscriptions()  # every topic
+    for p in (honest, spammer):
+        subs.announced(p, ["*"])
+    mesh = topic_mesh([honest, spammer], dict.fromkeys([honest, spammer], 1.0), subs, Clock())
+    mesh.targets("news", excluded=())  # a mesh in use
+    for batch in range(3):
+        mesh.on_graft(spammer, [f"junk{batch}-{i}" for i in range(MAX_TOPICS)])
+    assert len(mesh.meshes) == MAX_MESHES and honest in mesh.meshes["news"]
+
+
+def test_a_neighbour_taken_for_an_old_node_is_grafted_once_it_announces():
+    late = peers(1)[0]
+    subs = Subscriptions(["t"])
+    mesh = topic_mesh([late], {late: 1.0}, subs, Clock())
+    assert mesh.targets("t", excluded=()) == [late] and mesh.take_control() == {}  # no GRAFT to an old node
+    subs.announced(late, ["t"])
+    mesh.maintain_peer(late, first=True)
+    assert mesh.take_control() == {late: {"graft": ["t"]}}
+    subs.announced(late, ["other"])
+    mesh.maintain_peer(late, first=False)
+    assert late not in mesh.meshes["t"]
