@@ -16,10 +16,10 @@ from f0mesh.gossip.transport import MAX_ENVELOPES_PER_MESSAGE, MAX_IDS_PER_MESSA
 
 @dataclass(frozen=True, slots=True)
 class GossipParams:
-    # eager push (GossipSub's mesh, push_mesh.py): every new message goes at once to all of the
-    # node's push peers. A node picks d of its links by trust when it holds fewer than d_lo, takes in
-    # neighbours that push to it (up to d) and neighbours that had to ask for a young message (up to
-    # d_hi). The connection manager keeps the links themselves (its own D_lo/D/D_hi).
+    # eager push (GossipSub's mesh per topic, topic_mesh.py): every new message goes at once to the
+    # mesh peers of its topic. Below d_lo a node GRAFTs subscribers of the topic by trust up to d;
+    # above d_hi it PRUNEs the least trusted down to d. The connection manager keeps the links
+    # themselves (its own D_lo/D/D_hi).
     d: int = 6
     d_lo: int = 4
     d_hi: int = 12
