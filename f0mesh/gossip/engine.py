@@ -109,7 +109,6 @@ class GossipEngine:
         verifier: Verifier = Envelope.verify,
         topics: Collection[str] = (),
         always_subscribed: Collection[str] = (),
-        on_px: Callable[[list[str]], None] | None = None,
     ) -> None:
         """``clock`` is epoch seconds (replay window, audit times); ``feedback(neighbour, event)``
         reports behaviour to the trust layer (PeerScore.record fits); the limiters' scores are the
@@ -117,7 +116,7 @@ class GossipEngine:
         the operator blocked an origin, whose messages are then refused whoever relays them;
         ``verifier`` checks an envelope's signature (a seam for counting or faster crypto);
         ``topics`` are subscribed at start (none: every topic, ``*``), ``always_subscribed`` can never
-        be left (system topics); ``on_px(peer ids)`` hears the peers a PRUNE suggested linking to."""
+        be left (system topics)."""
         self.identity = identity
         self.peer_id = identity.peer_id
         self.params = params or GossipParams()
@@ -146,7 +145,6 @@ class GossipEngine:
         self._seen = SeenCache(self.params.seen_max_entries, self.params.seen_ttl_s, clock)
         self._writer = WriteBehind(store, self.params, self.stats)
         self.subscriptions = Subscriptions(topics, always_subscribed)
-        self._on_px = on_px
         self.mesh = TopicMesh(
             self.params,
             transport.neighbours,
@@ -311,7 +309,7 @@ class GossipEngine:
                         return  # control only
                 await self.repair.on_ihave(
                     from_peer,
-                    message.get("ids"),
+                    ids,
                     catchup=message.get("catchup") is True,
                     fresh=message.get("fresh") is True,
                 )
@@ -482,12 +480,7 @@ class GossipEngine:
         if "graft" in message:
             self.mesh.on_graft(peer, message["graft"])
         if "prune" in message:
-            offered = self.mesh.on_prune(peer, message["prune"])
-            if offered and self._on_px is not None:
-                try:
-                    self._on_px([p for p in offered if p != self.peer_id])
-                except Exception:
-                    log.exception("gossip PX callback failed")
+            self.mesh.on_prune(peer, message["prune"])
 
     async def _announce(self, peer: str) -> None:
         message = {"type": MessageType.IHAVE.value, "ids": [], "subs": self.subscriptions.announcement()}

@@ -4,8 +4,9 @@ Trust decides who is in a mesh, not who gets a given message: below d_lo the nod
 roulette (with a floor, so new honest peers still get in) up to d among the neighbours subscribed
 to the topic; above d_hi it PRUNEs the least trusted down to d. A PRUNE carries a backoff (neither
 side grafts the other for that topic until it ends) and PX, a few well-trusted neighbours of the
-topic the pruned peer may link to. A GRAFT is refused with a PRUNE for a topic this node does not
-take, during a backoff, or at d_hi.
+topic the pruned peer may link to (a receiver checks it but does not act on it yet: bare ids, no
+records to dial them by). A GRAFT is refused with a PRUNE for a topic this node does not take,
+during a backoff, or at d_hi.
 
 Publishing to a topic the node does not subscribe to goes to a fanout set picked the same way, kept
 fanout_ttl_s after the last publish. With flood publishing (the default) own messages go to every
@@ -194,16 +195,15 @@ class TopicMesh:
             else:
                 mesh.add(peer)
 
-    def on_prune(self, peer: str, raw: Any) -> list[str]:
-        """Leaves the peer out of the meshes it pruned us from; returns the PX peers it offered."""
-        offered: list[str] = []
-        for topic, backoff, px in check_prunes(raw):
+    def on_prune(self, peer: str, raw: Any) -> None:
+        """Leaves the peer out of the meshes it pruned us from, for the backoff it asked (at least
+        ours). The PX it offers is checked and not acted on: bare peer ids, no signed records to
+        dial them by (GossipSub v1.1 lets a node ignore PX too)."""
+        for topic, backoff, _ in check_prunes(raw):
             mesh = self.meshes.get(topic)
             if mesh is not None:
                 mesh.discard(peer)
             self._back_off(topic, peer, max(backoff, self._params.prune_backoff_s))
-            offered += px
-        return list(dict.fromkeys(offered))
 
     def pushed_by(self, peer: str, topic: str) -> None:
         """A neighbour of the previous wire version pushed to this node: reciprocate, up to d."""
