@@ -156,6 +156,7 @@ def up(
     gossip_d_hi: Annotated[int, _up_opt("gossip_d_hi")] = _default("gossip_d_hi"),
     gossip_ttl: Annotated[int, _up_opt("gossip_ttl")] = _default("gossip_ttl"),
     gossip_heartbeat: Annotated[float, _up_opt("gossip_heartbeat")] = _default("gossip_heartbeat"),
+    topic: Annotated[list[str] | None, _up_opt("topic")] = _default("topic"),
     pex_min_trust: Annotated[float, _up_opt("pex_min_trust")] = _default("pex_min_trust"),
     peer_store_max: Annotated[int, _up_opt("peer_store_max")] = _default("peer_store_max"),
     dial_rate: Annotated[float, _up_opt("dial_rate")] = _default("dial_rate"),

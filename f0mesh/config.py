@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from f0mesh.errors import ConfigError
 from f0mesh.gossip.envelope import MAX_TTL
 from f0mesh.gossip.params import GossipParams
+from f0mesh.gossip.topics import MAX_TOPIC_CHARS, MAX_TOPICS, is_topic
 from f0mesh.identity import is_peer_id
 from f0mesh.peer_record import check_tags
 from f0mesh.rtc.degree import DegreeParams
@@ -96,6 +97,7 @@ class NodeConfig:
     link_rows_max: int = 1000
     reassembly_total_bytes: int = 256 << 20
     state_writers: list[str] = field(default_factory=list)  # named in the policy of each document created
+    topics: list[str] = field(default_factory=list)  # gossip topics subscribed at start; none: every topic
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -125,6 +127,11 @@ class NodeConfig:
         self._check_gossip()
         self._check_tls()
         self._check_strangers()
+        if len(self.topics) > MAX_TOPICS or not all(is_topic(t) for t in self.topics):
+            raise ConfigError(
+                f"--topic: at most {MAX_TOPICS} topics, each 1-{MAX_TOPIC_CHARS} characters of "
+                "A-Za-z0-9_.:/- (or * for every topic)"
+            )
         for writer in self.state_writers:
             if not is_peer_id(writer):
                 raise ConfigError(f"--state-writers: {writer[:80]!r} is not a PeerId")

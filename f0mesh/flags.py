@@ -257,6 +257,17 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--gossip-ttl", "gossip.ttl", "hop limit of own messages", "N"),
     Flag("--gossip-heartbeat", "gossip.heartbeat_s", "seconds between IHAVE rounds", "S"),
     Flag(
+        "--topic",
+        "topics",
+        "subscribe to this gossip topic (repeatable)",
+        "T",
+        "a node carries, stores and relays only its topics and the system ones (telemetry, trust, "
+        "state); without `--topic` it takes every topic (`*`); change at run time with "
+        "`/api/gossip/subscriptions`",
+        convert=_listed,
+        shown="every topic (`*`)",
+    ),
+    Flag(
         "--pex-min-trust",
         "pex_min_trust",
         "trust a neighbour needs to teach this node peers, times an even share",

@@ -37,6 +37,7 @@ from f0mesh.state.peers import PEERS_DOC
 from f0mesh.store import Store
 from f0mesh.tasks import TaskSet
 from f0mesh.telemetry import TELEMETRY_TOPIC, Telemetry
+from f0mesh.topics import Topics
 from f0mesh.trust import TrustService
 from f0mesh.trust_keeper import TRUST_TOPIC, TrustKeeper, record_violation
 from f0mesh.wire import V1_1
@@ -94,7 +95,9 @@ class Node:
             scores_provider=self.trust.scores, origin_limiter=self.trust.origin_limiter,
             neighbour_limiter=self.trust.neighbour_limiter, feedback=self.trust.record,
             blocked=self.book.blocked,
+            topics=config.topics, always_subscribed=RESERVED_TOPICS,
         )  # fmt: skip
+        self.topics = Topics(gossip, self.trust.cache.scores)  # subscriptions and meshes for the API
         self.keeper = TrustKeeper(self.trust, store, gossip, linked=lambda: bool(links.open_links()))
         self.telemetry = Telemetry(config, gossip, links, self.qos, tasks)
         gossip.subscribe(None, lambda message: self.events.publish("message", message_event(message)))
@@ -175,12 +178,9 @@ class Node:
 
     def _kept(self, peer_id: str) -> bool:
         """Whether the peer store, the trust layer or the registry holds a peer the book would collect."""
-        registry = self.state.get(PEERS_DOC)
-        return (
-            peer_id in self.records
-            or peer_id in self.trust.opinions
-            or peer_id in self.trust.cache.pretrusted
-        ) or (registry is not None and peer_id in registry.crdt)
+        registry, trust = self.state.get(PEERS_DOC), self.trust
+        held = (self.records, trust.opinions, trust.cache.pretrusted, registry.crdt if registry else ())
+        return any(peer_id in where for where in held)
 
     # -- the facade: operations used by the API and the CLI ---------------------------------
 

@@ -22,6 +22,7 @@ MAX_MESSAGE_BYTES = GossipParams().max_message_bytes
 # base64 of a payload that could still fit in a message; the exact check is on the signed envelope
 MAX_B64_CHARS = (MAX_MESSAGE_BYTES + 2) // 3 * 4
 TOPIC_PATTERN = r"^[A-Za-z0-9_.:/-]+$"
+SUBSCRIPTION_PATTERN = r"^(\*|[A-Za-z0-9_.:/-]+)$"  # a topic, or * for every topic
 MAX_N = 2**63 - 1  # a storing order n is a signed 64-bit column
 MESSAGE_FIELDS = ("n", "id", "origin", "topic", "hops", "received_at")
 
@@ -140,3 +141,50 @@ async def audit(
     node: Node = Depends(get_node),
 ) -> dict[str, Any]:
     return {"entries": await node.audit(limit=limit, event=event)}
+
+
+class SubscribeRequest(Strict):
+    topic: str = Field(min_length=1, max_length=128, pattern=SUBSCRIPTION_PATTERN)
+
+
+@router.get(
+    "/api/gossip/subscriptions",
+    responses={200: {"content": {"application/json": {"example": {
+        "topics": ["news"], "system": ["state", "telemetry", "trust"],
+        "neighbours": {"12D3KooW...": ["news", "state", "telemetry", "trust"]},
+    }}}}},
+)  # fmt: skip
+async def subscriptions(node: Node = Depends(get_node)) -> dict[str, Any]:
+    """The topics this node carries, stores and relays: ``topics`` (``*``: every topic, the default
+    without --topic) and the ``system`` ones it always takes. Messages of other topics are refused
+    (audit reason ``not_subscribed``); its own publishes are stored whatever the topic.
+    ``neighbours``: what each linked peer announced (null: a node of the previous version, which
+    is sent everything)."""
+    return node.topics.subscriptions()
+
+
+@router.post("/api/gossip/subscriptions", dependencies=[Depends(require_admin)])
+async def subscribe(body: SubscribeRequest, node: Node = Depends(get_node)) -> dict[str, Any]:
+    """Subscribe to a topic (``*``: every topic) and tell the neighbours; 409 ``too_many_topics``
+    past 256. Answers the subscriptions as GET does."""
+    return await node.topics.join(body.topic)
+
+
+@router.delete("/api/gossip/subscriptions/{topic:path}", dependencies=[Depends(require_admin)])
+async def unsubscribe(topic: str, node: Node = Depends(get_node)) -> dict[str, Any]:
+    """Leave a topic (its mesh peers are PRUNEd); 404 if not subscribed, 409 ``system_topic`` for
+    telemetry, trust or state."""
+    return await node.topics.leave(topic[:256])
+
+
+@router.get(
+    "/api/gossip/mesh",
+    responses={200: {"content": {"application/json": {"example": {
+        "news": {"peers": [{"peer_id": "12D3KooW...", "score": 0.12, "trust": 0.12}]},
+        "prices": {"peers": [{"peer_id": "12D3KooW...", "score": 0.2, "trust": 0.2}], "fanout": True},
+    }}}}},
+)  # fmt: skip
+async def mesh(node: Node = Depends(get_node)) -> dict[str, Any]:
+    """Per topic, the peers each new message is pushed to at once, with their scores; a topic this
+    node publishes to without subscribing shows its fanout set (``"fanout": true``)."""
+    return node.topics.mesh()

@@ -1,19 +1,20 @@
 """GossipEngine: validates, stores, delivers and spreads signed messages for one node.
 
 Inbound, every envelope runs the same pipeline, cheapest and most certain checks first: size,
-decode, seen-cache, signature, blocked origin, time validity (replay window, HLC skew), rate limits
-(per neighbour, then per origin), then store + deliver + forward. Each decision is one audit row,
-committed with the message it concerns; a neighbour is acknowledged only after that commit, and
-a send of ours counts only once acknowledged (see push.py).
+decode, topic subscribed, seen-cache, signature, blocked origin, time validity (replay window, HLC
+skew), rate limits (per neighbour, then per origin), then store + deliver + forward. Each decision
+is one audit row, committed with the message it concerns; a neighbour is acknowledged only after
+that commit, and a send of ours counts only once acknowledged (see push.py).
 
 The seen-cache holds only ids of envelopes whose signature verified, and an id is the hash of the
 signed bytes, so a copy whose id is there carries exactly the bytes already verified: it is a
 duplicate whatever its signature field says, and needs no Ed25519 verify. A forged copy sent first
 fails the verify and enters nothing, so it cannot censor the real one.
 
-A new message is pushed at once to every push peer (push_mesh.py), the other neighbours hear of it
-from the heartbeat's IHAVE (repair.py); own messages go to every neighbour. All tunables come from
-GossipParams.
+A new message is pushed at once to the mesh peers of its topic (topic_mesh.py), the topic's other
+subscribers hear of it from the heartbeat's IHAVE (repair.py); own messages go to every subscriber.
+A message of a topic this node does not subscribe to (topics.py) is dropped unstored, unacknowledged
+and unrelayed, with an audit row; own ones are always stored. All tunables come from GossipParams.
 
 Own publishes are admitted only while fewer than ``max_pending_publishes`` wait for their commit:
 past that the store is the bottleneck, and a refusal the caller can see (and retry) is better than
@@ -39,11 +40,12 @@ from f0mesh.gossip.envelope import Envelope
 from f0mesh.gossip.errors import GossipReject, Reason
 from f0mesh.gossip.params import GossipParams
 from f0mesh.gossip.push import Pusher
-from f0mesh.gossip.push_mesh import PushMesh
 from f0mesh.gossip.repair import Repair, check_ids
 from f0mesh.gossip.seen_cache import SeenCache
 from f0mesh.gossip.stats import GossipStats
 from f0mesh.gossip.store import GossipStore, StoredMessage
+from f0mesh.gossip.topic_mesh import TopicMesh
+from f0mesh.gossip.topics import Subscriptions, check_topics
 from f0mesh.gossip.transport import (
     MAX_ENVELOPES_PER_MESSAGE,
     MAX_IDS_PER_MESSAGE,
@@ -62,6 +64,7 @@ Feedback = Callable[[str, Event], None]
 Blocked = Callable[[str], bool]
 Verifier = Callable[[Envelope], None]  # raises GossipReject(bad_signature)
 
+_CONTROL_KEYS = ("subs", "graft", "prune")
 STOP_GRACE_S = 1.0  # how long stop() lets final acks and subscriber callbacks finish
 MAX_TRACKED_ORIGINS = 10_000
 # Audit reason of an envelope whose origin this node's operator blocked. Not a Reason: the neighbour
@@ -70,6 +73,10 @@ BLOCKED = "blocked"
 # Audit reason of a valid envelope that this node's store did not take (a full disk): not acknowledged,
 # so the sender tries elsewhere; not the neighbour's fault either.
 NOT_STORED = "not_stored"
+# Audit reason of an envelope of a topic this node does not subscribe to: not stored, not acknowledged,
+# not relayed. Not held against the neighbour: it may not have heard of a change yet, or be of the
+# previous wire version (which takes every neighbour as subscribed to everything).
+NOT_SUBSCRIBED = "not_subscribed"
 
 # how each rejection reads to the trust layer's behaviour score
 _FEEDBACK = {
@@ -100,12 +107,16 @@ class GossipEngine:
         feedback: Feedback | None = None,
         blocked: Blocked | None = None,
         verifier: Verifier = Envelope.verify,
+        topics: Collection[str] = (),
+        always_subscribed: Collection[str] = (),
     ) -> None:
         """``clock`` is epoch seconds (replay window, audit times); ``feedback(neighbour, event)``
         reports behaviour to the trust layer (PeerScore.record fits); the limiters' scores are the
         trust layer's to keep current (RateLimiter.set_scores); ``blocked(peer_id)`` says whether
         the operator blocked an origin, whose messages are then refused whoever relays them;
-        ``verifier`` checks an envelope's signature (a seam for counting or faster crypto)."""
+        ``verifier`` checks an envelope's signature (a seam for counting or faster crypto);
+        ``topics`` are subscribed at start (none: every topic, ``*``), ``always_subscribed`` can never
+        be left (system topics)."""
         self.identity = identity
         self.peer_id = identity.peer_id
         self.params = params or GossipParams()
@@ -133,10 +144,16 @@ class GossipEngine:
         self._pending_publishes = 0
         self._seen = SeenCache(self.params.seen_max_entries, self.params.seen_ttl_s, clock)
         self._writer = WriteBehind(store, self.params, self.stats)
-        self.mesh = PushMesh(self.params, transport.neighbours, self._scores, self._rng)
-        self._pusher = Pusher(
-            transport, self.params, self.stats, self.mesh.targets, self._choose, self._acked
+        self.subscriptions = Subscriptions(topics, always_subscribed)
+        self.mesh = TopicMesh(
+            self.params,
+            transport.neighbours,
+            self._scores,
+            self._rng,
+            self.subscriptions,
+            on_control=self._control_soon,
         )
+        self._pusher = Pusher(transport, self.params, self.stats, self._choose, self._acked)
         self.repair = Repair(
             transport,
             store,
@@ -147,7 +164,8 @@ class GossipEngine:
             clock,
             self._seen.__contains__,
             on_heartbeat=self.mesh.maintain,
-            pushes_to=self.mesh.peers.__contains__,
+            audience=self.mesh.audience,
+            serves=self.subscriptions.wants,
             on_gap=self.mesh.missed,
         )
         self._subscribers: list[tuple[str | None, Subscriber]] = []
@@ -172,6 +190,7 @@ class GossipEngine:
         self.repair.start()
         self._started = True
         for peer in self._transport.neighbours():  # links that came up before the engine did
+            self._spawn(self._announce(peer))
             self._spawn(self.repair.on_neighbour_up(peer, ask_back=True))
 
     async def stop(self) -> None:
@@ -243,11 +262,26 @@ class GossipEngine:
             raise error
         self.stats.count("published", topic)
         self._deliver(stored)
-        self.repair.note(envelope.id)
-        # flood publishing (GossipSub): an own message goes to every neighbour, not only push peers
-        to = self._transport.neighbours() if self.params.flood_publish else None
-        self._pusher.push(envelope.id, wire, AuditEvent.SENT, {self.peer_id}, to)
+        self.repair.note(envelope.id, topic=topic)
+        to = self.mesh.publish_targets(topic)
+        self._pusher.push(envelope.id, wire, AuditEvent.SENT, {self.peer_id}, to, topic)
         return envelope.id
+
+    async def join(self, topic: str) -> bool:
+        """Subscribe to a topic and tell the neighbours; whether anything changed (ValueError for a
+        bad name, topics.TooManyTopics past the cap)."""
+        if not self.subscriptions.join(topic):
+            return False
+        await self._announce_all()
+        return True
+
+    async def leave(self, topic: str) -> bool:
+        """Unsubscribe (PRUNE the topic's mesh, tell the neighbours); ValueError for a system topic."""
+        if not self.subscriptions.leave(topic):
+            return False
+        self.mesh.leave(topic)
+        await self._announce_all()
+        return True
 
     def highest_seq(self, origin: str) -> int:
         """Highest sequence number accepted from an origin since start (0 if none)."""
@@ -268,9 +302,14 @@ class GossipEngine:
             elif kind == MessageType.ACK:
                 self._pusher.on_ack(from_peer, check_ids(message.get("ids")))
             elif kind == MessageType.IHAVE:
+                ids = message.get("ids")
+                if any(key in message for key in _CONTROL_KEYS):
+                    self._on_control(from_peer, message)
+                    if ids == [] and message.get("catchup") is not True:
+                        return  # control only
                 await self.repair.on_ihave(
                     from_peer,
-                    message.get("ids"),
+                    ids,
                     catchup=message.get("catchup") is True,
                     fresh=message.get("fresh") is True,
                 )
@@ -283,10 +322,12 @@ class GossipEngine:
 
     async def on_neighbour_up(self, peer_id: str) -> None:
         if self._started:
+            await self._announce(peer_id)
             await self.repair.on_neighbour_up(peer_id)
 
     async def on_neighbour_down(self, peer_id: str) -> None:
         self._acks.pop(peer_id, None)
+        self.subscriptions.forget(peer_id)
         self.mesh.remove(peer_id)
         self.repair.on_neighbour_down(peer_id)
         await self._pusher.neighbour_down(peer_id)
@@ -310,6 +351,11 @@ class GossipEngine:
         except GossipReject as reject:
             self._reject(peer, None, reject.reason, penalise=reject.penalise)
             return
+        if not self.subscriptions.subscribed(envelope.topic):
+            self.stats.rejected[NOT_SUBSCRIBED] += 1
+            row = self._audit(AuditEvent.REJECTED, envelope.id, peer, NOT_SUBSCRIBED)
+            self._writer.submit(audit=[row], droppable=True)
+            return
         if envelope.id in self._seen:
             if self._clock() - envelope.created_at > self.params.replay_window_s:
                 self._reject(peer, envelope.id, Reason.REPLAY)  # held already, but replayed late
@@ -320,7 +366,7 @@ class GossipEngine:
             on_commit = partial(self._duplicate_committed, peer, envelope.id)
             self._writer.submit(audit=[row], on_commit=on_commit, droppable=True)
             if self.repair.claim(peer, envelope.id) is None:
-                self.mesh.pushed_by(peer)
+                self.mesh.pushed_by(peer, envelope.topic)
             return
         try:
             self._verify(envelope)
@@ -348,15 +394,18 @@ class GossipEngine:
         self._writer.submit([stored], [row], partial(self._received_committed, peer, stored))
         self._report(peer, Event.FIRST_DELIVERY)
         if solicited is None:
-            self.mesh.pushed_by(peer)
+            self.mesh.pushed_by(peer, envelope.topic)
         elif catchup or self._clock() - envelope.created_at > self.params.forward_repaired_age_s:
             return
         else:
             self.stats.repaired_forwarded += 1
-        self.repair.note(envelope.id, peer)
+        self.repair.note(envelope.id, peer, envelope.topic)
         if envelope.hops < envelope.ttl:
             excluded = {peer, envelope.origin, self.peer_id}
-            self._pusher.push(envelope.id, envelope.forwarded(), AuditEvent.FORWARDED, excluded)
+            to = self.mesh.targets(envelope.topic, excluded)
+            self._pusher.push(
+                envelope.id, envelope.forwarded(), AuditEvent.FORWARDED, excluded, to, envelope.topic
+            )
 
     def _check_time(self, envelope: Envelope) -> None:
         age = self._clock() - envelope.created_at
@@ -410,14 +459,45 @@ class GossipEngine:
 
     # outbound
 
-    def _choose(self, excluded: Collection[str], k: int) -> list[str]:
-        """k neighbours to replace failed sends: by trust, push peers not yet tried first."""
-        candidates = [p for p in self._transport.neighbours() if p not in excluded]
-        preferred = [p for p in candidates if p in self.mesh.peers]
+    def _choose(self, excluded: Collection[str], k: int, topic: str) -> list[str]:
+        """k subscribers of the topic to replace failed sends: by trust, its mesh peers first."""
+        candidates = [p for p in self.mesh.subscribers(topic) if p not in excluded]
+        mesh = self.mesh.meshes.get(topic, set())
+        preferred = [p for p in candidates if p in mesh]
         chosen = self.mesh.rank(preferred, k) if preferred else []
         if len(chosen) < k:
-            chosen += self.mesh.rank([p for p in candidates if p not in self.mesh.peers], k - len(chosen))
+            chosen += self.mesh.rank([p for p in candidates if p not in mesh], k - len(chosen))
         return chosen
+
+    # topic control: subscriptions, GRAFT and PRUNE, as keys of an IHAVE without ids (topics.py)
+
+    def _on_control(self, peer: str, message: dict[str, Any]) -> None:
+        if "subs" in message:
+            before = self.subscriptions.of(peer)
+            self.subscriptions.announced(peer, check_topics(message["subs"]))
+            if before != self.subscriptions.of(peer):
+                self.mesh.maintain_peer(peer, first=before is None)
+        if "graft" in message:
+            self.mesh.on_graft(peer, message["graft"])
+        if "prune" in message:
+            self.mesh.on_prune(peer, message["prune"])
+
+    async def _announce(self, peer: str) -> None:
+        message = {"type": MessageType.IHAVE.value, "ids": [], "subs": self.subscriptions.announcement()}
+        await self._send_quietly(peer, message)
+
+    async def _announce_all(self) -> None:
+        for peer in self._transport.neighbours():
+            await self._announce(peer)
+
+    def _control_soon(self) -> None:
+        """GRAFT/PRUNE were queued: send them together once the current work is done."""
+        with contextlib.suppress(RuntimeError):  # no running loop (a unit test driving the mesh)
+            asyncio.get_running_loop().call_soon(self._flush_control)
+
+    def _flush_control(self) -> None:
+        for peer, control in self.mesh.take_control().items():
+            self._spawn(self._send_quietly(peer, {"type": MessageType.IHAVE.value, "ids": [], **control}))
 
     def _acked(self, message_id: str, peer: str, event: AuditEvent) -> None:
         self.repair.held_by(peer, message_id)

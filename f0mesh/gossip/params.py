@@ -16,14 +16,20 @@ from f0mesh.gossip.transport import MAX_ENVELOPES_PER_MESSAGE, MAX_IDS_PER_MESSA
 
 @dataclass(frozen=True, slots=True)
 class GossipParams:
-    # eager push (GossipSub's mesh, push_mesh.py): every new message goes at once to all of the
-    # node's push peers. A node picks d of its links by trust when it holds fewer than d_lo, takes in
-    # neighbours that push to it (up to d) and neighbours that had to ask for a young message (up to
-    # d_hi). The connection manager keeps the links themselves (its own D_lo/D/D_hi).
+    # eager push (GossipSub's mesh per topic, topic_mesh.py): every new message goes at once to the
+    # mesh peers of its topic. Below d_lo a node GRAFTs subscribers of the topic by trust up to d;
+    # above d_hi it PRUNEs the least trusted down to d. The connection manager keeps the links
+    # themselves (its own D_lo/D/D_hi).
     d: int = 6
     d_lo: int = 4
     d_hi: int = 12
-    flood_publish: bool = True  # own messages go to every neighbour (GossipSub's flood publishing)
+    flood_publish: bool = True  # own messages go to every subscriber of the topic (flood publishing)
+    # topic meshes (topic_mesh.py): after a PRUNE neither side grafts the other for this long; a
+    # PRUNE offers this many well-trusted subscribers of the topic (PX); the fanout set of a topic
+    # published to without subscribing is kept this long after the last publish
+    prune_backoff_s: float = 60.0
+    prune_px: int = 6
+    fanout_ttl_s: float = 60.0
     ttl: int = 16  # max hops; past the push depth of 10,000+ peers at d 6, bounds a message's lifetime
     floor_weight: float = 0.1  # uniform share mixed into trust so new honest peers still get picked
     # heartbeat: mesh upkeep, and IHAVE of the ids first seen within the last gossip_history
@@ -83,6 +89,7 @@ class GossipParams:
             "repair_digest_size",
             "catchup_max_ids",
             "max_pending_iwant",
+            "prune_px",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -107,6 +114,8 @@ class GossipParams:
             "iwant_timeout_s",
             "heartbeat_s",
             "forward_repaired_age_s",
+            "prune_backoff_s",
+            "fanout_ttl_s",
         ):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):

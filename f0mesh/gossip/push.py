@@ -18,10 +18,8 @@ from f0mesh.gossip.params import GossipParams
 from f0mesh.gossip.stats import GossipStats
 from f0mesh.gossip.transport import GossipTransport, MessageType
 
-# choose(excluded peers, k) -> up to k neighbours not in excluded, in preference order
-Chooser = Callable[[Collection[str], int], list[str]]
-# targets(excluded peers) -> the push peers not in excluded: who gets a new message at once
-Targets = Callable[[Collection[str]], list[str]]
+# choose(excluded peers, k, topic) -> up to k neighbours not in excluded, in preference order
+Chooser = Callable[[Collection[str], int, str], list[str]]
 # on_acked(message id, neighbour, event) once per acknowledging neighbour
 OnAcked = Callable[[str, str, AuditEvent], None]
 
@@ -91,6 +89,7 @@ class Outbox:
 class _Push:
     wire: bytes
     event: AuditEvent
+    topic: str  # retries go only to subscribers of it
     excluded: set[str]  # never sent to (the sender, the origin) plus every neighbour tried
     outstanding: dict[str, float] = field(default_factory=dict)  # neighbour -> ack deadline
     retries_left: int = 0
@@ -105,15 +104,13 @@ class Pusher:
         transport: GossipTransport,
         params: GossipParams,
         stats: GossipStats,
-        targets: Targets,
         choose: Chooser,
         on_acked: OnAcked,
     ) -> None:
-        """``targets`` gives who a message is pushed to; ``choose`` who replaces a failed send."""
+        """``choose`` gives who replaces a failed send."""
         self._transport = transport
         self._params = params
         self._stats = stats
-        self._targets = targets
         self._choose = choose
         self._on_acked = on_acked
         self._outboxes: dict[str, Outbox] = {}
@@ -146,15 +143,16 @@ class Pusher:
         wire: bytes,
         event: AuditEvent,
         excluded: Collection[str],
-        to: Collection[str] | None = None,
+        to: Collection[str],
+        topic: str,
     ) -> list[str]:
-        """Send to every push peer (or every one of ``to``) not excluded; returns the neighbours chosen."""
+        """Send to every one of ``to`` not excluded; returns the neighbours chosen."""
         if message_id in self._pending:
             return []
-        targets = self._targets(excluded) if to is None else [p for p in to if p not in excluded]
+        targets = [p for p in to if p not in excluded]
         if not targets:
             return []
-        push = _Push(wire, event, set(excluded), retries_left=self._params.max_retries)
+        push = _Push(wire, event, topic, set(excluded), retries_left=self._params.max_retries)
         self._pending[message_id] = push
         for peer in targets:
             self._send(message_id, push, peer)
@@ -211,7 +209,7 @@ class Pusher:
         if push is None or push.outstanding.pop(peer, None) is None:
             return
         if push.retries_left > 0:
-            replacement = self._choose(push.excluded, 1)
+            replacement = self._choose(push.excluded, 1, push.topic)
             if replacement:
                 push.retries_left -= 1
                 self._stats.retries += 1

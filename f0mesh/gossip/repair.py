@@ -1,7 +1,8 @@
 """Pull-side repair (GossipSub's IHAVE/IWANT): what push lost, a digest exchange recovers.
 
-Every heartbeat a node offers the ids it first saw in the last few heartbeats to d_lazy neighbours
-drawn uniformly, those it does not push to first (GossipSub's gossip emission); every repair
+Every heartbeat a node offers the ids it first saw in the last few heartbeats, per topic, to d_lazy
+subscribers of the topic drawn uniformly, those outside its mesh first (GossipSub's gossip
+emission); an IWANT is served only for topics the asker subscribes to. Every repair
 interval it offers one random neighbour the ids of the messages created within repair_lookback,
 from its store. Both are periodic digests, marked ``"fresh": true``; an envelope received in
 answer to one passes the same rate limits as a pushed one and, if it is young, is pushed on like a
@@ -76,12 +77,14 @@ class Repair:
         knows: Callable[[str], bool],
         *,
         on_heartbeat: Callable[[], None] = lambda: None,
-        pushes_to: Callable[[str], bool] = lambda peer: False,
-        on_gap: Callable[[str], None] = lambda peer: None,
+        audience: Callable[[str], tuple[list[str], list[str]]] | None = None,
+        serves: Callable[[str, str], bool] = lambda peer, topic: True,
+        on_gap: Callable[[str, str], None] = lambda peer, topic: None,
     ) -> None:
-        """``pushes_to(peer)``: whether new messages reach that neighbour by push already (the
-        heartbeat's IHAVE goes to the others first); ``on_gap(peer)``: a neighbour asked for a young
-        message, so push missed it."""
+        """``audience(topic)``: the neighbours subscribed to a topic that new messages do not reach
+        by push (the heartbeat's IHAVE goes to them first), and those they do; ``serves(peer,
+        topic)``: whether an IWANT of that neighbour for that topic is answered; ``on_gap(peer,
+        topic)``: a neighbour asked for a young message, so push missed it."""
         self._transport = transport
         self._store = store
         self._pusher = pusher
@@ -91,12 +94,13 @@ class Repair:
         self._clock = clock
         self._knows = knows
         self._on_heartbeat = on_heartbeat
-        self._pushes_to = pushes_to
+        self._audience = audience or (lambda topic: (self._transport.neighbours(), []))
+        self._serves = serves
         self._on_gap = on_gap
         self._wanted: dict[str, Want] = {}
         self._catchup_left: dict[str, int] = {}  # neighbour -> ids still to ask at catch-up terms
-        # (loop time first seen, id), oldest first; no more than one digest's worth is ever offered
-        self._recent: deque[tuple[float, str]] = deque(maxlen=params.repair_digest_size)
+        # (loop time first seen, id, topic), oldest first; no more than one digest's worth is offered
+        self._recent: deque[tuple[float, str, str]] = deque(maxlen=params.repair_digest_size)
         # recent id -> neighbours known to hold it (it came from them, or they acked it): a digest
         # never offers a neighbour what it holds, so a quiet link carries no IHAVE it cannot use
         self._holders: dict[str, set[str]] = {}
@@ -118,12 +122,12 @@ class Repair:
                 await task
         self._tasks = []
 
-    def note(self, message_id: str, holder: str | None = None) -> None:
+    def note(self, message_id: str, holder: str | None = None, topic: str = "") -> None:
         """A message this node pushes on (``holder``: the neighbour it came from): offered in the next
-        heartbeats' digests."""
+        heartbeats' digests to subscribers of its topic."""
         if len(self._recent) == self._recent.maxlen:
             self._holders.pop(self._recent[0][1], None)
-        self._recent.append((asyncio.get_running_loop().time(), message_id))
+        self._recent.append((asyncio.get_running_loop().time(), message_id, topic))
         self._holders[message_id] = {holder} if holder else set()
 
     def held_by(self, peer: str, message_id: str) -> None:
@@ -133,7 +137,7 @@ class Repair:
             holders.add(peer)
 
     async def heartbeat(self) -> None:
-        """Mesh upkeep, then the recent ids to d_lazy neighbours drawn uniformly."""
+        """Mesh upkeep, then each topic's recent ids to d_lazy of its subscribers drawn uniformly."""
         self._stats.heartbeats += 1
         try:
             self._on_heartbeat()
@@ -144,15 +148,20 @@ class Repair:
             self._holders.pop(self._recent.popleft()[1], None)
         if not self._recent:
             return
-        ids = list(dict.fromkeys(i for _, i in self._recent))
-        neighbours = self._transport.neighbours()
-        lazy = [p for p in neighbours if not self._pushes_to(p)]
-        targets = self._rng.sample(lazy, min(self._params.d_lazy, len(lazy)))
-        if len(targets) < self._params.d_lazy:
-            pushed = [p for p in neighbours if self._pushes_to(p)]
-            targets += self._rng.sample(pushed, min(self._params.d_lazy - len(targets), len(pushed)))
-        for peer in targets:
-            await self._offer(peer, [i for i in ids if peer not in self._holders.get(i, ())], fresh=True)
+        by_topic: dict[str, dict[str, None]] = {}
+        for _, message_id, topic in self._recent:
+            by_topic.setdefault(topic, {})[message_id] = None
+        offers: dict[str, list[str]] = {}
+        d_lazy = self._params.d_lazy
+        for topic, ids in by_topic.items():
+            lazy, pushed = self._audience(topic)
+            targets = self._rng.sample(lazy, min(d_lazy, len(lazy)))
+            if len(targets) < d_lazy:
+                targets += self._rng.sample(pushed, min(d_lazy - len(targets), len(pushed)))
+            for peer in targets:
+                offers.setdefault(peer, []).extend(i for i in ids if peer not in self._holders.get(i, ()))
+        for peer, offered in offers.items():
+            await self._offer(peer, offered, fresh=True)
 
     async def run_round(self) -> None:
         """Offer one random neighbour the ids of the messages created within repair_lookback."""
@@ -248,11 +257,13 @@ class Repair:
             except GossipReject:
                 log.error("stored envelope %s does not decode; not served", message_id)
                 continue
+            if not self._serves(peer, envelope.topic):
+                continue
             wire = envelope.forwarded() if envelope.hops < envelope.ttl else raw
             self._pusher.send_untracked(peer, message_id, wire)
             self._stats.iwant_served += 1
             if self._clock() - envelope.created_at <= self._params.forward_repaired_age_s:
-                self._on_gap(peer)
+                self._on_gap(peer, envelope.topic)
 
     def _count_served(self, peer: str, message_id: str) -> bool:
         key = (peer, message_id)

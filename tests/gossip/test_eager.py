@@ -36,7 +36,8 @@ async def test_a_leaf_no_neighbour_picked_is_repaired_within_a_heartbeat_then_pu
     first = await mesh[1].engine.publish("t", "first")
     await wait_until(lambda: leaf.has([first]), 5, "the leaf repaired by the heartbeat's IHAVE")
     assert leaf.engine.stats.iwant_sent == 1
-    assert leaf.peer_id in hub.engine.mesh.peers  # its IWANT for a young message made it a push peer
+    # the repaired copy is pushed on, which builds the leaf's mesh for the topic: it GRAFTs the hub
+    await wait_until(lambda: leaf.peer_id in hub.engine.mesh.meshes["t"], 5, "the leaf in the hub's mesh")
     second = await mesh[2].engine.publish("t", "second")
     await wait_until(lambda: leaf.has([second]), 5, "the second message")
     await mesh.settle()

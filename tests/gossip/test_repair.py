@@ -104,7 +104,7 @@ class Asker:
     async def on_message(self, from_peer, message):
         if message.get("type") == "msgs":
             self.got.extend(message["msgs"])
-        elif message.get("type") == "ihave":
+        elif message.get("type") == "ihave" and "subs" not in message:  # not a subscription announcement
             self.offers.append(message["ids"])
 
     async def on_neighbour_up(self, peer_id):
