@@ -21,6 +21,7 @@ from bench.suites import (
     bench_libdatachannel,
     bench_libp2p_mesh,
     bench_link_memory,
+    bench_relayed_dial,
     bench_setup,
     bench_traffic,
     bench_validation,
@@ -28,6 +29,7 @@ from bench.suites import (
 
 KEYS = (
     "setup",
+    "relayed_dial",
     "throughput",
     "message_rate",
     "message_rate_crypto",
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     keys |= {NEEDS[k] for k in keys if k in NEEDS}
     attempt({"setup", "libp2p_setup"}, lambda: bench_setup(plan, keys))
+    attempt({"relayed_dial"}, lambda: bench_relayed_dial(plan))
     traffic = {"throughput", "message_rate", "message_rate_crypto", "libp2p_message_rate"}
     attempt(traffic, lambda: bench_traffic(plan, keys))
     attempt({"validation"}, lambda: bench_validation(plan))
