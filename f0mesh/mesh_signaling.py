@@ -134,13 +134,11 @@ class MeshSignaling:
             return to
         if relays_after <= 0:
             return None
-        near = self._routes.distances(to, self._book.relays(to), relays_after)
-        reach = [
-            (near[lk.peer_id], lk.peer_id)
-            for lk in self._links.open_links()
-            if lk.peer_id in near and lk.peer_id not in exclude and not lk.browser
+        among = [
+            lk.peer_id for lk in self._links.open_links() if lk.peer_id not in exclude and not lk.browser
         ]
-        return min(reach)[1] if reach else None
+        near = self._routes.nearest(to, self._book.relays(to), relays_after, set(among))
+        return next((peer for peer in among if peer in near), None)
 
     def _refused(self, peer_id: str, message: dict[str, Any], exc: F0MeshError) -> None:
         self.relay.refused(exc.code)
@@ -195,9 +193,9 @@ class MeshSignaling:
 
     def relays(self, peer_id: str) -> list[str]:
         """Neighbours to try as first relay to ``peer_id``: those it names, then those closest to it by
-        the mesh's telemetry (within ``MAX_RELAYS``), then the others; at most ``MESH_RELAY_TRIES``."""
+        the mesh's telemetry (within ``MAX_RELAYS`` links), then the others; at most ``MESH_RELAY_TRIES``."""
         named = self._book.relays(peer_id)
-        near = self._routes.distances(peer_id, named, MAX_RELAYS)
-        links = [lk for lk in self._links.open_links() if lk.peer_id != peer_id and not lk.browser]
-        rank = {lk.peer_id: (lk.peer_id not in named, near.get(lk.peer_id, MAX_RELAYS + 1)) for lk in links}
-        return sorted(rank, key=rank.__getitem__)[:MESH_RELAY_TRIES]
+        among = [lk.peer_id for lk in self._links.open_links() if lk.peer_id != peer_id and not lk.browser]
+        near = self._routes.nearest(peer_id, named, MAX_RELAYS, set(among))
+        rank = {peer: (peer not in named, peer not in near) for peer in among}
+        return sorted(among, key=rank.__getitem__)[:MESH_RELAY_TRIES]

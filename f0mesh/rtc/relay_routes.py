@@ -3,18 +3,21 @@
 A relayed offer for a peer this node has no link to goes to the neighbour closest to it. The map is
 the undirected graph of the links every summary lists; summaries are hostile input (a liar can only
 attract offers it then drops, and the dialler tries the next relay), so the graph is bounded in
-origins and links per origin, and rebuilt at most once per ``REBUILD_S`` however many offers ask.
+origins and links per origin, rebuilt at most once per ``REBUILD_S`` however many offers ask, and
+each search stops at the first depth that reaches a neighbour.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 MAX_SUMMARIES = 1024
 MAX_LINKS_PER_SUMMARY = 64  # a node holds at most --max-links (64) links
 REBUILD_S = 1.0
+MAX_SCANNED = 8192  # links one search looks at (~1 ms): a liar's telemetry can make the graph dense
 
 
 class RouteMap:
@@ -44,18 +47,23 @@ class RouteMap:
         self._graph, self._built = graph, now
         return graph
 
-    def distances(self, target: str, named: Iterable[str], limit: int) -> dict[str, int]:
-        """Peers within ``limit`` links of ``target`` and how many links away; ``named`` are the
-        relays the target's own signed record names (one link away)."""
+    def nearest(
+        self, target: str, named: Iterable[str], limit: int, among: Collection[str]
+    ) -> dict[str, int]:
+        """Those of ``among`` (this node's neighbours) that are fewest links from ``target``, within
+        ``limit``, with that count; ``named`` are the relays the target's own signed record names (one
+        link away). The search stops at the first depth that reaches one, or after ``MAX_SCANNED`` links."""
         graph = self._links()
-        dist = {target: 0}
+        seen = {target}
         frontier = [target]
+        budget = MAX_SCANNED
         for depth in range(1, limit + 1):
-            found = [*named] if depth == 1 else []
-            found += [peer for node in frontier for peer in graph.get(node, ())]
-            frontier = [peer for peer in dict.fromkeys(found) if peer not in dist]
-            dist.update(dict.fromkeys(frontier, depth))
-            if not frontier:
-                break
-        del dist[target]
-        return dist
+            links = (peer for node in frontier for peer in graph.get(node, ()))
+            found = [*(named if depth == 1 else ()), *itertools.islice(links, budget)]
+            budget -= len(found)
+            frontier = [peer for peer in dict.fromkeys(found) if peer not in seen]
+            seen.update(frontier)
+            reached = {peer: depth for peer in frontier if peer in among}
+            if reached or not frontier or budget <= 0:
+                return reached
+        return {}

@@ -11,7 +11,7 @@ from f0mesh.identity import Identity
 from f0mesh.peer_record import PeerRecord
 from f0mesh.rtc.ice import path_kind
 from f0mesh.rtc.relay import MAX_RELAYS, RelayLimits, RelayRefused, SignalRelay, envelope, parse, refusal
-from f0mesh.rtc.relay_routes import RouteMap
+from f0mesh.rtc.relay_routes import MAX_LINKS_PER_SUMMARY, MAX_SCANNED, MAX_SUMMARIES, RouteMap
 from f0mesh.rtc.signaling import sign_description
 from f0mesh.state.peers import make_entry, parse_entry
 
@@ -181,9 +181,28 @@ def test_route_map_finds_neighbours_towards_a_peer_within_a_bound() -> None:
         "junk": {"links": "not a list"},
     }
     routes = RouteMap(summaries)
-    assert routes.distances("d", ["x"], 1) == {"x": 1, "c": 1, "e": 1}
-    assert routes.distances("d", [], 3) == {"c": 1, "e": 1, "b": 2, "a": 3}
-    assert routes.distances("unknown", [], 3) == {}
+    everyone = {"a", "b", "c", "e", "x"}
+    assert routes.nearest("d", ["x"], 1, everyone) == {"x": 1, "c": 1, "e": 1}
+    assert routes.nearest("d", [], 3, {"a", "b"}) == {"b": 2}  # the nearest depth only
+    assert routes.nearest("d", [], 1, {"a", "b"}) == {}  # beyond the bound
+    assert routes.nearest("unknown", [], 3, everyone) == {}
+
+
+def test_route_search_is_bounded_in_a_liars_graph() -> None:
+    """2,000 summaries of 200 links each: the graph keeps 1,024 of 64. A search looks at a bounded
+    number of links, so a peer three links away behind 200 x 64 links at depth two is not found."""
+    summaries = {
+        f"o{i}": {"links": [{"peer_id": "target"}, *({"peer_id": f"o{i}-{j}"} for j in range(199))]}
+        for i in range(2000)
+    }
+    summaries = {"x": {"links": [{"peer_id": "o5-1"}]}, **summaries}
+    routes = RouteMap(summaries)
+    assert sum(len(v) for v in routes._links().values()) <= 2 * MAX_SUMMARIES * MAX_LINKS_PER_SUMMARY
+    assert "o1500" not in routes._links() and "o5-100" not in routes._links()
+    assert routes.nearest("target", [], 3, {"o5", "x"}) == {"o5": 1}
+    assert routes.nearest("o5-1", [], 3, {"x"}) == {"x": 1}
+    assert 1023 * MAX_LINKS_PER_SUMMARY > MAX_SCANNED  # depth two from "target" is past the budget
+    assert routes.nearest("target", [], 3, {"x"}) == {}
 
 
 # -- peer records ---------------------------------------------------------------------------------
