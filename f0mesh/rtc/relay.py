@@ -193,7 +193,8 @@ class SignalRelay:
             raise RelayRefused(
                 "a relayed offer's last hop must be the peer whose link carried it", code="forged_source"
             )
-        assert isinstance(origin, str)
+        if not isinstance(origin, str):
+            raise RelayRefused("signaling envelope without a 'from'", code="malformed")
         self._charge(source)
         if origin != source:
             self._charge(origin)
