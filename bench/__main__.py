@@ -21,7 +21,6 @@ from bench.suites import (
     bench_libdatachannel,
     bench_libp2p_mesh,
     bench_link_memory,
-    bench_relayed_dial,
     bench_setup,
     bench_traffic,
     bench_validation,
@@ -107,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 meta["failed"][key] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 
     keys |= {NEEDS[k] for k in keys if k in NEEDS}
-    attempt({"setup", "libp2p_setup"}, lambda: bench_setup(plan, keys))
-    attempt({"relayed_dial"}, lambda: bench_relayed_dial(plan))
+    attempt({"setup", "libp2p_setup", "relayed_dial"}, lambda: bench_setup(plan, keys))
     traffic = {"throughput", "message_rate", "message_rate_crypto", "libp2p_message_rate"}
     attempt(traffic, lambda: bench_traffic(plan, keys))
     attempt({"validation"}, lambda: bench_validation(plan))

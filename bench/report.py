@@ -26,15 +26,15 @@ METHODS: dict[str, str] = {
         "closes the connection. One warm-up round per side is not recorded."
     ),
     "relayed_dial": (
-        "Client wall time of `POST /dial {peer_id}` until the new link's two channels are open, from "
-        "one dialling `f0mesh up` process to two others, rounds interleaved. f0mesh: the dialled node "
-        "is private (`--no-public-url`), so the signed offer travels over `ctl` to a relay node linked "
-        "to both, which checks it (last hop, signature, freshness, nonce, token buckets) and forwards "
-        "it; the private node answers signed back the same way (issue #23). Baseline: the dialled "
-        "node is public and the same signed offer goes over HTTP to its `/offer`. Then ICE/DTLS/SCTP "
-        "and the hello, as in `setup`. Each repeat closes the link as `setup` does (DELETE, the other "
-        "side sees it closed); one warm-up round per side is not recorded. All four processes run "
-        "with the degree manager off."
+        "Client wall time of `POST /dial {peer_id}` until the new link's two channels are open, run after "
+        "the `setup` rounds by the same dialling `f0mesh up` process, whose link to the other `setup` "
+        "node now stays open: that node is the relay. f0mesh: the dialled node is private "
+        "(`--no-public-url`, linked to the relay only), so the signed offer travels over `ctl` to the "
+        "relay, which checks it (last hop, signature, freshness, nonce, token buckets) and forwards it; "
+        "the private node answers signed back the same way (issue #23). Baseline: a public node dialled "
+        "by PeerId the same way, whose signed offer goes over HTTP to its `/offer`. Then ICE/DTLS/SCTP and "
+        "the hello, as in `setup`. Rounds interleaved; each closes the link as `setup` does (DELETE, the "
+        "other side sees it closed); one warm-up round per side is not recorded. Degree manager off."
     ),
     "throughput": (
         "Payload bytes per second (1 MB = 10^6 bytes) from one process to another, measured from the "
