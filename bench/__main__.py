@@ -28,6 +28,7 @@ from bench.suites import (
 
 KEYS = (
     "setup",
+    "relayed_dial",
     "throughput",
     "message_rate",
     "message_rate_crypto",
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 meta["failed"][key] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 
     keys |= {NEEDS[k] for k in keys if k in NEEDS}
-    attempt({"setup", "libp2p_setup"}, lambda: bench_setup(plan, keys))
+    attempt({"setup", "libp2p_setup", "relayed_dial"}, lambda: bench_setup(plan, keys))
     traffic = {"throughput", "message_rate", "message_rate_crypto", "libp2p_message_rate"}
     attempt(traffic, lambda: bench_traffic(plan, keys))
     attempt({"validation"}, lambda: bench_validation(plan))

@@ -25,6 +25,17 @@ METHODS: dict[str, str] = {
         "the other raw peer's /offer, applies the answer and waits until both channels are open; then "
         "closes the connection. One warm-up round per side is not recorded."
     ),
+    "relayed_dial": (
+        "Client wall time of `POST /dial {peer_id}` until the new link's two channels are open, run after "
+        "the `setup` rounds by the same dialling `f0mesh up` process, whose link to the other `setup` "
+        "node now stays open: that node is the relay. f0mesh: the dialled node is private "
+        "(`--no-public-url`, linked to the relay only), so the signed offer travels over `ctl` to the "
+        "relay, which checks it (last hop, signature, freshness, nonce, token buckets) and forwards it; "
+        "the private node answers signed back the same way (issue #23). Baseline: a public node dialled "
+        "by PeerId the same way, whose signed offer goes over HTTP to its `/offer`. Then ICE/DTLS/SCTP and "
+        "the hello, as in `setup`. Rounds interleaved; each closes the link as `setup` does (DELETE, the "
+        "other side sees it closed); one warm-up round per side is not recorded. Degree manager off."
+    ),
     "throughput": (
         "Payload bytes per second (1 MB = 10^6 bytes) from one process to another, measured from the "
         "first message handed to the channel until the receiver's ack of the last one arrived. f0mesh: "
@@ -428,6 +439,13 @@ def _extra_notes(key: str, fig: dict[str, Any]) -> list[str]:
             f"Secondary: `setup_ms` as the dialling process measures it (link object created → open, "
             f"without /healthz and HTTP to the client): f0mesh {_cell(api)} ms; the baseline's in-process "
             f"equivalent (pc created → both channels open) {_cell(inproc)} ms; ratio {s_api / s_in:.2f}."
+        )
+    if key == "relayed_dial":
+        mesh, http = samples["f0mesh_api_setup_ms"], samples["baseline_api_setup_ms"]
+        notes.append(
+            f"Secondary: `setup_ms` as the dialling process measures it (link object created → open): "
+            f"through the relay {_cell(mesh)} ms, over HTTP {_cell(http)} ms; ratio "
+            f"{summarize(mesh)['median'] / summarize(http)['median']:.2f}."
         )
     if key == "setup" and samples.get("f0mesh_peer_saw_failed"):
         notes.append(

@@ -96,9 +96,46 @@ def _link_state(node: Proc, peer_id: str) -> str | None:
     return link["state"] if link else None
 
 
+def _dial_and_close(
+    a: Proc, b: Proc, dial: dict[str, Any], peer_failed: list[str]
+) -> tuple[float, dict[str, Any]]:
+    """One timed ``POST /dial`` from ``a`` to ``b``, then an operator's close that both sides see:
+    (client wall ms, the /dial reply). A close ``b`` saw as failed is undone on ``b`` (its reason
+    kept in ``peer_failed``) so the next round dials afresh."""
+    assert b.peer_id
+    t0 = time.perf_counter()
+    body = a.post("/dial", dial)
+    wall = (time.perf_counter() - t0) * 1000.0
+    assert body["state"] == "open", body
+    mine = _link(a, b.peer_id)
+    if mine is None or mine["link_id"] != body["link_id"] or mine["direction"] != "out":
+        raise RuntimeError(f"POST /dial returned a link it did not dial: {body} / {mine}")
+    r = a.http.delete(f"/api/mesh-rtc/links/{b.peer_id}")
+    assert r.status_code == 200, r.text
+    wait_until(lambda: _link_state(b, a.peer_id) in ("closed", "failed"), 10, what=f"{b.name} sees the close")
+    theirs = _link(b, a.peer_id) or {}
+    if theirs.get("state") == "failed":
+        # b missed the final "bye" and will redial a within ~1 s; an operator's DELETE on b
+        # (answered 404: nothing live) cancels that. The DELETE also makes b refuse a's offers
+        # until b dials a; unblocking a on b lifts that hold, so the next round dials afresh.
+        peer_failed.append(str(theirs.get("reason")))
+        b.http.delete(f"/api/mesh-rtc/links/{a.peer_id}")
+        b.http.delete(f"/api/peers/{a.peer_id}/block")
+    return wall, {**body, "signaling": mine.get("signaling")}
+
+
+def _unlink(x: Proc, y: Proc) -> None:
+    """Close any link between two nodes and lift the holds the closes set (a failed round's cleanup)."""
+    for one, other in ((x, y), (y, x)):
+        one.http.delete(f"/api/mesh-rtc/links/{other.peer_id}")
+        one.http.delete(f"/api/peers/{other.peer_id}/block")
+
+
 def bench_setup(plan: Plan, keys: set[str]) -> dict[str, Any]:
     """Also `libp2p_setup` when asked: py-libp2p's ``host.connect`` in the same rounds, next to the
-    f0mesh dialler's own ``setup_ms`` (both in-process, without HTTP to a client)."""
+    f0mesh dialler's own ``setup_ms`` (both in-process, without HTTP to a client). And `relayed_dial`:
+    afterwards the same dialler reaches a private node through the other node, which saves the
+    start-up of two processes; if it fails, the setup figures still stand."""
     n = plan.n(5, 20)
     f0_wall: list[float] = []
     f0_api: list[float] = []
@@ -108,30 +145,17 @@ def bench_setup(plan: Plan, keys: set[str]) -> dict[str, Any]:
     with Procs(plan.workdir / "setup") as procs, pylibp2p.Peers(plan.workdir / "setup-libp2p") as peers:
         a, b = procs.f0mesh_up("a", NO_AUTODIAL), procs.f0mesh_up("b", NO_AUTODIAL)
         ra, rb = procs.raw_peer("ra"), procs.raw_peer("rb")
+        relayed = "relayed_dial" in keys
+        if relayed:
+            private = procs.f0mesh_up("private", {**NO_AUTODIAL, "--no-public-url": True})
+            public = procs.f0mesh_up("public", NO_AUTODIAL)
         procs.wait_ready()
         assert a.peer_id and b.peer_id
 
         peer_failed: list[str] = []
 
         def f0mesh_cycle(i: int) -> None:
-            t0 = time.perf_counter()
-            body = a.post("/dial", {"url": b.url})
-            wall = (time.perf_counter() - t0) * 1000.0
-            assert body["state"] == "open", body
-            mine = _link(a, b.peer_id)
-            if mine is None or mine["link_id"] != body["link_id"] or mine["direction"] != "out":
-                raise RuntimeError(f"POST /dial returned a link it did not dial: {body} / {mine}")
-            r = a.http.delete(f"/api/mesh-rtc/links/{b.peer_id}")
-            assert r.status_code == 200, r.text
-            wait_until(lambda: _link_state(b, a.peer_id) in ("closed", "failed"), 10, what="b sees the close")
-            theirs = _link(b, a.peer_id) or {}
-            if theirs.get("state") == "failed":
-                # b missed the final "bye" and will redial a within ~1 s; an operator's DELETE on b
-                # (answered 404: nothing live) cancels that. The DELETE also makes b refuse a's offers
-                # until b dials a; unblocking a on b lifts that hold, so the next round dials afresh.
-                peer_failed.append(str(theirs.get("reason")))
-                b.http.delete(f"/api/mesh-rtc/links/{a.peer_id}")
-                b.http.delete(f"/api/peers/{a.peer_id}/block")
+            wall, body = _dial_and_close(a, b, {"url": b.url}, peer_failed)
             if i > 0:
                 f0_wall.append(wall)
                 f0_api.append(float(body["setup_ms"]))
@@ -151,9 +175,7 @@ def bench_setup(plan: Plan, keys: set[str]) -> dict[str, Any]:
                 base_inproc.append(float(body["setup_ms"]))
 
         def f0mesh_cleanup() -> None:
-            for x, y in ((a, b), (b, a)):
-                x.http.delete(f"/api/mesh-rtc/links/{y.peer_id}")
-                x.http.delete(f"/api/peers/{y.peer_id}/block")  # lifts the hold the close set
+            _unlink(a, b)
             time.sleep(1.0)
 
         def raw_cleanup() -> None:
@@ -175,7 +197,12 @@ def bench_setup(plan: Plan, keys: set[str]) -> dict[str, Any]:
             time.sleep(0.1)
         f0_med, base_med = statistics.median(f0_wall), statistics.median(base_wall)
         plan.say(f"setup: f0mesh {f0_med:.1f} ms, baseline {base_med:.1f} ms")
-    out = {}
+        out = {}
+        if relayed:
+            try:
+                out["relayed_dial"] = _relayed_dial(plan, a, b, private, public)
+            except Exception as exc:  # reported under "Not measured" by __main__
+                plan.failed["relayed_dial"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
     if p2p_ms:
         out["libp2p_setup"] = reported(
             f0_api,
@@ -205,6 +232,64 @@ def bench_setup(plan: Plan, keys: set[str]) -> dict[str, Any]:
             },
         )
     }
+
+
+# -- dialling a private node through a relay -----------------------------------------------
+
+
+def _relayed_dial(plan: Plan, dialler: Proc, relay: Proc, private: Proc, public: Proc) -> dict[str, Any]:
+    """A private node dialled by PeerId through a common neighbour (signaling over ``ctl``) against a
+    public node dialled by PeerId over HTTP signaling, from the same dialler, rounds interleaved."""
+    n = plan.n(3, 10)
+    mesh_wall: list[float] = []
+    http_wall: list[float] = []
+    mesh_api: list[float] = []
+    http_api: list[float] = []
+    peer_failed: list[str] = []
+    for node in (dialler, private):
+        node.post("/dial", {"url": relay.url})
+    dialler.post("/api/peers", {"url": public.url})
+    wait_until(
+        lambda: any(p["peer_id"] == private.peer_id for p in dialler.get("/api/peers")["peers"]),
+        30,
+        what="the dialler learns the private node from the mesh",
+    )
+
+    def cycle(target: Proc, signaling: str, wall: list[float], api: list[float]) -> _Retrying:
+        def run(i: int) -> None:
+            ms, body = _dial_and_close(dialler, target, {"peer_id": target.peer_id}, peer_failed)
+            if body["signaling"] != signaling:
+                raise RuntimeError(f"dial of {target.name} used {body['signaling']} signaling")
+            if i > 0:
+                wall.append(ms)
+                api.append(float(body["setup_ms"]))
+
+        def cleanup() -> None:
+            _unlink(dialler, target)
+            time.sleep(1.0)
+
+        return _Retrying(run, cleanup)
+
+    mesh_round = cycle(private, "mesh", mesh_wall, mesh_api)
+    http_round = cycle(public, "http", http_wall, http_api)
+    for i in range(n + 1):  # round 0 warms both sides up and is not recorded
+        _ordered(i, mesh_round, http_round)
+    fig = figure(
+        mesh_wall,
+        http_wall,
+        unit="ms",
+        op="<=",
+        goal=1.5,
+        extra={
+            "f0mesh_api_setup_ms": mesh_api,
+            "baseline_api_setup_ms": http_api,
+            "f0mesh_peer_saw_failed": len(peer_failed),
+            "f0mesh_failed_rounds": mesh_round.failures,
+            "baseline_failed_rounds": http_round.failures,
+        },
+    )
+    plan.say(f"relayed_dial: mesh {fig['f0mesh']:.1f} ms, http {fig['baseline']:.1f} ms")
+    return fig
 
 
 # -- throughput and message rate -----------------------------------------------------------

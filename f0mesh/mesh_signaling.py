@@ -3,10 +3,12 @@
 Over HTTP a node takes offers for itself (``/offer``; a private node refuses them) and forwards signed
 descriptions to a peer's worker (``/api/mesh-rtc/offer``). A peer without a reachable URL
 (``--no-public-url``, behind NAT) is dialled with its offer carried over a neighbour's ``ctl``
-channel. As a relay this node forwards only what SignalRelay admits (source is the carrying link,
-signature, freshness, nonce, an open link to the target, token buckets) and only replies along
-offers it forwarded; as a target it answers at most ``MESH_OFFERS_ANSWERING`` relayed offers at a
-time. A refused offer is answered with a refusal so its dialler stops waiting.
+channel. As a relay this node forwards only what SignalRelay admits (the last hop is the carrying
+link, signature, freshness, nonce, a way to the target, token buckets) and only replies along offers
+it forwarded. Without a link to the target a relay passes the offer on to the neighbour closest to
+it by the mesh's telemetry, while the offer has passed fewer than ``MAX_RELAYS`` relays. As a target
+this node answers at most ``MESH_OFFERS_ANSWERING`` relayed offers at a time. A refused offer is
+answered with a refusal back along its path so its dialler stops waiting.
 """
 
 from __future__ import annotations
@@ -20,12 +22,23 @@ from typing import Any
 from f0mesh.config import NodeConfig
 from f0mesh.ctl import CtlKind
 from f0mesh.errors import F0MeshError, NotFoundError, PolicyError
+from f0mesh.identity import is_peer_id
 from f0mesh.log_throttle import LogThrottle
 from f0mesh.metrics import NodeMetrics
 from f0mesh.peer_book import PeerBook
 from f0mesh.rtc.link import LinkState
 from f0mesh.rtc.link_manager import LinkManager
-from f0mesh.rtc.relay import RelayRefused, SignalRelay, offer_nonce, parse, refusal
+from f0mesh.rtc.relay import (
+    MAX_RELAYS,
+    RelayRefused,
+    SignalRelay,
+    hops,
+    last_hop,
+    offer_nonce,
+    parse,
+    refusal,
+)
+from f0mesh.rtc.relay_routes import RouteMap
 from f0mesh.rtc.signaling_client import SignalingClient
 from f0mesh.tasks import TaskSet
 
@@ -63,7 +76,7 @@ class MeshSignaling:
         self._book = book
         self._metrics = metrics
         self._tasks = tasks
-        self._telemetry = telemetry
+        self._routes = RouteMap(telemetry)
         self._violated = violated
         self._answering = 0
         self._log = LogThrottle(log)
@@ -90,27 +103,42 @@ class MeshSignaling:
         return await post(url, payload)
 
     async def on_ctl(self, peer_id: str, message: dict[str, Any]) -> None:
-        """A relayed offer, answer or refusal: for this node, or to forward to a linked peer."""
+        """A relayed offer, answer or refusal: for this node, or to forward towards its target."""
         try:
             to, sender = parse(message)
             if to == self.own_id:
                 self._deliver(peer_id, sender, message)
                 return
-            target = self._links.get(to)
-            target_open = target is not None and target.state is LinkState.OPEN
             desc = message.get("desc")
             if isinstance(desc, dict) and desc.get("type") == "offer":
-                self.relay.offer(peer_id, to, message, target_open)
+                via = hops(message)
+                after = self._next_hop(to, MAX_RELAYS - len(via) - 1, {sender, peer_id, *via})
+                self.relay.offer(peer_id, to, message, after)
+                assert after is not None
+                hop, outgoing = after, {**message, "via": [*via, self.own_id]}
             else:
-                self.relay.reply(peer_id, to, message)
-                if not target_open:
-                    raise RelayRefused(f"this relay has no open link to {to}", code="no_route")
-            assert target is not None
-            await asyncio.wait_for(target.send(message), RELAY_SEND_TIMEOUT_S)
+                hop, outgoing = self.relay.reply(peer_id, to, message), message
+            link = self._links.get(hop)
+            if link is None or link.state is not LinkState.OPEN:
+                raise RelayRefused(f"this relay has no open link to {hop}", code="no_route")
+            await asyncio.wait_for(link.send(outgoing), RELAY_SEND_TIMEOUT_S)
         except F0MeshError as exc:
             self._refused(peer_id, message, exc)
         except (TimeoutError, ConnectionError) as exc:
             self._refused(peer_id, message, RelayRefused(f"forwarding failed: {type(exc).__name__}"))
+
+    def _next_hop(self, to: str, relays_after: int, exclude: set[str]) -> str | None:
+        """The target if linked, else the neighbour closest to it within ``relays_after`` more relays."""
+        target = self._links.get(to)
+        if target is not None and target.state is LinkState.OPEN:
+            return to
+        if relays_after <= 0:
+            return None
+        among = [
+            lk.peer_id for lk in self._links.open_links() if lk.peer_id not in exclude and not lk.browser
+        ]
+        near = self._routes.nearest(to, self._book.relays(to), relays_after, set(among))
+        return next((peer for peer in among if peer in near), None)
 
     def _refused(self, peer_id: str, message: dict[str, Any], exc: F0MeshError) -> None:
         self.relay.refused(exc.code)
@@ -124,9 +152,10 @@ class MeshSignaling:
         )
         if exc.code in VIOLATIONS:
             self._violated(peer_id, "sig")
-        nonce = offer_nonce(message)
-        if nonce is not None and message.get("from") == peer_id and "desc" in message:
-            reply = refusal(peer_id, self.own_id, nonce, exc.code, exc.detail)
+        nonce, origin = offer_nonce(message), message.get("from")
+        known = isinstance(origin, str) and len(origin) <= 64 and is_peer_id(origin)
+        if nonce is not None and known and last_hop(message) == peer_id and "desc" in message:
+            reply = refusal(origin, self.own_id, nonce, exc.code, exc.detail)
             self._tasks.spawn(self._send_quietly(peer_id, reply), name="sig-refusal")
 
     async def _send_quietly(self, peer_id: str, message: dict[str, Any]) -> None:
@@ -163,15 +192,10 @@ class MeshSignaling:
         await self._send_quietly(peer_id, reply)
 
     def relays(self, peer_id: str) -> list[str]:
-        """Neighbours to try as relays to ``peer_id``: those it names or that list it as linked, first."""
+        """Neighbours to try as first relay to ``peer_id``: those it names, then those closest to it by
+        the mesh's telemetry (within ``MAX_RELAYS`` links), then the others; at most ``MESH_RELAY_TRIES``."""
         named = self._book.relays(peer_id)
-        for origin, summary in list(self._telemetry.items())[:1024]:
-            links = summary.get("links")
-            if isinstance(links, list) and any(
-                isinstance(lk, dict) and lk.get("peer_id") == peer_id for lk in links[:256]
-            ):
-                named.add(origin)
-        links = [lk for lk in self._links.open_links() if lk.peer_id != peer_id and not lk.browser]
-        neighbours = [lk.peer_id for lk in links]
-        ordered = [p for p in neighbours if p in named] + [p for p in neighbours if p not in named]
-        return ordered[:MESH_RELAY_TRIES]
+        among = [lk.peer_id for lk in self._links.open_links() if lk.peer_id != peer_id and not lk.browser]
+        near = self._routes.nearest(peer_id, named, MAX_RELAYS, set(among))
+        rank = {peer: (peer not in named, peer not in near) for peer in among}
+        return sorted(among, key=rank.__getitem__)[:MESH_RELAY_TRIES]

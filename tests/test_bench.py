@@ -186,3 +186,37 @@ def test_report_renders_libdatachannel_spike(tmp_path: Path) -> None:
     assert "| `libdatachannel_throughput` |" in md and "aiolibdatachannel" in md
     assert "CPU-seconds per MB (both ends)" in md and "(3.8x less CPU per byte)" in md
     assert "Interop (libdatachannel offer, aiortc answer): no" in md
+
+
+def test_report_renders_relayed_dial(tmp_path: Path) -> None:
+    """relayed_dial keeps the shape with its goal, is a key `--only` accepts, and RESULTS.md shows its
+    method and the dialler's own setup_ms through the relay next to HTTP."""
+    from bench.__main__ import KEYS
+    from bench.common import figure
+
+    extra = {
+        "f0mesh_api_setup_ms": [60.0, 80.0],
+        "baseline_api_setup_ms": [40.0, 40.0],
+        "f0mesh_peer_saw_failed": 0,
+        "f0mesh_failed_rounds": ["RuntimeError: dial of private used http signaling"],
+        "baseline_failed_rounds": [],
+    }
+    results = {"relayed_dial": figure([70.0, 90.0], [50.0, 50.0], unit="ms", op="<=", goal=1.5, extra=extra)}
+    assert "relayed_dial" in KEYS and results["relayed_dial"]["met"] is False
+    meta = {
+        "date": report.now_utc(),
+        "mode": "quick",
+        "command": "test",
+        "machine": report.machine(),
+        "versions": report.versions(),
+        "duration_s": 1.0,
+        "failed": {},
+    }
+    report.write(results, tmp_path / "results.json", tmp_path / "RESULTS.md", meta)
+    md = (tmp_path / "RESULTS.md").read_text()
+    fig = json.loads((tmp_path / "results.json").read_text())["relayed_dial"]
+    assert {"f0mesh", "baseline", "ratio", "goal", "met", "unit"} <= set(fig)
+    assert fig["ratio"] == 1.6 and fig["goal"] == "ratio <= 1.5"
+    assert "| `relayed_dial` |" in md and "### `relayed_dial`" in md and "`--no-public-url`" in md
+    assert "through the relay 70.0 [60.0–80.0]" in md and "ratio 1.75." in md
+    assert "1 f0mesh round(s) failed and were run again" in md

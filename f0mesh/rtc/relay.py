@@ -1,13 +1,15 @@
-"""Signaling through the mesh: signed offers and answers carried over ``ctl`` by a common neighbour.
+"""Signaling through the mesh: signed offers and answers carried over ``ctl`` by relays.
 
-A private node serves no ``/offer``; a dialler reaches it through a relay, a peer linked to both.
-The envelope is ``{"t": "sig", "to": P, "from": Q, "desc": <signed offer or answer JSON>}`` (or
-``"error"`` and ``"re"``, the offer's nonce, for a refusal). The description is signed end to end
-exactly as HTTP signaling signs it, so the relay forwards bytes it cannot alter undetected. The relay
-still checks what it cheaply can before forwarding (the envelope comes from the link it arrived on,
-the signature, freshness, a nonce it has not forwarded before) so that it never lends its links to
-forged or replayed traffic, and it keeps no state beyond a bounded map of in-flight offers: an answer
-or a refusal is forwarded only back along an offer it forwarded.
+A private node serves no ``/offer``; a dialler reaches it through a relay, a peer linked to both, or
+when no neighbour is common through a short chain of relays (at most ``MAX_RELAYS``). The envelope is
+``{"t": "sig", "to": P, "from": Q, "desc": <signed offer or answer JSON>, "via": [relays passed]}``
+(or ``"error"`` and ``"re"``, the offer's nonce, for a refusal). The description is signed end to end
+exactly as HTTP signaling signs it, so a relay forwards bytes it cannot alter undetected. Every relay
+on the path still checks what it cheaply can before forwarding (the envelope's last hop is the link
+it arrived on, the signature, freshness, a nonce it has not forwarded before, its token buckets) so
+that it never lends its links to forged or replayed traffic, and it keeps no state beyond a bounded
+map of in-flight offers: an answer or a refusal is forwarded only back along an offer it forwarded,
+to the hop that offer came from, so replies retrace the offer's path.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from f0mesh.trust.rate_limit import TokenBucket
 SIG_FRAME = "sig"
 MAX_SDP_CHARS = 32 * 1024
 MAX_DETAIL_CHARS = 300
+# Relays an offer may pass through: one is a common neighbour; more serve peers that share none.
+MAX_RELAYS = 3
 
 
 class RelayRefused(F0MeshError):
@@ -49,8 +53,12 @@ class RelayLimits:
 
 @dataclass(frozen=True)
 class Forward:
-    source: str
+    """One offer forwarded: replies travel from ``next`` back to ``prev`` and nowhere else."""
+
+    origin: str
+    prev: str
     target: str
+    next: str
     expires: float
 
 
@@ -74,6 +82,18 @@ def parse(message: dict[str, Any]) -> tuple[str, str]:
     to, sender = message.get("to"), message.get("from")
     if not (isinstance(to, str) and is_peer_id(to) and isinstance(sender, str) and is_peer_id(sender)):
         raise RelayRefused("signaling envelope without a valid 'to' and 'from'", code="malformed")
+    via = message.get("via", [])
+    if not (
+        isinstance(via, list)
+        and len(via) <= MAX_RELAYS
+        and all(isinstance(p, str) and is_peer_id(p) for p in via)
+        and len(set(via)) == len(via)
+        and to not in via
+        and sender not in via
+    ):
+        raise RelayRefused(
+            f"'via' is not a list of at most {MAX_RELAYS} distinct relays' PeerIds", code="malformed"
+        )
     if ("desc" in message) == ("error" in message):
         raise RelayRefused(
             "signaling envelope carries neither or both of 'desc' and 'error'", code="malformed"
@@ -81,6 +101,17 @@ def parse(message: dict[str, Any]) -> tuple[str, str]:
     if "error" in message and not (isinstance(message.get("re"), str) and isinstance(message["error"], str)):
         raise RelayRefused("refusal envelope without 're' and 'error' strings", code="malformed")
     return to, sender
+
+
+def hops(message: dict[str, Any]) -> list[str]:
+    """The relays a parsed envelope passed, in order."""
+    return list(message.get("via", []))
+
+
+def last_hop(message: dict[str, Any]) -> Any:
+    """Who must have sent this envelope over the link it arrived on: its last relay, else its sender."""
+    via = message.get("via")
+    return via[-1] if isinstance(via, list) and via else message.get("from")
 
 
 def offer_nonce(message: dict[str, Any]) -> str | None:
@@ -153,17 +184,24 @@ class SignalRelay:
                 break
             del self._in_flight[nonce]
 
-    def offer(self, source: str, to: str, message: dict[str, Any], target_linked: bool) -> None:
-        """Admit an offer from ``source`` for ``to``, or raise; admitted offers are remembered briefly."""
-        if message.get("from") != source:
+    def offer(self, source: str, to: str, message: dict[str, Any], next_hop: str | None) -> None:
+        """Admit an offer from the link of ``source`` for ``to``, to forward to ``next_hop`` (the
+        target or the next relay towards it; None if this relay knows no way), or raise. Each hop
+        charges the carrying peer and the offer's origin; admitted offers are remembered briefly."""
+        origin = message.get("from")
+        if last_hop(message) != source:
             raise RelayRefused(
-                "a relayed offer must come from the peer whose link carried it", code="forged_source"
+                "a relayed offer's last hop must be the peer whose link carried it", code="forged_source"
             )
+        if not isinstance(origin, str):
+            raise RelayRefused("signaling envelope without a 'from'", code="malformed")
         self._charge(source)
-        if not target_linked:
-            raise RelayRefused(f"this relay has no open link to {to}", code="no_route")
+        if origin != source:
+            self._charge(origin)
+        if next_hop is None:
+            raise RelayRefused(f"this relay has no way to {to}", code="no_route")
         offer = description(message)
-        if offer.type != "offer" or offer.from_peer != source or offer.to_peer != to:
+        if offer.type != "offer" or offer.from_peer != origin or offer.to_peer != to:
             raise RelayRefused("the signed offer's peers differ from the envelope's", code="forged_source")
         self._expire()
         if len(self._in_flight) >= self.limits.max_in_flight:
@@ -174,27 +212,31 @@ class SignalRelay:
             raise RelayRefused(exc.detail, code=exc.code) from exc
         now = time.time()
         self.nonces.add(offer.nonce, now)
-        self._in_flight[offer.nonce] = Forward(source, to, self._clock() + self.limits.in_flight_ttl_s)
+        expires = self._clock() + self.limits.in_flight_ttl_s
+        self._in_flight[offer.nonce] = Forward(origin, source, to, next_hop, expires)
         self.stats["forwarded_offer"] += 1
 
-    def reply(self, source: str, to: str, message: dict[str, Any]) -> None:
-        """Admit an answer or a refusal travelling back along an offer this relay forwarded."""
-        if message.get("from") != source:
-            raise RelayRefused(
-                "a relayed reply must come from the peer whose link carried it", code="forged_source"
-            )
+    def reply(self, source: str, to: str, message: dict[str, Any]) -> str:
+        """Admit an answer or a refusal travelling back along an offer this relay forwarded; returns
+        the hop to send it to. An answer comes from the target; a refusal from any hop after this one."""
         self._expire()
+        sender = message.get("from")
         if "error" in message:
             nonce = message["re"]
         else:
             answer = description(message)
-            if answer.type != "answer" or answer.from_peer != source or answer.to_peer != to:
+            if answer.type != "answer" or answer.from_peer != sender or answer.to_peer != to:
                 raise RelayRefused(
                     "the signed answer's peers differ from the envelope's", code="forged_source"
                 )
             nonce = answer.offer_nonce or ""
         forward = self._in_flight.get(nonce)
-        if forward is None or forward.source != to or forward.target != source:
+        if (
+            forward is None
+            or forward.next != source
+            or forward.origin != to
+            or ("desc" in message and forward.target != sender)
+        ):
             raise RelayRefused("no offer in flight through this relay matches that reply", code="unsolicited")
         if "desc" in message:
             try:
@@ -204,3 +246,4 @@ class SignalRelay:
             self.nonces.add(answer.nonce, time.time())
         del self._in_flight[nonce]
         self.stats["forwarded_reply"] += 1
+        return forward.prev

@@ -13,6 +13,8 @@ from f0mesh.identity import Identity
 from f0mesh.mesh_signaling import MESH_OFFERS_ANSWERING, MESH_RELAY_TRIES, MeshSignaling
 from f0mesh.metrics import NodeMetrics
 from f0mesh.peer_book import PeerBook
+from f0mesh.rtc.relay import envelope
+from f0mesh.rtc.signaling import sign_description
 from f0mesh.tasks import TaskSet
 
 from .kit import FakeLink, FakeLinks
@@ -42,11 +44,12 @@ async def signaling(tmp_path):
     links = SlowLinks(FakeLink(carrier))
     book = PeerBook(own, store=None, tasks=tasks, kept=lambda pid: False)  # type: ignore[arg-type]
     violations: list[tuple[str, str]] = []
+    telemetry: dict[str, dict[str, Any]] = {}
     service = MeshSignaling(
         config, own, links, book, None, NodeMetrics(own), tasks,  # type: ignore[arg-type]
-        telemetry={}, violated=lambda pid, what: violations.append((pid, what)),
+        telemetry=telemetry, violated=lambda pid, what: violations.append((pid, what)),
     )  # fmt: skip
-    service.test = (carrier, links, violations)  # type: ignore[attr-defined]
+    service.test = (carrier, links, violations, telemetry)  # type: ignore[attr-defined]
     yield service
     links.go.set()
     await tasks.close(1.0)
@@ -66,13 +69,13 @@ async def test_relays_named_by_the_peer_or_telemetry_come_first_and_are_bounded(
         links.add(FakeLink(pid))
     signaling._book.learned(target, None)
     signaling._book.mark_private(target, True, (named,))
-    signaling._telemetry[listed] = {"links": [{"peer_id": target}]}
+    signaling.test[3][listed] = {"links": [{"peer_id": target}]}
     relays = signaling.relays(target)
     assert relays[:2] == [named, listed] and target not in relays and len(relays) == MESH_RELAY_TRIES
 
 
 async def test_a_forged_offer_is_a_violation_answered_with_a_refusal(signaling) -> None:
-    carrier, links, violations = signaling.test
+    carrier, links, violations, _ = signaling.test
     someone = Identity.generate().peer_id
     offer = {"type": "offer", "from": someone, "nonce": "n1"}
     await signaling.on_ctl(carrier, {"t": "sig", "to": signaling.own_id, "from": carrier, "desc": offer})
@@ -87,14 +90,14 @@ MALFORMED = [{"t": "sig"}, {"t": "sig", "to": 7, "from": []}, {"t": "sig", "to":
 
 @pytest.mark.parametrize("message", MALFORMED)
 async def test_malformed_envelopes_are_counted_and_charged_never_raised(signaling, message) -> None:
-    carrier, links, violations = signaling.test
+    carrier, links, violations, _ = signaling.test
     await signaling.on_ctl(carrier, message)
     assert violations == [(carrier, "sig")] and _refused(signaling, "malformed") == 1
     assert links.get(carrier).sent == []  # no nonce to refer to: nothing to answer
 
 
 async def test_relayed_offers_answered_at_once_are_bounded(signaling) -> None:
-    carrier, links, _ = signaling.test
+    carrier, links, _, _ = signaling.test
     for i in range(MESH_OFFERS_ANSWERING + 1):
         offer = {"type": "offer", "from": carrier, "nonce": f"n{i}"}
         await signaling.on_ctl(carrier, {"t": "sig", "to": signaling.own_id, "from": carrier, "desc": offer})
@@ -132,3 +135,39 @@ async def test_a_page_is_never_offered_as_a_relay(tmp_path) -> None:
     )  # fmt: skip
     assert service.relays(target) == [node]
     await tasks.close(1.0)
+
+
+async def test_an_offer_for_a_peer_two_hops_away_goes_to_the_neighbour_nearest_it(signaling) -> None:
+    """This node is b in a - b - c - d: c's telemetry lists d; the answer goes back to a."""
+    _, links, violations, telemetry = signaling.test
+    a, d = Identity.generate(), Identity.generate()
+    far, c = _ids(2)
+    for pid in (a.peer_id, far, c):
+        links.add(FakeLink(pid))
+    telemetry[c] = {"links": [{"peer_id": d.peer_id}]}
+    telemetry[far] = {"links": [{"peer_id": "someone"}]}
+    offer = envelope(d.peer_id, a.peer_id, sign_description(a, "offer", "v=0\r\n", d.peer_id, None).to_json())
+    await signaling.on_ctl(a.peer_id, offer)
+    assert links.get(c).sent == [{**offer, "via": [signaling.own_id]}] and links.get(far).sent == []
+    nonce = offer["desc"]["nonce"]
+    answer = sign_description(d, "answer", "v=0\r\n", a.peer_id, None, offer_nonce=nonce).to_json()
+    await signaling.on_ctl(c, envelope(a.peer_id, d.peer_id, answer))
+    assert links.get(a.peer_id).sent == [envelope(a.peer_id, d.peer_id, answer)] and violations == []
+
+
+async def test_an_offer_out_of_hops_is_refused_back_along_its_path(signaling) -> None:
+    """The offer already passed two relays (b, then this node's carrier c); this third relay may
+    only hand it to the target itself, so it refuses, addressed to the origin, over the carrier."""
+    _, links, violations, telemetry = signaling.test
+    a, d = Identity.generate(), Identity.generate()
+    b, c, e = _ids(3)
+    for pid in (c, e):
+        links.add(FakeLink(pid))
+    telemetry[e] = {"links": [{"peer_id": d.peer_id}]}
+    desc = sign_description(a, "offer", "v=0\r\n", d.peer_id, None).to_json()
+    offer = {**envelope(d.peer_id, a.peer_id, desc), "via": [b, c]}
+    await signaling.on_ctl(c, offer)
+    assert links.get(e).sent == [] and violations == []
+    await signaling._tasks.close(1.0)
+    [reply] = links.get(c).sent
+    assert reply["error"] == "no_route" and reply["to"] == a.peer_id and reply["re"] == desc["nonce"]
