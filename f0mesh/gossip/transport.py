@@ -31,12 +31,14 @@ class MessageType(StrEnum):
     {"type": "ihave", "ids": [message id, ...]}             repair digest: I hold these
                       (+ "catchup": true: and offer me yours; see Repair.on_neighbour_up)
     {"type": "iwant", "ids": [message id, ...]}             repair request: send me these
+    {"type": "idontwant", "ids": [message id, ...]}         I hold these (large) ones: do not push them
     """
 
     MSGS = "msgs"
     ACK = "ack"
     IHAVE = "ihave"
     IWANT = "iwant"
+    IDONTWANT = "idontwant"
 
 
 class GossipTransport(Protocol):
