@@ -527,7 +527,7 @@ class GossipEngine:
 
     def _announce_dont_want(self, sender: str, message_id: str) -> None:
         message = {"type": MessageType.IDONTWANT.value, "ids": [message_id]}
-        for peer in self.mesh.peers - {sender}:
+        for peer in self.mesh.targets({sender}):
             self.stats.idontwant_sent += 1
             self._spawn(self._send_quietly(peer, message))
 
