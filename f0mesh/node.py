@@ -22,6 +22,7 @@ from f0mesh.link_events import Bound, LinkEvents, build_links, link_value
 from f0mesh.membership import Membership
 from f0mesh.mesh_signaling import MeshSignaling
 from f0mesh.metrics import NodeMetrics
+from f0mesh.offenders import Offenders
 from f0mesh.peer_book import PeerBook
 from f0mesh.peer_exchange import PeerExchange
 from f0mesh.peer_store import PeerStore
@@ -32,6 +33,7 @@ from f0mesh.rtc.link import Link
 from f0mesh.rtc.signaling_client import SignalingClient, outbound_tls_context
 from f0mesh.state import ReplicatedState
 from f0mesh.state.peers import PEERS_DOC
+from f0mesh.state_sync_limit import StateSyncLimit
 from f0mesh.store import Store
 from f0mesh.tasks import TaskSet
 from f0mesh.telemetry import TELEMETRY_TOPIC, Telemetry
@@ -97,9 +99,10 @@ class Node:
             neighbour_limiter=self.trust.neighbour_limiter,
             feedback=self.trust.record,
             blocked=self.book.blocked,
+            on_offender=lambda peer: self.offenders.eject(peer),  # built with the connection manager
         )
         self.keeper = TrustKeeper(self.trust, store, gossip, linked=lambda: bool(links.open_links()))
-        self.telemetry = Telemetry(config, gossip, links, self.qos, tasks)
+        self.telemetry = Telemetry(config, gossip, links, self.qos, tasks, scores=self.trust.cache.scores)
         gossip.subscribe(None, lambda message: self.events.publish("message", message_event(message)))
         self.metrics.watch_gossip(gossip, self.peer_id)
         self.metrics.watch_links(links.open_links)
@@ -111,6 +114,7 @@ class Node:
             link_value=link_value,
             heard=self.telemetry.heard_recently,
         )
+        self.offenders = Offenders(links, self.connmgr, tasks, gossip.score, blocked=self.book.blocked)
         self.pex = PeerExchange(
             self.identity, config, self.book, self.records, self.trust, links, self.membership, self.policy,
             self.client, store, tasks, wake=self.connmgr.wake, violated=violated,
@@ -136,7 +140,7 @@ class Node:
         self.retention = Retention(config, store, links, self.book)
         self.ctl.register(CtlKind.GOSSIP, gossip_ctl(gossip))
         self.ctl.register(CtlKind.PEX, self.pex.on_ctl)
-        self.ctl.register(CtlKind.STATE, self.state.on_ctl)
+        self.ctl.register(CtlKind.STATE, StateSyncLimit(self.state.on_ctl, self.pex.refuse))
         self.ctl.register(CtlKind.SIG, self.signaling.on_ctl)
         parts = (links, self.qos, gossip, self.state, self.connmgr, self.pex, self.telemetry, self.signaling)
         glue.bind(Bound(*parts, self.trim))

@@ -227,3 +227,11 @@ async def test_topic_validators_accept_reject_ignore():
     await wait_until(lambda: mesh[0].has([busy.id]), 5, "judged again and stored")
     assert engine.score.counters(attacker.peer_id)["invalid"] == pytest.approx(1, rel=0.01)
     await mesh.close()
+
+
+def test_thresholds_are_flags_and_a_bad_order_is_one_error_naming_the_flag(tmp_path):
+    from f0mesh.flags import node_config
+
+    assert node_config(tmp_path, {"--gossip-graylist": -200.0}).gossip.graylist_threshold == -200.0
+    with pytest.raises(ConfigError, match="--gossip-graylist"):
+        node_config(tmp_path, {"--gossip-graylist": -5.0})
