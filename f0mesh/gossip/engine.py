@@ -308,6 +308,8 @@ class GossipEngine:
                 self._on_msgs(from_peer, message.get("msgs"))
             elif kind == MessageType.ACK:
                 self._pusher.on_ack(from_peer, check_ids(message.get("ids")))
+                if "dontwant" in message:
+                    self._dont_want.add(from_peer, check_ids(message["dontwant"]))
             elif kind == MessageType.IHAVE:
                 await self.repair.on_ihave(
                     from_peer,
@@ -317,8 +319,6 @@ class GossipEngine:
                 )
             elif kind == MessageType.IWANT:
                 await self.repair.on_iwant(from_peer, message.get("ids"))
-            elif kind == MessageType.IDONTWANT:
-                self._dont_want.add(from_peer, check_ids(message.get("ids")))
             else:
                 raise GossipReject(Reason.MALFORMED, f"unknown message type {str(kind)[:40]!r}")
         except GossipReject as reject:
@@ -526,7 +526,7 @@ class GossipEngine:
             await result
 
     def _announce_dont_want(self, sender: str, message_id: str) -> None:
-        message = {"type": MessageType.IDONTWANT.value, "ids": [message_id]}
+        message = {"type": MessageType.ACK.value, "ids": [], "dontwant": [message_id]}
         for peer in self.mesh.targets({sender}):
             self.stats.idontwant_sent += 1
             self._spawn(self._send_quietly(peer, message))

@@ -3,7 +3,8 @@
 On the first receipt of an envelope of at least ``idontwant_min_bytes`` a node tells its push peers
 (the ones that would otherwise push it a duplicate) the id; each neighbour's ids are remembered up to
 ``max_idontwant_ids``, oldest forgotten first, and for as long as the link lives. A push skips the
-neighbours that asked; an IWANT is still answered (an explicit request wins).
+neighbours that asked; an IWANT is still answered (an explicit request wins). The ids ride an empty
+ack (``"dontwant"``), a key a previous wire version ignores, so no message kind is added.
 """
 
 from __future__ import annotations

@@ -31,14 +31,14 @@ class MessageType(StrEnum):
     {"type": "ihave", "ids": [message id, ...]}             repair digest: I hold these
                       (+ "catchup": true: and offer me yours; see Repair.on_neighbour_up)
     {"type": "iwant", "ids": [message id, ...]}             repair request: send me these
-    {"type": "idontwant", "ids": [message id, ...]}         I hold these (large) ones: do not push them
+                      (+ "dontwant": [message id, ...]: I hold these large ones, do not push them;
+                       IDONTWANT rides an ack, whose extra keys a previous wire version ignores)
     """
 
     MSGS = "msgs"
     ACK = "ack"
     IHAVE = "ihave"
     IWANT = "iwant"
-    IDONTWANT = "idontwant"
 
 
 class GossipTransport(Protocol):

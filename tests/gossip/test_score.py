@@ -176,9 +176,9 @@ async def test_idontwant_for_large_envelopes():
     first, second = (sender.envelope("x" * FAST.idontwant_min_bytes) for _ in range(2))
     await sender.send(mesh[0].peer_id, first.encode())
     await wait_until(lambda: first.id in listener.envelope_ids(), 5, "first pushed on")
-    assert [first.id] in [m["ids"] for m in listener.of_type("idontwant")]
-    assert not sender.of_type("idontwant")  # not told to the one it came from
-    await listener.transport.send(mesh[0].peer_id, {"type": "idontwant", "ids": [second.id]})
+    assert [first.id] in [m.get("dontwant") for m in listener.of_type("ack")]
+    assert not [m for m in sender.of_type("ack") if "dontwant" in m]  # not told to the one it came from
+    await listener.transport.send(mesh[0].peer_id, {"type": "ack", "ids": [], "dontwant": [second.id]})
     await mesh.settle()
     await sender.send(mesh[0].peer_id, second.encode())
     await wait_until(lambda: mesh[0].has([second.id]), 5, "second stored")
