@@ -39,6 +39,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Coroutine
 from functools import partial
+from itertools import islice
 from typing import Any
 
 from f0mesh.crdt import HLC, ClockSkewError
@@ -65,6 +66,7 @@ from f0mesh.gossip.writer import WriteBehind
 from f0mesh.identity import Identity
 from f0mesh.tasks import TaskSet
 from f0mesh.trust import Event, RateLimiter, TrustParams
+from f0mesh.trust.rate_limit import EVICTION_SAMPLE
 
 log = logging.getLogger(__name__)
 
@@ -594,8 +596,9 @@ class GossipEngine:
             self._seq = max(self._seq, seq)  # our own, from before a lost store: never reuse its seq
             return
         self._highest_seq[origin] = max(seq, self._highest_seq.pop(origin, 0))
-        while len(self._highest_seq) > MAX_TRACKED_ORIGINS:
-            self._highest_seq.popitem(last=False)
+        if len(self._highest_seq) > MAX_TRACKED_ORIGINS:  # the least trusted of the oldest few goes
+            oldest = list(islice(self._highest_seq, min(EVICTION_SAMPLE, len(self._highest_seq) - 1)))
+            del self._highest_seq[min(oldest, key=self.score.trust)]
 
     def _audit(
         self, event: AuditEvent, message_id: str | None, peer: str | None, reason: str | None = None

@@ -106,6 +106,10 @@ class PeerScores:
         n = max(1, len(scores))
         self._trust = {peer: value * n for peer, value in scores.items() if value > 0}
 
+    def trust(self, peer: str) -> float:
+        """The peer's trust as a relative share (0 if unscored), as of the last refresh."""
+        return self._trust.get(peer, 0.0)
+
     def first_delivery(self, peer: str) -> None:
         rec = self._touch(peer)
         rec.first = min(self.params.first_delivery_cap, rec.first + 1)

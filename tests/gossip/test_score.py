@@ -235,3 +235,32 @@ def test_thresholds_are_flags_and_a_bad_order_is_one_error_naming_the_flag(tmp_p
     assert node_config(tmp_path, {"--gossip-graylist": -200.0}).gossip.graylist_threshold == -200.0
     with pytest.raises(ConfigError, match="--gossip-graylist"):
         node_config(tmp_path, {"--gossip-graylist": -5.0})
+
+
+async def test_per_origin_seqs_are_capped_and_the_least_trusted_go_first(monkeypatch):
+    """#20: the per-origin table is capped; invented origins push each other out, not a trusted one."""
+    from f0mesh.gossip import engine as engine_module
+    from f0mesh.identity import Identity
+
+    monkeypatch.setattr(engine_module, "MAX_TRACKED_ORIGINS", 8)
+    mesh = Mesh(2)
+    trusted = mesh[1]
+    await mesh[0].boot(scores_provider=lambda: {trusted.peer_id: 0.5})
+    await trusted.boot()
+    await mesh.link([(0, 1)])
+    engine = mesh[0].engine
+    engine.score.refresh()
+    first = await trusted.engine.publish("t", "trusted first")
+    await wait_until(lambda: mesh[0].has([first]), 5, "trusted origin heard")
+    relay = Recorder(mesh)
+    await mesh.network.connect(relay.peer_id, mesh[0].peer_id)
+    invented = []
+    for n in range(20):
+        relay.identity = Identity.generate()
+        relay.peer_id, relay.seq = relay.identity.peer_id, 0
+        invented.append(relay.envelope(n))
+    await relay.send(mesh[0].peer_id, *(e.encode() for e in invented))
+    await wait_until(lambda: mesh[0].has([invented[-1].id]), 5, "invented origins heard")
+    assert engine.highest_seq(trusted.peer_id) == 1
+    assert sum(engine.highest_seq(e.origin) > 0 for e in invented) == 7
+    await mesh.close()
