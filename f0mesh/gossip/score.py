@@ -96,19 +96,20 @@ class PeerScores:
         self.params = params or PeerScoreParams()
         self._trust_source = trust
         self._clock = clock
-        self._trust: dict[str, float] = {}
+        self._trust: Mapping[str, float] = {}
+        self._shares = 1  # peers the trust scores are shared among
         self._records: OrderedDict[str, _Counters] = OrderedDict()
         self.refresh()
 
     def refresh(self) -> None:
-        """Take the trust layer's current scores, as relative shares (1.0 = 1 / scored peers)."""
-        scores = self._trust_source()
-        n = max(1, len(scores))
-        self._trust = {peer: value * n for peer, value in scores.items() if value > 0}
+        """Take the trust layer's current scores (held, not copied: a simulation shares one map)."""
+        self._trust = self._trust_source()
+        self._shares = max(1, len(self._trust))
 
     def trust(self, peer: str) -> float:
-        """The peer's trust as a relative share (0 if unscored), as of the last refresh."""
-        return self._trust.get(peer, 0.0)
+        """The peer's trust as a relative share (1.0 = 1 / scored peers; 0 if unscored)."""
+        value = self._trust.get(peer, 0.0)
+        return value * self._shares if value > 0 else 0.0
 
     def first_delivery(self, peer: str) -> None:
         rec = self._touch(peer)
@@ -122,7 +123,7 @@ class PeerScores:
 
     def score(self, peer: str) -> float:
         p = self.params
-        value = p.trust_weight * min(self._trust.get(peer, 0.0), p.trust_cap)
+        value = p.trust_weight * min(self.trust(peer), p.trust_cap)
         rec = self._records.get(peer)
         if rec is None:
             return value
