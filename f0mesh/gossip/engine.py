@@ -180,7 +180,7 @@ class GossipEngine:
             on_heartbeat=self._heartbeat,
             pushes_to=self.mesh.peers.__contains__,
             on_gap=self.mesh.missed,
-            may_gossip=lambda peer: self.score.score(peer) >= self.params.gossip_threshold,
+            may_gossip=lambda peer: not self.score.below(peer, self.params.gossip_threshold),
             on_broken_promise=self.score.broken_promise,
         )
         self._subscribers: list[tuple[str | None, Subscriber]] = []
@@ -286,7 +286,7 @@ class GossipEngine:
         to = None
         if self.params.flood_publish:
             floor = self.params.publish_threshold
-            to = [p for p in self._transport.neighbours() if self.score.score(p) >= floor]
+            to = [p for p in self._transport.neighbours() if not self.score.below(p, floor)]
         self._pusher.push(envelope.id, wire, AuditEvent.SENT, {self.peer_id}, to)
         return envelope.id
 
@@ -494,7 +494,7 @@ class GossipEngine:
 
     def _graylisted(self, peer: str) -> bool:
         """Whether to ignore everything from this neighbour now; one audit row per heartbeat says so."""
-        if self.score.score(peer) >= self.params.graylist_threshold:
+        if not self.score.below(peer, self.params.graylist_threshold):
             return False
         self.stats.graylisted += 1
         now = asyncio.get_running_loop().time()
@@ -510,15 +510,14 @@ class GossipEngine:
         self.mesh.maintain()
         floor = self.params.graylist_threshold
         for peer in self._transport.neighbours():
-            score = self.score.score(peer)
-            if score >= floor or peer in self._ejected:
+            if peer in self._ejected or not self.score.below(peer, floor):
                 continue
             self.mesh.remove(peer)
             if self._on_offender is None:
                 continue
             self._ejected.add(peer)
             self.stats.offenders += 1
-            log.warning("disconnecting %s: gossip score %.1f below graylist", peer, score)
+            log.warning("disconnecting %s: gossip score %.1f below graylist", peer, self.score.score(peer))
             self._spawn(self._eject(peer))
 
     async def _eject(self, peer: str) -> None:

@@ -70,6 +70,9 @@ def _check(name: str, value: float, ok: Callable[[float], bool], words: str) -> 
         raise ConfigError(f"gossip score {name} must be {words}, got {value!r}")
 
 
+DECAY_STEP_S = 0.5
+
+
 class _Counters:
     __slots__ = ("first", "invalid", "penalty", "updated")
 
@@ -121,6 +124,14 @@ class PeerScores:
     def broken_promise(self, peer: str, count: float = 1.0) -> None:
         self._touch(peer).penalty += count
 
+    def below(self, peer: str, threshold: float) -> bool:
+        """score(peer) < threshold, without the arithmetic for a peer with no fault on record (the hot
+        path: every message checks the graylist). Thresholds are <= 0, and so is no fault's score."""
+        rec = self._records.get(peer)
+        if rec is None or (rec.invalid == 0 and rec.penalty <= self.params.behaviour_threshold):
+            return False
+        return self.score(peer) < threshold
+
     def score(self, peer: str) -> float:
         p = self.params
         value = p.trust_weight * min(self.trust(peer), p.trust_cap)
@@ -160,7 +171,7 @@ class PeerScores:
     def _decay(self, rec: _Counters) -> None:
         now = self._clock()
         elapsed = now - rec.updated
-        if elapsed <= 0:
+        if elapsed < DECAY_STEP_S:  # half-lives are minutes: decaying per message is wasted work
             return
         p = self.params
         floor = p.decay_to_zero
