@@ -157,6 +157,11 @@ def up(
     gossip_ttl: Annotated[int, _up_opt("gossip_ttl")] = _default("gossip_ttl"),
     gossip_heartbeat: Annotated[float, _up_opt("gossip_heartbeat")] = _default("gossip_heartbeat"),
     topic: Annotated[list[str] | None, _up_opt("topic")] = _default("topic"),
+    gossip_threshold: Annotated[float, _up_opt("gossip_threshold")] = _default("gossip_threshold"),
+    gossip_publish_threshold: Annotated[float, _up_opt("gossip_publish_threshold")] = _default(
+        "gossip_publish_threshold"
+    ),
+    gossip_graylist: Annotated[float, _up_opt("gossip_graylist")] = _default("gossip_graylist"),
     pex_min_trust: Annotated[float, _up_opt("pex_min_trust")] = _default("pex_min_trust"),
     peer_store_max: Annotated[int, _up_opt("peer_store_max")] = _default("peer_store_max"),
     dial_rate: Annotated[float, _up_opt("dial_rate")] = _default("dial_rate"),

@@ -256,6 +256,20 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--gossip-d-hi", "gossip.d_hi", "most push peers", "N"),
     Flag("--gossip-ttl", "gossip.ttl", "hop limit of own messages", "N"),
     Flag("--gossip-heartbeat", "gossip.heartbeat_s", "seconds between IHAVE rounds", "S"),
+    Flag("--gossip-threshold", "gossip.gossip_threshold", "no IHAVE to or from peers scored below", "X"),
+    Flag(
+        "--gossip-publish-threshold",
+        "gossip.publish_threshold",
+        "own messages not flooded to peers below",
+        "X",
+    ),
+    Flag(
+        "--gossip-graylist",
+        "gossip.graylist_threshold",
+        "ignore and disconnect peers scored below",
+        "X",
+        "graylist <= publish <= gossip threshold <= 0",
+    ),
     Flag(
         "--topic",
         "topics",

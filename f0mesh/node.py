@@ -24,7 +24,8 @@ from f0mesh.membership import Membership
 from f0mesh.mesh_signaling import MeshSignaling
 from f0mesh.messaging import Messaging
 from f0mesh.metrics import NodeMetrics
-from f0mesh.peer_book import PeerBook
+from f0mesh.offenders import Offenders
+from f0mesh.peer_book import PeerBook, held_elsewhere
 from f0mesh.peer_exchange import PeerExchange
 from f0mesh.peer_store import PeerStore
 from f0mesh.qos.sampler import QoSSampler, Sample
@@ -33,7 +34,7 @@ from f0mesh.rtc.connection_manager import ConnectionManager
 from f0mesh.rtc.link import Link
 from f0mesh.rtc.signaling_client import SignalingClient, outbound_tls_context
 from f0mesh.state import STATE_TOPICS, ReplicatedState
-from f0mesh.state.peers import PEERS_DOC
+from f0mesh.state_sync_limit import StateSyncLimit
 from f0mesh.store import Store
 from f0mesh.tasks import TaskSet
 from f0mesh.telemetry import TELEMETRY_TOPIC, Telemetry
@@ -75,7 +76,8 @@ class Node:
         self.trust = TrustService(self.peer_id, params=config.trust)
         await TrustKeeper.load(self.trust, store)
         violated = functools.partial(record_violation, self.trust)  # a peer broke a protocol below gossip
-        self.book = PeerBook(self.peer_id, store, tasks, self.membership, kept=self._kept)
+        kept = functools.partial(held_elsewhere, parts=lambda: (self.records, self.trust, self.state))
+        self.book = PeerBook(self.peer_id, store, tasks, self.membership, kept=kept)
         await self.book.load()
         self.records = PeerStore(
             config.peer_store_max, scores=self.trust.cache.scores, on_evict=self.book.evicted
@@ -96,10 +98,11 @@ class Node:
             neighbour_limiter=self.trust.neighbour_limiter, feedback=self.trust.record,
             blocked=self.book.blocked,
             topics=config.topics, always_subscribed=RESERVED_TOPICS,
+            on_offender=lambda peer: self.offenders.eject(peer),  # built with the connection manager
         )  # fmt: skip
         self.topics = Topics(gossip, self.trust.cache.scores)  # subscriptions and meshes for the API
         self.keeper = TrustKeeper(self.trust, store, gossip, linked=lambda: bool(links.open_links()))
-        self.telemetry = Telemetry(config, gossip, links, self.qos, tasks)
+        self.telemetry = Telemetry(config, gossip, links, self.qos, tasks, scores=self.trust.cache.scores)
         gossip.subscribe(None, lambda message: self.events.publish("message", message_event(message)))
         self.metrics.watch_gossip(gossip, self.peer_id)
         self.metrics.watch_links(links.open_links)
@@ -108,6 +111,7 @@ class Node:
             links, config.degree, candidates=self.book.dial_candidates, link_value=link_value,
             heard=self.telemetry.heard_recently,
         )  # fmt: skip
+        self.offenders = Offenders(links, self.connmgr, tasks, gossip.score, blocked=self.book.blocked)
         self.pex = PeerExchange(
             self.identity, config, self.book, self.records, self.trust, links, self.membership, self.policy,
             self.client, store, tasks, wake=self.connmgr.wake, violated=violated,
@@ -131,7 +135,7 @@ class Node:
         self.retention = Retention(config, store, links, self.book)
         self.ctl.register(CtlKind.GOSSIP, gossip_ctl(gossip, links, RESERVED_TOPICS, self.pex.refuse))
         self.ctl.register(CtlKind.PEX, self.pex.on_ctl)
-        self.ctl.register(CtlKind.STATE, self.state.on_ctl)
+        self.ctl.register(CtlKind.STATE, StateSyncLimit(self.state.on_ctl, self.pex.refuse))
         self.ctl.register(CtlKind.SIG, self.signaling.on_ctl)
         self.ctl.register(CtlKind.DIRECT, self.direct.on_frame)
         parts = (links, self.qos, gossip, self.state, self.connmgr, self.pex, self.telemetry, self.signaling)
@@ -175,12 +179,6 @@ class Node:
         await self.client.close()
         await self.store.close()
         log.info("node %s stopped", self.peer_id)
-
-    def _kept(self, peer_id: str) -> bool:
-        """Whether the peer store, the trust layer or the registry holds a peer the book would collect."""
-        registry, trust = self.state.get(PEERS_DOC), self.trust
-        held = (self.records, trust.opinions, trust.cache.pretrusted, registry.crdt if registry else ())
-        return any(peer_id in where for where in held)
 
     # -- the facade: operations used by the API and the CLI ---------------------------------
 

@@ -4,6 +4,11 @@ Link changes come in bursts (a mesh forming, a neighbour pruning): one summary a
 change covers its burst, and at most one goes out every ``TELEMETRY_MIN_GAP_S``, or link churn
 becomes most of the mesh's gossip. A summary also goes out every ``--gossip-interval``. Which origins
 were heard from recently (any topic) tells the connection manager which island this node is in.
+
+Both tables are kept per origin, and origins are free to mint: each holds at most ``max_origins``;
+when full, a newcomer takes the place of the least trusted origin held only if it is more trusted
+(so invented identities, all at trust 0, cannot push out anyone), and heard-from entries past their
+horizon go first.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from f0mesh.config import NodeConfig
@@ -25,16 +31,27 @@ TELEMETRY_TOPIC = "telemetry"
 TELEMETRY_MIN_GAP_S = 10.0
 BURST_S = 1.0  # a summary this long after the first change of a burst covers the burst
 FIGURES = ("health", "rtt_ms", "jitter_ms", "loss_pct", "bitrate_kbps")
+MAX_ORIGINS = 1024
 
 
 class Telemetry:
     def __init__(
-        self, config: NodeConfig, gossip: GossipEngine, links: LinkManager, qos: QoSSampler, tasks: TaskSet
+        self,
+        config: NodeConfig,
+        gossip: GossipEngine,
+        links: LinkManager,
+        qos: QoSSampler,
+        tasks: TaskSet,
+        *,
+        scores: Callable[[], Mapping[str, float]] = dict,
+        max_origins: int = MAX_ORIGINS,
     ) -> None:
         self._gossip = gossip
         self._links = links
         self._qos = qos
         self._tasks = tasks
+        self._scores = scores
+        self.max_origins = max_origins
         self._about = {"url": config.advertised_url, "location": config.location, "name": config.name}
         self.interval = config.gossip_interval
         self.received: dict[str, dict[str, Any]] = {}  # origin -> its last summary
@@ -45,13 +62,37 @@ class Telemetry:
         gossip.subscribe(None, self._delivered)
 
     def _delivered(self, message: StoredMessage) -> None:
-        self._heard[message.origin] = message.received_at
-        if message.topic == TELEMETRY_TOPIC and isinstance(message.payload, dict):
-            self.received[message.origin] = {**message.payload, "received_at": message.received_at}
+        origin = message.origin
+        if origin not in self._heard and len(self._heard) >= self.max_origins:
+            horizon = self._horizon()
+            for peer in [p for p, at in self._heard.items() if at < horizon]:
+                del self._heard[peer]
+        if self._room(self._heard, origin):
+            self._heard[origin] = message.received_at
+        if (
+            message.topic == TELEMETRY_TOPIC
+            and isinstance(message.payload, dict)
+            and self._room(self.received, origin)
+        ):
+            self.received[origin] = {**message.payload, "received_at": message.received_at}
+
+    def _room(self, table: dict[str, Any], origin: str) -> bool:
+        """Whether ``origin`` may have an entry, evicting the least trusted if it is more trusted."""
+        if origin in table or len(table) < self.max_origins:
+            return True
+        scores = self._scores()
+        least = min(table, key=lambda peer: scores.get(peer, 0.0))  # among equals, the first inserted
+        if scores.get(origin, 0.0) <= scores.get(least, 0.0):
+            return False
+        del table[least]
+        return True
+
+    def _horizon(self) -> float:
+        return time.time() - 2 * self.interval - 10
 
     def heard_recently(self) -> set[str]:
         """Origins whose gossip arrived within two telemetry periods: the island this node is in."""
-        horizon = time.time() - 2 * self.interval - 10
+        horizon = self._horizon()
         return {peer for peer, at in self._heard.items() if at >= horizon}
 
     def summary(self) -> dict[str, Any]:

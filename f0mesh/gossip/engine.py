@@ -16,6 +16,13 @@ subscribers hear of it from the heartbeat's IHAVE (repair.py); own messages go t
 A message of a topic this node does not subscribe to (topics.py) is dropped unstored, unacknowledged
 and unrelayed, with an audit row; own ones are always stored. All tunables come from GossipParams.
 
+Every neighbour has a peer score (score.py) with GossipSub v1.1's consequences: below
+graylist_threshold everything it sends is ignored (counted, one audit row per heartbeat) and the next
+heartbeat hands it to ``on_offender`` to be disconnected; flood publishing skips peers below
+publish_threshold, IHAVE those below gossip_threshold (repair.py). A topic may have an application
+validator (validators.py) between the limits and the commit; large first receipts are announced by
+IDONTWANT (idontwant.py).
+
 Own publishes are admitted only while fewer than ``max_pending_publishes`` wait for their commit:
 past that the store is the bottleneck, and a refusal the caller can see (and retry) is better than
 an ever longer queue that answers everyone late.
@@ -27,20 +34,24 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import math
 import random
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Coroutine
 from functools import partial
+from itertools import islice
 from typing import Any
 
 from f0mesh.crdt import HLC, ClockSkewError
 from f0mesh.gossip.audit import AuditEvent, AuditRow, GossipTracer
 from f0mesh.gossip.envelope import Envelope
 from f0mesh.gossip.errors import GossipReject, Reason
+from f0mesh.gossip.idontwant import DontWant
 from f0mesh.gossip.params import GossipParams
 from f0mesh.gossip.push import Pusher
 from f0mesh.gossip.repair import Repair, check_ids
+from f0mesh.gossip.score import PeerScoreParams, PeerScores
 from f0mesh.gossip.seen_cache import SeenCache
 from f0mesh.gossip.stats import GossipStats
 from f0mesh.gossip.store import GossipStore, StoredMessage
@@ -52,10 +63,12 @@ from f0mesh.gossip.transport import (
     GossipTransport,
     MessageType,
 )
+from f0mesh.gossip.validators import Validator, Validators, Verdict
 from f0mesh.gossip.writer import WriteBehind
 from f0mesh.identity import Identity
 from f0mesh.tasks import TaskSet
 from f0mesh.trust import Event, RateLimiter, TrustParams
+from f0mesh.trust.rate_limit import EVICTION_SAMPLE
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +76,7 @@ Subscriber = Callable[[StoredMessage], Awaitable[None] | None]
 Feedback = Callable[[str, Event], None]
 Blocked = Callable[[str], bool]
 Verifier = Callable[[Envelope], None]  # raises GossipReject(bad_signature)
+Offender = Callable[[str], Awaitable[None] | None]
 
 _CONTROL_KEYS = ("subs", "graft", "prune")
 STOP_GRACE_S = 1.0  # how long stop() lets final acks and subscriber callbacks finish
@@ -77,6 +91,13 @@ NOT_STORED = "not_stored"
 # not relayed. Not held against the neighbour: it may not have heard of a change yet, or be of the
 # previous wire version (which takes every neighbour as subscribed to everything).
 NOT_SUBSCRIBED = "not_subscribed"
+# Audit reasons of what the score or a validator made this node drop without blaming anyone further
+GRAYLISTED = "graylisted"
+IGNORED = "ignored"
+# what costs a neighbour its gossip score (P4): it relayed what an honest relay would have refused
+_INVALID = frozenset(
+    {Reason.BAD_SIGNATURE, Reason.MALFORMED, Reason.TOO_LARGE, Reason.CLOCK_SKEW, Reason.INVALID}
+)
 
 # how each rejection reads to the trust layer's behaviour score
 _FEEDBACK = {
@@ -86,6 +107,7 @@ _FEEDBACK = {
     Reason.RATE_LIMITED: Event.RATE_LIMITED,
     Reason.MALFORMED: Event.MALFORMED,
     Reason.TOO_LARGE: Event.MALFORMED,
+    Reason.INVALID: Event.MALFORMED,
 }
 
 
@@ -109,6 +131,8 @@ class GossipEngine:
         verifier: Verifier = Envelope.verify,
         topics: Collection[str] = (),
         always_subscribed: Collection[str] = (),
+        score_params: PeerScoreParams | None = None,
+        on_offender: Offender | None = None,
     ) -> None:
         """``clock`` is epoch seconds (replay window, audit times); ``feedback(neighbour, event)``
         reports behaviour to the trust layer (PeerScore.record fits); the limiters' scores are the
@@ -116,7 +140,8 @@ class GossipEngine:
         the operator blocked an origin, whose messages are then refused whoever relays them;
         ``verifier`` checks an envelope's signature (a seam for counting or faster crypto);
         ``topics`` are subscribed at start (none: every topic, ``*``), ``always_subscribed`` can never
-        be left (system topics)."""
+        be left (system topics); ``on_offender(peer)`` disconnects a neighbour whose score fell below
+        graylist_threshold."""
         self.identity = identity
         self.peer_id = identity.peer_id
         self.params = params or GossipParams()
@@ -141,6 +166,12 @@ class GossipEngine:
         self._feedback = feedback
         self._blocked = blocked
         self._verify = verifier
+        self._on_offender = on_offender
+        self.score = PeerScores(score_params, self._scores)
+        self.validators = Validators(self.params.validator_timeout_s, self.params.validator_concurrency)
+        self._dont_want = DontWant(self.params.max_idontwant_ids)
+        self._graylist_audited: dict[str, float] = {}  # neighbour -> loop time of its last graylisted row
+        self._ejected: set[str] = set()  # offenders handed to on_offender whose link is not down yet
         self._pending_publishes = 0
         self._seen = SeenCache(self.params.seen_max_entries, self.params.seen_ttl_s, clock)
         self._writer = WriteBehind(store, self.params, self.stats)
@@ -163,10 +194,12 @@ class GossipEngine:
             self._rng,
             clock,
             self._seen.__contains__,
-            on_heartbeat=self.mesh.maintain,
+            on_heartbeat=self._heartbeat,
             audience=self.mesh.audience,
             serves=self.subscriptions.wants,
             on_gap=self.mesh.missed,
+            may_gossip=lambda peer: not self.score.below(peer, self.params.gossip_threshold),
+            on_broken_promise=self.score.broken_promise,
         )
         self._subscribers: list[tuple[str | None, Subscriber]] = []
         self._highest_seq: OrderedDict[str, int] = OrderedDict()
@@ -219,6 +252,11 @@ class GossipEngine:
         self._subscribers.append(entry)
         return lambda: self._subscribers.remove(entry) if entry in self._subscribers else None
 
+    def validator(self, topic: str, fn: Validator) -> Callable[[], None]:
+        """Have ``fn`` judge every message of ``topic`` from neighbours (validators.py); returns the
+        function that removes it."""
+        return self.validators.add(topic, fn)
+
     async def publish(self, topic: str, payload: Any) -> str:
         """Sign and spread a message; returns its id once it is committed and its push has started.
 
@@ -263,7 +301,9 @@ class GossipEngine:
         self.stats.count("published", topic)
         self._deliver(stored)
         self.repair.note(envelope.id, topic=topic)
-        to = self.mesh.publish_targets(topic)
+        # flood publishing (GossipSub) skips neighbours below publish_threshold
+        floor = self.params.publish_threshold
+        to = [p for p in self.mesh.publish_targets(topic) if not self.score.below(p, floor)]
         self._pusher.push(envelope.id, wire, AuditEvent.SENT, {self.peer_id}, to, topic)
         return envelope.id
 
@@ -296,11 +336,15 @@ class GossipEngine:
     async def on_message(self, from_peer: str, message: dict[str, Any]) -> None:
         """Entry point for every transport message from a neighbour (formats: transport.MessageType)."""
         kind = message.get("type") if isinstance(message, dict) else None
+        if self._graylisted(from_peer):
+            return
         try:
             if kind == MessageType.MSGS:
                 self._on_msgs(from_peer, message.get("msgs"))
             elif kind == MessageType.ACK:
                 self._pusher.on_ack(from_peer, check_ids(message.get("ids")))
+                if "dontwant" in message:
+                    self._dont_want.add(from_peer, check_ids(message["dontwant"]))
             elif kind == MessageType.IHAVE:
                 ids = message.get("ids")
                 if any(key in message for key in _CONTROL_KEYS):
@@ -328,6 +372,9 @@ class GossipEngine:
     async def on_neighbour_down(self, peer_id: str) -> None:
         self._acks.pop(peer_id, None)
         self.subscriptions.forget(peer_id)
+        self._dont_want.forget(peer_id)
+        self._graylist_audited.pop(peer_id, None)
+        self._ejected.discard(peer_id)
         self.mesh.remove(peer_id)
         self.repair.on_neighbour_down(peer_id)
         await self._pusher.neighbour_down(peer_id)
@@ -371,6 +418,7 @@ class GossipEngine:
         try:
             self._verify(envelope)
             if self._blocked is not None and self._blocked(envelope.origin):
+                self.repair.claim(peer, envelope.id)  # not the relay's broken promise: our block list
                 self._refuse_blocked(peer, envelope.id)
                 return
             self._check_time(envelope)
@@ -382,17 +430,46 @@ class GossipEngine:
         # rest, digest answers included, pass the same limits as a push, or an IWANT would let an
         # origin past its own
         catchup = solicited is not None and solicited.page
-        if not catchup and not (
-            self._neighbour_limiter.allow(peer) and self._origin_limiter.allow(envelope.origin)
+        # a catch-up answer skips only the neighbour's limit (bounded by catchup_max_ids a link): the
+        # origin's limit holds on every road in, or advertising first would let an origin past it.
+        # Refused, it is not the neighbour's fault (we asked) and stays unseen for a later round.
+        if not (catchup or self._neighbour_limiter.allow(peer)) or not self._origin_limiter.allow(
+            envelope.origin
         ):
-            self._reject(peer, envelope.id, Reason.RATE_LIMITED)
+            self._reject(peer, envelope.id, Reason.RATE_LIMITED, penalise=not catchup)
             return
+        if envelope.topic in self.validators:
+            self._seen.add(envelope.id)  # copies arriving meanwhile are duplicates, not validated again
+            self._spawn(self._validate(peer, envelope, raw, solicited))
+            return
+        self._admit(peer, envelope, raw, solicited)
+
+    async def _validate(self, peer: str, envelope: Envelope, raw: bytes, solicited: Any) -> None:
+        verdict = await self.validators.check(self._stored(envelope, raw))
+        if verdict is Verdict.ACCEPT:
+            self._admit(peer, envelope, raw, solicited)
+            return
+        self._seen.discard(envelope.id)  # neither stored nor acknowledged
+        if verdict is Verdict.REJECT:
+            self._reject(peer, envelope.id, Reason.INVALID)
+        else:
+            self.stats.validation_ignored += 1
+            self._writer.submit(
+                audit=[self._audit(AuditEvent.REJECTED, envelope.id, peer, IGNORED)], droppable=True
+            )
+
+    def _admit(self, peer: str, envelope: Envelope, raw: bytes, solicited: Any) -> None:
+        """Store, deliver and forward an envelope that passed every check."""
+        catchup = solicited is not None and solicited.page
         self._seen.add(envelope.id)
         self._note_seq(envelope.origin, envelope.seq)
         stored = self._stored(envelope, raw)
         row = self._audit(AuditEvent.RECEIVED, envelope.id, peer)
         self._writer.submit([stored], [row], partial(self._received_committed, peer, stored))
         self._report(peer, Event.FIRST_DELIVERY)
+        self.score.first_delivery(peer)
+        if len(raw) >= self.params.idontwant_min_bytes:
+            self._announce_dont_want(peer, envelope.id, envelope.topic)
         if solicited is None:
             self.mesh.pushed_by(peer, envelope.topic)
         elif catchup or self._clock() - envelope.created_at > self.params.forward_repaired_age_s:
@@ -402,10 +479,12 @@ class GossipEngine:
         self.repair.note(envelope.id, peer, envelope.topic)
         if envelope.hops < envelope.ttl:
             excluded = {peer, envelope.origin, self.peer_id}
-            to = self.mesh.targets(envelope.topic, excluded)
-            self._pusher.push(
-                envelope.id, envelope.forwarded(), AuditEvent.FORWARDED, excluded, to, envelope.topic
-            )
+            dont_want = self._dont_want.peers(envelope.id) - excluded
+            mesh_targets = self.mesh.targets(envelope.topic, excluded)
+            to = [p for p in mesh_targets if p not in dont_want]
+            self.stats.idontwant_skipped += len(mesh_targets) - len(to)
+            wire, skip = envelope.forwarded(), excluded | dont_want
+            self._pusher.push(envelope.id, wire, AuditEvent.FORWARDED, skip, to, envelope.topic)
 
     def _check_time(self, envelope: Envelope) -> None:
         age = self._clock() - envelope.created_at
@@ -443,6 +522,8 @@ class GossipEngine:
         self._writer.submit(audit=[row], droppable=True)
         if penalise:
             self._report(peer, _FEEDBACK[reason])
+            if reason in _INVALID:
+                self.score.invalid(peer)
 
     def _refuse_blocked(self, peer: str, message_id: str) -> None:
         """Not marked seen: should the operator lift the block, repair may still bring it."""
@@ -456,6 +537,48 @@ class GossipEngine:
                 self._feedback(peer, event)
             except Exception:
                 log.exception("gossip behaviour feedback failed")
+
+    # scores
+
+    def _graylisted(self, peer: str) -> bool:
+        """Whether to ignore everything from this neighbour now; one audit row per heartbeat says so."""
+        if not self.score.below(peer, self.params.graylist_threshold):
+            return False
+        self.stats.graylisted += 1
+        now = asyncio.get_running_loop().time()
+        if now - self._graylist_audited.get(peer, -math.inf) >= self.params.heartbeat_s:
+            self._graylist_audited[peer] = now
+            row = self._audit(AuditEvent.REJECTED, None, peer, GRAYLISTED)
+            self._writer.submit(audit=[row], droppable=True)
+        return True
+
+    def _heartbeat(self) -> None:
+        """Mesh upkeep, fresh trust for the scores, and offenders below graylist disconnected."""
+        self.score.refresh()
+        self.mesh.maintain()
+        floor = self.params.graylist_threshold
+        for peer in self._transport.neighbours():
+            if peer in self._ejected or not self.score.below(peer, floor):
+                continue
+            self.mesh.remove(peer)
+            if self._on_offender is None:
+                continue
+            self._ejected.add(peer)
+            self.stats.offenders += 1
+            log.warning("disconnecting %s: gossip score %.1f below graylist", peer, self.score.score(peer))
+            self._spawn(self._eject(peer))
+
+    async def _eject(self, peer: str) -> None:
+        assert self._on_offender is not None
+        result = self._on_offender(peer)
+        if inspect.isawaitable(result):
+            await result
+
+    def _announce_dont_want(self, sender: str, message_id: str, topic: str) -> None:
+        message = {"type": MessageType.ACK.value, "ids": [], "dontwant": [message_id]}
+        for peer in self.mesh.targets(topic, {sender}):
+            self.stats.idontwant_sent += 1
+            self._spawn(self._send_quietly(peer, message))
 
     # outbound
 
@@ -551,8 +674,9 @@ class GossipEngine:
             self._seq = max(self._seq, seq)  # our own, from before a lost store: never reuse its seq
             return
         self._highest_seq[origin] = max(seq, self._highest_seq.pop(origin, 0))
-        while len(self._highest_seq) > MAX_TRACKED_ORIGINS:
-            self._highest_seq.popitem(last=False)
+        if len(self._highest_seq) > MAX_TRACKED_ORIGINS:  # the least trusted of the oldest few goes
+            oldest = list(islice(self._highest_seq, min(EVICTION_SAMPLE, len(self._highest_seq) - 1)))
+            del self._highest_seq[min(oldest, key=self.score.trust)]
 
     def _audit(
         self, event: AuditEvent, message_id: str | None, peer: str | None, reason: str | None = None

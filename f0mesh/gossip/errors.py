@@ -16,6 +16,7 @@ class Reason(StrEnum):
     REPLAY = "replay"
     CLOCK_SKEW = "clock_skew"
     RATE_LIMITED = "rate_limited"
+    INVALID = "invalid"  # a topic validator rejected it
 
 
 _STATUS = {Reason.TOO_LARGE: 413, Reason.RATE_LIMITED: 429, Reason.BAD_SIGNATURE: 403}

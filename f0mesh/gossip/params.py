@@ -71,6 +71,22 @@ class GossipParams:
     catchup_max_ids: int = 10_000  # ids offered to a neighbour that (re)connects, within the window
     max_pending_iwant: int = 5_000  # ids requested from one neighbour and not yet received
     iwant_timeout_s: float = 3.0  # an id asked for is not asked of anyone else until then (IWantFollowupTime)
+    # peer score thresholds (GossipSub v1.1; score.py): below gossip_threshold no IHAVE to or from the
+    # peer, below publish_threshold no flood publish to it, below graylist_threshold everything it
+    # sends is ignored and it is disconnected at the next heartbeat
+    gossip_threshold: float = -10.0
+    publish_threshold: float = -50.0
+    graylist_threshold: float = -80.0
+    # cost control: IHAVE taken from one neighbour per heartbeat (GossipSub's MaxIHaveMessages and
+    # MaxIHaveLength), a link's first catch-up pages (up to catchup_max_ids) counted apart
+    max_ihave_messages: int = 10
+    max_ihave_ids: int = 5000
+    # IDONTWANT (GossipSub v1.2): envelopes this large are announced to push peers on first receipt
+    idontwant_min_bytes: int = 1024
+    max_idontwant_ids: int = 1000  # ids remembered per neighbour, oldest forgotten first
+    # application validators (validators.py): each call bounded in time, and in number at once
+    validator_timeout_s: float = 2.0
+    validator_concurrency: int = 64
 
     def __post_init__(self) -> None:
         for name in (
@@ -90,6 +106,11 @@ class GossipParams:
             "catchup_max_ids",
             "max_pending_iwant",
             "prune_px",
+            "max_ihave_messages",
+            "max_ihave_ids",
+            "idontwant_min_bytes",
+            "max_idontwant_ids",
+            "validator_concurrency",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -116,6 +137,7 @@ class GossipParams:
             "forward_repaired_age_s",
             "prune_backoff_s",
             "fanout_ttl_s",
+            "validator_timeout_s",
         ):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
@@ -124,6 +146,14 @@ class GossipParams:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f"gossip {name} must be >= 0, got {value!r}")
+        thresholds = (self.gossip_threshold, self.publish_threshold, self.graylist_threshold)
+        if not all(isinstance(t, int | float) and math.isfinite(t) for t in thresholds) or not (
+            self.graylist_threshold <= self.publish_threshold <= self.gossip_threshold <= 0
+        ):
+            raise ConfigError(
+                "gossip score thresholds must satisfy graylist <= publish <= gossip <= 0, "
+                f"got {self.graylist_threshold!r}, {self.publish_threshold!r}, {self.gossip_threshold!r}"
+            )
         if self.seen_ttl_s < self.replay_window_s + self.max_clock_skew_s:
             raise ConfigError(
                 "gossip seen_ttl_s must be >= replay_window_s + max_clock_skew_s, "

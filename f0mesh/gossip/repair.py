@@ -16,6 +16,11 @@ are stored but not pushed on (the neighbours run their own repair), or a rejoini
 the whole window to them. They bypass the rate limits because this node asked for them, up to
 catchup_max_ids per link; past that budget a page is answered like a digest that is not pushed on.
 A previous wire version sends every IHAVE unmarked, so it is served exactly as before.
+
+Cost control (GossipSub v1.1): no IHAVE goes to or is taken from a neighbour below the gossip
+threshold; what one neighbour may offer per heartbeat is capped (ihave_budget.py); of each IWANT
+sent for a digest, one id is a promise: if it has not arrived (from anyone) when the want expires,
+the advertiser broke it and its score pays.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import Any
 
 from f0mesh.gossip.envelope import Envelope, is_message_id
 from f0mesh.gossip.errors import GossipReject, Reason
+from f0mesh.gossip.ihave_budget import IHaveBudget
 from f0mesh.gossip.params import GossipParams
 from f0mesh.gossip.push import Pusher
 from f0mesh.gossip.stats import GossipStats
@@ -62,6 +68,7 @@ class Want:
     peer: str
     expiry: float  # loop time
     page: bool
+    promise: bool = False  # the id of its IWANT whose absence at expiry counts as a broken promise
 
 
 class Repair:
@@ -80,11 +87,15 @@ class Repair:
         audience: Callable[[str], tuple[list[str], list[str]]] | None = None,
         serves: Callable[[str, str], bool] = lambda peer, topic: True,
         on_gap: Callable[[str, str], None] = lambda peer, topic: None,
+        may_gossip: Callable[[str], bool] = lambda peer: True,
+        on_broken_promise: Callable[[str], None] = lambda peer: None,
     ) -> None:
         """``audience(topic)``: the neighbours subscribed to a topic that new messages do not reach
         by push (the heartbeat's IHAVE goes to them first), and those they do; ``serves(peer,
         topic)``: whether an IWANT of that neighbour for that topic is answered; ``on_gap(peer,
-        topic)``: a neighbour asked for a young message, so push missed it."""
+        topic)``: a neighbour asked for a young message, so push missed it; ``may_gossip(peer)``: the
+        peer's score is at the gossip threshold or above; ``on_broken_promise(peer)``: an advertised
+        id it was asked for never came."""
         self._transport = transport
         self._store = store
         self._pusher = pusher
@@ -97,6 +108,9 @@ class Repair:
         self._audience = audience or (lambda topic: (self._transport.neighbours(), []))
         self._serves = serves
         self._on_gap = on_gap
+        self._may_gossip = may_gossip
+        self._on_broken_promise = on_broken_promise
+        self._budget = IHaveBudget(params)
         self._wanted: dict[str, Want] = {}
         self._catchup_left: dict[str, int] = {}  # neighbour -> ids still to ask at catch-up terms
         # (loop time first seen, id, topic), oldest first; no more than one digest's worth is offered
@@ -139,6 +153,8 @@ class Repair:
     async def heartbeat(self) -> None:
         """Mesh upkeep, then each topic's recent ids to d_lazy of its subscribers drawn uniformly."""
         self._stats.heartbeats += 1
+        self._budget.reset()
+        self._expire()
         try:
             self._on_heartbeat()
         except Exception:
@@ -155,6 +171,8 @@ class Repair:
         d_lazy = self._params.d_lazy
         for topic, ids in by_topic.items():
             lazy, pushed = self._audience(topic)
+            lazy = [p for p in lazy if self._may_gossip(p)]
+            pushed = [p for p in pushed if self._may_gossip(p)]
             targets = self._rng.sample(lazy, min(d_lazy, len(lazy)))
             if len(targets) < d_lazy:
                 targets += self._rng.sample(pushed, min(d_lazy - len(targets), len(pushed)))
@@ -167,7 +185,7 @@ class Repair:
         """Offer one random neighbour the ids of the messages created within repair_lookback."""
         self._stats.repair_rounds += 1
         self._expire()
-        neighbours = self._transport.neighbours()
+        neighbours = [p for p in self._transport.neighbours() if self._may_gossip(p)]
         if not neighbours:
             return
         peer = self._rng.choice(neighbours)
@@ -205,6 +223,7 @@ class Repair:
     def on_neighbour_down(self, peer: str) -> None:
         self._offered_back.pop(peer, None)
         self._catchup_left.pop(peer, None)
+        self._budget.forget(peer)
         for message_id in [m for m, want in self._wanted.items() if want.peer == peer]:
             del self._wanted[message_id]
 
@@ -221,6 +240,9 @@ class Repair:
         ``fresh`` marks a periodic digest (its answers are pushed on), not a catch-up page."""
         ids = check_ids(raw_ids)
         self._stats.ihave_received += 1
+        if not self._may_gossip(peer) or not self._budget.allow(peer, len(ids), page=not fresh):
+            self._stats.ihave_ignored += 1
+            return
         if catchup and self._may_offer_back(peer):
             await self.on_neighbour_up(peer)
         self._expire()
@@ -242,6 +264,9 @@ class Repair:
         page, digest = Want(peer, expiry, page=True), Want(peer, expiry, page=False)
         for number, message_id in enumerate(lacking):
             self._wanted[message_id] = page if number < pages else digest
+        if pages < len(lacking):  # GossipSub tracks one id per IWANT as the advertiser's promise
+            promised = self._rng.choice(lacking[pages:])
+            self._wanted[promised] = Want(peer, expiry, page=False, promise=True)
         self._stats.iwant_sent += len(lacking)
         await self._send(peer, {"type": MessageType.IWANT.value, "ids": lacking})
 
@@ -293,7 +318,10 @@ class Repair:
     def _expire(self) -> None:
         now = asyncio.get_running_loop().time()
         for message_id in [m for m, want in self._wanted.items() if want.expiry <= now]:
-            del self._wanted[message_id]
+            want = self._wanted.pop(message_id)
+            if want.promise and not self._knows(message_id):
+                self._stats.broken_promises += 1
+                self._on_broken_promise(want.peer)
 
     async def _loop(self) -> None:
         interval = self._params.repair_interval_s

@@ -50,6 +50,13 @@ METRICS: dict[str, tuple[str, str]] = {
         "audit_rows_dropped",
         "Audit rows of rejections and duplicates shed under overload",
     ),
+    "graylisted": ("graylisted_messages", "Messages ignored because their sender's score is below graylist"),
+    "offenders": ("offenders_disconnected", "Neighbours disconnected for a score below graylist"),
+    "ihave_ignored": ("ihave_ignored", "IHAVE ignored: sender below gossip threshold or over its budget"),
+    "broken_promises": ("broken_promises", "IWANTed ids a neighbour advertised and never delivered"),
+    "idontwant_sent": ("idontwant_sent", "IDONTWANT announcements sent for large envelopes"),
+    "idontwant_skipped": ("idontwant_skipped", "Pushes skipped because the neighbour said IDONTWANT"),
+    "validation_ignored": ("validation_ignored", "Messages a topic validator ignored (or timed out on)"),
     "publish_overloaded": (
         "publish_overloaded",
         "Own publishes refused with HTTP 429 because max_pending_publishes were waiting for the store",
@@ -93,6 +100,13 @@ class GossipStats:
     not_stored: int = 0
     audit_rows_dropped: int = 0
     publish_overloaded: int = 0
+    graylisted: int = 0
+    offenders: int = 0
+    ihave_ignored: int = 0
+    broken_promises: int = 0
+    idontwant_sent: int = 0
+    idontwant_skipped: int = 0
+    validation_ignored: int = 0
     rejected: Counter[str] = field(default_factory=Counter)  # by Reason value, or engine.BLOCKED
     by_topic: Counter[tuple[str, str]] = field(default_factory=Counter)  # (attribute, topic label)
     labelled_topics: set[str] = field(default_factory=set)

@@ -31,6 +31,8 @@ class MessageType(StrEnum):
     {"type": "ihave", "ids": [message id, ...]}             repair digest: I hold these
                       (+ "catchup": true: and offer me yours; see Repair.on_neighbour_up)
     {"type": "iwant", "ids": [message id, ...]}             repair request: send me these
+                      (+ "dontwant": [message id, ...]: I hold these large ones, do not push them;
+                       IDONTWANT rides an ack, whose extra keys a previous wire version ignores)
     """
 
     MSGS = "msgs"

@@ -27,6 +27,7 @@ class CloseReason(StrEnum):
     WIRE_VERSION = "incompatible wire version"
     UNEXPECTED_PEER = "hello from an unexpected PeerId"
     SETUP_FAILED = "setup failed"  # the offer/answer exchange raised; the detail says why
+    OFFENDER = "gossip score below graylist"  # held off for a backoff, then accepted again
 
     def text(self, detail: str | None = None) -> str:
         """The words shown for this reason; ``detail`` is the variable part (the peer's words, a time)."""

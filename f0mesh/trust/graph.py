@@ -102,6 +102,18 @@ class TrustGraph:
             self._version += 1
         return True
 
+    def publishers(self) -> list[str]:
+        """The remote trusters whose published sets are held, in the order first applied."""
+        return list(self._published_version)
+
+    def forget_published(self, frm: str) -> bool:
+        """Drop a remote truster's set (and its version, so a later set of it is taken afresh)."""
+        if self._published_version.pop(frm, None) is None:
+            return False
+        if self._out.pop(frm, None) is not None:
+            self._version += 1
+        return True
+
     def published_version(self, frm: str) -> int | None:
         """The version of the set held for a remote truster, None if none was applied."""
         return self._published_version.get(frm)

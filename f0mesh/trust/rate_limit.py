@@ -4,6 +4,8 @@ Limiting per origin bounds what one identity can inject; limiting per neighbour 
 link can relay. Both are a RateLimiter keyed by PeerId with their own RateParams. The per-origin
 limiter should sit behind the per-neighbour one: origin ids are free to mint, and a flood of new
 ids could otherwise push a throttled origin's bucket out of the LRU and hand it a fresh burst.
+Past max_buckets the least trusted of the EVICTION_SAMPLE least recently used buckets goes, so a
+flood of fresh ids (all at trust 0) evicts each other rather than the trusted origins' buckets.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from itertools import islice
 
 from f0mesh.trust.score_params import RateParams
+
+EVICTION_SAMPLE = 32
 
 
 class TokenBucket:
@@ -116,7 +121,7 @@ class RateLimiter:
         if bucket is None:
             bucket = self._buckets[key] = TokenBucket(*self.limits(key), clock=self._clock)
             while len(self._buckets) > self.params.max_buckets:
-                self._buckets.popitem(last=False)
+                self._evict()
         else:
             self._buckets.move_to_end(key)
         return bucket.try_take(n)
@@ -126,6 +131,11 @@ class RateLimiter:
         self._scores = dict(scores)
         for key, bucket in self._buckets.items():
             bucket.set_limits(*self.limits(key))
+
+    def _evict(self) -> None:
+        """The least trusted of the oldest few, never the newest (it would come back with a fresh burst)."""
+        oldest = list(islice(self._buckets, min(EVICTION_SAMPLE, len(self._buckets) - 1)))
+        del self._buckets[min(oldest, key=lambda k: self._scores.get(k, 0.0))]
 
     def forget(self, key: str) -> None:
         self._buckets.pop(key, None)

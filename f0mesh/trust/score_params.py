@@ -154,6 +154,11 @@ class TrustParams:
     # by publish_min_change, and no more often than publish_min_interval_s; an operator's opinion at once.
     publish_min_change: float = 0.1
     publish_min_interval_s: float = 30.0
+    # Other peers' published opinions are kept per origin, and origins are free to mint: at most this
+    # many publishers and edges in all; past either the least trusted publisher goes (#20: 40 invented
+    # origins once planted 40,000 edges)
+    max_publishers: int = 1000
+    max_remote_edges: int = 20_000
 
     def __post_init__(self) -> None:
         _require(
@@ -164,3 +169,5 @@ class TrustParams:
             _finite(self.publish_min_interval_s) and self.publish_min_interval_s >= 0,
             f"publish_min_interval_s must be >= 0, got {self.publish_min_interval_s!r}",
         )
+        _require(self.max_publishers >= 1, f"max_publishers must be >= 1, got {self.max_publishers!r}")
+        _require(self.max_remote_edges >= 1, f"max_remote_edges must be >= 1, got {self.max_remote_edges!r}")

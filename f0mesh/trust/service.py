@@ -105,10 +105,38 @@ class TrustService:
         version, edges = payload.get("version"), payload.get("edges")
         if not isinstance(version, int) or not isinstance(edges, dict) or len(edges) > MAX_PUBLISHED_EDGES:
             return False
+        if not self._room_for(origin, len(edges)):
+            return False
         try:
             return self.graph.apply_published(origin, edges, version)
         except (ValueError, TypeError):
             return False
+
+    def _room_for(self, origin: str, edges: int) -> bool:
+        """Make room for ``origin``'s set under the caps by forgetting less trusted publishers; False
+        (nothing forgotten) if the room would have to come from publishers trusted as much or more."""
+        graph, params = self.graph, self.params
+        held = graph.publishers()
+        others = [p for p in held if p != origin]
+        sizes = {p: len(graph.out_edges(p)) for p in others}
+        count, total = len(others) + 1, sum(sizes.values()) + edges
+        if count <= params.max_publishers and total <= params.max_remote_edges:
+            return True
+        scores = self.cache.scores()
+        mine = scores.get(origin, 0.0)
+        evict = []
+        for peer in sorted(others, key=lambda p: scores.get(p, 0.0)):  # stable: among equals, oldest first
+            if count <= params.max_publishers and total <= params.max_remote_edges:
+                break
+            if scores.get(peer, 0.0) >= mine:
+                return False
+            evict.append(peer)
+            count, total = count - 1, total - sizes[peer]
+        if count > params.max_publishers or total > params.max_remote_edges:
+            return False
+        for peer in evict:
+            graph.forget_published(peer)
+        return True
 
     def components(self) -> dict[str, dict[str, Any]]:
         """Per peer: the operator's opinion, observed behaviour, in-edges and global score."""

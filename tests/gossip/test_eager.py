@@ -89,15 +89,31 @@ async def test_answers_to_a_periodic_digest_pass_the_per_origin_limit():
     await mesh.close()
 
 
-async def test_catch_up_bypasses_the_limits_only_up_to_its_budget_per_link():
+async def test_catch_up_skips_the_neighbour_limit_only_up_to_its_budget_per_link():
     mesh = Mesh(2, params=NO_RETRY)
     await mesh[0].boot()
     ids = [await mesh[0].engine.publish("t", n) for n in range(5)]
-    await mesh[1].boot(params=replace(NO_RETRY, catchup_max_ids=2), origin_limiter=flat_limiter(0.0, 1.0))
+    await mesh[1].boot(params=replace(NO_RETRY, catchup_max_ids=2), neighbour_limiter=flat_limiter(0.0, 1.0))
     await mesh.link([(0, 1)])  # node 0 offers its 5 as a catch-up page
     await wait_until(lambda: mesh[1].engine.stats.rejected["rate_limited"] == 2, 5, "past the budget")
     await mesh.settle()
     assert sum(i in mesh[1].store.messages for i in ids) == 3  # two within the budget, one token's worth
+    await mesh.close()
+
+
+async def test_the_origin_limit_holds_for_catch_up_answers_too():
+    """#20: 600 envelopes of one origin advertised by IHAVE first all got past its limit (catch-up
+    answers skipped every limit); now one origin gets its tokens' worth whichever road it takes, and
+    the neighbour that answered what we asked does not pay for it."""
+    mesh = Mesh(2, params=NO_RETRY)
+    await mesh[0].boot()
+    ids = [await mesh[0].engine.publish("t", n) for n in range(5)]
+    await mesh[1].boot(origin_limiter=flat_limiter(0.0, 1.0))
+    await mesh.link([(0, 1)])  # node 0 offers its 5 as a catch-up page
+    await wait_until(lambda: mesh[1].engine.stats.rejected["rate_limited"] == 4, 5, "the origin's limit")
+    await mesh.settle()
+    assert sum(i in mesh[1].store.messages for i in ids) == 1
+    assert not [f for f in mesh[1].feedback if f[1] == "rate_limited"]
     await mesh.close()
 
 

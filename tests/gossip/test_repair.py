@@ -130,12 +130,12 @@ async def test_iwant_serves_each_message_to_a_neighbour_a_bounded_number_of_time
     await mesh.close()
 
 
-async def test_solicited_envelopes_bypass_the_rate_limit_but_unsolicited_ones_do_not():
+async def test_solicited_envelopes_bypass_the_neighbour_limit_but_unsolicited_ones_do_not():
     mesh = Mesh(2)
     await mesh[0].boot()
     for n in range(5):
         await mesh[0].engine.publish("t", n)
-    await mesh[1].boot(neighbour_limiter=flat_limiter(0.0, 1.0), origin_limiter=flat_limiter(0.0, 1.0))
+    await mesh[1].boot(neighbour_limiter=flat_limiter(0.0, 1.0))  # the origin's limit holds on every road
     await mesh.link([(0, 1)])  # node 0 offers its 5 messages; node 1 asks for them
     await wait_until(lambda: len(mesh[1].store.messages) == 5, 5, "catch-up despite a budget of one")
     for n in range(3):

@@ -54,20 +54,8 @@ async def test_attacks_are_rejected_with_reasons_and_honest_traffic_flows(node_f
         async def send(raws: list[bytes]) -> None:
             await link.send({"t": "gossip", "m": {"type": "msgs", "msgs": raws}})
 
-        good = envelope(me, 1, now_ms, {"ok": True})
-        forged = dataclasses.replace(good, signature=Identity.generate().sign(good.signed))
-        await send([forged.encode()])
-        await send([envelope(me, 2, now_ms - 600_000, "old").encode()])
-        await send([envelope(me, 3, now_ms, "x" * 70_000).encode()])
-        await send([envelope(me, 4, now_ms + 300_000, "future").encode()])
-        await send([b"\x93garbage"])
-        expected = {"bad_signature", "replay", "too_large", "clock_skew", "malformed"}
-        counts = await poll(
-            lambda: (c := rejected(target, me.peer_id)) and expected <= set(c) and c, 20, "audited rejections"
-        )
-        assert all(counts[r] >= 1 for r in expected), counts
-
-        # Flood at ten times the floor burst while an honest neighbour publishes.
+        # Flood at ten times the floor burst while an honest neighbour publishes. Being cut to a rate
+        # limit is no invalid message: the attacker keeps its gossip score through this part.
         flood = [envelope(me, 100 + i, now_ms + i, {"i": i}, topic="flood").encode() for i in range(1000)]
         honest_ids = []
         for chunk_start in range(0, len(flood), 100):
@@ -91,6 +79,41 @@ async def test_attacks_are_rejected_with_reasons_and_honest_traffic_flows(node_f
             ).json()["messages"]
         )
         assert 0 < accepted < 600, accepted  # cut near the limit: floor burst 100 plus the refill
+
+        # Invalid messages: each refused with its reason until the attacker's score (-10 per invalid,
+        # squared, against at most +20 earned by trust and first deliveries) falls below graylist; what
+        # it sends then is ignored, and the next heartbeat disconnects it and refuses its offers.
+        good = envelope(me, 1, now_ms, {"ok": True})
+        forged = dataclasses.replace(good, signature=Identity.generate().sign(good.signed))
+        await send([forged.encode()])
+        await send([envelope(me, 2, now_ms - 600_000, "old").encode()])
+        await send([envelope(me, 3, now_ms, "x" * 70_000).encode()])
+        await send([b"\x93garbage"])
+        await send([envelope(me, 4, now_ms + 300_000, "future").encode()])
+        await send([envelope(me, 5, now_ms, "valid, but from a graylisted peer").encode()])
+        expected = {"bad_signature", "replay", "too_large", "malformed", "graylisted"}
+        counts = await poll(
+            lambda: (c := rejected(target, me.peer_id)) and expected <= set(c) and c, 20, "audited rejections"
+        )
+        assert all(counts[r] >= 1 for r in expected), counts
+
+        def cut_off() -> list[dict]:
+            links = target.http.get("/api/mesh-rtc/links").json()["links"]
+            return [
+                x
+                for x in links
+                if x["peer_id"] == me.peer_id
+                and (x["reason"] or "").startswith("gossip score below graylist")
+            ]
+
+        [row] = await poll(cut_off, 20, "the attacker disconnected for its score")
+        assert row["state"] != "open"
+        refused = None
+        try:
+            await attacker.links.dial_url(target.url)
+        except Exception as exc:  # held off: the offer is refused
+            refused = exc
+        assert refused is not None
         trust = (await asyncio.to_thread(target.http.get, "/api/trust")).json()["components"]
         assert trust[me.peer_id]["behaviour"] < 0
         assert (await asyncio.to_thread(target.http.get, "/healthz")).json()["status"] == "ok"

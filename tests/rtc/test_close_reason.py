@@ -24,6 +24,7 @@ SHOWN = [
     (CloseReason.WIRE_VERSION, "[9, 0]", "incompatible wire version [9, 0]"),
     (CloseReason.UNEXPECTED_PEER, None, "hello from an unexpected PeerId"),
     (CloseReason.SETUP_FAILED, "TimeoutError: ", "TimeoutError: "),
+    (CloseReason.OFFENDER, "-90.0", "gossip score below graylist: -90.0"),
 ]
 
 

@@ -74,3 +74,22 @@ async def test_nothing_is_scheduled_after_close(telemetry) -> None:
     telemetry.close()
     telemetry.schedule()
     assert telemetry._due is None
+
+
+async def test_fifty_invented_origins_cannot_grow_the_tables_or_push_out_trusted_ones(tmp_path) -> None:
+    """#20: telemetry of 50 invented nodes was kept whole; now at most max_origins, least trusted out."""
+    config = NodeConfig(data_dir=tmp_path, admin_token="t" * 32, gossip_interval=30.0)
+    gossip = FakeGossip()
+    trusted = [f"H{n}" for n in range(8)]
+    scores = dict.fromkeys(trusted, 0.1)
+    tasks = TaskSet("test")
+    service = Telemetry(
+        config, gossip, FakeLinks(), SimpleNamespace(latest={}), tasks, scores=lambda: scores, max_origins=32
+    )  # type: ignore[arg-type]
+    now = time.time()
+    for origin in trusted[:4] + [f"FAKE{n}" for n in range(50)] + trusted[4:]:
+        gossip.deliver(origin, TELEMETRY_TOPIC, {"links": []}, now)
+    assert len(service.received) == 32 and len(service.heard_recently()) == 32
+    assert set(trusted) <= set(service.received) and set(trusted) <= service.heard_recently()
+    service.close()
+    await tasks.close(1.0)

@@ -131,3 +131,15 @@ def test_limiter_is_bounded_by_lru(clock: FakeClock) -> None:
     assert not limiter.allow("a")  # a kept its empty bucket
     limiter.forget("a")
     assert limiter.allow("a")
+
+
+def test_a_flood_of_fresh_ids_evicts_the_least_trusted_not_the_trusted(clock: FakeClock) -> None:
+    """#20: per-origin state is capped and evicts the least trusted first: a trusted origin that
+    spent its burst keeps its (empty) bucket while invented ids push each other out."""
+    limiter = RateLimiter(RateParams(max_buckets=8, min_burst=50.0), clock, scores={"trusted": 0.01})
+    while limiter.allow("trusted"):
+        pass
+    for n in range(200):
+        limiter.allow(f"invented-{n}")
+    assert "trusted" in limiter and len(limiter) == 8
+    assert not limiter.allow("trusted")  # no fresh burst handed back

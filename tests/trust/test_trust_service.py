@@ -57,3 +57,25 @@ def test_behaviour_drift_waits_for_the_interval_and_a_material_change() -> None:
     assert service.opinions_due() is None, "drift below the step is not worth a message"
     _drift(service, B, 0.01)
     assert service.opinions_due() is not None, "a new peer in the opinions is"
+
+
+def test_forty_thousand_invented_edges_are_capped_and_trusted_publishers_kept() -> None:
+    """#20: 40 invented origins publishing 1000 edges each were all kept; now the remote edges stay
+    under max_remote_edges and the least trusted publishers, not the trusted ones, are refused."""
+    service = TrustService(ME)
+    honest = [f"H{n}" for n in range(3)]
+    for peer in honest:
+        service.set_opinion(peer, 1.0)
+    for peer in honest:
+        edges = {f"{peer}-friend-{k}": 0.5 for k in range(500)}
+        assert service.apply_published(peer, {"version": 1, "edges": edges})
+    for n in range(40):
+        edges = {f"sybil-{n}-{k}": 1.0 for k in range(1000)}
+        service.apply_published(f"invented-{n}", {"version": 1, "edges": edges})
+    remote = [e for e in service.graph.edges() if e["from"] != ME]
+    assert len(remote) <= service.params.max_remote_edges
+    assert all(len(service.graph.out_edges(peer)) == 500 for peer in honest)
+    # a newly trusted publisher still gets in, in place of an invented one
+    service.set_opinion("H9", 1.0)
+    assert service.apply_published("H9", {"version": 1, "edges": {"x": 1.0}})
+    assert len(service.graph.publishers()) <= service.params.max_publishers
