@@ -14,7 +14,7 @@ from f0mesh.node import Node
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-SYSTEM = ["state", "telemetry", "trust"]
+SYSTEM = ["state", "state/signed", "telemetry", "trust"]
 
 
 @pytest.fixture
