@@ -113,7 +113,7 @@ class MVMap(Replicated):
         return sorted(self._regs, key=element_key)
 
     def pick(self, key: Element, rank: Mapping[str, int] | None = None) -> Sib | None:
-        """The sibling a reader is shown: the highest-ranked origin's (ranks as given, unranked 0), then LWW."""
+        """The sibling a reader is shown: the highest-ranked origin (unranked count 0), then LWW order."""
         sibs = self._regs.get(key)
         if not sibs:
             return None
@@ -168,7 +168,7 @@ class MVMap(Replicated):
         return self._finish_delta(delta)
 
     def collect_tombstones(self, before_ts: Timestamp) -> int:
-        """Forget keys whose every sibling is a delete older than before_ts (see LWWMap.collect_tombstones)."""
+        """Forget keys whose every sibling is a delete older than before_ts (as LWWMap does)."""
         self._check_ts_kind(before_ts)
         dead = [k for k, sibs in self._regs.items() if all(not s[1] and s[0] < before_ts for s in sibs)]
         for key in dead:
