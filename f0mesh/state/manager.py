@@ -38,10 +38,19 @@ import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from f0mesh.crdt import HLC, ClockSkewError, CounterError, HLCTimestamp, LWWElementSet, LWWMap, VectorClock
+from f0mesh.crdt import (
+    HLC,
+    ClockSkewError,
+    CounterError,
+    HLCTimestamp,
+    LWWElementSet,
+    LWWMap,
+    MVMap,
+    VectorClock,
+)
 from f0mesh.errors import (
     ConflictError,
     MessageTooLargeError,
@@ -58,13 +67,15 @@ from f0mesh.state.documents import (
     Document,
     InvalidChange,
     check_name,
+    crdt_class,
+    decode,
     format_id,
     is_empty,
     timestamps,
 )
 from f0mesh.state.peers import ALIVE, GONE, LEFT, PEERS_DOC, PeerInfo, make_entry, parse_entry
+from f0mesh.state.policy import LWW, POLICIES_DOC, RANKED, Policies, Policy, check_resolution, stamp
 from f0mesh.state.policy import MAX_WRITERS as MAX_POLICY_WRITERS
-from f0mesh.state.policy import POLICIES_DOC, Policies, Policy, stamp
 from f0mesh.state.sync import (
     Reassembler,
     TooLarge,
@@ -77,6 +88,9 @@ from f0mesh.state.sync import (
 from f0mesh.tasks import TaskSet
 
 log = logging.getLogger("f0mesh.state")
+
+Resolution = tuple[str, tuple[str, ...] | list[str]]  # (lww | ranked | keep-all, rank list)
+MakeChange = Callable[[Document, dict[str, int] | None], Change]
 
 STOP_TASKS_S = 5.0  # bound on the wait for cancelled background tasks when the manager stops
 
@@ -224,8 +238,7 @@ class ReplicatedState:
             if policy is None and any(origin == self.peer_id for origin, _seq in doc.crdt.op_ids()):
                 self._claim(doc.name)
             elif policy and policy.creator == self.peer_id and not self._writers <= policy.writers:
-                writers = policy.writers | self._writers
-                self._set_policy(Policy(doc.name, self.peer_id, policy.created, writers))
+                self._set_policy(replace(policy, writers=policy.writers | self._writers))
 
     async def _leave(self) -> None:
         peers = self._docs[PEERS_DOC]
@@ -267,7 +280,7 @@ class ReplicatedState:
         its counters leave room for this node's next write."""
         if name in (PEERS_DOC, POLICIES_DOC) and kind != "map":
             raise ValueError(f"{name!r} is reserved for a map, not a {kind}")
-        crdt = KINDS[kind].from_bytes(data, self.peer_id)
+        crdt = decode(kind, data, self.peer_id)
         if crdt.seq_room() < 1:
             raise CounterError(f"no seq left for this node's next write to {name!r}")
         crdt.to_bytes()
@@ -313,8 +326,8 @@ class ReplicatedState:
     def view(self, name: str) -> dict[str, Any]:
         """The document's view, with the write policy it is under (None for the node's own maps and for a
         document whose creator's policy has not arrived yet)."""
-        view = self._existing(name).view()
         policy = self.policy(name)
+        view = self._existing(name).view(policy and policy.ranking())
         view["policy"] = None if policy is None else policy.view()
         return view
 
@@ -329,7 +342,10 @@ class ReplicatedState:
         return Policies(crdt)
 
     def conflicts(self, name: str) -> list[dict[str, Any]]:
-        return self._existing(name).conflicts()
+        policy = self.policy(name)
+        return self._existing(name).conflicts(
+            policy and policy.ranking(), policy.resolution if policy else LWW
+        )
 
     def _existing(self, name: str) -> Document:
         doc = self._docs.get(name)
@@ -339,21 +355,26 @@ class ReplicatedState:
 
     # -- local changes -----------------------------------------------------------------------------
 
-    async def update(self, name: str, change: Change) -> dict[str, Any]:
+    async def update(self, name: str, change: Change, resolution: Resolution | None = None) -> dict[str, Any]:
         """Apply a change (creating the document), save and gossip it; returns the document's view.
 
         Raises InvalidChange (422), ConflictError (409: other kind, or too many documents), PolicyError
         (403: the registry is the node's own) or MessageTooLargeError (413) before changing anything;
-        StorageFullError (507) or StoreUnavailableError (503) when the store did not take it.
+        StorageFullError (507) or StoreUnavailableError (503) when the store did not take it. resolution
+        (name, rank list) is chosen for a document this write creates; 409 if one that exists differs.
         """
-        return await self._write(name, change.kind, lambda _doc: change)
+        return await self._write(name, change.kind, lambda _doc, _rank: change, resolution)
 
-    async def replace(self, name: str, kind: str, value: Any) -> dict[str, Any]:
+    async def replace(
+        self, name: str, kind: str, value: Any, resolution: Resolution | None = None
+    ) -> dict[str, Any]:
         """Make the content equal to value; only what differs is written, so unchanged keys keep their
         timestamps and a concurrent write to another key survives."""
-        return await self._write(name, kind, lambda doc: doc.replacement(value))
+        return await self._write(name, kind, lambda doc, rank: doc.replacement(value, rank), resolution)
 
-    async def _write(self, name: str, kind: str, make_change: Callable[[Document], Change]) -> dict[str, Any]:
+    async def _write(
+        self, name: str, kind: str, make_change: MakeChange, resolution: Resolution | None
+    ) -> dict[str, Any]:
         """Answer only once the change is saved: what is acknowledged survives a crash.
 
         The save runs in a task of its own, so neither a timeout nor a caller that went away can part
@@ -363,7 +384,7 @@ class ReplicatedState:
         if name in (PEERS_DOC, POLICIES_DOC):
             what = "the peer registry" if name == PEERS_DOC else "the write policies"
             raise PolicyError(f"{name!r} is {what}, written by the node itself", code="reserved")
-        task = asyncio.ensure_future(self._save_change(name, kind, make_change))
+        task = asyncio.ensure_future(self._save_change(name, kind, make_change, resolution))
         self._writes.add(task)
         task.add_done_callback(self._write_done)
         try:
@@ -374,7 +395,8 @@ class ReplicatedState:
                 "it takes effect if the store takes it later"
             ) from None
         await self.flush()  # gossip it now
-        view = doc.view()
+        policy = self.policy(name)
+        view = doc.view(policy and policy.ranking())
         if inserted:
             view["inserted"] = [format_id(i) for i in inserted]
         return view
@@ -385,7 +407,7 @@ class ReplicatedState:
             task.exception()  # retrieved here: its caller may have stopped waiting
 
     async def _save_change(
-        self, name: str, kind: str, make_change: Callable[[Document], Change]
+        self, name: str, kind: str, make_change: MakeChange, resolution: Resolution | None
     ) -> tuple[Document, list[Any]]:
         """Apply the change to a private copy, save the copy, then merge it in.
 
@@ -394,25 +416,26 @@ class ReplicatedState:
         """
         async with self._flush_lock:
             live = self._docs.get(name)
+            policy = self.policy(name)
+            resolution = self._resolution(name, kind, policy, resolution)
             if live is None:
                 if len(self._docs) >= self.params.max_documents:
                     raise ConflictError(
                         f"this node holds the maximum of {self.params.max_documents} documents",
                         code="too_many_documents",
                     )
-                draft = Document.new(name, kind, self.peer_id)
+                draft = Document.new(name, kind, self.peer_id, siblings=resolution[0] != LWW)
             elif live.kind != kind:
                 raise ConflictError(f"{name!r} is a {live.kind}, not a {kind}", code="kind_mismatch")
             else:
                 draft = live.copy()
-            policy = self.policy(name)
             if policy is not None and not policy.allows(self.peer_id):
                 raise PolicyError(
                     f"this node is not a writer of {name!r}: ask the operator of {policy.creator} to add "
                     f"{self.peer_id}",
                     code="not_writer",
                 )
-            change = make_change(draft)
+            change = make_change(draft, policy and policy.ranking())
             grown = draft.check(change)
             if (live.size_estimate if live else 0) + grown > self.params.max_document_bytes:
                 raise MessageTooLargeError(
@@ -427,15 +450,42 @@ class ReplicatedState:
             data = draft.crdt.to_bytes()
             await self._store.put_state(STORE_PREFIX + name, kind, data)
             if policy is None:
-                self._claim(name)
+                self._claim(name, resolution)
             return self._adopt(draft, generation, before, data), inserted
+
+    def _resolution(
+        self, name: str, kind: str, policy: Policy | None, asked: Resolution | None
+    ) -> Resolution:
+        """How a write resolves: as the document's policy says; asked for, only as it says (409), or
+        for a document this write creates (422 when it does not fit)."""
+        if policy is not None:
+            held = (policy.resolution, policy.rank)
+            if asked is not None and (asked[0], tuple(asked[1])) != held:
+                raise ConflictError(
+                    f"{name!r} resolves by {policy.resolution}, ranked {list(policy.rank)}",
+                    code="resolution_mismatch",
+                )
+            return held
+        if asked is None or (asked[0] == LWW and not asked[1]):
+            return (LWW, ())
+        try:
+            if kind != "map":
+                raise ValueError(
+                    f"a {kind} resolves by the last writer only; ranked and keep-all are for maps"
+                )
+            check_resolution(asked[0], asked[1], self._writers | {self.peer_id} | set(asked[1]))
+        except ValueError as exc:
+            raise InvalidChange(str(exc), code="bad_resolution") from exc
+        return (asked[0], tuple(asked[1]))
 
     # -- write policies ----------------------------------------------------------------------------
 
-    def _claim(self, name: str) -> None:
-        """Create the policy of a document this node creates: itself and the configured writers."""
+    def _claim(self, name: str, resolution: Resolution = (LWW, ())) -> None:
+        """Create the policy of a document this node creates: itself, the configured writers and those
+        ranked, and how concurrent writes resolve."""
         created = stamp(self.hlc.now())
-        self._set_policy(Policy(name, self.peer_id, created, self._writers | {self.peer_id}))
+        writers = self._writers | {self.peer_id} | set(resolution[1])
+        self._set_policy(Policy(name, self.peer_id, created, writers, resolution[0], tuple(resolution[1])))
 
     def _set_policy(self, policy: Policy) -> None:
         doc = self._docs[POLICIES_DOC]
@@ -469,7 +519,9 @@ class ReplicatedState:
             if len(writers) > MAX_POLICY_WRITERS:
                 raise InvalidChange(f"at most {MAX_POLICY_WRITERS} writers", code="too_many_writers")
             if writers != policy.writers:
-                self._set_policy(Policy(name, self.peer_id, policy.created, frozenset(writers)))
+                rank = tuple(p for p in policy.rank if p in writers)
+                rank = rank or ((self.peer_id,) if policy.resolution == RANKED else ())
+                self._set_policy(replace(policy, writers=frozenset(writers), rank=rank))
         await self.flush()
         return self._policies.effective(name).view()  # type: ignore[union-attr]
 
@@ -599,7 +651,7 @@ class ReplicatedState:
         horizon = HLCTimestamp(max(0, int((now - self.params.tombstone_horizon_s) * 1000)), 0, "")
         total = 0
         for doc in self._docs.values():
-            if isinstance(doc.crdt, LWWMap | LWWElementSet):
+            if isinstance(doc.crdt, LWWMap | MVMap | LWWElementSet):
                 collected = doc.crdt.collect_tombstones(horizon)
                 if collected:
                     doc.changed(0)
@@ -733,8 +785,9 @@ class ReplicatedState:
     def _merge(self, name: str, kind: str, data: bytes, source: str) -> bool:
         """Merge a peer's delta; True when it brought ops this replica did not have."""
         doc = self._docs.get(name)
-        if doc is not None and doc.kind != kind:
-            self._drop("kind_mismatch", source, f"{name!r} is a {doc.kind} here, the delta a {kind}")
+        if doc is not None and (doc.kind != kind or type(doc.crdt) is not crdt_class(kind, data)):
+            what = f"a {kind}" if doc.kind != kind else "resolved otherwise"
+            self._drop("kind_mismatch", source, f"{name!r} is a {doc.kind} here, the delta {what}")
             return False
         if doc is None and len(self._docs) >= self.params.max_documents:
             self._drop("too_many_documents", source, f"no room for {name!r}")
@@ -742,9 +795,9 @@ class ReplicatedState:
         if (doc.size_estimate if doc else 0) + len(data) > self.params.max_document_bytes:
             self._drop("too_large", source, f"{name!r} would exceed {self.params.max_document_bytes} bytes")
             return False
-        target = doc if doc is not None else Document.new(name, kind, self.peer_id)
         try:
-            delta = KINDS[kind].from_bytes(data)
+            delta = decode(kind, data)
+            target = doc if doc is not None else Document(name, kind, type(delta)(self.peer_id))
             target.crdt.admit(delta)
             if is_empty(delta) or not self._authentic(target, delta, source):
                 return False
