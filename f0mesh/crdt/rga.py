@@ -132,7 +132,9 @@ class RGA(Replicated):
         collected = 0
         for target in sorted(self._deleted, reverse=True):
             kids = self._children.get(target, [])
-            if not (within(target) and within(self._deleted[target]) and all(within(k) for k in kids)):
+            if target not in self._nodes or not within(target) or not within(self._deleted[target]):
+                continue
+            if not all(within(k) for k in kids):
                 continue
             parent = self._parent(target)
             siblings = self._children[parent]

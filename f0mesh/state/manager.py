@@ -25,7 +25,8 @@ as local read-only history (never sent) when they are someone else's.
 Limits: op spans are not signed, so a relaying peer can claim ops it does not carry and delay their
 delivery until a round with an honest peer. Tombstones older than ``tombstone_horizon_s`` are collected,
 so a replica that was cut off for longer than that can bring a deleted key back with an older write.
-Lists (RGA) keep their tombstones; the document size cap bounds them.
+List (RGA) tombstones go once every writer of the list has seen them (f0mesh.state.stability), so a busy
+list stays near the size of its live elements; until then the document size cap bounds them.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from typing import Any, Protocol
 
 from f0mesh.crdt import (
     HLC,
+    RGA,
     ClockSkewError,
     CounterError,
     HLCTimestamp,
@@ -76,6 +78,7 @@ from f0mesh.state.documents import (
 from f0mesh.state.peers import ALIVE, GONE, LEFT, PEERS_DOC, PeerInfo, make_entry, parse_entry
 from f0mesh.state.policy import LWW, POLICIES_DOC, RANKED, Policies, Policy, check_resolution, stamp
 from f0mesh.state.policy import MAX_WRITERS as MAX_POLICY_WRITERS
+from f0mesh.state.stability import Stability
 from f0mesh.state.sync import (
     Reassembler,
     TooLarge,
@@ -187,6 +190,7 @@ class ReplicatedState:
         self._peers_changed = False
         self._last_collect = clock()
         self._tasks = TaskSet("state", log)
+        self._stability = Stability()
         self._writes: set[asyncio.Task[Any]] = set()  # local writes being saved, never cancelled
         self._unsubscribe: Callable[[], None] | None = None
         self._running = False
@@ -612,6 +616,8 @@ class ReplicatedState:
                 self._delete_peer(peer_id)
         if now - self._last_collect >= self.params.collect_interval_s:
             self.collect_tombstones()
+        else:
+            self.collect_lists()
 
     @property
     def _registry(self) -> LWWMap:
@@ -659,7 +665,31 @@ class ReplicatedState:
         if total:
             log.info("collected %d tombstones older than %s", total, horizon)
             self._schedule_flush()
+        return total + self.collect_lists()
+
+    def collect_lists(self) -> int:
+        """Forget list tombstones every writer has seen (f0mesh.state.stability); returns how many went."""
+        total = 0
+        for doc in self._docs.values():
+            policy = self.policy(doc.name)
+            if isinstance(doc.crdt, RGA) and policy is not None:
+                stable = self._stability.stable(doc.name, self.peer_id, doc.crdt.version(), policy.writers)
+                collected = doc.crdt.collect(stable) if stable is not None else 0
+                if collected:
+                    doc.changed(0)
+                    total += collected
+        self._stability.forget(set(self._docs))
+        if total:
+            log.info("collected %d list tombstones every writer has seen", total)
+            self._schedule_flush()
         return total
+
+    def _heard(self, peer_id: str, theirs: dict[str, tuple[str, VectorClock]]) -> None:
+        """Keep the versions a writer of a list reports of it, for collect_lists."""
+        for name, (kind, version) in theirs.items():
+            doc, policy = self._docs.get(name), self.policy(name)
+            if kind == "list" and doc is not None and policy is not None and policy.allows(peer_id):
+                self._stability.heard(peer_id, name, version)
 
     def _mirror_peers(self) -> None:
         """Report registry entries that changed since the last report (the node keeps mesh_peers in step)."""
@@ -762,6 +792,7 @@ class ReplicatedState:
             op = message.get("op")
             if op == "versions":
                 theirs = parse_versions(message, self.params.max_documents)
+                self._heard(peer_id, theirs)
                 self._spawn(self._answer(peer_id, theirs, reply=message.get("reply") is True))
             elif op == "delta":
                 whole = self._reassembler.feed(peer_id, message)
