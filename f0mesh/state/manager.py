@@ -536,6 +536,16 @@ class ReplicatedState:
         doc, policy = self._docs.get(name), self.policy(name)
         if doc is None or policy is None:
             return
+        if doc.kind == "map" and isinstance(doc.crdt, MVMap) != (policy.resolution != LWW):
+            # a create race lost to a creator that resolves otherwise: start over as the winner's kind
+            log.info(
+                "%r: resolved by %s, as its policy says: its ops here are dropped", name, policy.resolution
+            )
+            doc.crdt = Document.new(name, "map", self.peer_id, siblings=policy.resolution != LWW).crdt
+            doc.changed(0)
+            self._schedule_flush()
+            self._schedule_push()
+            return
         unsigned = doc.crdt.unsigned()
         gone = {op for op in doc.crdt.op_ids() if not policy.allows(op[0]) and op not in unsigned}
         if not gone:

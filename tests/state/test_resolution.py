@@ -127,3 +127,20 @@ async def test_the_resolution_is_fixed_at_create_and_checked() -> None:
         assert state.dropped["bad_policy"] == 1 and state.policy("cfg2").resolution == "lww"
     finally:
         await state.stop()
+
+
+async def test_a_create_race_lost_to_another_resolution_takes_the_winners() -> None:
+    mesh = Cluster(2, PARAMS)
+    await mesh.boot()
+    try:
+        early, late = mesh[0], mesh[1]
+        await early.state.update("race", MapChange(set={"k": "early"}), ("keep-all", []))
+        mesh.clock.advance(0.5)
+        await late.state.update("race", MapChange(set={"k": "late"}))  # last writer wins, here
+        await mesh.link((0, 1))
+        assert await mesh.converged("race") == {"k": "early"}
+        assert late.state.view("race")["policy"]["resolution"] == "keep-all"
+        await late.state.update("race", MapChange(set={"k": "late again"}))
+        assert await mesh.converged("race") == {"k": "late again"}
+    finally:
+        await mesh.close()
