@@ -31,7 +31,6 @@ from f0mesh.rtc.connection_manager import ConnectionManager
 from f0mesh.rtc.link import Link
 from f0mesh.rtc.signaling_client import SignalingClient, outbound_tls_context
 from f0mesh.state import ReplicatedState
-from f0mesh.state.peers import PEERS_DOC
 from f0mesh.store import Store
 from f0mesh.tasks import TaskSet
 from f0mesh.telemetry import TELEMETRY_TOPIC, Telemetry
@@ -178,8 +177,7 @@ class Node:
             return True
         if peer_id in self.trust.cache.pretrusted:
             return True
-        registry = self.state.get(PEERS_DOC)
-        return registry is not None and peer_id in registry.crdt
+        return self.state.registered(peer_id)
 
     # -- the facade: operations used by the API and the CLI ---------------------------------
 

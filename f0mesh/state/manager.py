@@ -75,7 +75,18 @@ from f0mesh.state.documents import (
     is_empty,
     timestamps,
 )
-from f0mesh.state.peers import ALIVE, GONE, LEFT, PEERS_DOC, PeerInfo, make_entry, parse_entry
+from f0mesh.state.peers import (
+    ALIVE,
+    GONE,
+    LEFT,
+    PEERS_DOC,
+    PeerInfo,
+    Registry,
+    make_entry,
+    mark_key,
+    parse_entry,
+    subject,
+)
 from f0mesh.state.policy import LWW, POLICIES_DOC, RANKED, Policies, Policy, check_resolution, stamp
 from f0mesh.state.policy import MAX_WRITERS as MAX_POLICY_WRITERS
 from f0mesh.state.stability import Stability
@@ -232,6 +243,15 @@ class ReplicatedState:
     def _upgrade(self) -> None:
         """Sign this node's ops saved unsigned by an older release; claim the documents it wrote that have
         no policy yet; name the configured writers in the policies of the documents it created."""
+        registry = self._docs[PEERS_DOC]
+        legacy = {
+            (o, seq)
+            for key, o, seq, live, _v in self._registry.records()
+            if live and o != key == subject(key)
+        }
+        if legacy:  # entries of others written before marks were a field of their own: never shown
+            registry.crdt.drop_ops(legacy)
+            registry.changed(0)
         for doc in list(self._docs.values()):
             if doc.crdt.sign_ops(self.peer_id, _context(doc), self._sign):
                 doc.changed(0)
@@ -589,7 +609,7 @@ class ReplicatedState:
         """
         if record.peer_id == self.peer_id or not self._running:
             return
-        current = parse_entry(record.peer_id, self._registry.get(record.peer_id), self._clock())
+        current = self._peers.info(record.peer_id, self._clock())
         if current is not None:
             same = (current.status, current.url, current.location, current.relays) == (
                 ALIVE,
@@ -599,7 +619,7 @@ class ReplicatedState:
             )
             if record.seen <= current.last_seen + (self.params.peer_refresh_s if same else 0.0):
                 return
-        self._set_peer(record.peer_id, make_entry(record, ALIVE, record.seen))
+        self._set_peer(mark_key(record.peer_id), make_entry(record, ALIVE, record.seen))
 
     def refresh_membership(self) -> None:
         """Refresh this node's entry, mark silent peers gone, forget long-departed ones, collect tombstones.
@@ -610,8 +630,8 @@ class ReplicatedState:
         now = self._clock()
         self._write_own_entry(ALIVE)
         linked = set(self._neighbours())
-        for peer_id, value in self._registry.items():
-            info = parse_entry(peer_id, value, now)
+        for peer_id in self._peers.subjects():
+            info = self._peers.info(peer_id, now)
             if info is None or peer_id == self.peer_id:
                 continue
             silent = now - info.last_seen
@@ -621,7 +641,7 @@ class ReplicatedState:
                 and linked
                 and peer_id not in linked
             ):
-                self._set_peer(peer_id, {**value, "status": GONE})
+                self._set_peer(mark_key(peer_id), {**(self._peers.newest(peer_id) or {}), "status": GONE})
             elif info.status != ALIVE and silent > self.params.tombstone_horizon_s:
                 self._delete_peer(peer_id)
         if now - self._last_collect >= self.params.collect_interval_s:
@@ -635,14 +655,22 @@ class ReplicatedState:
         assert isinstance(registry, LWWMap)
         return registry
 
+    @property
+    def _peers(self) -> Registry:
+        return Registry(self._registry)
+
+    def registered(self, peer_id: str) -> bool:
+        """Whether the registry holds anything of the peer (its own entry or a mark), tombstones aside."""
+        return PEERS_DOC in self._docs and any(v is not None for v in self._peers.fields(peer_id))
+
     def _write_own_entry(self, status: str) -> None:
         self._set_peer(self.peer_id, make_entry(self._own_record(), status, self._clock()))
 
-    def _set_peer(self, peer_id: str, value: dict[str, Any]) -> None:
+    def _set_peer(self, key: str | tuple[str, str], value: dict[str, Any]) -> None:
         doc = self._docs[PEERS_DOC]
         before = doc.crdt.version()
         try:
-            self._registry.set(peer_id, value, self.hlc.now())
+            self._registry.set(key, value, self.hlc.now())
         except CounterError as exc:
             self._log.warning("registry", "cannot write the peer registry: %s", exc)
             return
@@ -653,7 +681,9 @@ class ReplicatedState:
         doc = self._docs[PEERS_DOC]
         before = doc.crdt.version()
         try:
-            self._registry.delete(peer_id, self.hlc.now())
+            for key in (peer_id, mark_key(peer_id)):
+                if key in self._registry:
+                    self._registry.delete(key, self.hlc.now())
         except CounterError as exc:
             self._log.warning("registry", "cannot write the peer registry: %s", exc)
             return
@@ -704,17 +734,18 @@ class ReplicatedState:
     def _mirror_peers(self) -> None:
         """Report registry entries that changed since the last report (the node keeps mesh_peers in step)."""
         self._peers_changed = False
-        registry = self._registry
-        own = parse_entry(self.peer_id, registry.get(self.peer_id), self._clock())
+        registry = self._peers
+        own = registry.info(self.peer_id, self._clock())
         if self._running and (own is None or own.status != ALIVE):
             self._write_own_entry(ALIVE)  # refute a "gone" (or a stale "left") written about this node
         if self._on_peer is None:
             return
-        for peer_id, value in registry.items():
-            if peer_id == self.peer_id or self._mirrored.get(peer_id) == value:
+        for peer_id in registry.subjects():
+            fields = registry.fields(peer_id)
+            if peer_id == self.peer_id or self._mirrored.get(peer_id) == fields:
                 continue
-            self._mirrored[peer_id] = value
-            info = parse_entry(peer_id, value, self._clock())
+            self._mirrored[peer_id] = fields
+            info = registry.info(peer_id, self._clock())
             if info is not None:
                 try:
                     self._on_peer(info)
@@ -888,17 +919,28 @@ class ReplicatedState:
         an honest relay carries before it hears who won."""
         if doc.name == PEERS_DOC:
             assert isinstance(delta, LWWMap)
-            now, early = self._clock(), set()
+            now, early, legacy = self._clock(), set(), set()
             for key, origin, seq, live, value in delta.records():
+                peer_id = subject(key)
                 if origin == key:
                     continue
+                if peer_id is None:
+                    self._drop("registry_forged", source, f"{origin} wrote the key {str(key)[:80]}")
+                    return False
                 if live:
-                    info = parse_entry(key, value, math.inf)  # a clock ahead is no forgery
+                    info = parse_entry(peer_id, value, math.inf)  # a clock ahead is no forgery
                     if info is None or info.status == LEFT:
-                        self._drop("registry_forged", source, f"{origin} wrote the entry of {str(key)[:60]}")
+                        self._drop("registry_forged", source, f"{origin} wrote the entry of {peer_id[:60]}")
                         return False
-                elif (held := parse_entry(key, self._registry.get(key), now)) and held.status == ALIVE:
+                    if key == peer_id:
+                        legacy.add((origin, seq))  # only the peer writes its own entry; others write a mark
+                elif (held := self._peers.info(peer_id, now)) and held.status == ALIVE:
                     early.add((origin, seq))
+            if legacy:  # what an older release wrote: never shown, not held against the sender
+                delta.drop_ops(legacy)
+                self._drop(
+                    "registry_legacy", source, f"{len(legacy)} entries written by others", violation=False
+                )
             if early:  # an honest node forgets only long-silent peers: one alive here stays
                 delta.drop_ops(early)
                 detail = f"{len(early)} deletes of peers alive here"
