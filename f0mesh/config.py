@@ -35,8 +35,6 @@ HEARTBEATS_PER_TIMEOUT = 4  # three lost beats are not yet a failure
 def valid_name(value: object) -> bool:
     """A node name an operator chose: 1..32 printable characters (no control or separator codes)."""
     return isinstance(value, str) and 0 < len(value) <= MAX_NAME_CHARS and value.isprintable()
-
-
 # the dashboard's parseLocation (util.js) reads the same form; peer records carry at most 64 chars
 LOCATION_RE = re.compile(r"^\s*(-?\d{1,3}(?:\.\d{1,10})?)\s*,\s*(-?\d{1,3}(?:\.\d{1,10})?)\s*$")
 
