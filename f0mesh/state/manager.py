@@ -727,8 +727,11 @@ class ReplicatedState:
     def _heard(self, peer_id: str, theirs: dict[str, tuple[str, VectorClock]]) -> None:
         """Keep the versions a writer of a list reports of it, for collect_lists."""
         for name, (kind, version) in theirs.items():
-            doc, policy = self._docs.get(name), self.policy(name)
-            if kind == "list" and doc is not None and policy is not None and policy.allows(peer_id):
+            doc = self._docs.get(name)
+            if kind != "list" or doc is None or doc.kind != "list":
+                continue
+            policy = self.policy(name)
+            if policy is not None and policy.allows(peer_id):
                 self._stability.heard(peer_id, name, version)
 
     def _mirror_peers(self) -> None:
