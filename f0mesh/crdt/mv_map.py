@@ -26,24 +26,25 @@ from f0mesh.crdt.codec import (
 from f0mesh.crdt.replicated import OpId, Replicated, check_seq, resolve_origin
 from f0mesh.crdt.vector_clock import VectorClock
 
-MAX_SIBLINGS = 128  # concurrent writes of one key: one per writer at most (a policy names at most 65)
-MAX_SEEN = 256  # origins one write saw on its key
+MAX_SIBLINGS = 65  # concurrent writes of one key: one per writer at most (a policy names at most 65)
+MAX_SEEN = 130  # origins one write saw on its key: writers named now or before
 
 Seen = tuple[tuple[str, int], ...]  # sorted (origin, highest seq seen)
 # (ts, live, value bytes, origin, seq, seen): ordered as LWWMap's records, so the default pick is LWW's.
 Sib = tuple[Any, bool, bytes, str, int, Seen]
 
 
-def covers(later: Sib, earlier: Sib) -> bool:
-    """True when `later` saw `earlier` (or is a later write of the same origin)."""
+def covers(later: Sib, earlier: Sib, seen: Mapping[str, int] | None = None) -> bool:
+    """True when `later` saw `earlier` (or is a later write of the same origin); seen: later's, as a dict."""
     if later[3] == earlier[3]:
         return later[4] > earlier[4]
-    return any(origin == earlier[3] and seq >= earlier[4] for origin, seq in later[5])
+    return (dict(later[5]) if seen is None else seen).get(earlier[3], 0) >= earlier[4]
 
 
 def _frontier(sibs: Iterable[Sib]) -> tuple[Sib, ...]:
-    pool = set(sibs)
-    return tuple(sorted(s for s in pool if not any(covers(r, s) for r in pool if r != s)))
+    """The writes no other write saw: at most 2 * MAX_SIBLINGS squared dictionary look-ups."""
+    pool = {s: dict(s[5]) for s in set(sibs)}
+    return tuple(sorted(s for s in pool if not any(covers(r, s, seen) for r, seen in pool.items() if r != s)))
 
 
 def _sib_from_wire(raw: Any) -> Sib:
@@ -158,6 +159,15 @@ class MVMap(Replicated):
                 self._regs.pop(key, None)
         self._ops.union(other._ops)
         self._merge_sigs(other)
+
+    def admit(self, delta: MVMap) -> None:
+        """Also refuse a delta that would leave a key with more siblings than MAX_SIBLINGS (one per origin
+        at most: a later write of an origin covers its earlier ones), so what merges here always loads."""
+        super().admit(delta)
+        for key, theirs in delta._regs.items():
+            origins = {s[3] for s in (*self._regs.get(key, ()), *theirs)}
+            if len(origins) > MAX_SIBLINGS:
+                raise ValueError(f"{len(origins)} concurrent writers of {str(key)[:80]!r}")
 
     def delta_since(self, version: VectorClock) -> MVMap:
         delta = self._new_delta(version)

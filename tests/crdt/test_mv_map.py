@@ -9,6 +9,7 @@ import pytest
 
 from f0mesh.crdt import HLC, MVMap, VectorClock
 from f0mesh.crdt.codec import pack, unpack
+from f0mesh.crdt.mv_map import MAX_SIBLINGS
 
 
 def _replicas(n: int) -> tuple[list[MVMap], list[HLC]]:
@@ -80,3 +81,17 @@ def test_siblings_that_claim_to_have_seen_each_other_or_are_unsorted_are_refused
     sibs[0][5] = ["r1", 99]  # r0's write now claims to have seen r1's
     with pytest.raises(ValueError):
         MVMap.from_bytes(pack([*fields[:4], [[key, sibs]], *fields[5:]]))
+
+
+def test_a_delta_that_would_leave_too_many_siblings_is_refused_before_it_merges() -> None:
+    target = MVMap("me")
+    for i in range(MAX_SIBLINGS):  # writers none of whom saw another: siblings side by side
+        writer = MVMap(f"w{i}")
+        writer.set("k", i, HLC(f"w{i}", clock=lambda: 1_000_000).now())
+        target.admit(writer)
+        target.merge(writer)
+    assert len(target.siblings("k")) == MAX_SIBLINGS
+    delta = MVMap("x")
+    delta.set("k", "one too many", HLC("x", clock=lambda: 1_000_000).now())
+    with pytest.raises(ValueError, match="concurrent writers"):
+        target.admit(delta)
