@@ -17,6 +17,8 @@ from f0mesh.crdt.codec import check_value_bytes, pack_array, pack_value, unpack_
 from f0mesh.crdt.replicated import CounterError, OpId, Replicated
 from f0mesh.crdt.vector_clock import VectorClock
 
+UNDER_ANCHOR = "under-anchor"  # an element's place when it sits under its own anchor (the usual case)
+
 RGAId = tuple[int, str]
 """(counter, replica_id). The counter is a Lamport clock: a new id is greater than every id its replica has
 seen, so a fresh insert lands right after its anchor, ahead of older siblings. It doubles as the op's seq."""
@@ -93,9 +95,11 @@ class RGA(Replicated):
             raise CounterError(f"list counters up to {delta._ops.max_top()}, limit {limit}")
         super().admit(delta)
 
-    def _add_node(self, node_id: RGAId, anchor: RGAId | None, data: bytes, placed: Any = "anchor") -> None:
+    def _add_node(
+        self, node_id: RGAId, anchor: RGAId | None, data: bytes, placed: Any = UNDER_ANCHOR
+    ) -> None:
         self._nodes[node_id] = (anchor, data)
-        if placed != "anchor" and placed != anchor:
+        if placed != UNDER_ANCHOR and placed != anchor:
             self._placed[node_id] = placed
             anchor = placed
         bisect.insort(self._children.setdefault(anchor, []), node_id)
@@ -170,7 +174,7 @@ class RGA(Replicated):
             if node_id not in self._nodes:
                 held = anchor is None or anchor in self._nodes or anchor in other._nodes
                 self._add_node(
-                    node_id, anchor, data, "anchor" if held else other._placed.get(node_id, anchor)
+                    node_id, anchor, data, UNDER_ANCHOR if held else other._placed.get(node_id, anchor)
                 )
         for target, op_id in list(other._deleted.items()):
             current = self._deleted.get(target)
@@ -184,7 +188,7 @@ class RGA(Replicated):
         delta = self._new_delta(version)
         for node_id, (anchor, data) in self._nodes.items():
             if node_id[0] > version.get(node_id[1]):
-                delta._add_node(node_id, anchor, data, self._placed.get(node_id, "anchor"))
+                delta._add_node(node_id, anchor, data, self._placed.get(node_id, UNDER_ANCHOR))
         delta._deleted = {t: op for t, op in self._deleted.items() if op[0] > version.get(op[1])}
         return self._finish_delta(delta)
 
@@ -207,8 +211,8 @@ class RGA(Replicated):
                 raise ValueError(f"element {node_id!r} is not newer than its anchor {anchor!r}")
             if len(moved) > 1 or moved == [raw_anchor]:
                 raise ValueError(f"element {node_id!r} has a bad place")
-            placed = (None if moved[0] is None else _as_id(moved[0])) if moved else "anchor"
-            if placed not in ("anchor", None) and (anchor is None or placed >= anchor):  # type: ignore[operator]
+            placed = (None if moved[0] is None else _as_id(moved[0])) if moved else UNDER_ANCHOR
+            if placed not in (UNDER_ANCHOR, None) and (anchor is None or placed >= anchor):  # type: ignore[operator]
                 raise ValueError(f"element {node_id!r} is placed below its anchor")
             self._add_node(node_id, anchor, check_value_bytes(data), placed)
         for target_counter, target_replica, counter, replica in deletes:
@@ -234,7 +238,7 @@ class RGA(Replicated):
         placed, self._placed = self._placed, {}
         self._nodes, self._children = {}, {}
         for node_id, (anchor, data) in nodes.items():
-            self._add_node(node_id, anchor, data, placed.get(node_id, "anchor"))
+            self._add_node(node_id, anchor, data, placed.get(node_id, UNDER_ANCHOR))
 
     def _state(self) -> object:
         return self._nodes, self._deleted, self._placed

@@ -32,7 +32,8 @@ def floor(versions: Iterable[VectorClock]) -> VectorClock:
 class Stability:
     def __init__(self) -> None:
         self._reports: dict[tuple[str, str], VectorClock] = {}  # (writer, list name) -> its own version
-        self._pending: dict[str, tuple[VectorClock, VectorClock]] = {}  # name -> (floor, frontier)
+        # name -> (writers, floor, frontier) of the last pass
+        self._pending: dict[str, tuple[frozenset[str], VectorClock, VectorClock]] = {}
 
     def heard(self, peer_id: str, name: str, version: VectorClock) -> None:
         """A writer's own version of a list, from its versions message (versions only grow)."""
@@ -44,8 +45,9 @@ class Stability:
             self._reports[key] = held = VectorClock()
         held.merge(version)
 
-    def stable(self, name: str, me: str, own: VectorClock, writers: Iterable[str]) -> VectorClock | None:
-        """The version to collect the list at now, or None; call once per collection pass."""
+    def stable(self, name: str, me: str, own: VectorClock, writers: frozenset[str]) -> VectorClock | None:
+        """The version to collect the list at now, or None; call once per collection pass. A writer named
+        since the last pass starts over: it may have anchored on what the floor has deleted."""
         reports = {me: own}
         for writer in writers:
             if writer != me:
@@ -56,9 +58,9 @@ class Stability:
                 reports[writer] = report
         previous = self._pending.get(name)
         frontier = VectorClock({w: v.get(w) for w, v in reports.items()})
-        self._pending[name] = (floor(reports.values()), frontier)
-        if previous is not None and own.dominates(previous[1]):
-            return previous[0]
+        self._pending[name] = (writers, floor(reports.values()), frontier)
+        if previous is not None and previous[0] == writers and own.dominates(previous[2]):
+            return previous[1]
         return None
 
     def forget(self, keep: set[str]) -> None:
