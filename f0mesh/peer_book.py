@@ -18,7 +18,6 @@ from typing import Any
 
 from f0mesh.membership import Membership
 from f0mesh.state import PeerInfo
-from f0mesh.state.peers import PEERS_DOC
 from f0mesh.store import Store
 from f0mesh.tasks import TaskSet
 
@@ -199,6 +198,5 @@ def held_elsewhere(peer_id: str, *, parts: Callable[[], tuple[Any, Any, Any]]) -
     """Whether the peer store, the trust layer or the registry holds a peer the book would collect;
     ``parts()`` gives them (records, trust, state) when asked, since the book is built before them."""
     records, trust, state = parts()
-    registry = state.get(PEERS_DOC)
-    held = (records, trust.opinions, trust.cache.pretrusted, registry.crdt if registry else ())
-    return any(peer_id in where for where in held)
+    held = (records, trust.opinions, trust.cache.pretrusted)
+    return any(peer_id in where for where in held) or state.registered(peer_id)

@@ -26,12 +26,31 @@ Element = Key | Annotated[StrictInt, Field(ge=-(2**63), le=2**64 - 1)]
 Name = Annotated[str, Path(pattern=NAME_RE.pattern, description="1..64 of A-Z a-z 0-9 _ . -")]
 
 
-class Replace(Strict):
+PeerIdText = Annotated[str, StringConstraints(min_length=40, max_length=60)]
+ResolutionName = Literal["lww", "ranked", "keep-all"]
+RESOLUTION_HELP = (
+    "how concurrent writes resolve, fixed when this write creates the document (409 if it exists otherwise): "
+    "lww (last writer wins, the default), ranked (the highest in `rank` wins), keep-all (every concurrent "
+    "value is kept and listed in the conflicts until a writer writes the key); ranked and keep-all: maps only"
+)
+
+
+class Created(Strict):
+    resolution: ResolutionName | None = Field(default=None, description=RESOLUTION_HELP)
+    rank: list[PeerIdText] = Field(
+        default_factory=list, max_length=64, description="for ranked: writers, highest first (named writers)"
+    )
+
+    def chosen(self) -> tuple[str, list[str]] | None:
+        return None if self.resolution is None else (self.resolution, list(self.rank))
+
+
+class Replace(Created):
     kind: Literal["map", "set", "list"]
     value: Any = Field(description="map: a JSON object; set: an array of strings/integers; list: an array")
 
 
-class MapPatch(Strict):
+class MapPatch(Created):
     """Keys to write, then keys to delete."""
 
     kind: Literal["map"]
@@ -61,9 +80,6 @@ class ListPatch(Strict):
     )
     insert: list[ListInsert] = Field(default_factory=list, max_length=MAX_OPS)
     append: list[Any] = Field(default_factory=list, max_length=MAX_OPS)
-
-
-PeerIdText = Annotated[str, StringConstraints(min_length=40, max_length=60)]
 
 
 class Writers(Strict):
@@ -106,13 +122,14 @@ async def document(name: Name, node: Node = Depends(get_node)) -> dict[str, Any]
 @router.put("/{name}", dependencies=[Depends(require_admin)])
 async def replace(name: Name, body: Replace, node: Node = Depends(get_node)) -> dict[str, Any]:
     """Make the content equal to ``value``; concurrent writes to other keys elsewhere survive."""
-    return await node.state.replace(name, body.kind, body.value)
+    return await node.state.replace(name, body.kind, body.value, body.chosen())
 
 
 @router.post("/{name}", dependencies=[Depends(require_admin)])
 async def patch(name: Name, body: Patch = Body(...), node: Node = Depends(get_node)) -> dict[str, Any]:
     """Apply operations; list inserts answer with the new element ids under ``inserted``."""
-    return await node.state.update(name, _change(body))
+    resolution = body.chosen() if isinstance(body, MapPatch) else None
+    return await node.state.update(name, _change(body), resolution)
 
 
 @router.post("/{name}/writers", dependencies=[Depends(require_admin)])
@@ -126,5 +143,7 @@ async def writers(name: Name, body: Writers, node: Node = Depends(get_node)) -> 
 
 @router.get("/{name}/conflicts")
 async def conflicts(name: Name, node: Node = Depends(get_node)) -> dict[str, Any]:
-    """Concurrent writes met here and how each was resolved (kept / discarded, with timestamps)."""
+    """Concurrent writes met here and how each was resolved (kept / discarded, with timestamps). In a map
+    that resolves by ranked or keep-all, every key whose concurrent values no writer has resolved yet is
+    listed with ``"open": true`` and its ``siblings``."""
     return {"name": name, "conflicts": node.state.conflicts(name)}

@@ -6,6 +6,7 @@ Pure data structures with no I/O: the node decides when to exchange versions, de
 from f0mesh.crdt.hlc import HLC, ClockSkewError, HLCTimestamp
 from f0mesh.crdt.lww_map import LWWMap
 from f0mesh.crdt.lww_set import LWWElementSet
+from f0mesh.crdt.mv_map import MVMap
 from f0mesh.crdt.replicated import CounterError
 from f0mesh.crdt.rga import RGA
 from f0mesh.crdt.vector_clock import VectorClock
@@ -18,5 +19,6 @@ __all__ = [
     "HLCTimestamp",
     "LWWElementSet",
     "LWWMap",
+    "MVMap",
     "VectorClock",
 ]

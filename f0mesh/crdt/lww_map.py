@@ -93,6 +93,11 @@ class LWWMap(Replicated):
         rec = self._regs.get(key)
         return None if rec is None else rec[0]
 
+    def writer(self, key: Element) -> str | None:
+        """The origin of the key's last write or delete; None if this replica holds no record of it."""
+        rec = self._regs.get(key)
+        return None if rec is None else rec[3]
+
     def merge(self, other: LWWMap) -> None:
         """Join other into self, in place."""
         self._prepare_merge(other)

@@ -17,6 +17,8 @@ from f0mesh.crdt.codec import check_value_bytes, pack_array, pack_value, unpack_
 from f0mesh.crdt.replicated import CounterError, OpId, Replicated
 from f0mesh.crdt.vector_clock import VectorClock
 
+UNDER_ANCHOR = "under-anchor"  # an element's place when it sits under its own anchor (the usual case)
+
 RGAId = tuple[int, str]
 """(counter, replica_id). The counter is a Lamport clock: a new id is greater than every id its replica has
 seen, so a fresh insert lands right after its anchor, ahead of older siblings. It doubles as the op's seq."""
@@ -40,7 +42,9 @@ class RGA(Replicated):
     """An ordered sequence of JSON-like values; deleted elements stay as invisible anchors (tombstones).
 
     insert() and delete() are ops of this replica (origin = replica_id); two live instances must never share a
-    replica id, or their ids collide. RGA never discards an op, so its conflict log stays empty.
+    replica id, or their ids collide. RGA never discards an op, so its conflict log stays empty. Tombstones
+    every writer has seen go with collect(); an element whose anchor went that way sits under the anchor's
+    own place (``_placed``), while its signed anchor stays as it was written.
     """
 
     KIND = "rga"
@@ -50,6 +54,7 @@ class RGA(Replicated):
         self._nodes: dict[RGAId, tuple[RGAId | None, bytes]] = {}
         self._children: dict[RGAId | None, list[RGAId]] = {}
         self._deleted: dict[RGAId, RGAId] = {}
+        self._placed: dict[RGAId, RGAId | None] = {}  # where an element sits, when not under its anchor
 
     def insert(self, after_id: RGAId | None, value: Any) -> RGAId:
         """Insert value right after after_id (None = at the head); returns the new element's id."""
@@ -90,9 +95,17 @@ class RGA(Replicated):
             raise CounterError(f"list counters up to {delta._ops.max_top()}, limit {limit}")
         super().admit(delta)
 
-    def _add_node(self, node_id: RGAId, anchor: RGAId | None, data: bytes) -> None:
+    def _add_node(
+        self, node_id: RGAId, anchor: RGAId | None, data: bytes, placed: Any = UNDER_ANCHOR
+    ) -> None:
         self._nodes[node_id] = (anchor, data)
+        if placed != UNDER_ANCHOR and placed != anchor:
+            self._placed[node_id] = placed
+            anchor = placed
         bisect.insort(self._children.setdefault(anchor, []), node_id)
+
+    def _parent(self, node_id: RGAId) -> RGAId | None:
+        return self._placed[node_id] if node_id in self._placed else self._nodes[node_id][0]
 
     def ids(self) -> list[RGAId]:
         """Ids of the visible elements, in list order: the anchors to pass to insert() and delete()."""
@@ -105,6 +118,51 @@ class RGA(Replicated):
             stack.extend(self._children.get(node_id, ()))
         return visible
 
+    def collect(self, stable: VectorClock) -> int:
+        """Forget deleted elements whose insert, delete and children are all within `stable`; returns how
+        many went.
+
+        `stable` must be a version every writer has reached, taken when every op any writer made before
+        reaching it was already held here (f0mesh.state.stability): then no op still to come anchors on a
+        collected element, and every op still to come has a greater id than everything stable, so it lands
+        the same whether the stable part of the tree is kept or reshaped. A collected element's children move
+        up to its anchor where that keeps the list's order: when none of its former siblings sorts between it
+        and its children. Descending id order collapses a chain of tombstones in one call.
+        """
+
+        def within(node_id: RGAId) -> bool:
+            return node_id[0] <= stable.get(node_id[1])
+
+        collected = 0
+        for target in sorted(self._deleted, reverse=True):
+            kids = self._children.get(target, [])
+            if target not in self._nodes or not within(target) or not within(self._deleted[target]):
+                continue
+            if not all(within(k) for k in kids):
+                continue
+            parent = self._parent(target)
+            siblings = self._children[parent]
+            top = kids[-1] if kids else target
+            if any(target < s <= top for s in siblings):
+                continue  # a former sibling would land among the moved children
+            siblings.remove(target)
+            for kid in kids:
+                if self._nodes[kid][0] == parent:
+                    self._placed.pop(kid, None)
+                else:
+                    self._placed[kid] = parent
+                bisect.insort(siblings, kid)
+            self._children.pop(target, None)
+            delete = self._deleted.pop(target)
+            del self._nodes[target]
+            self._placed.pop(target, None)
+            self._sigs.pop((target[1], target[0]), None)
+            self._sigs.pop((delete[1], delete[0]), None)
+            collected += 1
+        if not self._children.get(None, True):
+            self._children.pop(None)
+        return collected
+
     def to_list(self) -> list[Any]:
         """The visible values in order, as fresh copies."""
         return unpack_value(pack_array([self._nodes[node_id][1] for node_id in self.ids()]))
@@ -114,7 +172,10 @@ class RGA(Replicated):
         self._prepare_merge(other)
         for node_id, (anchor, data) in list(other._nodes.items()):
             if node_id not in self._nodes:
-                self._add_node(node_id, anchor, data)
+                held = anchor is None or anchor in self._nodes or anchor in other._nodes
+                self._add_node(
+                    node_id, anchor, data, UNDER_ANCHOR if held else other._placed.get(node_id, anchor)
+                )
         for target, op_id in list(other._deleted.items()):
             current = self._deleted.get(target)
             if current is None or op_id > current:
@@ -127,27 +188,33 @@ class RGA(Replicated):
         delta = self._new_delta(version)
         for node_id, (anchor, data) in self._nodes.items():
             if node_id[0] > version.get(node_id[1]):
-                delta._add_node(node_id, anchor, data)
+                delta._add_node(node_id, anchor, data, self._placed.get(node_id, UNDER_ANCHOR))
         delta._deleted = {t: op for t, op in self._deleted.items() if op[0] > version.get(op[1])}
         return self._finish_delta(delta)
 
     def _records_to_wire(self) -> list[Any]:
         nodes = [
-            [*node_id, self._nodes[node_id][0], self._nodes[node_id][1]] for node_id in sorted(self._nodes)
+            [*node_id, *self._nodes[node_id], *([self._placed[node_id]] if node_id in self._placed else [])]
+            for node_id in sorted(self._nodes)
         ]
         deletes = [[*target, *self._deleted[target]] for target in sorted(self._deleted)]
         return [nodes, deletes]
 
     def _load_records(self, wire: list[Any]) -> None:
         nodes, deletes = wire
-        for counter, replica, raw_anchor, data in nodes:
+        for counter, replica, raw_anchor, data, *moved in nodes:
             node_id = _as_id((counter, replica))
             anchor = None if raw_anchor is None else _as_id(raw_anchor)
             if node_id in self._nodes:
                 raise ValueError(f"element {node_id!r} listed twice")
             if anchor is not None and anchor[0] >= node_id[0]:
                 raise ValueError(f"element {node_id!r} is not newer than its anchor {anchor!r}")
-            self._add_node(node_id, anchor, check_value_bytes(data))
+            if len(moved) > 1 or moved == [raw_anchor]:
+                raise ValueError(f"element {node_id!r} has a bad place")
+            placed = (None if moved[0] is None else _as_id(moved[0])) if moved else UNDER_ANCHOR
+            if placed not in (UNDER_ANCHOR, None) and (anchor is None or placed >= anchor):  # type: ignore[operator]
+                raise ValueError(f"element {node_id!r} is placed below its anchor")
+            self._add_node(node_id, anchor, check_value_bytes(data), placed)
         for target_counter, target_replica, counter, replica in deletes:
             target = _as_id((target_counter, target_replica))
             if target in self._deleted:
@@ -168,14 +235,16 @@ class RGA(Replicated):
         """Dropped elements take their deletes along; elements anchored on them wait, invisible."""
         nodes = {n: v for n, v in self._nodes.items() if (n[1], n[0]) not in ops}
         self._deleted = {t: op for t, op in self._deleted.items() if (op[1], op[0]) not in ops and t in nodes}
+        placed, self._placed = self._placed, {}
         self._nodes, self._children = {}, {}
         for node_id, (anchor, data) in nodes.items():
-            self._add_node(node_id, anchor, data)
+            self._add_node(node_id, anchor, data, placed.get(node_id, UNDER_ANCHOR))
 
     def _state(self) -> object:
-        return self._nodes, self._deleted
+        return self._nodes, self._deleted, self._placed
 
     def _copy_records(self, other: RGA) -> None:
         other._nodes = dict(self._nodes)
         other._children = {anchor: list(ids) for anchor, ids in self._children.items()}
         other._deleted = dict(self._deleted)
+        other._placed = dict(self._placed)

@@ -11,13 +11,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from f0mesh.crdt import HLC, RGA, HLCTimestamp, LWWElementSet, LWWMap, VectorClock
-from f0mesh.crdt.codec import Element, check_element, element_key, pack_value, unpack
+from f0mesh.crdt import HLC, RGA, HLCTimestamp, LWWElementSet, LWWMap, MVMap, VectorClock
+from f0mesh.crdt.codec import Element, check_element, element_key, pack, pack_value, unpack, unpack_value
 from f0mesh.crdt.replicated import Replicated
 from f0mesh.crdt.rga import RGAId
 from f0mesh.errors import ConflictError, F0MeshError
 
 KINDS: dict[str, type[Replicated]] = {"map": LWWMap, "set": LWWElementSet, "list": RGA}
+_MV_TAG = pack(MVMap.KIND)  # a map resolved by siblings (not by the last writer) says so in its bytes
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_KEY_CHARS = 256
 OP_OVERHEAD = 64  # bytes a record adds beyond its key and value (timestamp, origin, seq): a size estimate
@@ -79,9 +80,23 @@ def is_empty(crdt: Replicated) -> bool:
     return crdt == type(crdt)("empty")
 
 
+def crdt_class(kind: str, data: bytes) -> type[Replicated]:
+    """The CRDT that decodes a document's bytes: a map is an LWWMap, or an MVMap when its policy keeps
+    siblings (ranked, keep-all)."""
+    if kind == "map" and data[2 : 2 + len(_MV_TAG)] == _MV_TAG:
+        return MVMap
+    return KINDS[kind]
+
+
+def decode(kind: str, data: bytes, replica_id: str | None = None) -> Replicated:
+    return crdt_class(kind, data).from_bytes(data, replica_id)
+
+
 def timestamps(kind: str, data: bytes) -> list[Any]:
     """Every op timestamp in a decoded-valid state's bytes, to check them and feed the HLC."""
-    records = unpack(data)[4]
+    _fmt, crdt_kind, _ops, _context, records, *_sigs = unpack(data)
+    if crdt_kind == MVMap.KIND:
+        return [sib[0] for _key, sibs in records for sib in sibs]
     if kind == "map":
         return [rec[0] for _key, rec in records]
     if kind == "set":
@@ -134,8 +149,9 @@ class Document:
         self.unsent: VectorClock | None = None  # version before the first change not yet gossiped
 
     @classmethod
-    def new(cls, name: str, kind: str, replica_id: str) -> Document:
-        return cls(name, kind, KINDS[kind](replica_id))
+    def new(cls, name: str, kind: str, replica_id: str, *, siblings: bool = False) -> Document:
+        """siblings: a map whose policy resolves by its siblings (ranked, keep-all), an MVMap."""
+        return cls(name, kind, (MVMap if siblings and kind == "map" else KINDS[kind])(replica_id))
 
     def copy(self) -> Document:
         """A private copy to write into: nobody sees its ops until they are saved and adopted."""
@@ -202,7 +218,7 @@ class Document:
     def apply(self, change: Change, hlc: HLC) -> list[RGAId]:
         """Apply a change that check() accepted; returns the ids of inserted list elements."""
         crdt = self.crdt
-        if isinstance(crdt, LWWMap) and isinstance(change, MapChange):
+        if isinstance(crdt, LWWMap | MVMap) and isinstance(change, MapChange):
             for key, value in change.set.items():
                 crdt.set(key, value, hlc.now())
             for key in change.delete:
@@ -229,13 +245,17 @@ class Document:
             inserted.append(tail)
         return inserted
 
-    def replacement(self, value: Any) -> Change:
-        """The change that makes the content equal to value, touching only what differs."""
+    def replacement(self, value: Any, rank: dict[str, int] | None = None) -> Change:
+        """The change that makes the content equal to value, touching only what differs (a key with open
+        siblings differs: writing it resolves them)."""
         crdt = self.crdt
-        if isinstance(crdt, LWWMap):
+        if isinstance(crdt, LWWMap | MVMap):
             if not isinstance(value, dict):
                 raise InvalidChange("a map's value must be a JSON object")
-            current = dict(crdt.items())
+            current = dict(crdt.items(rank) if isinstance(crdt, MVMap) else crdt.items())
+            unresolved = crdt.open_keys() if isinstance(crdt, MVMap) else []
+            for key in unresolved:
+                current.pop(key, None)
             try:
                 writes = {
                     k: v
@@ -244,7 +264,7 @@ class Document:
                 }
             except (TypeError, ValueError) as exc:
                 raise InvalidChange(str(exc)) from exc
-            return MapChange(set=writes, delete=[k for k in current if k not in value])
+            return MapChange(set=writes, delete=[k for k in (*current, *unresolved) if k not in value])
         if isinstance(crdt, LWWElementSet):
             if not isinstance(value, list):
                 raise InvalidChange("a set's value must be a JSON array")
@@ -267,8 +287,11 @@ class Document:
 
     # -- views -----------------------------------------------------------------------------------
 
-    def value(self) -> Any:
+    def value(self, rank: dict[str, int] | None = None) -> Any:
+        """rank: the document's ranked writers, for a ranked map (see Policy.ranking)."""
         crdt = self.crdt
+        if isinstance(crdt, MVMap):
+            return {json_key(k): jsonable(v) for k, v in crdt.items(rank)}
         if isinstance(crdt, LWWMap):
             return {json_key(k): jsonable(v) for k, v in crdt.items()}
         if isinstance(crdt, LWWElementSet):
@@ -278,29 +301,38 @@ class Document:
 
     def entries(self) -> int:
         crdt = self.crdt
-        if isinstance(crdt, LWWMap):
+        if isinstance(crdt, LWWMap | MVMap):
             return len(crdt.items())
         if isinstance(crdt, LWWElementSet):
             return len(crdt.elements())
         assert isinstance(crdt, RGA)
         return len(crdt.ids())
 
-    def view(self) -> dict[str, Any]:
+    def view(self, rank: dict[str, int] | None = None) -> dict[str, Any]:
         view = {
             "name": self.name,
             "kind": self.kind,
-            "value": self.value(),
+            "value": self.value(rank),
             "version": self.crdt.version().to_dict(),
         }
         if isinstance(self.crdt, RGA):
             view["ids"] = [format_id(i) for i in self.crdt.ids()]
+        if isinstance(self.crdt, MVMap):
+            view["open"] = [json_key(k) for k in self.crdt.open_keys()]
         return view
 
     def summary(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "size": self.entries(), "bytes": self.size_estimate}
 
-    def conflicts(self) -> list[dict[str, Any]]:
-        """The CRDT's conflict log in JSON: timestamps as sortable strings, plus how each was resolved."""
+    def conflicts(self, rank: dict[str, int] | None = None, resolution: str = "") -> list[dict[str, Any]]:
+        """The CRDT's conflict log in JSON: timestamps as sortable strings, plus how each was resolved; for a
+        map that keeps siblings, then every key whose concurrent writes no writer has resolved yet."""
+        out = self._logged()
+        if isinstance(self.crdt, MVMap):
+            out.extend(_open_entry(self.crdt, key, rank, resolution) for key in self.crdt.open_keys())
+        return out
+
+    def _logged(self) -> list[dict[str, Any]]:
         out = []
         for entry in self.crdt.conflicts():
             item = {
@@ -310,3 +342,37 @@ class Document:
             item.setdefault("resolution", RESOLUTION.get(self.kind, ""))
             out.append(item)
         return out
+
+
+def _open_entry(crdt: MVMap, key: Element, rank: dict[str, int] | None, resolution: str) -> dict[str, Any]:
+    """A key with siblings, in the conflict log's words: the one readers are shown is "kept"."""
+    picked = crdt.pick(key, rank)
+    assert picked is not None
+    siblings = [
+        {
+            "value": jsonable(unpack_value(s[2])) if s[1] else None,
+            "deleted": not s[1],
+            "ts": str(s[0]),
+            "origin": s[3],
+        }
+        for s in crdt.siblings(key)
+    ]
+    lost = next(s for s in reversed(crdt.siblings(key)) if s != picked)
+    if resolution == "ranked":
+        rule = "ranked writer wins: the value of the writer ranked highest in the signed policy is shown"
+    else:
+        rule = "keep all: every concurrent value is kept until a writer writes the key again"
+    return {
+        "key": jsonable(key),
+        "open": True,
+        "siblings": siblings,
+        "kept": jsonable(unpack_value(picked[2])) if picked[1] else None,
+        "kept_ts": str(picked[0]),
+        "kept_deleted": not picked[1],
+        "kept_origin": picked[3],
+        "discarded": jsonable(unpack_value(lost[2])) if lost[1] else None,
+        "discarded_ts": str(lost[0]),
+        "discarded_deleted": not lost[1],
+        "discarded_origin": lost[3],
+        "resolution": rule,
+    }

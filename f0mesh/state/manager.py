@@ -25,7 +25,8 @@ as local read-only history (never sent) when they are someone else's.
 Limits: op spans are not signed, so a relaying peer can claim ops it does not carry and delay their
 delivery until a round with an honest peer. Tombstones older than ``tombstone_horizon_s`` are collected,
 so a replica that was cut off for longer than that can bring a deleted key back with an older write.
-Lists (RGA) keep their tombstones; the document size cap bounds them.
+List (RGA) tombstones go once every writer of the list has seen them (f0mesh.state.stability), so a busy
+list stays near the size of its live elements; until then the document size cap bounds them.
 """
 
 from __future__ import annotations
@@ -38,10 +39,20 @@ import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from f0mesh.crdt import HLC, ClockSkewError, CounterError, HLCTimestamp, LWWElementSet, LWWMap, VectorClock
+from f0mesh.crdt import (
+    HLC,
+    RGA,
+    ClockSkewError,
+    CounterError,
+    HLCTimestamp,
+    LWWElementSet,
+    LWWMap,
+    MVMap,
+    VectorClock,
+)
 from f0mesh.errors import (
     ConflictError,
     MessageTooLargeError,
@@ -58,14 +69,28 @@ from f0mesh.state.documents import (
     Document,
     InvalidChange,
     check_name,
+    crdt_class,
+    decode,
     format_id,
     is_empty,
     timestamps,
 )
-from f0mesh.state.peers import ALIVE, GONE, LEFT, PEERS_DOC, PeerInfo, make_entry, parse_entry
+from f0mesh.state.peers import (
+    ALIVE,
+    GONE,
+    LEFT,
+    PEERS_DOC,
+    PeerInfo,
+    Registry,
+    make_entry,
+    mark_key,
+    parse_entry,
+    subject,
+)
+from f0mesh.state.policy import LWW, POLICIES_DOC, RANKED, Policies, Policy, check_resolution, stamp
 from f0mesh.state.policy import MAX_WRITERS as MAX_POLICY_WRITERS
-from f0mesh.state.policy import POLICIES_DOC, Policies, Policy, stamp
 from f0mesh.state.readers import PageReaders
+from f0mesh.state.stability import Stability
 from f0mesh.state.sync import (
     Reassembler,
     TooLarge,
@@ -78,6 +103,9 @@ from f0mesh.state.sync import (
 from f0mesh.tasks import TaskSet
 
 log = logging.getLogger("f0mesh.state")
+
+Resolution = tuple[str, tuple[str, ...] | list[str]]  # (lww | ranked | keep-all, rank list)
+MakeChange = Callable[[Document, dict[str, int] | None], Change]
 
 STOP_TASKS_S = 5.0  # bound on the wait for cancelled background tasks when the manager stops
 
@@ -198,6 +226,7 @@ class ReplicatedState:
         self._peers_changed = False
         self._last_collect = clock()
         self._tasks = TaskSet("state", log)
+        self._stability = Stability()
         self._writes: set[asyncio.Task[Any]] = set()  # local writes being saved, never cancelled
         self._unsubscribe: list[Callable[[], None]] = []
         self._running = False
@@ -243,6 +272,15 @@ class ReplicatedState:
     def _upgrade(self) -> None:
         """Sign this node's ops saved unsigned by an older release; claim the documents it wrote that have
         no policy yet; name the configured writers in the policies of the documents it created."""
+        registry = self._docs[PEERS_DOC]
+        legacy = {
+            (o, seq)
+            for key, o, seq, live, _v in self._registry.records()
+            if live and o != key == subject(key)
+        }
+        if legacy:  # entries of others written before marks were a field of their own: never shown
+            registry.crdt.drop_ops(legacy)
+            registry.changed(0)
         for doc in list(self._docs.values()):
             if doc.crdt.sign_ops(self.peer_id, _context(doc), self._sign):
                 doc.changed(0)
@@ -253,8 +291,7 @@ class ReplicatedState:
             if policy is None and any(origin == self.peer_id for origin, _seq in doc.crdt.op_ids()):
                 self._claim(doc.name)
             elif policy and policy.creator == self.peer_id and not self._writers <= policy.writers:
-                writers = policy.writers | self._writers
-                self._set_policy(Policy(doc.name, self.peer_id, policy.created, writers))
+                self._set_policy(replace(policy, writers=policy.writers | self._writers))
 
     async def _leave(self) -> None:
         peers = self._docs[PEERS_DOC]
@@ -296,7 +333,7 @@ class ReplicatedState:
         its counters leave room for this node's next write."""
         if name in (PEERS_DOC, POLICIES_DOC) and kind != "map":
             raise ValueError(f"{name!r} is reserved for a map, not a {kind}")
-        crdt = KINDS[kind].from_bytes(data, self.peer_id)
+        crdt = decode(kind, data, self.peer_id)
         if crdt.seq_room() < 1:
             raise CounterError(f"no seq left for this node's next write to {name!r}")
         crdt.to_bytes()
@@ -342,8 +379,8 @@ class ReplicatedState:
     def view(self, name: str) -> dict[str, Any]:
         """The document's view, with the write policy it is under (None for the node's own maps and for a
         document whose creator's policy has not arrived yet)."""
-        view = self._existing(name).view()
         policy = self.policy(name)
+        view = self._existing(name).view(policy and policy.ranking())
         view["policy"] = None if policy is None else policy.view()
         return view
 
@@ -358,7 +395,10 @@ class ReplicatedState:
         return Policies(crdt)
 
     def conflicts(self, name: str) -> list[dict[str, Any]]:
-        return self._existing(name).conflicts()
+        policy = self.policy(name)
+        return self._existing(name).conflicts(
+            policy and policy.ranking(), policy.resolution if policy else LWW
+        )
 
     def _existing(self, name: str) -> Document:
         doc = self._docs.get(name)
@@ -368,21 +408,26 @@ class ReplicatedState:
 
     # -- local changes -----------------------------------------------------------------------------
 
-    async def update(self, name: str, change: Change) -> dict[str, Any]:
+    async def update(self, name: str, change: Change, resolution: Resolution | None = None) -> dict[str, Any]:
         """Apply a change (creating the document), save and gossip it; returns the document's view.
 
         Raises InvalidChange (422), ConflictError (409: other kind, or too many documents), PolicyError
         (403: the registry is the node's own) or MessageTooLargeError (413) before changing anything;
-        StorageFullError (507) or StoreUnavailableError (503) when the store did not take it.
+        StorageFullError (507) or StoreUnavailableError (503) when the store did not take it. resolution
+        (name, rank list) is chosen for a document this write creates; 409 if one that exists differs.
         """
-        return await self._write(name, change.kind, lambda _doc: change)
+        return await self._write(name, change.kind, lambda _doc, _rank: change, resolution)
 
-    async def replace(self, name: str, kind: str, value: Any) -> dict[str, Any]:
+    async def replace(
+        self, name: str, kind: str, value: Any, resolution: Resolution | None = None
+    ) -> dict[str, Any]:
         """Make the content equal to value; only what differs is written, so unchanged keys keep their
         timestamps and a concurrent write to another key survives."""
-        return await self._write(name, kind, lambda doc: doc.replacement(value))
+        return await self._write(name, kind, lambda doc, rank: doc.replacement(value, rank), resolution)
 
-    async def _write(self, name: str, kind: str, make_change: Callable[[Document], Change]) -> dict[str, Any]:
+    async def _write(
+        self, name: str, kind: str, make_change: MakeChange, resolution: Resolution | None
+    ) -> dict[str, Any]:
         """Answer only once the change is saved: what is acknowledged survives a crash.
 
         The save runs in a task of its own, so neither a timeout nor a caller that went away can part
@@ -392,7 +437,7 @@ class ReplicatedState:
         if name in (PEERS_DOC, POLICIES_DOC):
             what = "the peer registry" if name == PEERS_DOC else "the write policies"
             raise PolicyError(f"{name!r} is {what}, written by the node itself", code="reserved")
-        task = asyncio.ensure_future(self._save_change(name, kind, make_change))
+        task = asyncio.ensure_future(self._save_change(name, kind, make_change, resolution))
         self._writes.add(task)
         task.add_done_callback(self._write_done)
         try:
@@ -403,7 +448,8 @@ class ReplicatedState:
                 "it takes effect if the store takes it later"
             ) from None
         await self.flush()  # gossip it now
-        view = doc.view()
+        policy = self.policy(name)
+        view = doc.view(policy and policy.ranking())
         if inserted:
             view["inserted"] = [format_id(i) for i in inserted]
         return view
@@ -414,7 +460,7 @@ class ReplicatedState:
             task.exception()  # retrieved here: its caller may have stopped waiting
 
     async def _save_change(
-        self, name: str, kind: str, make_change: Callable[[Document], Change]
+        self, name: str, kind: str, make_change: MakeChange, resolution: Resolution | None
     ) -> tuple[Document, list[Any]]:
         """Apply the change to a private copy, save the copy, then merge it in.
 
@@ -423,25 +469,26 @@ class ReplicatedState:
         """
         async with self._flush_lock:
             live = self._docs.get(name)
+            policy = self.policy(name)
+            resolution = self._resolution(name, kind, policy, resolution)
             if live is None:
                 if len(self._docs) >= self.params.max_documents:
                     raise ConflictError(
                         f"this node holds the maximum of {self.params.max_documents} documents",
                         code="too_many_documents",
                     )
-                draft = Document.new(name, kind, self.peer_id)
+                draft = Document.new(name, kind, self.peer_id, siblings=resolution[0] != LWW)
             elif live.kind != kind:
                 raise ConflictError(f"{name!r} is a {live.kind}, not a {kind}", code="kind_mismatch")
             else:
                 draft = live.copy()
-            policy = self.policy(name)
             if policy is not None and not policy.allows(self.peer_id):
                 raise PolicyError(
                     f"this node is not a writer of {name!r}: ask the operator of {policy.creator} to add "
                     f"{self.peer_id}",
                     code="not_writer",
                 )
-            change = make_change(draft)
+            change = make_change(draft, policy and policy.ranking())
             grown = draft.check(change)
             if (live.size_estimate if live else 0) + grown > self.params.max_document_bytes:
                 raise MessageTooLargeError(
@@ -456,15 +503,42 @@ class ReplicatedState:
             data = draft.crdt.to_bytes()
             await self._store.put_state(STORE_PREFIX + name, kind, data)
             if policy is None:
-                self._claim(name)
+                self._claim(name, resolution)
             return self._adopt(draft, generation, before, data), inserted
+
+    def _resolution(
+        self, name: str, kind: str, policy: Policy | None, asked: Resolution | None
+    ) -> Resolution:
+        """How a write resolves: as the document's policy says; asked for, only as it says (409), or
+        for a document this write creates (422 when it does not fit)."""
+        if policy is not None:
+            held = (policy.resolution, policy.rank)
+            if asked is not None and (asked[0], tuple(asked[1])) != held:
+                raise ConflictError(
+                    f"{name!r} resolves by {policy.resolution}, ranked {list(policy.rank)}",
+                    code="resolution_mismatch",
+                )
+            return held
+        if asked is None or (asked[0] == LWW and not asked[1]):
+            return (LWW, ())
+        try:
+            if kind != "map":
+                raise ValueError(
+                    f"a {kind} resolves by the last writer only; ranked and keep-all are for maps"
+                )
+            check_resolution(asked[0], asked[1], self._writers | {self.peer_id} | set(asked[1]))
+        except ValueError as exc:
+            raise InvalidChange(str(exc), code="bad_resolution") from exc
+        return (asked[0], tuple(asked[1]))
 
     # -- write policies ----------------------------------------------------------------------------
 
-    def _claim(self, name: str) -> None:
-        """Create the policy of a document this node creates: itself and the configured writers."""
+    def _claim(self, name: str, resolution: Resolution = (LWW, ())) -> None:
+        """Create the policy of a document this node creates: itself, the configured writers and those
+        ranked, and how concurrent writes resolve."""
         created = stamp(self.hlc.now())
-        self._set_policy(Policy(name, self.peer_id, created, self._writers | {self.peer_id}))
+        writers = self._writers | {self.peer_id} | set(resolution[1])
+        self._set_policy(Policy(name, self.peer_id, created, writers, resolution[0], tuple(resolution[1])))
 
     def _set_policy(self, policy: Policy) -> None:
         doc = self._docs[POLICIES_DOC]
@@ -498,7 +572,9 @@ class ReplicatedState:
             if len(writers) > MAX_POLICY_WRITERS:
                 raise InvalidChange(f"at most {MAX_POLICY_WRITERS} writers", code="too_many_writers")
             if writers != policy.writers:
-                self._set_policy(Policy(name, self.peer_id, policy.created, frozenset(writers)))
+                rank = tuple(p for p in policy.rank if p in writers)
+                rank = rank or ((self.peer_id,) if policy.resolution == RANKED else ())
+                self._set_policy(replace(policy, writers=frozenset(writers), rank=rank))
         await self.flush()
         return self._policies.effective(name).view()  # type: ignore[union-attr]
 
@@ -508,6 +584,16 @@ class ReplicatedState:
         older release stay as local history."""
         doc, policy = self._docs.get(name), self.policy(name)
         if doc is None or policy is None:
+            return
+        if doc.kind == "map" and isinstance(doc.crdt, MVMap) != (policy.resolution != LWW):
+            # a create race lost to a creator that resolves otherwise: start over as the winner's kind
+            log.info(
+                "%r: resolved by %s, as its policy says: its ops here are dropped", name, policy.resolution
+            )
+            doc.crdt = Document.new(name, "map", self.peer_id, siblings=policy.resolution != LWW).crdt
+            doc.changed(0)
+            self._schedule_flush()
+            self._schedule_push()
             return
         unsigned = doc.crdt.unsigned()
         gone = {op for op in doc.crdt.op_ids() if not policy.allows(op[0]) and op not in unsigned}
@@ -552,7 +638,7 @@ class ReplicatedState:
         """
         if record.peer_id == self.peer_id or not self._running:
             return
-        current = parse_entry(record.peer_id, self._registry.get(record.peer_id), self._clock())
+        current = self._peers.info(record.peer_id, self._clock())
         if current is not None:
             same = (current.status, current.url, current.location, current.relays) == (
                 ALIVE,
@@ -562,7 +648,7 @@ class ReplicatedState:
             )
             if record.seen <= current.last_seen + (self.params.peer_refresh_s if same else 0.0):
                 return
-        self._set_peer(record.peer_id, make_entry(record, ALIVE, record.seen))
+        self._set_peer(mark_key(record.peer_id), make_entry(record, ALIVE, record.seen))
 
     def refresh_membership(self) -> None:
         """Refresh this node's entry, mark silent peers gone, forget long-departed ones, collect tombstones.
@@ -573,8 +659,8 @@ class ReplicatedState:
         now = self._clock()
         self._write_own_entry(ALIVE)
         linked = set(self._neighbours())
-        for peer_id, value in self._registry.items():
-            info = parse_entry(peer_id, value, now)
+        for peer_id in self._peers.subjects():
+            info = self._peers.info(peer_id, now)
             if info is None or peer_id == self.peer_id:
                 continue
             silent = now - info.last_seen
@@ -584,11 +670,13 @@ class ReplicatedState:
                 and linked
                 and peer_id not in linked
             ):
-                self._set_peer(peer_id, {**value, "status": GONE})
+                self._set_peer(mark_key(peer_id), {**(self._peers.newest(peer_id) or {}), "status": GONE})
             elif info.status != ALIVE and silent > self.params.tombstone_horizon_s:
                 self._delete_peer(peer_id)
         if now - self._last_collect >= self.params.collect_interval_s:
             self.collect_tombstones()
+        else:
+            self.collect_lists()
 
     @property
     def _registry(self) -> LWWMap:
@@ -596,14 +684,22 @@ class ReplicatedState:
         assert isinstance(registry, LWWMap)
         return registry
 
+    @property
+    def _peers(self) -> Registry:
+        return Registry(self._registry)
+
+    def registered(self, peer_id: str) -> bool:
+        """Whether the registry holds anything of the peer (its own entry or a mark), tombstones aside."""
+        return PEERS_DOC in self._docs and any(v is not None for v in self._peers.fields(peer_id))
+
     def _write_own_entry(self, status: str) -> None:
         self._set_peer(self.peer_id, make_entry(self._own_record(), status, self._clock()))
 
-    def _set_peer(self, peer_id: str, value: dict[str, Any]) -> None:
+    def _set_peer(self, key: str | tuple[str, str], value: dict[str, Any]) -> None:
         doc = self._docs[PEERS_DOC]
         before = doc.crdt.version()
         try:
-            self._registry.set(peer_id, value, self.hlc.now())
+            self._registry.set(key, value, self.hlc.now())
         except CounterError as exc:
             self._log.warning("registry", "cannot write the peer registry: %s", exc)
             return
@@ -614,7 +710,9 @@ class ReplicatedState:
         doc = self._docs[PEERS_DOC]
         before = doc.crdt.version()
         try:
-            self._registry.delete(peer_id, self.hlc.now())
+            for key in (peer_id, mark_key(peer_id)):
+                if key in self._registry:
+                    self._registry.delete(key, self.hlc.now())
         except CounterError as exc:
             self._log.warning("registry", "cannot write the peer registry: %s", exc)
             return
@@ -628,7 +726,7 @@ class ReplicatedState:
         horizon = HLCTimestamp(max(0, int((now - self.params.tombstone_horizon_s) * 1000)), 0, "")
         total = 0
         for doc in self._docs.values():
-            if isinstance(doc.crdt, LWWMap | LWWElementSet):
+            if isinstance(doc.crdt, LWWMap | MVMap | LWWElementSet):
                 collected = doc.crdt.collect_tombstones(horizon)
                 if collected:
                     doc.changed(0)
@@ -636,22 +734,50 @@ class ReplicatedState:
         if total:
             log.info("collected %d tombstones older than %s", total, horizon)
             self._schedule_flush()
+        return total + self.collect_lists()
+
+    def collect_lists(self) -> int:
+        """Forget list tombstones every writer has seen (f0mesh.state.stability); returns how many went."""
+        total = 0
+        for doc in self._docs.values():
+            policy = self.policy(doc.name)
+            if isinstance(doc.crdt, RGA) and policy is not None:
+                stable = self._stability.stable(doc.name, self.peer_id, doc.crdt.version(), policy.writers)
+                collected = doc.crdt.collect(stable) if stable is not None else 0
+                if collected:
+                    doc.changed(0)
+                    total += collected
+        self._stability.forget(set(self._docs))
+        if total:
+            log.info("collected %d list tombstones every writer has seen", total)
+            self._schedule_flush()
         return total
+
+    def _heard(self, peer_id: str, theirs: dict[str, tuple[str, VectorClock]]) -> None:
+        """Keep the versions a writer of a list reports of it, for collect_lists."""
+        for name, (kind, version) in theirs.items():
+            doc = self._docs.get(name)
+            if kind != "list" or doc is None or doc.kind != "list":
+                continue
+            policy = self.policy(name)
+            if policy is not None and policy.allows(peer_id):
+                self._stability.heard(peer_id, name, version)
 
     def _mirror_peers(self) -> None:
         """Report registry entries that changed since the last report (the node keeps mesh_peers in step)."""
         self._peers_changed = False
-        registry = self._registry
-        own = parse_entry(self.peer_id, registry.get(self.peer_id), self._clock())
+        registry = self._peers
+        own = registry.info(self.peer_id, self._clock())
         if self._running and (own is None or own.status != ALIVE):
             self._write_own_entry(ALIVE)  # refute a "gone" (or a stale "left") written about this node
         if self._on_peer is None:
             return
-        for peer_id, value in registry.items():
-            if peer_id == self.peer_id or self._mirrored.get(peer_id) == value:
+        for peer_id in registry.subjects():
+            fields = registry.fields(peer_id)
+            if peer_id == self.peer_id or self._mirrored.get(peer_id) == fields:
                 continue
-            self._mirrored[peer_id] = value
-            info = parse_entry(peer_id, value, self._clock())
+            self._mirrored[peer_id] = fields
+            info = registry.info(peer_id, self._clock())
             if info is not None:
                 try:
                     self._on_peer(info)
@@ -754,6 +880,7 @@ class ReplicatedState:
                 await self._readers.on_ctl(peer_id, message)
             elif op == "versions":
                 theirs = parse_versions(message, self.params.max_documents)
+                self._heard(peer_id, theirs)
                 self._spawn(self._answer(peer_id, theirs, reply=message.get("reply") is True))
             elif op == "delta":
                 whole = self._reassembler.feed(peer_id, message)
@@ -777,8 +904,9 @@ class ReplicatedState:
     def _merge(self, name: str, kind: str, data: bytes, source: str) -> bool:
         """Merge a peer's delta; True when it brought ops this replica did not have."""
         doc = self._docs.get(name)
-        if doc is not None and doc.kind != kind:
-            self._drop("kind_mismatch", source, f"{name!r} is a {doc.kind} here, the delta a {kind}")
+        if doc is not None and (doc.kind != kind or type(doc.crdt) is not crdt_class(kind, data)):
+            what = f"a {kind}" if doc.kind != kind else "resolved otherwise"
+            self._drop("kind_mismatch", source, f"{name!r} is a {doc.kind} here, the delta {what}")
             return False
         if doc is None and len(self._docs) >= self.params.max_documents:
             self._drop("too_many_documents", source, f"no room for {name!r}")
@@ -786,9 +914,9 @@ class ReplicatedState:
         if (doc.size_estimate if doc else 0) + len(data) > self.params.max_document_bytes:
             self._drop("too_large", source, f"{name!r} would exceed {self.params.max_document_bytes} bytes")
             return False
-        target = doc if doc is not None else Document.new(name, kind, self.peer_id)
         try:
-            delta = KINDS[kind].from_bytes(data)
+            delta = decode(kind, data)
+            target = doc if doc is not None else Document(name, kind, type(delta)(self.peer_id))
             target.crdt.admit(delta)
             if is_empty(delta) or not self._authentic(target, delta, source):
                 return False
@@ -838,17 +966,28 @@ class ReplicatedState:
         an honest relay carries before it hears who won."""
         if doc.name == PEERS_DOC:
             assert isinstance(delta, LWWMap)
-            now, early = self._clock(), set()
+            now, early, legacy = self._clock(), set(), set()
             for key, origin, seq, live, value in delta.records():
+                peer_id = subject(key)
                 if origin == key:
                     continue
+                if peer_id is None:
+                    self._drop("registry_forged", source, f"{origin} wrote the key {str(key)[:80]}")
+                    return False
                 if live:
-                    info = parse_entry(key, value, math.inf)  # a clock ahead is no forgery
+                    info = parse_entry(peer_id, value, math.inf)  # a clock ahead is no forgery
                     if info is None or info.status == LEFT:
-                        self._drop("registry_forged", source, f"{origin} wrote the entry of {str(key)[:60]}")
+                        self._drop("registry_forged", source, f"{origin} wrote the entry of {peer_id[:60]}")
                         return False
-                elif (held := parse_entry(key, self._registry.get(key), now)) and held.status == ALIVE:
+                    if key == peer_id:
+                        legacy.add((origin, seq))  # only the peer writes its own entry; others write a mark
+                elif (held := self._peers.info(peer_id, now)) and held.status == ALIVE:
                     early.add((origin, seq))
+            if legacy:  # what an older release wrote: never shown, not held against the sender
+                delta.drop_ops(legacy)
+                self._drop(
+                    "registry_legacy", source, f"{len(legacy)} entries written by others", violation=False
+                )
             if early:  # an honest node forgets only long-silent peers: one alive here stays
                 delta.drop_ops(early)
                 detail = f"{len(early)} deletes of peers alive here"

@@ -1,16 +1,21 @@
-"""The peer registry as a replicated LWW map: PeerId -> {record, status, last_seen}.
+"""The peer registry as a replicated LWW map of two fields per peer, each {record, status, last_seen}.
 
-Each entry carries the peer's own signed PeerRecord, so whoever writes or relays an entry cannot point an
-id at a URL of its choosing: an entry whose record does not verify is ignored. Status and last_seen are
-the writer's observation (Serf-like membership): "alive" while the peer refreshes its own entry or is seen
-in peer exchange, "left" once it announced a clean shutdown, "gone" once nobody heard of it for a while.
+PeerId -> the peer's own entry, written live by that peer alone; ("seen", PeerId) -> the liveness mark
+that others write of it. Both carry the peer's own signed PeerRecord, so whoever writes or relays one
+cannot point an id at a URL of its choosing: one whose record does not verify is ignored, and the registry
+shows the URL, location and relays of the newer signed record of the two, so replaying an older record
+moves nothing. Status and last_seen are observations (Serf-like membership): "alive" while the peer
+refreshes its own entry or is seen in peer exchange, "left" once it announced a clean shutdown (only its
+own entry says so), "gone" once nobody heard of it for a while; the field written last tells the status.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from f0mesh.crdt import LWWMap
 from f0mesh.peer_record import PeerRecord
 
 PEERS_DOC = "peers"
@@ -18,6 +23,7 @@ ALIVE = "alive"
 LEFT = "left"
 GONE = "gone"
 STATUSES = frozenset({ALIVE, LEFT, GONE})
+MARK = "seen"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +39,7 @@ class PeerInfo:
     relays: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
     x25519: bytes | None = None
+    signed_at: float = 0.0  # the record's own signed time: the newer record tells the URL
 
 
 def make_entry(record: PeerRecord, status: str, last_seen: float) -> dict[str, Any]:
@@ -65,6 +72,7 @@ def parse_entry(peer_id: object, value: object, now: float) -> PeerInfo | None:
         record.relays,
         record.tags,
         record.x25519,
+        record.seen,
     )
 
 
@@ -75,3 +83,52 @@ def _record(raw: object, now: float) -> PeerRecord | None:
         return PeerRecord.from_wire(raw, now=now)
     except ValueError:
         return None
+
+
+def mark_key(peer_id: str) -> tuple[str, str]:
+    return (MARK, peer_id)
+
+
+def subject(key: object) -> str | None:
+    """The peer a registry key is about, or None for a key the registry does not have."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, tuple) and len(key) == 2 and key[0] == MARK and isinstance(key[1], str):
+        return key[1]
+    return None
+
+
+class Registry:
+    """The registry map read per peer: its own entry (only as that peer wrote it) and the mark of others."""
+
+    def __init__(self, crdt: LWWMap) -> None:
+        self.crdt = crdt
+
+    def subjects(self) -> list[str]:
+        found = {subject(key) for key, _value in self.crdt.items()}
+        return sorted(peer for peer in found if peer is not None)
+
+    def fields(self, peer_id: str) -> tuple[Any, Any]:
+        """The raw own entry (None unless the peer wrote it) and mark: what changed since a last look."""
+        own = self.crdt.get(peer_id) if self.crdt.writer(peer_id) == peer_id else None
+        return own, self.crdt.get(mark_key(peer_id))
+
+    def info(self, peer_id: str, now: float) -> PeerInfo | None:
+        own_value, mark_value = self.fields(peer_id)
+        own, mark = parse_entry(peer_id, own_value, now), parse_entry(peer_id, mark_value, now)
+        if own is None or mark is None:
+            return own or mark
+        signed = mark if mark.signed_at > own.signed_at else own
+        later = own.status == LEFT or self.crdt.timestamp(peer_id) > self.crdt.timestamp(mark_key(peer_id))
+        status = own.status if later else mark.status
+        return replace(signed, status=status, last_seen=max(own.last_seen, mark.last_seen))
+
+    def newest(self, peer_id: str) -> dict[str, Any] | None:
+        """The raw field whose signed record is the newer, to write a mark from."""
+        own, mark = self.fields(peer_id)
+        if own is None or mark is None:
+            return own or mark
+        own_info, mark_info = parse_entry(peer_id, own, math.inf), parse_entry(peer_id, mark, math.inf)
+        if own_info is None or (mark_info is not None and mark_info.signed_at > own_info.signed_at):
+            return mark
+        return own

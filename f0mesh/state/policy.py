@@ -1,6 +1,9 @@
 """Write policies of named documents, kept in the reserved map POLICIES_DOC.
 
-A document's creator writes the entry (name, creator) -> {"created": [wall_ms, logical], "writers": [...]}.
+A document's creator writes the entry (name, creator) -> {"created": [wall_ms, logical], "writers": [...]},
+plus, for a map resolved otherwise than by the last writer, "resolution" ("ranked" or "keep-all") and "rank"
+(PeerIds, highest first, for "ranked"). The resolution is fixed at create time: every replica shows the
+same value because it depends only on this signed entry, never on local trust scores.
 Each op carries its author's signature and only the creator may write its own entry, so an entry is the
 creator's signed word. Two nodes that create one name at once each write an entry; every replica picks the
 same one, the earliest-stamped create (ties by creator id), and the other creator's ops are refused there
@@ -21,6 +24,8 @@ from f0mesh.state.documents import NAME_RE
 POLICIES_DOC = "_policies"
 MAX_WRITERS = 64
 CREATE_RACE_MS = 60_000  # creates this close together count as concurrent; further back is backdating
+LWW, RANKED, KEEP_ALL = "lww", "ranked", "keep-all"
+RESOLUTIONS = (LWW, RANKED, KEEP_ALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,19 +34,45 @@ class Policy:
     creator: str
     created: tuple[int, int]
     writers: frozenset[str]  # the creator included
+    resolution: str = LWW
+    rank: tuple[str, ...] = ()  # for RANKED: writers, highest first
 
     def allows(self, author: str) -> bool:
         return author in self.writers
 
+    def ranking(self) -> dict[str, int]:
+        """Origin -> rank for MVMap.pick: the first named ranks highest, the unranked 0."""
+        return {peer: len(self.rank) - i for i, peer in enumerate(self.rank)}
+
     def entry(self) -> dict[str, Any]:
-        return {"created": list(self.created), "writers": sorted(self.writers - {self.creator})}
+        entry: dict[str, Any] = {
+            "created": list(self.created),
+            "writers": sorted(self.writers - {self.creator}),
+        }
+        if self.resolution != LWW:
+            entry.update(resolution=self.resolution, rank=list(self.rank))
+        return entry
 
     def view(self) -> dict[str, Any]:
         return {
             "creator": self.creator,
             "created": list(self.created),
             "writers": sorted(self.writers),
+            "resolution": self.resolution,
+            "rank": list(self.rank),
         }
+
+
+def check_resolution(resolution: str, rank: list[str] | tuple[str, ...], writers: Iterable[str]) -> None:
+    """ValueError unless the rank list fits the resolution: only "ranked" ranks, and only named writers."""
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"resolution must be one of {', '.join(RESOLUTIONS)}")
+    if resolution != RANKED and rank:
+        raise ValueError(f"only a ranked resolution takes a rank list, not {resolution!r}")
+    if resolution == RANKED and not rank:
+        raise ValueError("a ranked resolution needs a rank list")
+    if len(rank) != len(set(rank)) or not set(rank) <= set(writers):
+        raise ValueError("the rank list names distinct writers of the document")
 
 
 def parse_policy(key: object, author: str, value: object) -> Policy:
@@ -53,9 +84,10 @@ def parse_policy(key: object, author: str, value: object) -> Policy:
         raise ValueError(f"bad document name in a policy: {name[:80]!r}")
     if creator != author:
         raise ValueError(f"the policy of {name!r} by {creator[:60]} was written by {author[:60]}")
-    if not isinstance(value, dict) or set(value) != {"created", "writers"}:
-        raise ValueError(f"the policy of {name!r} is not {{created, writers}}")
+    if not isinstance(value, dict) or set(value) not in _ENTRY_FIELDS:
+        raise ValueError(f"the policy of {name!r} is not {{created, writers[, resolution, rank]}}")
     created, writers = value["created"], value["writers"]
+    resolution, rank = value.get("resolution"), value.get("rank", [])
     if not (
         isinstance(created, list)
         and len(created) == 2
@@ -66,7 +98,15 @@ def parse_policy(key: object, author: str, value: object) -> Policy:
         raise ValueError(f"the policy of {name!r} must list at most {MAX_WRITERS} writers")
     if not all(isinstance(w, str) and is_peer_id(w) for w in writers) or writers != sorted(set(writers)):
         raise ValueError(f"the writers of {name!r} must be sorted distinct PeerIds")
-    return Policy(name, creator, (created[0], created[1]), frozenset({creator, *writers}))
+    if resolution == LWW or not isinstance(rank, list) or not all(isinstance(p, str) for p in rank):
+        raise ValueError(f"the policy of {name!r} has a bad resolution")
+    named = frozenset({creator, *writers})
+    resolution = LWW if resolution is None else resolution
+    check_resolution(resolution, rank, named)
+    return Policy(name, creator, (created[0], created[1]), named, resolution, tuple(rank))
+
+
+_ENTRY_FIELDS = ({"created", "writers"}, {"created", "writers", "resolution", "rank"})
 
 
 def stamp(ts: HLCTimestamp) -> tuple[int, int]:
@@ -121,6 +161,8 @@ class Policies:
             mine = self.crdt.get(key)
             if isinstance(mine, dict) and mine.get("created") != list(policy.created):
                 return f"the policy of {policy.name!r} by {policy.creator[:60]} changed its create stamp"
+            if isinstance(mine, dict) and mine.get("resolution", LWW) != policy.resolution:
+                return f"the policy of {policy.name!r} by {policy.creator[:60]} changed its resolution"
             known = self.effective(policy.name)
             if known is not None and known.creator != policy.creator:
                 wall = policy.created[0]

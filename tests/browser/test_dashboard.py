@@ -272,6 +272,24 @@ def test_state_panel_degrades_without_the_state_api_and_shows_conflicts_with_it(
     page.click("#state-form button[type=submit]")
     wait_for(lambda: "No replicated document named" in status.inner_text(), 10, 0.1, "404 in words")
 
+    # a keep-all map's open key: every value kept, the one readers are shown first
+    sibling = {"deleted": False, "ts": "000001765050443123-0000000000-12D3KooWA", "origin": "12D3KooWA"}
+    open_key = {
+        "key": "vote",
+        "open": True,
+        "siblings": [{**sibling, "value": "yes"}, {**sibling, "value": "no", "origin": "12D3KooWB"}],
+        "kept": "yes",
+        "kept_origin": "12D3KooWA",
+        "kept_ts": sibling["ts"],
+        "resolution": "keep all: every concurrent value is kept until a writer writes the key again",
+    }
+    page.route("**/api/state/votes/conflicts", json_route({"name": "votes", "conflicts": [open_key]}))
+    page.fill("#state-name", "votes")
+    page.click("#state-form button[type=submit]")
+    wait_for(lambda: "open" in page.inner_text("#state-body"), 10, 0.1, "the open key shown")
+    body = page.inner_text("#state-body")
+    assert '"yes"' in body and '"no"' in body and "shown" in body and "keep all" in body, body
+
 
 def test_topology_model_rules_in_the_page(node_factory, dashboard) -> None:
     """buildModel, run by the page's own module: both ends' views, a dead peer's stale report, strangers."""

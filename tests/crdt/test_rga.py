@@ -1,6 +1,7 @@
 """RGA: concurrent inserts converge to one order whatever the delivery order, late anchors included."""
 
 import itertools
+import random
 from dataclasses import dataclass, field
 
 import pytest
@@ -340,3 +341,64 @@ def test_corrupted_bytes_are_refused_or_decode_to_a_usable_state(
         assert target == original  # refused before anything changed
     else:
         assert target.version().dominates(original.version())
+
+
+def _sync_all(replicas: list[RGA]) -> None:
+    for _sweep in range(2):
+        for a in replicas:
+            for b in replicas:
+                if a is not b:
+                    b.merge(RGA.from_bytes(a.delta_since(b.version()).to_bytes()))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_collected_tombstones_leave_every_replica_in_the_order_of_one_that_kept_them(seed: int) -> None:
+    """Busy lists (appends, inserts anywhere, deletes) shrink when their tombstones are collected at a
+    version every replica reached, and keep the order a replica that never collects shows."""
+    rng = random.Random(seed)
+    replicas = [RGA(f"r{i}") for i in range(3)]
+    keeper = RGA("keeper")  # never collects
+    collected = 0
+    for _cycle in range(30):
+        for _op in range(rng.randrange(1, 12)):
+            r = rng.choice(replicas)
+            ids = r.ids()
+            if ids and rng.random() < 0.45:
+                r.delete(rng.choice(ids))
+            else:
+                anchor = rng.choice([None, *ids]) if rng.random() < 0.5 else (ids[-1] if ids else None)
+                r.insert(anchor, rng.randrange(1000))
+            if rng.random() < 0.3:
+                a, b = rng.sample(replicas, 2)
+                b.merge(RGA.from_bytes(a.delta_since(b.version()).to_bytes()))
+        _sync_all([*replicas, keeper])
+        stable = replicas[0].version()
+        for r in replicas:
+            if rng.random() < 0.7:  # not every replica collects at the same time
+                collected += r.collect(stable)
+    _sync_all([*replicas, keeper])
+    expected = keeper.to_list()
+    assert all(r.to_list() == expected for r in replicas)
+    late = RGA("late")
+    late.merge(RGA.from_bytes(replicas[0].to_bytes()))
+    assert late.to_list() == expected
+    assert collected > 0 and len(replicas[0]._nodes) < len(keeper._nodes)
+
+
+def test_a_queue_keeps_only_its_live_elements_once_collected() -> None:
+    a, b = RGA("a"), RGA("b")
+    tail = None
+    for i in range(200):
+        tail = a.insert(a.ids()[-1] if a.ids() else None, i)
+        b.merge(a.delta_since(b.version()))
+        if i >= 3:
+            b.delete(b.ids()[0])
+            a.merge(b.delta_since(a.version()))
+        if i % 10 == 9:
+            stable = a.version()
+            assert b.version() == stable
+            a.collect(stable)
+            b.collect(stable)
+    assert a.to_list() == b.to_list() == [197, 198, 199] and tail == a.ids()[-1]
+    assert len(a._nodes) <= 14 and len(b._nodes) <= 14
+    assert RGA.from_bytes(a.to_bytes()).to_list() == a.to_list()

@@ -188,3 +188,31 @@ async def test_a_document_another_node_created_answers_403_until_its_creator_nam
     r = await client.put("/api/state/shared", json={"kind": "map", "value": {"a": 2}}, headers=AUTH)
     assert r.status_code == 200 and r.json()["value"] == {"a": 2}, r.text
     await other.stop()
+
+
+async def test_the_resolution_is_chosen_when_a_write_creates_the_document(client) -> None:
+    me = client.state.peer_id
+    r = await client.put(
+        "/api/state/votes", json={"kind": "map", "value": {"a": 1}, "resolution": "keep-all"}, headers=AUTH
+    )
+    assert r.status_code == 200 and r.json()["open"] == []
+    assert (await client.get("/api/state/votes")).json()["policy"]["resolution"] == "keep-all"
+    r = await client.post(
+        "/api/state/votes", json={"kind": "map", "set": {"a": 2}, "resolution": "lww"}, headers=AUTH
+    )
+    assert r.status_code == 409 and r.json()["error"] == "resolution_mismatch"
+    r = await client.post(
+        "/api/state/rank",
+        json={"kind": "map", "set": {"a": 1}, "resolution": "ranked", "rank": [me]},
+        headers=AUTH,
+    )
+    assert r.status_code == 200 and r.json()["value"] == {"a": 1}
+    r = await client.put(
+        "/api/state/t", json={"kind": "set", "value": [], "resolution": "ranked", "rank": [me]}, headers=AUTH
+    )
+    assert r.status_code == 422 and r.json()["error"] == "bad_resolution"
+    r = await client.put(
+        "/api/state/t", json={"kind": "map", "value": {}, "resolution": "first"}, headers=AUTH
+    )
+    assert r.status_code == 422
+    assert (await client.get("/api/state/t")).status_code == 404

@@ -174,6 +174,7 @@ function conflictItem(c) {
       h("span", { text: ` op ${Number(c.discarded_seq) || "?"} refused: ${truncate(c.resolution, 200)}` }),
     );
   }
+  if (c.open && Array.isArray(c.siblings)) return openItem(c);
   const set = c.kept === "add" || c.kept === "remove";
   const side = (which) => {
     const ts = parseHlc(c[`${which}_ts`]);
@@ -198,6 +199,32 @@ function conflictItem(c) {
     { class: "conflict" },
     h("span", { class: "key" }, set ? "element " : "key ", h("code", { text: truncate(String(key ?? "?"), 80) })),
     h("ul", {}, side("kept"), side("discarded")),
+  );
+}
+
+/** A key of a ranked or keep-all map whose concurrent values no writer has resolved yet: every value kept,
+ * the one readers are shown first. */
+function openItem(c) {
+  const key = typeof c.key === "string" ? c.key : JSON.stringify(c.key);
+  const sibling = (s) => {
+    const ts = parseHlc(s.ts);
+    const origin = typeof s.origin === "string" ? s.origin : ts?.node;
+    const shown = origin === c.kept_origin && s.ts === c.kept_ts;
+    return h(
+      "li",
+      { class: shown ? "won" : "lost", title: ts ? isoTime(ts.wall) : "" },
+      origin ? h("span", { class: "who", title: origin }, `node ${peerLabel(origin)}`) : "a write",
+      s.deleted ? " deleted it" : ` wrote ${valueText(s.value)}`,
+      ts ? ` at ${clock(ts.wall)}` : "",
+      " — ",
+      h("strong", { text: shown ? "shown" : "kept" }),
+    );
+  };
+  return h(
+    "li",
+    { class: "conflict open" },
+    h("span", { class: "key" }, "key ", h("code", { text: truncate(String(key ?? "?"), 80) }), " — open"),
+    h("ul", {}, ...c.siblings.map(sibling)),
   );
 }
 
