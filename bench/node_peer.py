@@ -129,20 +129,17 @@ class Traffic:
         return time.monotonic() - t0
 
 
-async def serve(data_dir: Path, port: int, token: str) -> None:
-    """As ``f0mesh up`` (cli._serve) does it, with the bench route added to the app."""
-    import uvicorn
-    from fastapi import HTTPException
+def serve(data_dir: Path, port: int, token: str) -> None:
+    """``f0mesh up``'s own serve loop (f0mesh/serve.py), with the bench's ctl kinds and routes added."""
+    from fastapi import FastAPI, HTTPException
 
-    from f0mesh.api.app import create_app
+    from f0mesh import serve as up
 
-    node = Node(NodeConfig(data_dir=data_dir, port=port, admin_token=token, trust=BENCH_TRUST))
-    traffic = Traffic(node)
-    await node.start()
-    traffic.attach()
     sampler = Sampler()
-    try:
-        app = create_app(node, manage_node=False)
+
+    def extend(node: Node, app: FastAPI) -> None:
+        traffic = Traffic(node)
+        traffic.attach()
 
         @app.post("/bench/profile")
         async def bench_profile(body: dict[str, Any]) -> dict[str, Any]:
@@ -164,12 +161,8 @@ async def serve(data_dir: Path, port: int, token: str) -> None:
                 raise HTTPException(400, str(exc)) from exc
             return {"elapsed_s": elapsed}
 
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_config=None, access_log=False, log_level="warning"
-        )
-        await uvicorn.Server(config).serve()
-    finally:
-        await node.stop()
+    config = NodeConfig(data_dir=data_dir, port=port, admin_token=token, trust=BENCH_TRUST)
+    up.run(config, "warning", extend=extend)
 
 
 def main() -> None:
@@ -181,7 +174,7 @@ def main() -> None:
     parser.add_argument("--admin-token", required=True)
     args = parser.parse_args()
     setup_logging("warning")
-    asyncio.run(serve(args.data_dir, args.port, args.admin_token))
+    serve(args.data_dir, args.port, args.admin_token)
 
 
 if __name__ == "__main__":
