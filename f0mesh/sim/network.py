@@ -77,7 +77,7 @@ class _Link:
     land in ``inbox`` when due and are handled in order. One timer per link, for the head only:
     timers due at the same instant would fire in no guaranteed order."""
 
-    __slots__ = ("draining", "dst", "in_flight", "inbox", "last_arrival", "latency", "open", "src", "timer")
+    __slots__ = ("drain", "dst", "in_flight", "inbox", "last_arrival", "latency", "open", "src", "timer")
 
     def __init__(self, src: str, dst: str, latency: float) -> None:
         self.src = src
@@ -87,7 +87,7 @@ class _Link:
         self.in_flight: deque[tuple[float, bytes]] = deque()
         self.timer: asyncio.TimerHandle | None = None
         self.inbox: deque[bytes] = deque()
-        self.draining = False
+        self.drain: asyncio.Task[None] | None = None  # the task handing inbox to the endpoint, if any
         self.open = True
 
     def close(self) -> None:
@@ -126,7 +126,6 @@ class SimNetwork:
         self._sorted: dict[str, list[str]] = {}
         self.region: dict[str, int] = {}
         self.access: dict[str, float] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
         self.sent: Counter[str] = Counter()
         self.envelopes = 0
         self.dropped = 0
@@ -248,11 +247,8 @@ class SimNetwork:
             link.inbox.append(link.in_flight.popleft()[1])
         if link.in_flight:
             link.timer = loop.call_at(link.in_flight[0][0], self._arrive, link)
-        if link.inbox and not link.draining:
-            link.draining = True
-            task = asyncio.get_running_loop().create_task(self._drain(link))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if link.inbox and link.drain is None:
+            link.drain = loop.create_task(self._drain(link))
 
     async def _drain(self, link: _Link) -> None:
         try:
@@ -267,7 +263,7 @@ class SimNetwork:
                 except Exception:
                     log.exception("endpoint %s failed on a message from %s", link.dst, link.src)
         finally:
-            link.draining = False
+            link.drain = None
 
     def counters(self) -> dict[str, int]:
         return {
