@@ -123,25 +123,17 @@ def _simulation_gc() -> Iterator[Callable[[], None]]:
     """Automatic GC off for the run; the caller checkpoints between phases.
 
     CPython's collector rescans every live object as they accumulate; with 10,000 engines that was
-    more than half the run time. The first checkpoint (after the mesh has booted) collects, which
-    also frees what an earlier run in the same process left; later ones only freeze what lives now
-    out of future scans: a collection between messages found no garbage at 3,000 peers but cost
-    1-2 s each. Nothing is collected on the way out either: the next run's first checkpoint, or the
-    collector once it is back on, does it.
+    more than half the run time. One collection on the way in frees what an earlier run in the
+    same process left (before this run's objects exist, so it scans little); each checkpoint only
+    freezes what lives now out of later scans. A collection at each checkpoint found no garbage at
+    3,000 peers but cost 1-2 s each. Nothing is collected on the way out: the next run's entry, or
+    the collector once it is back on, does it.
     """
     enabled = gc.isenabled()
+    gc.collect()
     gc.disable()
-    collected = False
-
-    def checkpoint() -> None:
-        nonlocal collected
-        if not collected:
-            gc.collect()
-            collected = True
-        gc.freeze()
-
     try:
-        yield checkpoint
+        yield gc.freeze
     finally:
         gc.unfreeze()
         if enabled:
