@@ -315,14 +315,16 @@ def partial_view(n: int, rng: random.Random, degree: Degree | None = None) -> li
     adjacent: list[set[int]] = [set() for _ in range(n)]
     order = list(range(n))
     rng.shuffle(order)
+    want, d_hi, limit, draw = min(degree.d, n - 1), degree.d_hi, 50 * degree.d, rng.randrange
     for node in order:
+        mine = adjacent[node]
         attempts = 0
-        while len(adjacent[node]) < min(degree.d, n - 1) and attempts < 50 * degree.d:
+        while len(mine) < want and attempts < limit:
             attempts += 1
-            other = rng.randrange(n)
-            if other == node or other in adjacent[node] or len(adjacent[other]) >= degree.d_hi:
+            other = draw(n)
+            if other == node or other in mine or len(adjacent[other]) >= d_hi:
                 continue
-            adjacent[node].add(other)
+            mine.add(other)
             adjacent[other].add(node)
     _bridge(adjacent, rng)
     return sorted((a, b) for a in range(n) for b in adjacent[a] if a < b)

@@ -144,7 +144,7 @@ def test_simulate_prints_figures_and_writes_plots(tmp_path) -> None:
 
 
 def test_sybils_dialling_a_victim_until_its_links_are_full_eclipse_it_only_under_uniform_selection() -> None:
-    base = Scenario(peers=150, sybils=0.2, messages=4, seed=3)
+    base = Scenario(peers=150, sybils=0.2, messages=3, seed=3)
     trust, uniform = (run["victim"] for run in eclipse_sweep(base))
     # by trust its connection manager prunes the Sybils first and keeps D honest links
     assert trust["honest_links_after"] == 6 and trust["sybil_links"] == 6
