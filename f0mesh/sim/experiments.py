@@ -849,8 +849,6 @@ def report(results: dict[str, Any]) -> str:
                 + (f" sybils {sc['sybils']:.0%} {sc['selection']}" if sc["sybils"] else "")
                 + (f" churn {sc['churn_per_min']:.0%}/min" if sc["churn_per_min"] else "")
             )
-            if "victim" in run:
-                lines.append(f"  {label} eclipse {sc['eclipse']}: {_victim_line(run['victim'])}")
             lines.append(
                 f"  {label}: coverage {s['coverage']:.2%} (reachable {s['reachable_fraction']:.2%})"
                 f"  t50 {_fmt(t['50'])}  t99 {_fmt(t['99'])}  t99.9 {_fmt(t['99.9'])}"
@@ -860,6 +858,8 @@ def report(results: dict[str, Any]) -> str:
                 f"  wall {run['wall_s']} s (CPU {run['cpu_s']} s)"
                 f"  peak RSS {run['peak_rss_mb']:.0f} MB"
             )
+            if "victim" in run:
+                lines.append(f"  {label} eclipse {sc['eclipse']}: {_victim_line(run['victim'])}")
     return "\n".join(lines)
 
 
