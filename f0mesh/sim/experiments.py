@@ -81,7 +81,7 @@ class Scenario:
     # eclipse (sim/eclipse.py): that many of the Sybils dial one honest victim until its links are
     # over D_hi, its connection manager prunes, again eclipse_rounds times, then they fill it to D_hi
     eclipse: int = 0
-    eclipse_rounds: int = 5
+    eclipse_rounds: int = 20  # a persistent attacker: 20 connection-manager ticks, ~40 s
     zero_latency: bool = False
     real_signatures: bool = False
 
@@ -457,7 +457,9 @@ def sybil_sweep(
     return runs
 
 
-ECLIPSE_ATTACKERS = 10  # a victim's D_hi is 12: ten Sybils can take all but two of its links
+# D_hi + 1: enough to push a victim over D_hi on their own, so no honest link is safe by numbers
+# (ten Sybils can never prune the last two: ten Sybils and two honest links are not above D_hi)
+ECLIPSE_ATTACKERS = _DEGREE.d_hi + 1
 
 
 def eclipse_sweep(
@@ -466,7 +468,7 @@ def eclipse_sweep(
     """The eclipse under each selection. A message the eclipsed victim never gets would hold the run
     for the whole window, so it is short: delivery is read at 0.5-5 s."""
     runs = []
-    attackers = base.eclipse or ECLIPSE_ATTACKERS
+    attackers = base.eclipse or min(ECLIPSE_ATTACKERS, round(base.sybils * base.peers))
     for selection in selections:
         scenario = replace(base, eclipse=attackers, selection=selection, window_s=10.0, settle_s=0.5)
         progress(

@@ -146,12 +146,13 @@ def test_simulate_prints_figures_and_writes_plots(tmp_path) -> None:
 def test_sybils_dialling_a_victim_until_its_links_are_full_eclipse_it_only_under_uniform_selection() -> None:
     base = Scenario(peers=150, sybils=0.2, messages=3, seed=3)
     trust, uniform = (run["victim"] for run in eclipse_sweep(base))
-    # by trust its connection manager prunes the Sybils first and keeps D honest links
-    assert trust["honest_links_after"] == 6 and trust["sybil_links"] == 6
+    assert trust["honest_links_before"] == uniform["honest_links_before"] > 0
+    # by trust its connection manager prunes the Sybils first: it keeps at least D_lo honest links
+    assert trust["honest_links_after"] >= 4
     assert trust["within"]["1"] == 1.0
     # at random every pruning round costs honest links that nothing brings back
-    assert uniform["honest_links_before"] == trust["honest_links_before"] > uniform["honest_links_after"]
-    assert uniform["delivered"] < 0.5
+    assert uniform["honest_links_after"] == 0 and uniform["sybil_links"] == uniform["links"]
+    assert uniform["delivered"] == 0.0
 
 
 def test_simulate_defaults_are_the_engines_and_the_eclipse_experiment_reports_the_victim() -> None:
