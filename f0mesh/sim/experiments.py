@@ -123,14 +123,11 @@ def _simulation_gc() -> Iterator[Callable[[], None]]:
     """Automatic GC off for the run; the caller checkpoints between phases.
 
     CPython's collector rescans every live object as they accumulate; with 10,000 engines that was
-    more than half the run time. One collection on the way in frees what an earlier run in the
-    same process left (before this run's objects exist, so it scans little); each checkpoint only
-    freezes what lives now out of later scans. A collection at each checkpoint found no garbage at
-    3,000 peers but cost 1-2 s each. Nothing is collected on the way out: the next run's entry, or
-    the collector once it is back on, does it.
+    more than half the run time. A checkpoint freezes what lives now out of later scans without
+    collecting: a collection at each checkpoint found no garbage at 3,000 peers but cost 1-2 s each.
+    The run's garbage is collected once, on the way out.
     """
     enabled = gc.isenabled()
-    gc.collect()
     gc.disable()
     try:
         yield gc.freeze
@@ -138,6 +135,7 @@ def _simulation_gc() -> Iterator[Callable[[], None]]:
         gc.unfreeze()
         if enabled:
             gc.enable()
+        gc.collect()
 
 
 def _rss_mb() -> float:
