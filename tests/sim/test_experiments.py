@@ -163,3 +163,18 @@ def test_simulate_defaults_are_the_engines_and_the_eclipse_experiment_reports_th
         (GossipParams().d, GossipParams().ttl)
     }
     assert "victim delivered" in report(results)
+
+
+def test_the_simulate_command_runs_the_engines_defaults_unless_told_otherwise() -> None:
+    from typer.testing import CliRunner
+
+    from f0mesh.cli import app
+
+    def scenario(*args: str) -> dict:
+        result = CliRunner().invoke(app, ["simulate", "--peers", "30", "--messages", "1", "--json", *args])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["broadcast"][0]["scenario"]
+
+    engine = GossipParams()
+    assert (scenario()["fanout"], scenario()["ttl"]) == (engine.d, engine.ttl)
+    assert (scenario("--fanout", "3", "--ttl", "8")["fanout"], scenario("--ttl", "8")["ttl"]) == (3, 8)
