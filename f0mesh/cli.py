@@ -481,7 +481,7 @@ def simulate(
     seed: Annotated[int, _opt("--seed", env="SIM_SEED", help="the same seed repeats a run exactly")] = 1,
     experiment: Annotated[
         str | None,
-        _opt("--experiment", env="SIM_EXPERIMENT", help="broadcast, sybil, fanout, crdt or suite"),
+        _opt("--experiment", env="SIM_EXPERIMENT", help="broadcast, sybil, eclipse, fanout, crdt or suite"),
     ] = None,
     ttl: Annotated[
         int | None,

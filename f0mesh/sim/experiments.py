@@ -3,6 +3,7 @@
     broadcast  coverage over time of messages published by random peers (time, hops, messages sent)
     sybil      delivery to honest peers with a fraction of black-hole Sybils, trust vs uniform selection
     fanout     messages sent per delivery, and coverage time, against the push fanout
+    eclipse    Sybils dial one victim until its links are full: its delivery, trust vs uniform selection
     crdt       LWW-map convergence after a partition between two halves of the mesh heals
 
 Every random choice comes from a generator seeded by (seed, what it is for), so a run is repeated
@@ -28,7 +29,7 @@ from typing import Any
 
 from f0mesh.crdt import LWWMap
 from f0mesh.gossip import GossipParams
-from f0mesh.sim import serf
+from f0mesh.sim import eclipse, serf
 from f0mesh.sim.clock import run_virtual
 from f0mesh.sim.crdt_sync import CrdtPeer
 from f0mesh.sim.crypto import fast_signatures
@@ -77,10 +78,10 @@ class Scenario:
     window_s: float = 120.0  # longest a message is followed
     settle_s: float = 2.0  # after full coverage, time for the last acks and retries
     degree: int = _DEGREE.d  # connection manager target; d_lo = 2/3 of it, d_hi = twice it
-    # eclipse: that many of the Sybils dial one honest victim, whose links then hold only
-    # eclipse_honest_links honest peers (the connection manager kept them) and those Sybils
+    # eclipse (sim/eclipse.py): that many of the Sybils dial one honest victim until its links are
+    # over D_hi, its connection manager prunes, again eclipse_rounds times, then they fill it to D_hi
     eclipse: int = 0
-    eclipse_honest_links: int = 2
+    eclipse_rounds: int = 20  # a persistent attacker: 20 connection-manager ticks, ~40 s
     zero_latency: bool = False
     real_signatures: bool = False
 
@@ -95,8 +96,8 @@ class Scenario:
             raise ValueError("selection is trust or uniform")
         if self.fanout < 1 or self.messages < 1 or self.degree < 2:
             raise ValueError("fanout and messages must be >= 1, degree >= 2")
-        if self.eclipse < 0 or self.eclipse_honest_links < 1:
-            raise ValueError("eclipse must be >= 0 and leave the victim at least one honest link")
+        if self.eclipse < 0 or self.eclipse_rounds < 1:
+            raise ValueError("eclipse must be >= 0 and eclipse_rounds >= 1")
 
     def params(self) -> GossipParams:
         repair = self.repair_interval_s if self.repair_interval_s is not None else 1e9
@@ -119,20 +120,17 @@ class Scenario:
 
 @contextmanager
 def _simulation_gc() -> Iterator[Callable[[], None]]:
-    """Automatic GC off for the run; the caller collects between phases.
+    """Automatic GC off for the run; the caller checkpoints between phases.
 
     CPython's collector rescans every live object as they accumulate; with 10,000 engines that was
-    more than half the run time. Objects that live for the whole run are frozen out of its scans.
+    more than half the run time. A checkpoint freezes what lives now out of later scans without
+    collecting: a collection at each checkpoint found no garbage at 3,000 peers but cost 1-2 s each.
+    The run's garbage is collected once, on the way out.
     """
     enabled = gc.isenabled()
     gc.disable()
-
-    def checkpoint() -> None:
-        gc.collect()
-        gc.freeze()
-
     try:
-        yield checkpoint
+        yield gc.freeze
     finally:
         gc.unfreeze()
         if enabled:
@@ -188,13 +186,20 @@ async def _broadcast(sc: Scenario, progress: Progress, checkpoint: Callable[[], 
         n, network, seed=sc.seed, params=sc.params(), sybils=sybils, sybil_mode=sc.sybil_mode, degree=degree
     )
     edges = partial_view(n, topo_rng, degree)
-    victim = None
-    if sc.eclipse:
-        victim, edges = _eclipse(edges, n, sybils, sc, random.Random(f"eclipse:{sc.seed}:{n}"))
+    eclipse_rng = random.Random(f"eclipse:{sc.seed}:{n}")
+    victim, attackers = _eclipse_parties(n, sybils, sc, eclipse_rng) if sc.eclipse else (None, [])
+    scores: dict[str, float] = {}
     if sc.selection == "trust":
-        mesh.set_scores(trust_table(mesh, edges, random.Random(f"trust:{sc.seed}:{n}")))
+        # the attackers' links to the victim are trust edges too (a careless share of them)
+        attack_edges = [(min(victim, s), max(victim, s)) for s in attackers] if victim is not None else []
+        scores = trust_table(mesh, edges + attack_edges, random.Random(f"trust:{sc.seed}:{n}"))
+        mesh.set_scores(scores)
     setup_start = time.perf_counter()
     await mesh.start(edges)
+    eclipsed: dict[str, Any] = {}
+    if victim is not None:
+        value = (lambda peer: scores.get(peer, 0.0)) if scores else (lambda peer: eclipse_rng.random())
+        eclipsed = await eclipse.attack(mesh, victim, attackers, sc.eclipse_rounds, value, eclipse_rng)
     checkpoint()
     setup = {
         "setup_wall_s": round(time.perf_counter() - setup_start, 1),
@@ -245,7 +250,7 @@ async def _broadcast(sc: Scenario, progress: Progress, checkpoint: Callable[[], 
             rejected.update(node.engine.stats.rejected)
     out: dict[str, Any] = {}
     if victim is not None:
-        out["victim"] = _victim_result(mesh, victim, delivery_log)
+        out["victim"] = {**_victim_result(mesh, victim, delivery_log), **eclipsed}
     return {
         **out,
         "setup": setup,
@@ -256,23 +261,17 @@ async def _broadcast(sc: Scenario, progress: Progress, checkpoint: Callable[[], 
     }
 
 
-def _eclipse(
-    edges: list[tuple[int, int]], n: int, sybils: Sequence[int], sc: Scenario, rng: random.Random
-) -> tuple[int, list[tuple[int, int]]]:
-    """Pick a victim; keep eclipse_honest_links of its links and link it to ``sc.eclipse`` Sybils."""
-    sybil_set = set(sybils)
+def _eclipse_parties(
+    n: int, sybils: Sequence[int], sc: Scenario, rng: random.Random
+) -> tuple[int, list[int]]:
+    """The victim (an honest peer) and the ``sc.eclipse`` Sybils that dial it."""
     if len(sybils) < sc.eclipse:
         raise ValueError(
             f"eclipse {sc.eclipse} needs at least that many Sybils, the scenario has {len(sybils)}"
         )
+    sybil_set = set(sybils)
     victim = rng.choice([i for i in range(n) if i not in sybil_set])
-    honest_links = sorted(b if a == victim else a for a, b in edges if victim in (a, b))
-    honest_links = [p for p in honest_links if p not in sybil_set]
-    kept = set(rng.sample(honest_links, min(sc.eclipse_honest_links, len(honest_links))))
-    others = [(a, b) for a, b in edges if victim not in (a, b)]
-    attackers = rng.sample(list(sybils), sc.eclipse)
-    mine = [(min(victim, p), max(victim, p)) for p in sorted(kept) + attackers]
-    return victim, sorted(set(others + mine))
+    return victim, rng.sample(list(sybils), sc.eclipse)
 
 
 def _victim_result(mesh: SimMesh, victim: int, deliveries: Sequence[Delivery]) -> dict[str, Any]:
@@ -454,6 +453,37 @@ def sybil_sweep(
             runs.append(run_broadcast(scenario, progress))
             progress(f"  -> {_line(runs[-1])}")
     return runs
+
+
+# D_hi + 1: enough to push a victim over D_hi on their own, so no honest link is safe by numbers
+# (ten Sybils can never prune the last two: ten Sybils and two honest links are not above D_hi)
+ECLIPSE_ATTACKERS = _DEGREE.d_hi + 1
+
+
+def eclipse_sweep(
+    base: Scenario, progress: Progress = _quiet, selections: Sequence[str] = ("trust", "uniform")
+) -> list[dict[str, Any]]:
+    """The eclipse under each selection. A message the eclipsed victim never gets would hold the run
+    for the whole window, so it is short: delivery is read at 0.5-5 s."""
+    runs = []
+    attackers = base.eclipse or min(ECLIPSE_ATTACKERS, round(base.sybils * base.peers))
+    for selection in selections:
+        scenario = replace(base, eclipse=attackers, selection=selection, window_s=10.0, settle_s=0.5)
+        progress(
+            f"eclipse N={scenario.peers} sybils={scenario.sybils:.0%}: {attackers} dial one victim, "
+            f"{scenario.eclipse_rounds} rounds, {selection} selection"
+        )
+        runs.append(run_broadcast(scenario, progress))
+        progress(f"  -> {_victim_line(runs[-1]['victim'])}")
+    return runs
+
+
+def _victim_line(victim: dict[str, Any]) -> str:
+    return (
+        f"victim delivered {victim['delivered']:.0%} (within 1 s {victim['within']['1']:.0%}), "
+        f"honest links {victim['honest_links_before']} -> {victim['honest_links_after']}, "
+        f"{victim['sybil_links']} of {victim['links']} links Sybil"
+    )
 
 
 def fanout_sweep(fanouts: Sequence[int], base: Scenario, progress: Progress = _quiet) -> list[dict[str, Any]]:
@@ -665,7 +695,7 @@ def crdt_sweep(
 
 # the command line's entry point
 
-EXPERIMENTS = ("broadcast", "sybil", "fanout", "crdt", "suite")
+EXPERIMENTS = ("broadcast", "sybil", "eclipse", "fanout", "crdt", "suite")
 FANOUTS = (1, 2, 3, 4, 6, 8)
 SYBIL_FRACTIONS = (0.1, 0.2, 0.4)
 
@@ -703,6 +733,8 @@ def simulate(
         results: dict[str, Any] = {"broadcast": runs}
     elif name == "sybil":
         results = {"sybil": sybil_sweep([sybils] if sybils > 0 else SYBIL_FRACTIONS, base, progress)}
+    elif name == "eclipse":
+        results = {"eclipse": eclipse_sweep(replace(base, sybils=sybils or 0.2), progress)}
     elif name == "fanout":
         results = {"fanout": fanout_sweep(FANOUTS, base, progress)}
     elif name == "crdt":
@@ -730,6 +762,7 @@ def run_suite(max_peers: int = 10_000, seed: int = 1, progress: Progress = _quie
         "coverage": [],
         "coverage_tuned": [],
         "sybil": [],
+        "eclipse": [],
         "fanout": [],
         "crdt": [],
         "churn": [],
@@ -743,6 +776,7 @@ def run_suite(max_peers: int = 10_000, seed: int = 1, progress: Progress = _quie
     out["sybil"] += sybil_sweep(SYBIL_FRACTIONS, replace(defaults, peers=mid), progress)
     if big > mid:
         out["sybil"] += sybil_sweep([0.2], replace(defaults, peers=big, messages=few(big)), progress)
+    out["eclipse"] += eclipse_sweep(replace(defaults, peers=mid, sybils=0.2, messages=20), progress)
     out["fanout"] += fanout_sweep(FANOUTS, replace(defaults, peers=mid, ttl=16), progress)
     if big > mid:
         out["fanout"] += fanout_sweep(
@@ -824,6 +858,8 @@ def report(results: dict[str, Any]) -> str:
                 f"  wall {run['wall_s']} s (CPU {run['cpu_s']} s)"
                 f"  peak RSS {run['peak_rss_mb']:.0f} MB"
             )
+            if "victim" in run:
+                lines.append(f"  {label} eclipse {sc['eclipse']}: {_victim_line(run['victim'])}")
     return "\n".join(lines)
 
 
@@ -835,6 +871,7 @@ __all__ = [
     "Scenario",
     "coverage_sweep",
     "crdt_sweep",
+    "eclipse_sweep",
     "fanout_sweep",
     "figures",
     "recommended_runs",

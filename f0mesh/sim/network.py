@@ -77,7 +77,7 @@ class _Link:
     land in ``inbox`` when due and are handled in order. One timer per link, for the head only:
     timers due at the same instant would fire in no guaranteed order."""
 
-    __slots__ = ("draining", "dst", "in_flight", "inbox", "last_arrival", "latency", "open", "src", "timer")
+    __slots__ = ("drain", "dst", "in_flight", "inbox", "last_arrival", "latency", "open", "src", "timer")
 
     def __init__(self, src: str, dst: str, latency: float) -> None:
         self.src = src
@@ -87,7 +87,7 @@ class _Link:
         self.in_flight: deque[tuple[float, bytes]] = deque()
         self.timer: asyncio.TimerHandle | None = None
         self.inbox: deque[bytes] = deque()
-        self.draining = False
+        self.drain: asyncio.Task[None] | None = None  # the task handing inbox to the endpoint, if any
         self.open = True
 
     def close(self) -> None:
@@ -126,7 +126,6 @@ class SimNetwork:
         self._sorted: dict[str, list[str]] = {}
         self.region: dict[str, int] = {}
         self.access: dict[str, float] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
         self.sent: Counter[str] = Counter()
         self.envelopes = 0
         self.dropped = 0
@@ -248,11 +247,8 @@ class SimNetwork:
             link.inbox.append(link.in_flight.popleft()[1])
         if link.in_flight:
             link.timer = loop.call_at(link.in_flight[0][0], self._arrive, link)
-        if link.inbox and not link.draining:
-            link.draining = True
-            task = asyncio.get_running_loop().create_task(self._drain(link))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if link.inbox and link.drain is None:
+            link.drain = loop.create_task(self._drain(link))
 
     async def _drain(self, link: _Link) -> None:
         try:
@@ -267,7 +263,7 @@ class SimNetwork:
                 except Exception:
                     log.exception("endpoint %s failed on a message from %s", link.dst, link.src)
         finally:
-            link.draining = False
+            link.drain = None
 
     def counters(self) -> dict[str, int]:
         return {
@@ -319,14 +315,16 @@ def partial_view(n: int, rng: random.Random, degree: Degree | None = None) -> li
     adjacent: list[set[int]] = [set() for _ in range(n)]
     order = list(range(n))
     rng.shuffle(order)
+    want, d_hi, limit, draw = min(degree.d, n - 1), degree.d_hi, 50 * degree.d, rng.randrange
     for node in order:
+        mine = adjacent[node]
         attempts = 0
-        while len(adjacent[node]) < min(degree.d, n - 1) and attempts < 50 * degree.d:
+        while len(mine) < want and attempts < limit:
             attempts += 1
-            other = rng.randrange(n)
-            if other == node or other in adjacent[node] or len(adjacent[other]) >= degree.d_hi:
+            other = draw(n)
+            if other == node or other in mine or len(adjacent[other]) >= d_hi:
                 continue
-            adjacent[node].add(other)
+            mine.add(other)
             adjacent[other].add(node)
     _bridge(adjacent, rng)
     return sorted((a, b) for a in range(n) for b in adjacent[a] if a < b)

@@ -74,3 +74,18 @@ def test_advance_moves_the_clock_forward_only() -> None:
             loop.advance(-1)
     finally:
         loop.close()
+
+
+def test_timers_for_the_same_instant_fire_in_the_order_they_were_set_and_cancelled_ones_never() -> None:
+    async def main() -> list[int]:
+        loop = asyncio.get_running_loop()
+        fired: list[int] = []
+        handles = [loop.call_at(7.0 + (i % 3), fired.append, i) for i in range(3000)]
+        for handle in handles[1::2]:
+            handle.cancel()
+        await asyncio.sleep(10)
+        return fired
+
+    fired = run_virtual(main())
+    kept = list(range(0, 3000, 2))
+    assert fired == sorted(kept, key=lambda i: i % 3)

@@ -11,12 +11,21 @@ import pytest
 
 import f0mesh.gossip.envelope as envelope_module
 from f0mesh.crdt import HLC
-from f0mesh.gossip import GossipReject
+from f0mesh.gossip import GossipParams, GossipReject
 from f0mesh.gossip.envelope import Envelope
 from f0mesh.identity import verify
 from f0mesh.sim.clock import run_virtual
 from f0mesh.sim.crypto import SimIdentity, fast_signatures, memo_verify
-from f0mesh.sim.experiments import CrdtScenario, Scenario, figures, report, run_broadcast, run_crdt, simulate
+from f0mesh.sim.experiments import (
+    CrdtScenario,
+    Scenario,
+    eclipse_sweep,
+    figures,
+    report,
+    run_broadcast,
+    run_crdt,
+    simulate,
+)
 from f0mesh.sim.mesh import SimMesh
 from f0mesh.sim.network import SimNetwork, hop_distances, partial_view
 
@@ -75,7 +84,7 @@ def test_trust_weighted_selection_with_repair_reaches_99_percent_of_honest_peers
 
 def test_with_40_percent_sybils_honest_delivery_reaches_the_honest_reachable_bound_within_2_s() -> None:
     # eager push to every push peer plus the heartbeat's IHAVE leaves black holes nothing to win,
-    # whichever way push peers are picked; where trust must matter is an eclipse (not simulated yet)
+    # whichever way push peers are picked; where trust must matter is an eclipse (test below)
     base = Scenario(peers=300, sybils=0.4, messages=2, seed=1, window_s=60)
     for selection in ("trust", "uniform"):
         summary = run_broadcast(replace(base, selection=selection))["summary"]
@@ -134,8 +143,38 @@ def test_simulate_prints_figures_and_writes_plots(tmp_path) -> None:
         simulate("nope", peers=10)
 
 
-def test_an_eclipsed_victim_with_two_honest_links_among_ten_sybils_still_delivers_everything() -> None:
-    scenario = Scenario(peers=150, sybils=0.2, eclipse=10, messages=5, window_s=30, settle_s=0.5, seed=3)
-    victim = run_broadcast(scenario)["victim"]
-    assert (victim["links"], victim["sybil_links"]) == (12, 10)
-    assert victim["within"]["2"] == 1.0
+def test_sybils_dialling_a_victim_until_its_links_are_full_eclipse_it_only_under_uniform_selection() -> None:
+    base = Scenario(peers=150, sybils=0.2, messages=3, seed=3)
+    trust, uniform = (run["victim"] for run in eclipse_sweep(base))
+    assert trust["honest_links_before"] == uniform["honest_links_before"] > 0
+    # by trust its connection manager prunes the Sybils first: it keeps at least D_lo honest links
+    assert trust["honest_links_after"] >= 4
+    assert trust["within"]["1"] == 1.0
+    # at random every pruning round costs honest links that nothing brings back
+    assert uniform["honest_links_after"] == 0 and uniform["sybil_links"] == uniform["links"]
+    assert uniform["delivered"] == 0.0
+
+
+def test_simulate_defaults_are_the_engines_and_the_eclipse_experiment_reports_the_victim() -> None:
+    results = simulate("eclipse", peers=60, sybils=0.2, messages=1)
+    runs = results["eclipse"]
+    assert [run["scenario"]["selection"] for run in runs] == ["trust", "uniform"]
+    assert {(run["scenario"]["fanout"], run["scenario"]["ttl"]) for run in runs} == {
+        (GossipParams().d, GossipParams().ttl)
+    }
+    assert "victim delivered" in report(results)
+
+
+def test_the_simulate_command_runs_the_engines_defaults_unless_told_otherwise() -> None:
+    from typer.testing import CliRunner
+
+    from f0mesh.cli import app
+
+    def scenario(*args: str) -> dict:
+        result = CliRunner().invoke(app, ["simulate", "--peers", "30", "--messages", "1", "--json", *args])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["broadcast"][0]["scenario"]
+
+    engine = GossipParams()
+    assert (scenario()["fanout"], scenario()["ttl"]) == (engine.d, engine.ttl)
+    assert (scenario("--fanout", "3", "--ttl", "8")["fanout"], scenario("--ttl", "8")["ttl"]) == (3, 8)
