@@ -19,7 +19,7 @@ from f0mesh.events import EventBus
 from f0mesh.gossip import GossipEngine
 from f0mesh.heap import TrimAfterBurst, limit_arenas
 from f0mesh.identity import Identity
-from f0mesh.link_events import Bound, LinkEvents, build_links, link_value
+from f0mesh.link_events import Bound, LinkEvents, LinkValue, build_links
 from f0mesh.membership import Membership
 from f0mesh.mesh_signaling import MeshSignaling
 from f0mesh.messaging import Messaging
@@ -108,7 +108,8 @@ class Node:
         self.metrics.watch_links(links.open_links)
         await gossip.start()
         self.connmgr = ConnectionManager(
-            links, config.degree, candidates=self.book.dial_candidates, link_value=link_value,
+            links, config.degree, candidates=self.book.dial_candidates,
+            link_value=LinkValue(self.trust.cache.scores, self.qos.latest),
             heard=self.telemetry.heard_recently,
         )  # fmt: skip
         self.offenders = Offenders(links, self.connmgr, tasks, gossip.score, blocked=self.book.blocked)

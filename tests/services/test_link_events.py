@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from f0mesh.ctl import CtlRouter
 from f0mesh.events import EventBus
-from f0mesh.link_events import Bound, LinkEvents
+from f0mesh.link_events import Bound, LinkEvents, LinkValue
 from f0mesh.membership import Membership
 from f0mesh.metrics import NodeMetrics
 from f0mesh.peer_book import PeerBook
@@ -85,3 +87,19 @@ async def test_an_open_link_reaches_every_part_and_a_closed_one_is_stored(glue) 
     await glue.close()
     [row] = await store.list_links(peer_id="P1")
     assert row["state"] == "closed" and row["reason"] == "done"
+
+
+def test_links_are_pruned_untrusted_first_then_unhealthy_then_young() -> None:
+    """What an eclipse meets: Sybils that filled the slots arrive untrusted and go first, however new
+    or healthy; among equals a bad path goes before a good one, and a young link before an old one."""
+    now = time.time()
+    honest = FakeLink("honest", link_id="L1", opened_at=now - 5)  # young, trusted, health unknown
+    sybil_old = FakeLink("sybil-1", link_id="L2", opened_at=now - 3600)
+    sybil_good = FakeLink("sybil-2", link_id="L3", opened_at=now - 60)
+    sybil_bad = FakeLink("sybil-3", link_id="L4", opened_at=now - 60)
+    scores = {"honest": 0.7, "sybil-1": 0.1, "sybil-2": 0.1, "sybil-3": 0.1}
+    good, bad = SimpleNamespace(health="good"), SimpleNamespace(health="bad")
+    samples = {"L2": good, "L3": good, "L4": bad}
+    value = LinkValue(lambda: scores, samples)  # type: ignore[arg-type]
+    order = sorted([honest, sybil_old, sybil_good, sybil_bad], key=value)
+    assert [link.peer_id for link in order] == ["sybil-3", "sybil-2", "sybil-1", "honest"]
