@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib
+import pkgutil
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute, APIRouter
 
+import f0mesh.api
 from f0mesh.api.app import create_app
+from f0mesh.api.sse import EventStreamResponse
 from f0mesh.api.subscribe import TopicFeed
 from f0mesh.config import NodeConfig
 from f0mesh.node import Node
@@ -104,6 +109,58 @@ async def test_openapi_marks_sse_routes_as_event_streams(client) -> None:
     assert list(events) == ["text/event-stream"] and "event: member" in events["text/event-stream"]["example"]
     publish_doc = spec["paths"]["/api/gossip"]["post"]["description"]
     assert "65536 bytes" in publish_doc and "payload_b64" in publish_doc
+    streams = [r for r in api_routes() if r.response_class is EventStreamResponse]
+    assert {r.path for r in streams} == {"/api/events", "/api/gossip/subscribe"}
+    for route in streams:
+        assert list(spec["paths"][route.path]["get"]["responses"]["200"]["content"]) == ["text/event-stream"]
+
+
+def api_routes() -> list[APIRoute]:
+    """Every route of the API's routers, as declared (the app holds them behind included routers)."""
+    names = [m.name for m in pkgutil.iter_modules(f0mesh.api.__path__)]
+    modules = [importlib.import_module(f"f0mesh.api.{name}") for name in names]
+    routers = [m.router for m in modules if isinstance(getattr(m, "router", None), APIRouter)]
+    return [route for router in routers for route in router.routes if isinstance(route, APIRoute)]
+
+
+# the routes issue 22 added, and the state routes with the resolution fields
+APPLICATION_ROUTES = [
+    ("post", "/api/direct"),
+    ("post", "/api/query"),
+    ("get", "/api/gossip/subscribe"),
+    ("get", "/api/gossip/subscriptions"),
+    ("post", "/api/gossip/subscriptions"),
+    ("delete", "/api/gossip/subscriptions/{topic}"),
+    ("get", "/api/gossip/mesh"),
+    ("get", "/api/state/{name}"),
+    ("put", "/api/state/{name}"),
+    ("post", "/api/state/{name}"),
+    ("post", "/api/state/{name}/writers"),
+    ("get", "/api/state/{name}/conflicts"),
+]
+
+
+async def test_openapi_gives_each_application_route_a_summary_and_examples(client) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    # a summary given, not the one FastAPI makes of the function's name
+    summaries = {
+        (method.lower(), route.path.replace(":path", "")): route.summary
+        for route in api_routes()
+        for method in route.methods
+    }
+    for method, path in APPLICATION_ROUTES:
+        operation = spec["paths"][path][method]
+        assert summaries[(method, path)] and operation["summary"] == summaries[(method, path)], path
+        (media,) = operation["responses"]["200"]["content"].values()
+        assert media.get("example"), (method, path)
+        if "requestBody" in operation:
+            assert operation["requestBody"]["content"]["application/json"].get("examples"), (method, path)
+    put = spec["paths"]["/api/state/{name}"]["put"]["requestBody"]["content"]["application/json"]["examples"]
+    assert {e["value"].get("resolution") for e in put.values()} >= {"ranked", "keep-all"}
+    document = spec["paths"]["/api/state/{name}"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert document["example"]["policy"]["resolution"] == "ranked"
+    conflicts = spec["paths"]["/api/state/{name}/conflicts"]["get"]["responses"]["200"]["content"]
+    assert conflicts["application/json"]["example"]["conflicts"][0]["open"] is True
 
 
 async def test_feed_resumes_from_the_store_and_continues_live_without_gap_or_repeat(client) -> None:
