@@ -166,7 +166,10 @@ async def stored_messages(
 ) -> AsyncIterator[dict[str, Any]]:
     """Every message of ``topic`` stored from now on (after id ``since`` if given), in storing order,
     as /api/gossip/messages rows. It reads the store, woken by each commit: a slow consumer holds
-    one page, never a queue."""
+    one page, never a queue. A topic the node does not carry is joined first (announced to the mesh,
+    kept after the iteration ends): ValueError for a bad name, TooManyTopics past the cap."""
+    if not gossip.subscriptions.subscribed(topic):
+        await gossip.join(topic)
     wake = asyncio.Event()
     unsubscribe = gossip.subscribe(topic, lambda _message: wake.set())
     try:

@@ -236,7 +236,7 @@ class Node:
         return await self.store.list_audit(limit=limit, event_name=event)
 
     def subscribe(self, topic: str, since: int | None = None) -> AsyncIterator[dict[str, Any]]:
-        """Every message of ``topic`` stored from now on (after id ``since``), in order (bindings.py)."""
+        """Every message of ``topic`` stored from now on (after ``since``), in order; joins it if new."""
         return stored_messages(self.store, self.gossip, topic, since)
 
     async def query(self, name: str, payload: Any = None, **where: Any) -> dict[str, Any]:

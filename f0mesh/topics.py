@@ -34,6 +34,10 @@ class Topics:
             raise F0MeshError(str(exc), code="bad_topic", status=422) from exc
         return self.subscriptions()
 
+    def carries(self, topic: str) -> bool:
+        """Whether this node takes the topic's messages now (by name, ``*`` or as a system topic)."""
+        return self._gossip.subscriptions.subscribed(topic)
+
     async def leave(self, topic: str) -> dict[str, Any]:
         try:
             left = await self._gossip.leave(topic)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends
 from pydantic import Field, PrivateAttr, model_validator
 
 from f0mesh.api.auth import require_admin
+from f0mesh.api.examples import PEER
 from f0mesh.api.models import PEER_ID_PATTERN, Strict
 from f0mesh.api.worker import get_node
 from f0mesh.direct import MAX_BODY
@@ -22,7 +23,6 @@ from f0mesh.query import MAX_NAME, MAX_TARGETS, MAX_TIMEOUT_S
 
 router = APIRouter(tags=["direct"])
 MAX_B64 = (MAX_BODY + 2) // 3 * 4
-_EXAMPLE_PEER = "12D3KooWRs8yqTQLJ1nVbZDsGegbfWvqq8rA3V9i86ZEVGnNZ9Ta"
 
 
 class _Payload(Strict):
@@ -76,6 +76,7 @@ class QueryRequest(_Payload):
 
 @router.post(
     "/api/direct",
+    summary="Send a direct message to one peer, end to end encrypted (admin)",
     dependencies=[Depends(require_admin)],
     description=(
         "Send one message to one peer: over the link to it, or flooded through the mesh, signed by this "
@@ -89,8 +90,8 @@ class QueryRequest(_Payload):
             "content": {
                 "application/json": {
                     "examples": {
-                        "json": {"value": {"peer_id": _EXAMPLE_PEER, "payload": {"hello": "you"}}},
-                        "bytes": {"value": {"peer_id": _EXAMPLE_PEER, "payload_b64": "AAEC"}},
+                        "json": {"value": {"peer_id": PEER, "payload": {"hello": "you"}}},
+                        "bytes": {"value": {"peer_id": PEER, "payload_b64": "AAEC"}},
                     }
                 }
             }
@@ -106,6 +107,7 @@ async def send_direct(body: DirectRequest, node: Node = Depends(get_node)) -> di
 
 @router.post(
     "/api/query",
+    summary="Ask the peers matching a filter and gather their answers until a deadline (admin)",
     dependencies=[Depends(require_admin)],
     description=(
         "Ask the peers matching `filter` (PeerIds, tags; none: every peer known with a key, and this "
@@ -132,10 +134,10 @@ async def send_direct(body: DirectRequest, node: Node = Depends(get_node)) -> di
             "content": {
                 "application/json": {
                     "example": {
-                        "targets": [_EXAMPLE_PEER],
-                        "answers": [{"peer_id": _EXAMPLE_PEER, "answer": {"peer_id": _EXAMPLE_PEER}}],
+                        "targets": [PEER],
+                        "answers": [{"peer_id": PEER, "answer": {"peer_id": PEER}}],
                         "errors": [],
-                        "acks": [_EXAMPLE_PEER],
+                        "acks": [PEER],
                         "no_answer": [],
                         "no_ack": [],
                     }

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import Field, PrivateAttr, model_validator
 
 from f0mesh.api.auth import require_admin
+from f0mesh.api.examples import OTHER_PEER, PEER, SUBSCRIPTIONS, answer, bodies
 from f0mesh.api.models import Strict
 from f0mesh.api.worker import get_node
 from f0mesh.gossip.params import GossipParams
@@ -149,11 +150,9 @@ class SubscribeRequest(Strict):
 
 @router.get(
     "/api/gossip/subscriptions",
-    responses={200: {"content": {"application/json": {"example": {
-        "topics": ["news"], "system": ["state", "telemetry", "trust"],
-        "neighbours": {"12D3KooW...": ["news", "state", "telemetry", "trust"]},
-    }}}}},
-)  # fmt: skip
+    summary="The topics this node carries, and those each neighbour announced",
+    responses=answer(SUBSCRIPTIONS),
+)
 async def subscriptions(node: Node = Depends(get_node)) -> dict[str, Any]:
     """The topics this node carries, stores and relays: ``topics`` (``*``: every topic, the default
     without --topic) and the ``system`` ones it always takes. Messages of other topics are refused
@@ -163,14 +162,25 @@ async def subscriptions(node: Node = Depends(get_node)) -> dict[str, Any]:
     return node.topics.subscriptions()
 
 
-@router.post("/api/gossip/subscriptions", dependencies=[Depends(require_admin)])
+@router.post(
+    "/api/gossip/subscriptions",
+    summary="Join a topic (admin)",
+    dependencies=[Depends(require_admin)],
+    openapi_extra=bodies(topic={"topic": "news"}, every_topic={"topic": "*"}),
+    responses=answer(SUBSCRIPTIONS, "the subscriptions, as GET answers them"),
+)
 async def subscribe(body: SubscribeRequest, node: Node = Depends(get_node)) -> dict[str, Any]:
     """Subscribe to a topic (``*``: every topic) and tell the neighbours; 409 ``too_many_topics``
     past 256. Answers the subscriptions as GET does."""
     return await node.topics.join(body.topic)
 
 
-@router.delete("/api/gossip/subscriptions/{topic:path}", dependencies=[Depends(require_admin)])
+@router.delete(
+    "/api/gossip/subscriptions/{topic:path}",
+    summary="Leave a topic (admin)",
+    dependencies=[Depends(require_admin)],
+    responses=answer({**SUBSCRIPTIONS, "topics": []}, "the subscriptions, as GET answers them"),
+)
 async def unsubscribe(topic: str, node: Node = Depends(get_node)) -> dict[str, Any]:
     """Leave a topic (its mesh peers are PRUNEd); 404 if not subscribed, 409 ``system_topic`` for
     telemetry, trust or state."""
@@ -179,10 +189,11 @@ async def unsubscribe(topic: str, node: Node = Depends(get_node)) -> dict[str, A
 
 @router.get(
     "/api/gossip/mesh",
-    responses={200: {"content": {"application/json": {"example": {
-        "news": {"peers": [{"peer_id": "12D3KooW...", "score": 0.12, "trust": 0.12}]},
-        "prices": {"peers": [{"peer_id": "12D3KooW...", "score": 0.2, "trust": 0.2}], "fanout": True},
-    }}}}},
+    summary="Each topic's mesh: the peers new messages are pushed to",
+    responses=answer({
+        "news": {"peers": [{"peer_id": PEER, "score": 0.12, "trust": 0.12}]},
+        "prices": {"peers": [{"peer_id": OTHER_PEER, "score": 0.2, "trust": 0.2}], "fanout": True},
+    }),
 )  # fmt: skip
 async def mesh(node: Node = Depends(get_node)) -> dict[str, Any]:
     """Per topic, the peers each new message is pushed to at once, with their scores; a topic this

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Body, Depends, Path
 from pydantic import Field, StrictInt, StringConstraints
 
 from f0mesh.api.auth import require_admin
+from f0mesh.api.examples import DOCUMENT, OPEN_CONFLICT, OTHER_PEER, PEER, POLICY, answer, bodies
 from f0mesh.api.models import Strict
 from f0mesh.api.worker import get_node
 from f0mesh.node import Node
@@ -36,9 +37,12 @@ RESOLUTION_HELP = (
 
 
 class Created(Strict):
-    resolution: ResolutionName | None = Field(default=None, description=RESOLUTION_HELP)
+    resolution: ResolutionName | None = Field(default=None, description=RESOLUTION_HELP, examples=["ranked"])
     rank: list[PeerIdText] = Field(
-        default_factory=list, max_length=64, description="for ranked: writers, highest first (named writers)"
+        default_factory=list,
+        max_length=64,
+        description="for ranked: writers, highest first (named writers)",
+        examples=[[OTHER_PEER, PEER]],
     )
 
     def chosen(self) -> tuple[str, list[str]] | None:
@@ -113,26 +117,61 @@ async def documents(node: Node = Depends(get_node)) -> dict[str, Any]:
     return {"documents": node.state.documents(), "dropped": dict(node.state.dropped)}
 
 
-@router.get("/{name}")
+@router.get(
+    "/{name}",
+    summary="A document's content, version and write policy (with its resolution)",
+    responses=answer(DOCUMENT),
+)
 async def document(name: Name, node: Node = Depends(get_node)) -> dict[str, Any]:
     """The content (lists also give their element ids) and the version vector of this replica."""
     return node.state.view(name)
 
 
-@router.put("/{name}", dependencies=[Depends(require_admin)])
+@router.put(
+    "/{name}",
+    summary="Replace a document's content, creating it with a resolution if new (admin)",
+    dependencies=[Depends(require_admin)],
+    openapi_extra=bodies(
+        lww={"kind": "map", "value": {"mode": "fast"}},
+        ranked={"kind": "map", "value": {"mode": "fast"}, "resolution": "ranked", "rank": [OTHER_PEER, PEER]},
+        keep_all={"kind": "map", "value": {"mode": "fast"}, "resolution": "keep-all"},
+        set={"kind": "set", "value": ["red", 7]},
+    ),
+    responses=answer({k: v for k, v in DOCUMENT.items() if k != "policy"}),
+)
 async def replace(name: Name, body: Replace, node: Node = Depends(get_node)) -> dict[str, Any]:
     """Make the content equal to ``value``; concurrent writes to other keys elsewhere survive."""
     return await node.state.replace(name, body.kind, body.value, body.chosen())
 
 
-@router.post("/{name}", dependencies=[Depends(require_admin)])
+@router.post(
+    "/{name}",
+    summary="Apply operations to a document, creating it with a resolution if new (admin)",
+    dependencies=[Depends(require_admin)],
+    openapi_extra=bodies(
+        map={"kind": "map", "set": {"mode": "safe"}, "delete": ["old"]},
+        keep_all_map={"kind": "map", "set": {"mode": "safe"}, "resolution": "keep-all"},
+        set={"kind": "set", "add": ["blue"], "remove": ["red"]},
+        list={"kind": "list", "insert": [{"after": None, "values": ["first"]}], "append": ["last"]},
+    ),
+    responses=answer({
+        "name": "todo", "kind": "list", "value": ["first", "a", "last"], "version": {PEER: 3},
+        "ids": [f"2@{PEER}", f"1@{PEER}", f"3@{PEER}"], "inserted": [f"2@{PEER}", f"3@{PEER}"],
+    }),
+)  # fmt: skip
 async def patch(name: Name, body: Patch = Body(...), node: Node = Depends(get_node)) -> dict[str, Any]:
     """Apply operations; list inserts answer with the new element ids under ``inserted``."""
     resolution = body.chosen() if isinstance(body, MapPatch) else None
     return await node.state.update(name, _change(body), resolution)
 
 
-@router.post("/{name}/writers", dependencies=[Depends(require_admin)])
+@router.post(
+    "/{name}/writers",
+    summary="Name or unname the writers of a document this node created (admin)",
+    dependencies=[Depends(require_admin)],
+    openapi_extra=bodies(name={"add": [PEER]}, unname={"remove": [PEER]}),
+    responses=answer(POLICY, "the document's write policy"),
+)
 async def writers(name: Name, body: Writers, node: Node = Depends(get_node)) -> dict[str, Any]:
     """Change who may write a document this node created (403 elsewhere); answers with the policy.
 
@@ -141,7 +180,11 @@ async def writers(name: Name, body: Writers, node: Node = Depends(get_node)) -> 
     return await node.state.set_writers(name, body.add, body.remove)
 
 
-@router.get("/{name}/conflicts")
+@router.get(
+    "/{name}/conflicts",
+    summary="Concurrent writes met here, and the keys still open under ranked or keep-all",
+    responses=answer({"name": "config", "conflicts": [OPEN_CONFLICT]}),
+)
 async def conflicts(name: Name, node: Node = Depends(get_node)) -> dict[str, Any]:
     """Concurrent writes met here and how each was resolved (kept / discarded, with timestamps). In a map
     that resolves by ranked or keep-all, every key whose concurrent values no writer has resolved yet is

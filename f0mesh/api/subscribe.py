@@ -23,6 +23,7 @@ from f0mesh.api.gossip import MAX_N, TOPIC_PATTERN, message_json
 from f0mesh.api.limits import StreamSlots
 from f0mesh.api.sse import EventStreamResponse, frame, sse_responses
 from f0mesh.api.worker import get_node
+from f0mesh.errors import PolicyError
 from f0mesh.gossip import StoredMessage
 from f0mesh.node import Node
 from f0mesh.store import Store
@@ -111,12 +112,20 @@ EXAMPLE = (
 
 @router.get(
     "/api/gossip/subscribe",
+    summary="Stream one topic's messages (server-sent events, resumable)",
     response_class=EventStreamResponse,
     responses={
         **sse_responses(EXAMPLE, "server-sent events: `message` (with `id:`) and `dropped`"),
+        403: {
+            "description": "`not_subscribed`: the node does not carry the topic and the client is anonymous",
+            "content": {"application/json": {"example": {
+                "error": "not_subscribed",
+                "detail": "this node does not subscribe to 'sports': an anonymous stream reads only ...",
+            }}},
+        },
         429: {"description": "no event stream slot free for this client (shared with /api/events)"},
     },
-)
+)  # fmt: skip
 async def subscribe(
     request: Request,
     topic: str = Query(min_length=1, max_length=128, pattern=TOPIC_PATTERN),
@@ -137,9 +146,27 @@ async def subscribe(
 ) -> EventStreamResponse:
     """The messages of one topic as they are stored here, each with ``id:`` (its n, as in
     /api/gossip/messages). Bytes payloads come as ``payload_b64``. A consumer more than 1000 messages
-    behind is skipped ahead and told with a ``dropped`` event (the missed range stays readable)."""
+    behind is skipped ahead and told with a ``dropped`` event (the missed range stays readable).
+
+    Anonymous clients may stream only the topics this node carries (``*``, named, or system; 403
+    ``not_subscribed`` otherwise). With the admin token, streaming a topic the node does not carry
+    makes it join the topic, announced to the mesh, as POST /api/gossip/subscriptions does; it
+    stays joined after the stream ends."""
+    admin, carried = is_admin(request), node.topics.carries(topic)
+    if not (carried or admin):
+        raise PolicyError(
+            f"this node does not subscribe to {topic!r}: an anonymous stream reads only the topics it "
+            "carries (GET /api/gossip/subscriptions); with the admin token, a stream joins the topic",
+            code="not_subscribed",
+        )
     slots: StreamSlots = request.app.state.event_slots  # one budget with /api/events
-    release = slots.take(request.client.host if request.client else "", admin=is_admin(request))
+    release = slots.take(request.client.host if request.client else "", admin=admin)
+    if not carried:
+        try:
+            await node.topics.join(topic)  # announced to the mesh, so the topic's messages come here
+        except BaseException:
+            release()
+            raise
     start = last_event_id if last_event_id is not None else since
     feed = TopicFeed(node.store, node.gossip.subscribe, topic, start)
 

@@ -38,6 +38,8 @@ JOIN = """async ([base, node]) => {
   const peer = await F0Peer.join(node, { topics: ["chat"], persist: false });
   window.peer = peer;
   window.got = [];
+  window.topics = [];  // of every message the page took, from its first link on
+  peer.events.addEventListener("message", (e) => window.topics.push(e.detail.topic));
   peer.subscribe("chat", (payload, msg) => window.got.push({ id: msg.id, origin: msg.origin, payload }));
   return peer.peerId;
 }"""
@@ -173,6 +175,43 @@ def test_pages_link_directly_and_a_forged_envelope_is_refused(
     assert [(r["peer_id"], r["reason"]) for r in audit] == [(p2, "bad_signature")]
     wait_for(lambda: any(m["id"] == genuine for m in got(page1)), 20, what="the genuine one still arrives")
     assert all(m["payload"] != {"text": "genuind"} for m in got(page1))
+
+
+def test_a_page_takes_only_the_topics_it_announced(mesh: list[NodeProcess], pages: list[Any]) -> None:
+    """A page announces its topics as nodes do: node a sends page 2 neither a topic only page 1 took
+    nor the nodes' own (telemetry went out when the pages linked), and page 1 relays none of it
+    over its direct link to page 2."""
+    a, _, c = mesh
+    page1, page2 = pages
+    p1, p2 = peer_id(page1), peer_id(page2)
+
+    def announced() -> dict[str, Any]:
+        return a.http.get("/api/gossip/subscriptions").json()["neighbours"]
+
+    page1.evaluate(
+        "() => { window.news = []; window.peer.subscribe('news', (_p, msg) => window.news.push(msg.id)); }"
+    )
+    wait_for(lambda: announced().get(p1) == ["chat", "news"], 20, what="node a to hear page 1's new topic")
+    assert announced()[p2] == ["chat"]
+    wait_for(
+        lambda: page2.evaluate("(p) => window.peer.links.get(p).describe().subs", p1) == ["chat", "news"],
+        20,
+        what="page 2 to hear page 1's topics over their direct link",
+    )
+    assert page1.evaluate("(p) => window.peer.links.get(p).describe().subs", p2) == ["chat"]
+
+    news = c.http.post("/api/gossip", json={"topic": "news", "payload": {"text": "page 1 only"}}).json()["id"]
+    wait_for(lambda: news in page1.evaluate("() => window.news"), 20, what="page 1 to get the news")
+    # published by page 1 once it holds the news: on each link to page 2, after any copy of it
+    marker = page1.evaluate("() => window.peer.publish('chat', {text: 'after the news'})")
+    wait_for(lambda: any(m["id"] == marker for m in got(page2)), 20, what="page 2 to get the marker")
+    assert a.http.get("/api/gossip/messages", params={"topic": "news"}).json()["messages"]
+    assert set(page2.evaluate("() => window.topics")) == {"chat"}
+    offered = page2.evaluate(
+        "() => window.peer.audit.filter((row) => row.reason === 'not_subscribed').map((row) => row.detail)"
+    )
+    assert "news" not in offered, offered
+    assert set(page1.evaluate("() => window.topics")) == {"chat", "news"}
 
 
 def _forged_op(name: str, victim: str, value: str) -> bytes:

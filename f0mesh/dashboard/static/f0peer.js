@@ -10,6 +10,10 @@
 //              maxRetransmits 0, qos/probe.py), both negotiated with ids 0 and 1 as rtc/link.py
 //   gossip     envelopes of gossip/envelope.py, signed and verified here; "msgs"/"ack"/"ihave"/
 //              "iwant" of gossip/transport.py; every decision is counted and kept in a bounded audit
+//   topics     the page announces the topics it subscribes to as nodes do (gossip/topics.py: "subs"
+//              on an "ihave" without ids), so its links send it those topics only: no node's own
+//              telemetry, trust or state unless it asks; it takes, relays and sends only what each
+//              side subscribes to
 //   documents  read-only replicas of named documents (f0peer/documents.js): the page asks its nodes
 //              with a "state" "versions" frame, the node answers with the deltas (state/sync.py
 //              pages) and pushes each later change; every op's signature is verified here. A page
@@ -31,6 +35,10 @@ const MAX_TTL = 255;
 const REPLAY_WINDOW_MS = 300_000;
 const MAX_SKEW_MS = 60_000;
 const MAX_TOPIC_BYTES = 256;
+// a subscription (gossip/topics.py): a name a node accepts in an announcement, or * for every topic
+const TOPIC_RE = /^[A-Za-z0-9_.:\/-]{1,128}$/;
+const WILDCARD = "*";
+const MAX_TOPICS = 256;
 // the nodes' own topics (node.py RESERVED_TOPICS): a page reads them, never publishes nor relays them
 const RESERVED_TOPICS = new Set(["state", "telemetry", "trust"]);
 const MAX_PAYLOAD_DEPTH = 32;
@@ -485,6 +493,7 @@ export class Link {
     this.reason = null;
     this.remoteUrl = null;
     this.remoteBrowser = false;
+    this.subs = null; // the topics the peer announced; null: none yet, so everything (as a node)
     this.openedAt = null;
     this.prober = new Prober();
     this.pc = new RTCPeerConnection({ iceServers: owner.iceServers });
@@ -510,6 +519,11 @@ export class Link {
       if (["failed", "closed"].includes(this.pc.connectionState)) this.close(`peer connection ${this.pc.connectionState}`, "failed");
     });
     this.connectTimer = setTimeout(() => this.close("not open within the connect timeout", "failed"), owner.connectTimeoutMs);
+  }
+
+  /** Whether the peer takes ``topic``: it subscribes to it, or has not announced yet. */
+  wants(topic) {
+    return this.subs === null || this.subs.has(WILDCARD) || this.subs.has(topic);
   }
 
   /** Send one ctl message (a map with a string ``t``); resolves once handed to the channel. */
@@ -591,6 +605,7 @@ export class Link {
     return {
       peer_id: this.peerId, state: this.state, direction: this.direction, signaling: this.signaling,
       browser: this.remoteBrowser, url: this.remoteUrl, reason: this.reason,
+      subs: this.subs && [...this.subs].sort(),
       bytes_in: this.framed.bytesIn, bytes_out: this.framed.bytesOut, ...this.prober.figures(),
     };
   }
@@ -656,10 +671,11 @@ export class F0Peer {
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 1_000;
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 8_000;
     this.links = new Map(); // peerId -> Link
-    this.stats = { received: 0, duplicate: 0, published: 0, forwarded: 0, verified: 0, rejected: {} };
+    this.stats = { received: 0, duplicate: 0, published: 0, forwarded: 0, verified: 0, not_subscribed: 0, rejected: {} };
     this.audit = [];
     this.events = new EventTarget();
-    this._handlers = new Map(); // topic -> Set(handler)
+    this._handlers = new Map(); // topic -> Set(handler); its keys are the topics announced
+    this._announcing = false;
     this._seen = new Ring(SEEN_MAX);
     this._held = new Ring(HELD_MAX); // id -> wire bytes, to answer IWANT
     this._pendingOffers = new Map(); // nonce -> {link, resolve, reject}
@@ -792,15 +808,47 @@ export class F0Peer {
 
   // -- gossip ---------------------------------------------------------------------------------
 
-  /** Call ``handler(payload, message)`` for every verified message of ``topic``; returns the unsubscriber. */
+  /** Call ``handler(payload, message)`` for every verified message of ``topic`` (``*``: every topic);
+   * returns the unsubscriber. A new topic is announced to every link: only subscribed topics arrive. */
   subscribe(topic, handler = null) {
-    if (!this._handlers.has(topic)) this._handlers.set(topic, new Set());
+    if (typeof topic !== "string" || !(topic === WILDCARD || TOPIC_RE.test(topic))) {
+      throw new TypeError("a topic is 1-128 characters of A-Z a-z 0-9 _ . : / - (or * for every topic)");
+    }
+    if (!this._handlers.has(topic)) {
+      if (this._handlers.size >= MAX_TOPICS) throw new RangeError(`at most ${MAX_TOPICS} topics`);
+      this._handlers.set(topic, new Set());
+      this._announceSoon();
+    }
     if (handler) this._handlers.get(topic).add(handler);
     return () => this._handlers.get(topic)?.delete(handler);
   }
 
+  /** Stop taking ``topic``: its handlers go and the links are told. */
   unsubscribe(topic) {
-    this._handlers.delete(topic);
+    if (this._handlers.delete(topic)) this._announceSoon();
+  }
+
+  /** The topics this page subscribes to, as announced. */
+  topics() {
+    return [...this._handlers.keys()].sort();
+  }
+
+  _wants(topic) {
+    return this._handlers.has(topic) || this._handlers.has(WILDCARD);
+  }
+
+  _announce(link) {
+    link.send({ t: "gossip", m: { type: "ihave", ids: [], subs: this.topics() } }).catch(() => {});
+  }
+
+  /** One announcement per turn, however many topics changed in it. */
+  _announceSoon() {
+    if (this._announcing) return;
+    this._announcing = true;
+    queueMicrotask(() => {
+      this._announcing = false;
+      for (const link of this.links.values()) if (link.state === "open") this._announce(link);
+    });
   }
 
   _now() {
@@ -828,7 +876,7 @@ export class F0Peer {
     this._record("published", id, this.peerId, null);
     const sends = [];
     for (const link of this.links.values()) {
-      if (link.state === "open") sends.push(link.send({ t: "gossip", m: { type: "msgs", msgs: [wire] } }).catch(() => {}));
+      if (link.state === "open" && link.wants(topic)) sends.push(link.send({ t: "gossip", m: { type: "msgs", msgs: [wire] } }).catch(() => {}));
     }
     await Promise.all(sends);
     this._deliver({ id, origin: this.peerId, seq: this._seq, topic, payload: body, hops: 0, created_at: wall / 1000, from: this.peerId });
@@ -930,6 +978,13 @@ export class F0Peer {
     if (m.type === "msgs" && Array.isArray(m.msgs) && m.msgs.length <= MAX_ENVELOPES_PER_MESSAGE) {
       for (const raw of m.msgs) await this._accept(link, raw);
     } else if (m.type === "ihave" && ids(m.ids)) {
+      if ("subs" in m) {
+        const subs = m.subs;
+        if (!Array.isArray(subs) || subs.length > MAX_TOPICS || !subs.every((t) => typeof t === "string" && (t === WILDCARD || TOPIC_RE.test(t)))) {
+          return this._refuse(link.peerId, null, "malformed");
+        }
+        link.subs = new Set(subs);
+      }
       const want = m.ids.filter((i) => !this._seen.has(i));
       if (want.length) link.send({ t: "gossip", m: { type: "iwant", ids: want } }).catch(() => {});
     } else if (m.type === "iwant" && ids(m.ids)) {
@@ -954,6 +1009,11 @@ export class F0Peer {
     } catch {
       return this._refuse(link.peerId, null, "malformed");
     }
+    if (!this._wants(fields[5])) {
+      // as a node: not taken, not acknowledged, not relayed; the sender did not heed the announcement
+      this.stats.not_subscribed++;
+      return this._record("dropped", null, link.peerId, "not_subscribed", fields[5].slice(0, 128));
+    }
     const id = await messageId(signed);
     if (this._seen.has(id)) {
       this.stats.duplicate++;
@@ -974,7 +1034,7 @@ export class F0Peer {
     if (hops < ttl && !RESERVED_TOPICS.has(topic)) {
       const wire = encode([signed, signature, hops + 1]);
       for (const other of this.links.values()) {
-        if (other !== link && other.state === "open" && other.peerId !== origin) {
+        if (other !== link && other.state === "open" && other.peerId !== origin && other.wants(topic)) {
           other.send({ t: "gossip", m: { type: "msgs", msgs: [wire] } }).then(() => { this.stats.forwarded++; }, () => {});
         }
       }
@@ -985,7 +1045,8 @@ export class F0Peer {
   /** To the "message" event and the topic's subscribers: every verified message, own ones included. */
   _deliver(message) {
     this.events.dispatchEvent(new CustomEvent("message", { detail: message }));
-    for (const handler of this._handlers.get(message.topic) ?? []) {
+    const handlers = [...(this._handlers.get(message.topic) ?? []), ...(this._handlers.get(WILDCARD) ?? [])];
+    for (const handler of handlers) {
       try { handler(message.payload, message); } catch (err) { console.warn("f0peer: a subscriber failed", err); }
     }
   }
@@ -1019,6 +1080,7 @@ export class F0Peer {
   }
 
   _linkChanged(link) {
+    if (link.state === "open") this._announce(link);
     if (link.state === "open" && !link.remoteBrowser && this._documents.size) this._ask(link, [...this._documents.values()]);
     if (link.state === "failed" || link.state === "closed") {
       const ended = [...this.links.values()].filter((l) => l.state === "failed" || l.state === "closed");
