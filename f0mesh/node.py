@@ -115,6 +115,7 @@ class Node:
         self.pex = PeerExchange(
             self.identity, config, self.book, self.records, self.trust, links, self.membership, self.policy,
             self.client, store, tasks, wake=self.connmgr.wake, violated=violated,
+            topics=lambda: gossip.subscriptions.own,
         )  # fmt: skip
         self.messaging = Messaging(
             self.identity, config, self.book, links, self.events, tasks, telemetry=self.telemetry.received,

@@ -14,6 +14,7 @@ from f0mesh.crdt import HLC, LWWMap
 from f0mesh.errors import ConfigError
 from f0mesh.identity import Identity
 from f0mesh.node import Node
+from f0mesh.peer_record import PeerRecord
 from f0mesh.state.policy import Policy
 from f0mesh.state.sync import gossip_payload
 from f0mesh.state.topic_policy import topic_entry
@@ -100,3 +101,13 @@ async def test_a_topic_policy_is_set_by_the_admin_and_a_publish_it_does_not_name
     assert r.status_code == 403 and r.json()["error"]
     r = await client.post("/api/gossip", json={"topic": "prices/live", "payload": 1}, headers=AUTH)
     assert r.status_code == 200
+
+
+async def test_the_record_names_the_topics_and_peers_show_theirs(client) -> None:
+    node = client.node
+    assert node.pex.own_record().topics == ("news",)  # system topics are implied, not listed
+    other = PeerRecord.create(Identity.generate(), "http://127.0.0.1:9", tags={"role": "db"}, topics=["a"])
+    node.state.peer_seen(other)  # as peer exchange or the registry would hand it over
+    await node.state.flush()
+    [row] = [p for p in (await client.get("/api/peers")).json()["peers"] if p["peer_id"] == other.peer_id]
+    assert (row["tags"], row["topics"]) == ({"role": "db"}, ["a"])
