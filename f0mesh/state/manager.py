@@ -415,10 +415,7 @@ class ReplicatedState:
     def topic_policy(self, topic: str) -> Policy | None:
         """The winning publish policy of a topic (writers: its publishers), None when it is open."""
         if self._topic_index is None:
-            policies = self._topic_policies
-            topics = policies.names(key for key, *_rest in policies.crdt.records())
-            found = {topic: policies.effective(topic) for topic in topics}
-            self._topic_index = {topic: policy for topic, policy in found.items() if policy is not None}
+            self._topic_index = self._topic_policies.winners()
         return self._topic_index.get(topic)
 
     def may_publish(self, topic: str, origin: str) -> bool:

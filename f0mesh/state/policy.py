@@ -137,6 +137,21 @@ class Policies:
         found.sort(key=lambda p: (p.created, p.creator))
         return found
 
+    def winners(self) -> dict[str, Policy]:
+        """Every name's winning entry, in one pass over the map."""
+        best: dict[str, Policy] = {}
+        for key, origin, _seq, live, value in self.crdt.records():
+            if not live:
+                continue
+            try:
+                policy = self._parse(key, origin, value)
+            except ValueError:
+                continue
+            held = best.get(policy.name)
+            if held is None or (policy.created, policy.creator) < (held.created, held.creator):
+                best[policy.name] = policy
+        return best
+
     def effective(self, name: str) -> Policy | None:
         found = self.all(name)
         return found[0] if found else None
