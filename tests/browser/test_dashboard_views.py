@@ -96,6 +96,8 @@ def test_names_conflicts_topics_charts_confirm_globe_heatmap(node_factory, dashb
     wait_for(lambda: mesh_tags.inner_text() == "role=edge-b", 20, 0.2, "b's tags in the mesh view")
     trust_tags = page.locator(f'#trust-body tr[data-peer-id="{c.peer_id}"] td.tags')
     wait_for(lambda: trust_tags.count() and trust_tags.inner_text() == "role=edge-c", 15, 0.2, "c's tags")
+    link_title = row.locator("td.peer")
+    wait_for(lambda: "role=edge-b" in (link_title.get_attribute("title") or ""), 20, 0.2, "tags on the link")
     page.locator("#mesh").screenshot(path=str(shots / "mesh.png"))
 
     # System topics hidden by default; the toggle shows them; the user's message always shows.

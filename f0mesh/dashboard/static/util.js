@@ -58,6 +58,11 @@ export function setTags(id, given) {
   tags.set(id, pairs);
 }
 
+/** A peer's tags as one line of text ("" when it states none). */
+export function tagText(id) {
+  return (tags.get(id) || []).join(" ");
+}
+
 /** A table cell with a peer's tags, each as a chip of plain text. */
 export function tagsCell(id) {
   return h("td", { class: "tags" }, ...(tags.get(id) || []).map((t) => h("span", { class: "chip", text: t })));
