@@ -96,11 +96,11 @@ class Node:
             self.identity, LinkGossipTransport(links), SqlGossipStore(store), params=config.gossip,
             scores_provider=self.trust.scores, origin_limiter=self.trust.origin_limiter,
             neighbour_limiter=self.trust.neighbour_limiter, feedback=self.trust.record,
-            blocked=self.book.blocked,
+            blocked=self.book.blocked, may_publish=lambda topic, peer: self.state.may_publish(topic, peer),
             topics=config.topics, always_subscribed=RESERVED_TOPICS,
             on_offender=lambda peer: self.offenders.eject(peer),  # built with the connection manager
         )  # fmt: skip
-        self.topics = Topics(gossip, self.trust.cache.scores)  # subscriptions and meshes for the API
+        self.topics = Topics(gossip, self.trust.cache.scores, lambda: self.state)  # views for the API
         self.keeper = TrustKeeper(self.trust, store, gossip, linked=lambda: bool(links.open_links()))
         self.telemetry = Telemetry(config, gossip, links, self.qos, tasks, scores=self.trust.cache.scores)
         gossip.subscribe(None, lambda message: self.events.publish("message", message_event(message)))
@@ -116,6 +116,7 @@ class Node:
         self.pex = PeerExchange(
             self.identity, config, self.book, self.records, self.trust, links, self.membership, self.policy,
             self.client, store, tasks, wake=self.connmgr.wake, violated=violated,
+            topics=lambda: gossip.subscriptions.own,
         )  # fmt: skip
         self.messaging = Messaging(
             self.identity, config, self.book, links, self.events, tasks, telemetry=self.telemetry.received,

@@ -83,13 +83,16 @@ class PeerBook:
         """mesh_peers mirrors the replicated registry; a peer that left cleanly is not dialled."""
         self.learned(info.peer_id, info.url, seen=info.last_seen)
         self.mark(info.peer_id, status=info.status, private=info.private, relays=info.relays)
-        self.note_keys(info.peer_id, info.tags, info.x25519)
+        self.note_keys(info.peer_id, info.tags, info.x25519, info.topics)
 
-    def note_keys(self, peer_id: str, tags: dict[str, str], x25519: bytes | None) -> None:
-        """What a verified record says for direct messages and query filters."""
+    def note_keys(
+        self, peer_id: str, tags: dict[str, str], x25519: bytes | None, topics: tuple[str, ...] = ()
+    ) -> None:
+        """What a verified record says for direct messages and query filters, and its topics."""
         record = self._peers.get(peer_id)
         if record is None:
             return
+        record["topics"] = list(topics)
         if record.get("tags", {}) != tags:
             if "tags" in record and self._membership is not None:
                 self._membership.tags_changed(peer_id, tags)
@@ -99,6 +102,10 @@ class PeerBook:
 
     def tags(self, peer_id: str) -> dict[str, str]:
         return dict(self._peers.get(peer_id, {}).get("tags") or {})
+
+    def topics(self, peer_id: str) -> list[str]:
+        """The topics its latest verified record names (empty: every topic, or a record without them)."""
+        return list(self._peers.get(peer_id, {}).get("topics") or ())
 
     def x25519(self, peer_id: str) -> bytes | None:
         """The key direct messages to the peer are sealed to, from its verified record."""

@@ -21,6 +21,7 @@ from f0mesh.config import NodeConfig
 from f0mesh.ctl import CtlKind
 from f0mesh.direct import public_bytes, x25519_key
 from f0mesh.errors import PeerError
+from f0mesh.gossip.topics import WILDCARD
 from f0mesh.identity import Identity, is_peer_id
 from f0mesh.log_throttle import LogThrottle
 from f0mesh.membership import Membership
@@ -63,9 +64,11 @@ class PeerExchange:
         *,
         wake: Callable[[], None],
         violated: Callable[[str, str], None],
+        topics: Callable[[], list[str]] = list,
     ) -> None:
         """``wake()`` tells the connection manager there are new candidates; ``violated(peer, what)``
-        charges a peer's behaviour score for a malformed message."""
+        charges a peer's behaviour score for a malformed message; ``topics()`` are the gossip topics
+        this node subscribes to, named in its record unless they include every topic (``*``)."""
         self.identity = identity
         self.tags = config.tags
         self.x25519 = public_bytes(x25519_key(identity))  # what direct messages here are sealed to
@@ -84,6 +87,7 @@ class PeerExchange:
         self.tasks = tasks
         self._wake = wake
         self._violated = violated
+        self._topics = topics
         self._log = LogThrottle(log)  # lines about what peers send: at most one per peer and reason
 
     def own_record(self) -> PeerRecord:
@@ -98,6 +102,7 @@ class PeerExchange:
             relays=relays,
             tags=self.tags,
             x25519=self.x25519,
+            topics=[] if WILDCARD in (own := self._topics()) else own,
         )
 
     async def send(self, peer_id: str) -> None:
@@ -172,7 +177,7 @@ class PeerExchange:
             self.book.learned(record.peer_id, record.url, seen=record.seen)
             self.book.mark_private(record.peer_id, record.private, record.relays)
             if record.version > 1:
-                self.book.note_keys(record.peer_id, record.tags, record.x25519)
+                self.book.note_keys(record.peer_id, record.tags, record.x25519, record.topics)
             learned += 1
         if learned:
             self._wake()

@@ -5,7 +5,7 @@ being able to point an id at a URL of its choosing; the timestamp orders a peer'
 tells how fresh the news is.
 
 Two forms travel. The **map** (version 2) is extensible: ``{"v": 2, "id", "url", "seen", "loc",
-"tags", "x25519", ...}`` signed whole, so fields this code does not know are kept, verified and
+"tags", "x25519", "topics", ...}`` signed whole, so fields this code does not know are kept, verified and
 relayed as they came; it is capped in bytes and entries. The **list** (version 1) is what nodes from
 before the map accept: ``[id, url, seen, location, sig]``, plus a sixth element ``{"private": true,
 "relays": [...]}`` for a private node (a node from before private mode refuses that one and never
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgpack
@@ -37,8 +37,13 @@ MAX_TAGS = 16
 MAX_TAG_KEY = 32
 MAX_TAG_VALUE = 128
 TAG_KEY = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+MAX_TOPICS = 32  # the gossip topics a record names; a node with more names those that fit
+MAX_TOPIC_CHARS = 128
+_SIG_ROOM = 80  # what the signature adds to a packed map
 # the keys this code reads from a map; any other key is the "extra" of a newer version
-_KNOWN = frozenset({"v", "id", "url", "seen", "loc", "private", "relays", "tags", "x25519", "sig1", "sig"})
+_KNOWN = frozenset(
+    {"v", "id", "url", "seen", "loc", "private", "relays", "tags", "x25519", "topics", "sig1", "sig"}
+)
 
 
 def check_tags(tags: Any) -> dict[str, str]:
@@ -53,6 +58,20 @@ def check_tags(tags: Any) -> dict[str, str]:
         if not isinstance(value, str) or len(value) > MAX_TAG_VALUE:
             raise ValueError(f"tag {key!r}: the value is not a string of at most {MAX_TAG_VALUE} characters")
     return dict(tags)
+
+
+def check_topics(topics: Any) -> tuple[str, ...]:
+    """The topics a peer says it subscribes to: display only, so any short distinct strings."""
+    if (
+        not isinstance(topics, list | tuple)
+        or len(topics) > MAX_TOPICS
+        or not all(isinstance(t, str) and 0 < len(t) <= MAX_TOPIC_CHARS for t in topics)
+        or len(set(topics)) != len(topics)
+    ):
+        raise ValueError(
+            f"topics are not at most {MAX_TOPICS} distinct names of 1..{MAX_TOPIC_CHARS} characters"
+        )
+    return tuple(topics)
 
 
 def parse_tag(text: str) -> tuple[str, str]:
@@ -78,6 +97,7 @@ class PeerRecord:
     sig1: bytes | None = None  # the signature of the list form; None for a record that came as a list
     extra: dict[str, Any] = field(default_factory=dict)  # fields of a newer version, kept and relayed
     version: int = 1
+    topics: tuple[str, ...] = ()  # the gossip topics it subscribes to by name (none: all, or unsaid)
 
     def _extension(self) -> list[dict[str, Any]]:
         return [{"private": True, "relays": list(self.relays)}] if self.private else []
@@ -97,6 +117,8 @@ class PeerRecord:
             body["tags"] = dict(self.tags)
         if self.x25519 is not None:
             body["x25519"] = self.x25519
+        if self.topics:
+            body["topics"] = list(self.topics)
         body["sig1"] = self.sig1
         return body
 
@@ -114,15 +136,20 @@ class PeerRecord:
         relays: tuple[str, ...] = (),
         tags: dict[str, str] | None = None,
         x25519: bytes | None = None,
+        topics: tuple[str, ...] | list[str] = (),
     ) -> PeerRecord:
+        """``topics`` beyond MAX_TOPICS, or beyond what fits in MAX_RECORD_BYTES, are left out."""
         seen = round(time.time(), 3)
         relays = tuple(relays[:MAX_RELAYS]) if private else ()
         tags = check_tags(tags or {})
+        named = check_topics(list(dict.fromkeys(topics))[:MAX_TOPICS])
         v1 = cls(identity.peer_id, url, seen, location, b"", private, relays)
         sig1 = identity.sign(v1.signed_bytes())
         fields = (private, relays, tags, x25519, sig1, {}, VERSION)
-        unsigned = cls(identity.peer_id, url, seen, location, b"", *fields)
-        return cls(identity.peer_id, url, seen, location, identity.sign(unsigned.map_signed_bytes()), *fields)
+        unsigned = cls(identity.peer_id, url, seen, location, b"", *fields, named)
+        while unsigned.topics and _packed_size(unsigned.to_wire()) + _SIG_ROOM > MAX_RECORD_BYTES:
+            unsigned = replace(unsigned, topics=unsigned.topics[:-1])
+        return replace(unsigned, sig=identity.sign(unsigned.map_signed_bytes()))
 
     def to_wire(self, *, legacy: bool = False) -> Any:
         """The map, or (``legacy``, or a record that came as a list) the list an old node accepts."""
@@ -149,7 +176,7 @@ class PeerRecord:
     def _from_map(cls, data: dict[str, Any]) -> PeerRecord:
         if len(data) > MAX_ENTRIES or not all(isinstance(k, str) for k in data):
             raise ValueError(f"peer record map has more than {MAX_ENTRIES} entries or a non-string key")
-        if len(msgpack.packb(data, use_bin_type=True)) > MAX_RECORD_BYTES:
+        if _packed_size(data) > MAX_RECORD_BYTES:
             raise ValueError(f"peer record is larger than {MAX_RECORD_BYTES} bytes")
         version = data.get("v")
         if not isinstance(version, int) or isinstance(version, bool) or version < VERSION:
@@ -160,6 +187,10 @@ class PeerRecord:
         relays = _relays({"private": True, "relays": data.get("relays")}) if private else ()
         try:
             tags = check_tags(data.get("tags", {}))
+        except ValueError as exc:
+            raise ValueError(f"peer record {exc}") from exc
+        try:
+            topics = check_topics(data.get("topics", []))
         except ValueError as exc:
             raise ValueError(f"peer record {exc}") from exc
         x25519, sig1 = data.get("x25519"), data.get("sig1")
@@ -181,6 +212,7 @@ class PeerRecord:
             sig1,
             extra,
             version,
+            topics,
         )
 
     def _check(self, now: float, max_future_s: float) -> None:
@@ -204,6 +236,10 @@ class PeerRecord:
                 verify(peer_id, self.signed_bytes(), self.sig1)
         except (SignatureError, IdentityError) as exc:
             raise ValueError(f"peer record signature: {exc}") from exc
+
+
+def _packed_size(value: Any) -> int:
+    return len(msgpack.packb(value, use_bin_type=True))
 
 
 def _canonical(value: Any) -> Any:

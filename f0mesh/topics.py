@@ -1,23 +1,38 @@
-"""The node's gossip topics as the API shows and changes them: subscriptions and per-topic meshes.
+"""The node's gossip topics as the API shows and changes them: subscriptions, per-topic meshes and
+publish policies.
 
-The engine owns both (gossip/topics.py, gossip/topic_mesh.py); this service turns its answers into
-the API's views and its refusals into the API's errors, so node.py only builds it.
+The engine owns subscriptions and meshes (gossip/topics.py, gossip/topic_mesh.py), the replicated
+state the publish policies (state/topic_policy.py); this service turns their answers into the API's
+views and their refusals into the API's errors, so node.py only builds it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 from f0mesh.errors import ConflictError, F0MeshError, NotFoundError
 from f0mesh.gossip import GossipEngine
 from f0mesh.gossip.topics import TooManyTopics
 
 
+class PublishPolicies(Protocol):
+    def topic_policies(self) -> list[dict[str, Any]]: ...
+
+    async def set_topic_policy(self, topic: str, publishers: Iterable[str]) -> dict[str, Any]: ...
+
+
 class Topics:
-    def __init__(self, gossip: GossipEngine, scores: Callable[[], Mapping[str, float]]) -> None:
+    def __init__(
+        self,
+        gossip: GossipEngine,
+        scores: Callable[[], Mapping[str, float]],
+        policies: Callable[[], PublishPolicies],
+    ) -> None:
+        """``policies()`` is the replicated state, built after this service."""
         self._gossip = gossip
         self._scores = scores
+        self._policies = policies
 
     def subscriptions(self) -> dict[str, Any]:
         """Own topics, system ones, and what each neighbour announced (null: never, so everything)."""
@@ -47,16 +62,27 @@ class Topics:
             raise NotFoundError(f"not subscribed to {topic[:128]!r}")
         return self.subscriptions()
 
+    def policies(self) -> dict[str, Any]:
+        return {"policies": self._policies().topic_policies()}
+
+    async def set_policy(self, topic: str, publishers: list[str]) -> dict[str, Any]:
+        """Declare who may publish to ``topic``; system topics are the node's own."""
+        if topic in self._gossip.subscriptions.always:
+            raise ConflictError(f"{topic!r} is a system topic", code="system_topic")
+        return await self._policies().set_topic_policy(topic, publishers)
+
     def mesh(self) -> dict[str, Any]:
         """``{topic: {"peers": [{"peer_id", "score", "trust"}]}}`` for each topic's mesh; a topic this
         node only publishes to shows its fanout set, marked ``"fanout": true``. ``score`` is the
-        peer's trust score (0 when unscored) until gossip peer scores exist."""
+        peer's gossip score (gossip/score.py), ``trust`` its trust score (0 when unscored)."""
         scores = self._scores()
-        mesh = self._gossip.mesh
+        mesh, score = self._gossip.mesh, self._gossip.score
 
         def rows(peers: set[str]) -> list[dict[str, Any]]:
-            trusts = {p: scores.get(p, 0.0) for p in peers}
-            return [{"peer_id": p, "score": trusts[p], "trust": trusts[p]} for p in sorted(peers)]
+            return [
+                {"peer_id": p, "score": round(score.score(p), 6), "trust": scores.get(p, 0.0)}
+                for p in sorted(peers)
+            ]
 
         view: dict[str, Any] = {topic: {"peers": rows(peers)} for topic, (peers, _) in mesh.fanout.items()}
         for entry in view.values():

@@ -69,6 +69,10 @@ def test_unknown_fields_are_kept_signed_and_relayed() -> None:
         ({"tags": {"k": "v" * 129}}, "value"),
         ({"v": 1}, "version"),
         ({"x25519": b"short"}, "x25519"),
+        ({"topics": ["news"]}, "signature"),
+        ({"topics": "news"}, "topics"),
+        ({"topics": ["a", "a"]}, "topics"),
+        ({"topics": [f"t{i}" for i in range(33)]}, "topics"),
     ],
 )
 def test_forged_or_oversized_records_are_refused(change: dict, reason: str) -> None:
@@ -88,6 +92,21 @@ def test_registry_entries_carry_both_forms_and_the_fresher_wins() -> None:
     assert info is not None and info.tags == {"role": "db"} and info.x25519 == KEY
     without_map = parse_entry(me.peer_id, {**entry, "record2": None}, now=record.seen + 1)
     assert without_map is not None and without_map.url == record.url and without_map.tags == {}
+
+
+def test_topics_are_signed_bounded_and_reach_the_registry_view() -> None:
+    me = Identity.generate()
+    record = PeerRecord.create(me, "http://127.0.0.1:1", topics=["news", "prices/live"])
+    decoded = PeerRecord.from_wire(msgpack.unpackb(msgpack.packb(record.to_wire()), raw=False))
+    assert decoded.topics == ("news", "prices/live")
+    info = parse_entry(me.peer_id, make_entry(record, "alive", 1.0), now=record.seen + 1)
+    assert info is not None and info.topics == ("news", "prices/live")
+    assert "topics" not in PeerRecord.create(me, "http://127.0.0.1:1").to_wire()  # every topic: unsaid
+    # a node with many long topics names those that fit in the size cap, never an oversized record
+    many = [f"{i:02d}" + "t" * 126 for i in range(40)]
+    full = PeerRecord.create(me, "http://127.0.0.1:1", tags={"role": "db"}, topics=many)
+    assert 0 < len(full.topics) < 16 and full.topics == tuple(many[: len(full.topics)])
+    assert PeerRecord.from_wire(full.to_wire()).topics == full.topics
 
 
 def test_tag_option_is_bounded(tmp_path) -> None:

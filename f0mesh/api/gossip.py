@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import Field, PrivateAttr, model_validator
 
 from f0mesh.api.auth import require_admin
@@ -15,6 +15,7 @@ from f0mesh.api.models import Strict
 from f0mesh.api.worker import get_node
 from f0mesh.gossip.params import GossipParams
 from f0mesh.node import Node
+from f0mesh.state.topic_policy import MAX_PUBLISHERS
 
 router = APIRouter(tags=["gossip"])
 
@@ -199,3 +200,42 @@ async def mesh(node: Node = Depends(get_node)) -> dict[str, Any]:
     """Per topic, the peers each new message is pushed to at once, with their scores; a topic this
     node publishes to without subscribing shows its fanout set (``"fanout": true``)."""
     return node.topics.mesh()
+
+
+class TopicPolicyRequest(Strict):
+    publishers: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        max_length=MAX_PUBLISHERS, description="PeerIds that may publish besides this node"
+    )
+
+
+@router.get(
+    "/api/gossip/policies",
+    responses={200: {"content": {"application/json": {"example": {"policies": [{
+        "topic": "prices", "creator": "12D3KooWA...", "created": [1765000000000, 0],
+        "publishers": ["12D3KooWA...", "12D3KooWB..."],
+    }]}}}}},
+)  # fmt: skip
+async def topic_policies(node: Node = Depends(get_node)) -> dict[str, Any]:
+    """The topics whose publishers are restricted, with the creator whose policy won; a topic not
+    listed is open to every origin."""
+    return node.topics.policies()
+
+
+@router.post(
+    "/api/gossip/topics/{topic:path}/policy",
+    dependencies=[Depends(require_admin)],
+    openapi_extra={"requestBody": {"content": {"application/json": {"examples": {
+        "two publishers": {"value": {"publishers": ["12D3KooWB...", "12D3KooWC..."]}},
+    }}}}},
+)  # fmt: skip
+async def set_topic_policy(
+    body: TopicPolicyRequest,
+    topic: str = Path(max_length=128, pattern=TOPIC_PATTERN),
+    node: Node = Depends(get_node),
+) -> dict[str, Any]:
+    """Declare who may publish to ``topic``: this node and ``publishers``. The policy is signed and
+    replicated; every node then refuses other origins' messages on the topic (audit reason
+    ``not_publisher``) and a local publish by another node answers 403 ``not_publisher``. The first
+    create wins: once another node's policy holds the topic this answers 403; the creator may post
+    again to change the list. 409 ``system_topic`` for telemetry, trust and state."""
+    return await node.topics.set_policy(topic, body.publishers)

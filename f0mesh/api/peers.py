@@ -17,8 +17,9 @@ router = APIRouter(tags=["peers"])
 
 def _views(node: Node, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     scores, linked = node.trust.scores(), node.linked_peers()
+    book, heard = node.book, node.telemetry.received
     return [
-        peer_view(row, scores, node.telemetry.received, linked, node.book.tags(row["peer_id"]))
+        peer_view(row, scores, heard, linked, book.tags(row["peer_id"]), book.topics(row["peer_id"]))
         for row in rows
     ]
 

@@ -17,9 +17,10 @@ def peer_view(
     telemetry: Mapping[str, Any],
     linked: set[str],
     tags: Mapping[str, str],
+    topics: list[str],
 ) -> dict[str, Any]:
     """A mesh_peers row with the live score, the name its own signed telemetry gives, its link, and the
-    tags of its verified record."""
+    tags and topics of its verified record (no topics: every topic, or not said)."""
     peer_id = row["peer_id"]
     name = telemetry.get(peer_id, {}).get("name")
     return {
@@ -31,6 +32,7 @@ def peer_view(
         "linked": peer_id in linked,
         "blocked": bool(row.get("blocked")),
         "tags": dict(tags),
+        "topics": topics,
     }
 
 

@@ -75,6 +75,7 @@ log = logging.getLogger(__name__)
 Subscriber = Callable[[StoredMessage], Awaitable[None] | None]
 Feedback = Callable[[str, Event], None]
 Blocked = Callable[[str], bool]
+MayPublish = Callable[[str, str], bool]  # (topic, origin) -> whether the topic's publish policy allows it
 Verifier = Callable[[Envelope], None]  # raises GossipReject(bad_signature)
 Offender = Callable[[str], Awaitable[None] | None]
 
@@ -128,6 +129,7 @@ class GossipEngine:
         tracer: GossipTracer | None = None,
         feedback: Feedback | None = None,
         blocked: Blocked | None = None,
+        may_publish: MayPublish | None = None,
         verifier: Verifier = Envelope.verify,
         topics: Collection[str] = (),
         always_subscribed: Collection[str] = (),
@@ -138,6 +140,9 @@ class GossipEngine:
         reports behaviour to the trust layer (PeerScore.record fits); the limiters' scores are the
         trust layer's to keep current (RateLimiter.set_scores); ``blocked(peer_id)`` says whether
         the operator blocked an origin, whose messages are then refused whoever relays them;
+        ``may_publish(topic, origin)`` is the topic's publish policy: other origins' messages are
+        refused (``not_publisher``, not held against the relay, which may not know the policy yet),
+        a local publish raises 403; system topics are never asked about;
         ``verifier`` checks an envelope's signature (a seam for counting or faster crypto);
         ``topics`` are subscribed at start (none: every topic, ``*``), ``always_subscribed`` can never
         be left (system topics); ``on_offender(peer)`` disconnects a neighbour whose score fell below
@@ -165,6 +170,7 @@ class GossipEngine:
         self._tracer = tracer
         self._feedback = feedback
         self._blocked = blocked
+        self._may_publish = may_publish
         self._verify = verifier
         self._on_offender = on_offender
         self.score = PeerScores(score_params, self._scores)
@@ -273,6 +279,8 @@ class GossipEngine:
                 f"the node is busy: {self._pending_publishes} publishes are waiting for the store "
                 f"(max_pending_publishes {limit}); retry later",
             )
+        if not self._publisher(topic, self.peer_id):
+            raise GossipReject(Reason.NOT_PUBLISHER, f"this node is not a publisher of {topic[:128]!r}")
         envelope = Envelope.create(
             self.identity, self._seq + 1, self.hlc.now(), topic, payload, self.params.ttl
         )
@@ -421,6 +429,9 @@ class GossipEngine:
                 self.repair.claim(peer, envelope.id)  # not the relay's broken promise: our block list
                 self._refuse_blocked(peer, envelope.id)
                 return
+            if not self._publisher(envelope.topic, envelope.origin):
+                self.repair.claim(peer, envelope.id)
+                raise GossipReject(Reason.NOT_PUBLISHER, penalise=False)
             self._check_time(envelope)
         except GossipReject as reject:
             self._reject(peer, envelope.id, reject.reason, penalise=reject.penalise)
@@ -524,6 +535,11 @@ class GossipEngine:
             self._report(peer, _FEEDBACK[reason])
             if reason in _INVALID:
                 self.score.invalid(peer)
+
+    def _publisher(self, topic: str, origin: str) -> bool:
+        if self._may_publish is None or topic in self.subscriptions.always:
+            return True
+        return self._may_publish(topic, origin)
 
     def _refuse_blocked(self, peer: str, message_id: str) -> None:
         """Not marked seen: should the operator lift the block, repair may still bring it."""

@@ -17,9 +17,15 @@ class Reason(StrEnum):
     CLOCK_SKEW = "clock_skew"
     RATE_LIMITED = "rate_limited"
     INVALID = "invalid"  # a topic validator rejected it
+    NOT_PUBLISHER = "not_publisher"  # the topic's publish policy does not name the origin
 
 
-_STATUS = {Reason.TOO_LARGE: 413, Reason.RATE_LIMITED: 429, Reason.BAD_SIGNATURE: 403}
+_STATUS = {
+    Reason.TOO_LARGE: 413,
+    Reason.RATE_LIMITED: 429,
+    Reason.BAD_SIGNATURE: 403,
+    Reason.NOT_PUBLISHER: 403,
+}
 
 
 class GossipReject(F0MeshError):

@@ -87,7 +87,17 @@ from f0mesh.state.peers import (
     parse_entry,
     subject,
 )
-from f0mesh.state.policy import LWW, POLICIES_DOC, RANKED, Policies, Policy, check_resolution, stamp
+from f0mesh.state.policy import (
+    LWW,
+    POLICIES_DOC,
+    RANKED,
+    RESERVED_DOCS,
+    TOPICS_DOC,
+    Policies,
+    Policy,
+    check_resolution,
+    stamp,
+)
 from f0mesh.state.policy import MAX_WRITERS as MAX_POLICY_WRITERS
 from f0mesh.state.readers import PageReaders
 from f0mesh.state.stability import Stability
@@ -100,6 +110,7 @@ from f0mesh.state.sync import (
     parse_versions,
     versions_message,
 )
+from f0mesh.state.topic_policy import parse_topic_policy, topic_entry, topic_view
 from f0mesh.tasks import TaskSet
 
 log = logging.getLogger("f0mesh.state")
@@ -210,9 +221,7 @@ class ReplicatedState:
         self._sign = sign
         self._writers = frozenset(writers) - {peer_id}
         self._is_page = is_page
-        self._readers = PageReaders(
-            self._send_to_page, self._refuse_page, frozenset({PEERS_DOC, POLICIES_DOC})
-        )
+        self._readers = PageReaders(self._send_to_page, self._refuse_page, RESERVED_DOCS)
         self._log = LogThrottle(log)
         self._clock = clock
         self._docs: dict[str, Document] = {}
@@ -229,6 +238,7 @@ class ReplicatedState:
         self._stability = Stability()
         self._writes: set[asyncio.Task[Any]] = set()  # local writes being saved, never cancelled
         self._unsubscribe: list[Callable[[], None]] = []
+        self._topic_index: dict[str, Policy] | None = None  # topic -> winning publish policy; None: stale
         self._running = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -237,7 +247,8 @@ class ReplicatedState:
         """Load the saved documents, announce this node in the registry, start the periodic work."""
         await self._load()
         self._docs.setdefault(PEERS_DOC, Document.new(PEERS_DOC, "map", self.peer_id))
-        self._docs.setdefault(POLICIES_DOC, Document.new(POLICIES_DOC, "map", self.peer_id))
+        for reserved in (POLICIES_DOC, TOPICS_DOC):
+            self._docs.setdefault(reserved, Document.new(reserved, "map", self.peer_id))
         self._upgrade()
         self._peers_changed = True
         self._running = True
@@ -285,7 +296,7 @@ class ReplicatedState:
             if doc.crdt.sign_ops(self.peer_id, _context(doc), self._sign):
                 doc.changed(0)
         for doc in list(self._docs.values()):
-            if doc.name in (PEERS_DOC, POLICIES_DOC):
+            if doc.name in RESERVED_DOCS:
                 continue
             policy = self.policy(doc.name)
             if policy is None and any(origin == self.peer_id for origin, _seq in doc.crdt.op_ids()):
@@ -331,7 +342,7 @@ class ReplicatedState:
     def _restore(self, name: str, kind: str, data: bytes) -> Document:
         """A saved document, checked to be writable here: it decodes within every bound, encodes again, and
         its counters leave room for this node's next write."""
-        if name in (PEERS_DOC, POLICIES_DOC) and kind != "map":
+        if name in RESERVED_DOCS and kind != "map":
             raise ValueError(f"{name!r} is reserved for a map, not a {kind}")
         crdt = decode(kind, data, self.peer_id)
         if crdt.seq_room() < 1:
@@ -394,6 +405,60 @@ class ReplicatedState:
         assert isinstance(crdt, LWWMap)
         return Policies(crdt)
 
+    @property
+    def _topic_policies(self) -> Policies:
+        doc = self._docs.get(TOPICS_DOC)
+        crdt = doc.crdt if doc is not None else LWWMap(self.peer_id)
+        assert isinstance(crdt, LWWMap)
+        return Policies(crdt, parse_topic_policy)
+
+    def topic_policy(self, topic: str) -> Policy | None:
+        """The winning publish policy of a topic (writers: its publishers), None when it is open."""
+        if self._topic_index is None:
+            self._topic_index = self._topic_policies.winners()
+        return self._topic_index.get(topic)
+
+    def may_publish(self, topic: str, origin: str) -> bool:
+        """Whether origin may publish to topic: asked by the gossip engine for every envelope."""
+        policy = self.topic_policy(topic)
+        return policy is None or policy.allows(origin)
+
+    def topic_policies(self) -> list[dict[str, Any]]:
+        self.topic_policy("")
+        return [topic_view(self._topic_index[topic]) for topic in sorted(self._topic_index or ())]
+
+    async def set_topic_policy(self, topic: str, publishers: Iterable[str]) -> dict[str, Any]:
+        """Declare who may publish to a topic (this node always may), or change the list of a policy this
+        node created; 403 when another node's create won. Answers once saved and gossiped."""
+        publishers = set(publishers) - {self.peer_id}
+        bad = [p for p in publishers if not is_peer_id(p)]
+        if bad:
+            raise InvalidChange(f"not a PeerId: {bad[0][:80]!r}", code="bad_peer_id")
+        if len(publishers) > MAX_POLICY_WRITERS:
+            raise InvalidChange(f"at most {MAX_POLICY_WRITERS} publishers", code="too_many_publishers")
+        async with self._flush_lock:
+            held = self.topic_policy(topic)
+            if held is not None and held.creator != self.peer_id:
+                raise PolicyError(f"the publish policy of {topic!r} was created by {held.creator}")
+            if held is None:
+                records = self._topic_policies.crdt.records()
+                own = sum(1 for _key, origin, *_rest in records if origin == self.peer_id)
+                if own >= self.params.max_documents:
+                    raise ConflictError(
+                        f"this node created the maximum of {self.params.max_documents} topic policies",
+                        code="too_many_policies",
+                    )
+            created = held.created if held is not None else stamp(self.hlc.now())
+            policy = Policy(topic, self.peer_id, created, frozenset({self.peer_id, *publishers}))
+            doc = self._docs[TOPICS_DOC]
+            before = doc.crdt.version()
+            doc.crdt.set((topic, self.peer_id), topic_entry(policy), self.hlc.now())
+            doc.crdt.sign_since(before, self.peer_id, _context(doc), self._sign)
+            self._topic_index = None
+            self._changed_here(doc, before, 256)
+        await self.flush()
+        return topic_view(policy)
+
     def conflicts(self, name: str) -> list[dict[str, Any]]:
         policy = self.policy(name)
         return self._existing(name).conflicts(
@@ -434,8 +499,10 @@ class ReplicatedState:
         the store from memory: a save that ends after the answer (503) is still adopted.
         """
         check_name(name)
-        if name in (PEERS_DOC, POLICIES_DOC):
-            what = "the peer registry" if name == PEERS_DOC else "the write policies"
+        if name in RESERVED_DOCS:
+            what = {PEERS_DOC: "the peer registry", TOPICS_DOC: "the topic policies"}.get(
+                name, "the write policies"
+            )
             raise PolicyError(f"{name!r} is {what}, written by the node itself", code="reserved")
         task = asyncio.ensure_future(self._save_change(name, kind, make_change, resolution))
         self._writes.add(task)
@@ -939,6 +1006,8 @@ class ReplicatedState:
         doc.changed(len(data))
         if name == PEERS_DOC:
             self._peers_changed = True
+        if name == TOPICS_DOC:
+            self._topic_index = None
         if name == POLICIES_DOC:
             for named in self._policies.names(key for key, *_rest in delta.records()):
                 self._enforce(named)
@@ -993,9 +1062,10 @@ class ReplicatedState:
                 detail = f"{len(early)} deletes of peers alive here"
                 self._drop("early_delete", source, detail, violation=False)
             return True
-        if doc.name == POLICIES_DOC:
+        if doc.name in (POLICIES_DOC, TOPICS_DOC):
             assert isinstance(delta, LWWMap)
-            why = self._policies.check_delta(delta, self.params.max_documents)
+            policies = self._policies if doc.name == POLICIES_DOC else self._topic_policies
+            why = policies.check_delta(delta, self.params.max_documents)
             if why is not None:
                 self._drop("bad_policy", source, why)
                 return False

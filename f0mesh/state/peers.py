@@ -39,6 +39,7 @@ class PeerInfo:
     relays: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
     x25519: bytes | None = None
+    topics: tuple[str, ...] = ()  # what its record says it subscribes to (display only)
     signed_at: float = 0.0  # the record's own signed time: the newer record tells the URL
 
 
@@ -72,6 +73,7 @@ def parse_entry(peer_id: object, value: object, now: float) -> PeerInfo | None:
         record.relays,
         record.tags,
         record.x25519,
+        record.topics,
         record.seen,
     )
 

@@ -13,15 +13,19 @@ race but a backdated claim on someone else's document: refused, and held against
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from f0mesh.crdt import HLCTimestamp, LWWMap
 from f0mesh.identity import is_peer_id
 from f0mesh.state.documents import NAME_RE
+from f0mesh.state.peers import PEERS_DOC
 
 POLICIES_DOC = "_policies"
+TOPICS_DOC = "_topics"  # topic publish policies (state.topic_policy)
+# the node's own maps: no policy may name them, or its enforcement would evict everyone else's ops there
+RESERVED_DOCS = frozenset({PEERS_DOC, POLICIES_DOC, TOPICS_DOC})
 MAX_WRITERS = 64
 CREATE_RACE_MS = 60_000  # creates this close together count as concurrent; further back is backdating
 LWW, RANKED, KEEP_ALL = "lww", "ranked", "keep-all"
@@ -80,7 +84,7 @@ def parse_policy(key: object, author: str, value: object) -> Policy:
     if not (isinstance(key, tuple) and len(key) == 2 and all(isinstance(k, str) for k in key)):
         raise ValueError("a policy key is (name, creator)")
     name, creator = key
-    if not NAME_RE.fullmatch(name) or name == POLICIES_DOC:
+    if not NAME_RE.fullmatch(name) or name in RESERVED_DOCS:
         raise ValueError(f"bad document name in a policy: {name[:80]!r}")
     if creator != author:
         raise ValueError(f"the policy of {name!r} by {creator[:60]} was written by {author[:60]}")
@@ -114,10 +118,12 @@ def stamp(ts: HLCTimestamp) -> tuple[int, int]:
 
 
 class Policies:
-    """The policies map read by name: which create won, and who lost a race."""
+    """The policies map read by name: which create won, and who lost a race. ``parse`` reads an entry
+    (the topic policies of state.topic_policy are read the same way with their own parser)."""
 
-    def __init__(self, crdt: LWWMap) -> None:
+    def __init__(self, crdt: LWWMap, parse: Callable[[object, str, object], Policy] = parse_policy) -> None:
         self.crdt = crdt
+        self._parse = parse
 
     def all(self, name: str) -> list[Policy]:
         """Every valid entry for name, winner first."""
@@ -125,11 +131,26 @@ class Policies:
         for key, origin, _seq, live, value in self.crdt.records():
             if live and isinstance(key, tuple) and key[:1] == (name,):
                 try:
-                    found.append(parse_policy(key, origin, value))
+                    found.append(self._parse(key, origin, value))
                 except ValueError:
                     continue
         found.sort(key=lambda p: (p.created, p.creator))
         return found
+
+    def winners(self) -> dict[str, Policy]:
+        """Every name's winning entry, in one pass over the map."""
+        best: dict[str, Policy] = {}
+        for key, origin, _seq, live, value in self.crdt.records():
+            if not live:
+                continue
+            try:
+                policy = self._parse(key, origin, value)
+            except ValueError:
+                continue
+            held = best.get(policy.name)
+            if held is None or (policy.created, policy.creator) < (held.created, held.creator):
+                best[policy.name] = policy
+        return best
 
     def effective(self, name: str) -> Policy | None:
         found = self.all(name)
@@ -147,12 +168,12 @@ class Policies:
         senders = {origin for _key, origin, *_rest in delta.records()}
         crowded = [c for c in senders if len(per_creator.get(c, ())) > max_per_creator]
         if crowded:
-            return f"{crowded[0][:60]} created more than {max_per_creator} documents"
+            return f"{crowded[0][:60]} created more than {max_per_creator} policies"
         for key, origin, _seq, live, value in delta.records():
             if not live:
                 return f"a policy was deleted ({str(key)[:80]})"
             try:
-                policy = parse_policy(key, origin, value)
+                policy = self._parse(key, origin, value)
             except ValueError as exc:
                 return str(exc)
             ts = delta.timestamp(key)

@@ -1,9 +1,10 @@
 """The dashboard's operator views in a real browser against three named, located ``f0mesh up`` nodes.
 
-Node names next to PeerIds, conflicts in words, system topics hidden until asked for, QoS charts with
-axes and units, confirm dialogs before Close and Block (also when the click came before logging in), the
-globe with one dot per located node that turns when dragged and pulses when gossip arrives, and the QoS
-heatmap. Screenshots of each view go to the test's tmp dir.
+Node names next to PeerIds, conflicts in words, system topics hidden until asked for, the topic meshes
+with scores and the tags peers state, QoS charts with axes and units, confirm dialogs before Close and
+Block (also when the click came before logging in), the globe with one dot per located node that turns
+when dragged and pulses when gossip arrives, and the QoS heatmap. Screenshots of each view go to the
+test's tmp dir.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ def test_names_conflicts_topics_charts_confirm_globe_heatmap(node_factory, dashb
         return ["--name", PLACES[i][0], "--location", PLACES[i][1]]
 
     a = node_factory("a", extra=[*FAST, *place(0)])
-    b, c = (node_factory(n, extra=[*FAST, "--bootstrap", a.url, *place(i)]) for i, n in ((1, "b"), (2, "c")))
+    b, c = (
+        node_factory(n, extra=[*FAST, "--bootstrap", a.url, *place(i), "--tag", f"role=edge-{n}"])
+        for i, n in ((1, "b"), (2, "c"))
+    )
     ids = {a.peer_id, b.peer_id, c.peer_id}
     health = a.http.get("/healthz").json()
     assert health["name"] == "alpha"
@@ -83,6 +87,18 @@ def test_names_conflicts_topics_charts_confirm_globe_heatmap(node_factory, dashb
     page.emulate_media(color_scheme="dark", reduced_motion="reduce")
     page.locator("#globe-card").screenshot(path=str(shots / "globe-dark.png"))
     page.emulate_media(color_scheme="light", reduced_motion="reduce")
+
+    # The topic meshes: per topic the mesh peers with their gossip score; tags wherever peers are listed.
+    mesh_row = page.locator(f'#mesh-body tr[data-topic="telemetry"][data-peer-id="{b.peer_id}"]')
+    wait_for(lambda: mesh_row.count() == 1, 20, 0.2, "b in node a's telemetry mesh")
+    float(mesh_row.locator("td.score").inner_text())
+    mesh_tags = mesh_row.locator("td.tags")
+    wait_for(lambda: mesh_tags.inner_text() == "role=edge-b", 20, 0.2, "b's tags in the mesh view")
+    trust_tags = page.locator(f'#trust-body tr[data-peer-id="{c.peer_id}"] td.tags')
+    wait_for(lambda: trust_tags.count() and trust_tags.inner_text() == "role=edge-c", 15, 0.2, "c's tags")
+    link_title = row.locator("td.peer")
+    wait_for(lambda: "role=edge-b" in (link_title.get_attribute("title") or ""), 20, 0.2, "tags on the link")
+    page.locator("#mesh").screenshot(path=str(shots / "mesh.png"))
 
     # System topics hidden by default; the toggle shows them; the user's message always shows.
     hello = page.locator('#messages-body tr[data-topic="hello"]')

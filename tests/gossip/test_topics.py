@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from f0mesh.gossip import AuditEvent, GossipParams
+from f0mesh.gossip import AuditEvent, GossipParams, GossipReject
 from f0mesh.gossip.topic_mesh import MAX_BACKOFF_S, MAX_MESHES, TopicMesh
 from f0mesh.gossip.topics import MAX_TOPICS, Subscriptions
 from f0mesh.identity import Identity
@@ -264,3 +264,18 @@ def test_a_neighbour_taken_for_an_old_node_is_grafted_once_it_announces():
     subs.announced(late, ["other"])
     mesh.maintain_peer(late, first=False)
     assert late not in mesh.meshes["t"]
+
+
+async def test_a_publish_policy_never_silences_a_system_topic():
+    """Policies are peers' signed claims: one naming telemetry, trust or state must not be obeyed."""
+    mesh = Mesh(2, may_publish=lambda topic, origin: False, always_subscribed={"sys"})
+    await mesh.boot()
+    await mesh.link([(0, 1)])
+    try:
+        with pytest.raises(GossipReject) as refused:
+            await mesh[0].engine.publish("app", 1)
+        assert (refused.value.status, refused.value.code) == (403, "not_publisher")
+        sent = await mesh[0].engine.publish("sys", 1)
+        await wait_until(lambda: sent in mesh[1].store.messages, 5, "the system topic's message")
+    finally:
+        await mesh.close()

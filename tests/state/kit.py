@@ -171,6 +171,7 @@ class Replica:
             origin_limiter=flat_limiter(10_000, 10_000),
             neighbour_limiter=flat_limiter(10_000, 10_000),
             clock=self.cluster.clock,
+            may_publish=lambda topic, origin: self.state.may_publish(topic, origin),
         )
         self.state = ReplicatedState(
             self.peer_id,

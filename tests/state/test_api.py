@@ -58,6 +58,7 @@ async def test_put_replaces_and_get_reads_each_kind(client) -> None:
     listing = (await client.get("/api/state")).json()
     assert [(d["name"], d["kind"], d["size"]) for d in listing["documents"]] == [
         ("_policies", "map", 3),  # the write policy of each document created here
+        ("_topics", "map", 0),  # the publish policies of topics
         ("cfg", "map", 2),
         ("peers", "map", 1),
         ("tags", "set", 2),

@@ -198,7 +198,7 @@ async def test_bad_deltas_are_dropped_counted_and_never_raise() -> None:
         MemoryStateStore(),
         clock,
         on_violation=lambda peer, reason: violations.append((peer, reason)),
-        max_documents=4,
+        max_documents=5,
         max_document_bytes=4096,
     )
     await state.start()
@@ -230,7 +230,7 @@ async def test_bad_deltas_are_dropped_counted_and_never_raise() -> None:
     for payloads_of_reason in payloads.values():
         for payload in payloads_of_reason:
             state.on_gossip(SimpleNamespace(origin="evil", payload=payload))
-    state.on_gossip(gossiped("doc", good))  # fills the last free slot (peers, policies, tags, doc)
+    state.on_gossip(gossiped("doc", good))  # fills the last free slot (peers, policies, topics, tags, doc)
     state.on_gossip(gossiped("other", written("other", 1)))
     for message in (
         {"t": "state", "op": "nope"},
@@ -270,7 +270,7 @@ async def test_bad_deltas_are_dropped_counted_and_never_raise() -> None:
         (("evil", "clock_skew"), 1),
         (("evil", "malformed"), 6 + 5),
     ]
-    assert [d["name"] for d in state.documents()] == ["_policies", "doc", "peers", "tags"]
+    assert [d["name"] for d in state.documents()] == ["_policies", "_topics", "doc", "peers", "tags"]
     assert state.view("doc")["value"] == {"k": 1}
     await state.stop()
 

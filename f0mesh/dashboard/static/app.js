@@ -5,9 +5,9 @@ import { historyCharts } from "./charts.js";
 import { Globe, renderHeatmap } from "./globe.js";
 import { LinksTable } from "./links.js";
 import { peerToggle } from "./peer_toggle.js";
-import { MessagesPanel, renderAudit, renderConflicts, renderDocuments, renderTrust } from "./panels.js";
+import { MessagesPanel, renderAudit, renderConflicts, renderDocuments, renderMesh, renderTrust } from "./panels.js";
 import { buildModel, Topology } from "./topology.js";
-import { clock, debounce, fmtFigure, h, isNum, peerLabel, setName, setStatus } from "./util.js";
+import { clock, debounce, fmtFigure, h, isNum, peerLabel, setName, setStatus, setTags } from "./util.js";
 
 const $ = (id) => document.getElementById(id);
 const READONLY_KEY = "f0mesh.readonly";
@@ -124,7 +124,10 @@ function words(err) {
 
 async function refreshPeers() {
   const { peers } = await api("/api/peers?limit=1000");
-  for (const p of peers) setName(p.peer_id, p.name);
+  for (const p of peers) {
+    setName(p.peer_id, p.name);
+    setTags(p.peer_id, p.tags);
+  }
   const select = $("connect-peer");
   const chosen = select.value;
   const candidates = peers
@@ -427,6 +430,10 @@ async function refreshAudit() {
   if (event === $("audit-event").value) renderAudit($("audit-body"), entries);
 }
 
+async function refreshMesh() {
+  renderMesh($("mesh-body"), await api("/api/gossip/mesh"));
+}
+
 async function refreshTrust() {
   state.trust = await api("/api/trust");
   renderTrust($("trust-body"), state.trust, state.selfId);
@@ -611,6 +618,7 @@ const schedule = [
   { run: refreshPeers, every: () => 10000 },
   { run: refreshTopology, every: () => 5000 },
   { run: refreshTrust, every: () => 10000 },
+  { run: refreshMesh, every: () => 5000 },
   { run: refreshAudit, every: () => 10000 },
   { run: refreshMessages, every: () => (state.sse === "live" ? 30000 : 5000) },
   { run: loadHistory, every: () => (qosFlowing() ? 60000 : 5000) },

@@ -1,6 +1,6 @@
 // The active links table: one row per peer, updated in place as links and QoS samples arrive.
 
-import { ago, FIGURES, fmtFigure, h, HEALTH_RANK, isNum, isoTime, peerLabel } from "./util.js";
+import { ago, FIGURES, fmtFigure, h, HEALTH_RANK, isNum, isoTime, peerLabel, tagText } from "./util.js";
 
 const FIELDS = ["rtt_ms", "jitter_ms", "loss_pct", "bitrate_kbps"];
 const STATE_RANK = { open: 0, connecting: 1, new: 1, failed: 2, closed: 3 };
@@ -132,7 +132,8 @@ export class LinksTable {
     tr.dataset.state = link.state;
     tr.hidden = !this.showClosed && link.state === "closed";
     setText(cells.link_id, link.link_id.slice(0, 8), link.link_id);
-    setText(cells.peer_id, peer, link.peer_id);
+    const tags = tagText(link.peer_id);
+    setText(cells.peer_id, peer, tags ? `${link.peer_id}\n${tags}` : link.peer_id);
     setText(cells.state, link.state, link.reason ? `${link.state}: ${link.reason}` : link.state);
 
     const word = link.state === "open" ? link.health || "unknown" : link.state;

@@ -1,6 +1,6 @@
 // Gossip messages, audit entries, trust components and CRDT conflicts.
 
-import { clock, h, isNum, isoTime, peerLabel, truncate } from "./util.js";
+import { clock, h, isNum, isoTime, peerLabel, tagsCell, truncate } from "./util.js";
 
 const MAX_MESSAGES = 200; // rows kept, hidden system ones included, so user messages survive a telemetry burst
 // Topics the nodes gossip among themselves (node.py RESERVED_TOPICS): link telemetry, trust opinions,
@@ -127,14 +127,44 @@ export function renderTrust(body, trust, selfId) {
       h("td", { class: "num", text: fmt(r.behaviour, 2) }),
       h("td", { class: "num", text: isNum(r.trusted_by) ? String(r.trusted_by) : "—" }),
       h("td", { text: r.pretrusted ? "yes" : "no" }),
+      tagsCell(r.id),
     ),
   );
-  body.replaceChildren(...(out.length ? out : [emptyRow(6, "No trust information yet.")]));
+  body.replaceChildren(...(out.length ? out : [emptyRow(7, "No trust information yet.")]));
   // Bars through the CSSOM (allowed by the page's Content-Security-Policy, unlike style attributes).
   body.querySelectorAll("tr").forEach((tr, i) => {
     const bar = tr.querySelector(".bar");
     if (bar && rows[i]) bar.style.width = `${max > 0 ? Math.round((40 * rows[i].score) / max) : 0}px`;
   });
+}
+
+/** Per topic, the peers a new message is pushed to at once (/api/gossip/mesh), with their scores. */
+export function renderMesh(body, mesh) {
+  const fmt = (v) => (isNum(v) ? v.toFixed(3) : "—");
+  const rows = [];
+  for (const [topic, entry] of Object.entries(mesh || {})) {
+    const peers = Array.isArray(entry && entry.peers) ? entry.peers : [];
+    const label = entry && entry.fanout ? `${topic} (fanout)` : topic;
+    const topicCell = () => h("td", { class: "mono", title: topic, text: truncate(label, 48) });
+    if (!peers.length) {
+      rows.push(h("tr", { dataset: { topic } }, topicCell(), h("td", { class: "muted", colspan: 4, text: "no mesh peers yet" })));
+      continue;
+    }
+    for (const p of [...peers].sort((a, b) => (b.score ?? 0) - (a.score ?? 0))) {
+      rows.push(
+        h(
+          "tr",
+          { dataset: { topic, peerId: p.peer_id } },
+          topicCell(),
+          peerCell(p.peer_id),
+          h("td", { class: "num score", text: fmt(p.score) }),
+          h("td", { class: "num", text: fmt(p.trust) }),
+          tagsCell(p.peer_id),
+        ),
+      );
+    }
+  }
+  body.replaceChildren(...(rows.length ? rows : [emptyRow(5, "No topic meshes yet.")]));
 }
 
 /** Conflicts of one replicated state in words: who wrote what, when, which write was kept. */

@@ -44,6 +44,30 @@ export function setName(id, name) {
   names.set(id, name);
 }
 
+const tags = new Map(); // peer id -> ["key=value", ...] from its signed record (/api/peers)
+const MAX_TAGS = 16;
+
+/** Remember a peer's tags as text; a peer states them itself, so only short strings are kept. */
+export function setTags(id, given) {
+  if (typeof id !== "string" || !given || typeof given !== "object") return;
+  const pairs = Object.entries(given)
+    .filter(([k, v]) => typeof v === "string" && k.length <= 32 && v.length <= 128)
+    .slice(0, MAX_TAGS)
+    .map(([k, v]) => `${k}=${v}`);
+  if (!tags.has(id) && tags.size >= MAX_NAMES) return;
+  tags.set(id, pairs);
+}
+
+/** A peer's tags as one line of text ("" when it states none). */
+export function tagText(id) {
+  return (tags.get(id) || []).join(" ");
+}
+
+/** A table cell with a peer's tags, each as a chip of plain text. */
+export function tagsCell(id) {
+  return h("td", { class: "tags" }, ...(tags.get(id) || []).map((t) => h("span", { class: "chip", text: t })));
+}
+
 export function peerName(id) {
   return names.get(id) || null;
 }
