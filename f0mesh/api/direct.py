@@ -6,7 +6,6 @@ Incoming direct messages are events of topic ``direct`` on /api/events (they are
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -14,7 +13,7 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from f0mesh.api.auth import require_admin
 from f0mesh.api.examples import PEER
-from f0mesh.api.models import PEER_ID_PATTERN, Strict
+from f0mesh.api.models import PEER_ID_PATTERN, Strict, decode_b64
 from f0mesh.api.worker import get_node
 from f0mesh.direct import MAX_BODY
 from f0mesh.node import Node
@@ -35,10 +34,7 @@ class _Payload(Strict):
         if "payload" in self.model_fields_set and "payload_b64" in self.model_fields_set:
             raise ValueError("give at most one of 'payload' or 'payload_b64'")
         if self.payload_b64 is not None:
-            try:
-                self._bytes = base64.b64decode(self.payload_b64, validate=True)
-            except binascii.Error as exc:
-                raise ValueError(f"payload_b64 is not base64: {exc}") from exc
+            self._bytes = decode_b64(self.payload_b64)
         return self
 
     def value(self) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -11,7 +10,7 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from f0mesh.api.auth import require_admin
 from f0mesh.api.examples import OTHER_PEER, PEER, SUBSCRIPTIONS, answer, bodies
-from f0mesh.api.models import Strict
+from f0mesh.api.models import Strict, decode_b64
 from f0mesh.api.worker import get_node
 from f0mesh.gossip.params import GossipParams
 from f0mesh.node import Node
@@ -42,10 +41,7 @@ class PublishRequest(Strict):
         if ("payload" in self.model_fields_set) == ("payload_b64" in self.model_fields_set):
             raise ValueError("give exactly one of 'payload' or 'payload_b64'")
         if self.payload_b64 is not None:
-            try:
-                self._bytes = base64.b64decode(self.payload_b64, validate=True)
-            except binascii.Error as exc:
-                raise ValueError(f"payload_b64 is not base64: {exc}") from exc
+            self._bytes = decode_b64(self.payload_b64)
         return self
 
     def value(self) -> Any:

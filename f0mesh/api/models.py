@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 URL_MAX = 2048
 PEER_ID_PATTERN = r"^[1-9A-HJ-NP-Za-km-z]{40,60}$"
+
+
+def decode_b64(text: str) -> bytes:
+    """A request's ``payload_b64``: strict base64, or ValueError in words (a 422 from pydantic)."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"payload_b64 is not base64: {exc}") from exc
 
 
 class Strict(BaseModel):
