@@ -54,7 +54,7 @@ def test_demo_five_peers_json(tmp_path) -> None:
             "--peers",
             "5",
             "--duration",
-            "40",
+            "20",
             "--json",
             "--base-port",
             str(base),

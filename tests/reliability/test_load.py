@@ -1,9 +1,10 @@
 """Load (issue 13, item 4): a node publishing at its measured limit, and past it.
 
-The issue asks for five minutes at the limit; this test holds 60 s (``SUSTAIN_S``) to stay inside CI's
-time limit, and ``F0MESH_LOAD_SUSTAIN_S=300`` runs the five minutes. The figures it prints (RSS over
-time, /healthz latency percentiles, rates) are for the note; the assertions are about bounds and
-losses, never about how fast anything was.
+The issue asks for five minutes at the limit; this test holds 30 s (``SUSTAIN_S``) to stay inside the
+suite's time budget (the memory bound is absolute, not a growth rate, so it holds for any length),
+and ``F0MESH_LOAD_SUSTAIN_S=300`` runs the five minutes. The figures it prints (RSS over time,
+/healthz latency percentiles, rates) are for the note; the assertions are about bounds and losses,
+never about how fast anything was.
 
 The node publishes through its API (``POST /api/gossip``, each answered once the message is committed)
 with one linked neighbour, so every message is also pushed and acknowledged over a real link.
@@ -27,7 +28,7 @@ from nodes import TOKEN, NodeProcess, rss_kib
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MEASURE_S = 8.0
-SUSTAIN_S = float(os.environ.get("F0MESH_LOAD_SUSTAIN_S", "60"))
+SUSTAIN_S = float(os.environ.get("F0MESH_LOAD_SUSTAIN_S", "30"))
 OVERLOAD_S = 10.0
 FLOOD_WORKERS = 256
 PAD = "p" * 200
@@ -147,7 +148,7 @@ def _measure_limit(node: NodeProcess) -> float:
     return rate
 
 
-@pytest.mark.timeout(SUSTAIN_S + 240)  # start-up, the measurement and the checks: 300 s at the default
+@pytest.mark.timeout(SUSTAIN_S + 240)  # start-up, the measurement and the checks: 270 s at the default
 def test_sustained_publishing_at_the_limit_keeps_memory_bounded_and_loses_nothing(loaded_pair) -> None:
     node, peer = loaded_pair
     limit = _measure_limit(node)
