@@ -115,12 +115,13 @@ async def test_relay_state_stays_bounded_under_1000_offers_from_throwaway_identi
             await link.send(message)
 
         def all_counted() -> dict[str, float] | None:
+            """Waits for the forged ones as well: returning at the first 980 counted left up to 20 offers
+            still in the relay's queue, some of them forged (seen once: 329 of 334 counted)."""
             refused = _refused(relay)
-            return refused if sum(refused.values()) >= 1000 - 20 else None
+            enough = refused.get("forged_source", 0) >= 333 and refused.get("rate_limited", 0) >= 300
+            return refused if enough and sum(refused.values()) >= 1000 - 20 else None
 
         refused = await asyncio.to_thread(wait_for, all_counted, 60, what="every offer handled by the relay")
-        assert refused.get("forged_source", 0) >= 333
-        assert refused.get("rate_limited", 0) >= 300
         after = rss_kib(relay.proc.pid)
         print(f"relay RSS {before} KiB -> {after} KiB after 1,000 offers; refused {refused}")
         assert after - before < 30 * 1024, (before, after)
