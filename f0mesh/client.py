@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,12 +26,11 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from f0mesh.errors import F0MeshError
+from f0mesh.sse_reader import GIVE_UP_S, EventParser, ServerEvent
 
 TIMEOUT_S = 30.0
 DETAIL_MAX_CHARS = 300
 RECONNECT_S = 1.0
-GIVE_UP_S = 60.0  # without a connection this long, the node is gone rather than restarting
-MAX_EVENT_CHARS = 4 << 20
 
 
 class ClientError(F0MeshError):
@@ -243,15 +241,15 @@ class NodeClient:
                         await response.aread()
                         await self._raise_for(response)
                     failing_since = None
-                    async for event, data, event_id in _events(response):
-                        if event_id is not None:
-                            last = int(event_id)
-                        if event == "message":
-                            yield _decoded(data)
-                        elif event == "dropped":
-                            async for message in self._page(topic, data["after"], data["upto"]):
+                    async for item in _events(response):
+                        if item.id is not None:
+                            last = int(item.id)
+                        if item.event == "message":
+                            yield _decoded(item.data)
+                        elif item.event == "dropped":
+                            async for message in self._page(topic, item.data["after"], item.data["upto"]):
                                 yield message
-                            last = data["upto"]
+                            last = item.data["upto"]
             except httpx.HTTPError as exc:
                 failing_since = failing_since or loop.time()
                 if loop.time() - failing_since > GIVE_UP_S:
@@ -323,25 +321,12 @@ class NodeClient:
         return await self._call("PUT", f"/api/trust/{quote(peer_id, safe='')}", json={"weight": weight})
 
 
-async def _events(response: httpx.Response) -> AsyncIterator[tuple[str, Any, str | None]]:
-    """(event, JSON data, id) of a text/event-stream; an id alone comes with event "id"."""
-    event, data, event_id, size = "message", [], None, 0
+async def _events(response: httpx.Response) -> AsyncIterator[ServerEvent]:
+    parser = EventParser()
     async for line in response.aiter_lines():
-        if not line:
-            if data:
-                yield event, json.loads("\n".join(data)), event_id
-            elif event_id is not None:
-                yield "id", None, event_id
-            event, data, event_id, size = "message", [], None, 0
-            continue
-        size += len(line)
-        if size > MAX_EVENT_CHARS:
-            raise NodeUnreachable("the node sent an event larger than any it makes", code="bad_response")
-        field, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if field == "event":
-            event = value
-        elif field == "data":
-            data.append(value)
-        elif field == "id":
-            event_id = value
+        try:
+            item = parser.feed(line)
+        except F0MeshError as exc:
+            raise NodeUnreachable(exc.detail, code=exc.code) from exc
+        if item is not None:
+            yield item

@@ -28,36 +28,57 @@ class ServerEvent:
     id: str | None
 
 
-def parse(lines: Iterator[str]) -> Iterator[ServerEvent]:
-    """Events of a text/event-stream, whose ``data`` is JSON; an id alone comes with ``data`` None
-    (a node sends one on connecting: the position a reconnection resumes from)."""
-    event, data, event_id = "message", [], None
-    size = 0
-    for line in lines:
+class EventParser:
+    """A text/event-stream fed line by line (no I/O, so the sync reader and the async client share it).
+
+    ``data`` is JSON; an id alone comes with ``data`` None and event "id" (a node sends one on
+    connecting: the position a reconnection resumes from). Raises F0MeshError(bad_response) for an
+    event that is not JSON or larger than any a node makes."""
+
+    def __init__(self) -> None:
+        self._event = "message"
+        self._data: list[str] = []
+        self._id: str | None = None
+        self._size = 0
+
+    def _reset(self) -> None:
+        self._event, self._data, self._id, self._size = "message", [], None, 0
+
+    def feed(self, line: str) -> ServerEvent | None:
+        """The event this line completes, if any."""
         if not line:
-            if not data and event_id is not None:
-                yield ServerEvent("id", None, event_id)
+            event, data, event_id = self._event, self._data, self._id
+            self._reset()
             if data:
                 try:
                     value = json.loads("\n".join(data))
                 except ValueError as exc:
                     raise F0MeshError("the node sent an event that is not JSON", code="bad_response") from exc
-                yield ServerEvent(event, value, event_id)
-            event, data, event_id, size = "message", [], None, 0
-            continue
-        size += len(line)
-        if size > MAX_EVENT_CHARS:
+                return ServerEvent(event, value, event_id)
+            return ServerEvent("id", None, event_id) if event_id is not None else None
+        self._size += len(line)
+        if self._size > MAX_EVENT_CHARS:
             raise F0MeshError("the node sent an event larger than any it should", code="bad_response")
         if line.startswith(":"):
-            continue
+            return None
         name, _, value = line.partition(":")
         value = value.removeprefix(" ")
         if name == "event":
-            event = value
+            self._event = value
         elif name == "data":
-            data.append(value)
+            self._data.append(value)
         elif name == "id":
-            event_id = value
+            self._id = value
+        return None
+
+
+def parse(lines: Iterator[str]) -> Iterator[ServerEvent]:
+    """The events of a stream's lines (see EventParser)."""
+    parser = EventParser()
+    for line in lines:
+        item = parser.feed(line)
+        if item is not None:
+            yield item
 
 
 class EventReader:
