@@ -38,6 +38,7 @@ from f0mesh.trust.service import NODE_TRUST_PARAMS
 
 DONE_TIMEOUT_S = 300.0
 BENCH_TOPIC = "bench.gossip"
+SYSTEM_HEADROOM = 8
 _HUGE = 1e12
 UNLIMITED = RateParams(
     base_rate=_HUGE, min_rate=_HUGE, max_rate=_HUGE, base_burst=_HUGE, min_burst=_HUGE, max_burst=_HUGE
@@ -115,9 +116,10 @@ class Traffic:
                 await framed.send(wire.encode({"t": "bench.data", "d": payload[:rest]}))
         else:
             # Many publishes in flight at once, so the store writer, the per-neighbour outbox and the
-            # framing layer can batch them; the node refuses (429) more than this many at a time.
+            # framing layer can batch them; the node refuses (429) more than this many at a time,
+            # its own system publishes (telemetry, trust) included: those get a few slots of headroom.
             text = payload.hex()[:size]  # a JSON string payload of ``size`` bytes
-            window = self.node.gossip.params.max_pending_publishes
+            window = self.node.gossip.params.max_pending_publishes - SYSTEM_HEADROOM
             pending: deque[asyncio.Future[str]] = deque()
             for _ in range(total):
                 if len(pending) >= window:

@@ -146,7 +146,7 @@ METHODS: dict[str, str] = {
         "Noise + yamux against ICE + DTLS + SCTP per link."
     ),
     "node_rss_idle": (
-        "Absolute VmRSS (kB) of a node holding 8 open, idle links (no goal): the `link_memory` hub's "
+        "Absolute VmRSS (kB) of a node holding 8 open, idle links: the `link_memory` hub's "
         "second reading (1 warm-up + 7 links, read 2 s after the last dial; 1 + 4 = 5 links in --quick). "
         "Baseline: the raw aiortc hub with as many connections, read the same way."
     ),
@@ -237,33 +237,41 @@ The three largest costs, the same in every profile taken for issue #12:
 # What holds a goal back, shown under the key whenever this run did not meet it.
 NOT_MET: dict[str, str] = {
     "message_rate_crypto": (
-        "**Not met.** Measured for issue #25 (two Node processes, CPU time per message from /proc, "
-        "quiet-ish machine): sender ~220-240 us, receiver ~250-300 us per envelope, against ~38 us "
-        "for an Ed25519 sign and ~105 us for a verify in isolation; 0.6 would need ~255 us for both "
-        "processes together. Removed from the path: `dataclasses.asdict` of every stored message "
-        "(deep copies, ~15 us per message and side; A/B in one process: sender 202 -> 186 us) and "
-        "pure-Python `base64.b32encode` for message ids (a 10-bit table, same strings). What is left "
-        "has no single large item (cProfile of the receiver: verify ~31 % of busy time, then many "
-        "steps of 1-4 % each): SQLite through SQLAlchemy and aiosqlite's thread (~37 us per message "
-        "with its audit row, ~13 us per `sent` audit row), aiortc's DTLS/SCTP per batch, the engine's "
-        "bookkeeping (seen-cache, HLC, rate limits, trust feedback, push and ack tracking) and one "
-        "asyncio task per publish. What would lift it: audit rows of accepted envelopes as batch rows "
-        "(an audit-API change), SQL with less per-row machinery, and verification on a second core; "
-        "one signature per batch would break the one-signature-per-envelope contract. Second pass for "
-        "issue #25: gossip rows now go to the driver as plain tuples through SQL compiled once "
-        "(`Store.commit_gossip`; 64-row batches with their audit rows in one process: 35-46 -> "
-        "32-34 us of CPU per message). py-spy of both nodes at 200 Hz over three 4,000-message rounds, "
-        "threads included, idle waits left out: receiver verify 32 % of busy samples, aiortc DTLS/SCTP "
-        "15 % (half of it one SCTP SACK sent per received packet, inside aiortc), envelope decode 7.5 %, "
-        "SQLite in aiosqlite's thread 6.6 %, write-behind 4 %, push-target upkeep 4 %, message ids 4 %, "
-        "trust feedback 1.6 %; sender (of ~66 % truly busy samples) publish 42 % with the sign 18 %, "
-        "aiortc 24 % (SACK handling ~10 %), SQLite and write-behind 16 %, acks 7 %. An audit row now "
-        "costs 3-5 us of CPU (the same batches with and without theirs: 20-23 against 25-39 us per "
-        "message), i.e. batch audit rows for accepted envelopes would save ~2-3 % of the pipeline for "
-        "a change of the audit contract that ~50 test assertions and the API rely on: not made. The "
-        "rest is Python per step (coroutine per publish, dataclasses, HLC, seen-cache, rate limits) at "
-        "1-4 % each; 0.6 needs the pipeline at ~95 us beside the crypto for both processes together, "
-        "and aiortc alone takes about that."
+        "**Not met, and out of reach of this design in Python.** Measured for issue #25 (two Node "
+        "processes, CPU per envelope from /proc, load 4-20): sender 210-290 us, receiver 290-390 us, "
+        "against a floor of 140-180 us per sign + verify pair. The engines alone, in one thread with no "
+        "link and no SQL (the budget line above), already spend 235-350 us per envelope for both sides, "
+        "so even a free store and a free aiortc would leave the ratio at ~0.5-0.6: the gossip engine's "
+        "Python per envelope (47-72 us in publish beyond the sign in our runs: envelope, id, HLC, audit "
+        "row, seen-cache, write-behind, push tracking; 45-114 us inbound beyond the verify: decode, "
+        "checks, rate limits, trust feedback, ack) must shrink before the store (~25-50 us per side with "
+        "aiosqlite's thread, growing with the table) and aiortc (~40 us per envelope for both ends at its"
+        " bulk 6 MB per CPU-second, more when UDP drops make the sender walk SACK gap blocks) matter. "
+        "py-spy of the threads holding the GIL: receiver verify 56 % of its Python time; sender sign "
+        "15-31 %, aiortc 7-27 %, SQLAlchemy and aiosqlite's thread handoffs 10-13 %. Removed from the "
+        "path over three passes: `dataclasses.asdict` (~15 us per message and side), pure-Python base32 "
+        "ids, PeerId decoding (cached), SQLAlchemy's per-row parameter processing (rows as driver "
+        "tuples), and now half the thread handoffs of a SQLite gossip commit (8 -> 4: rows go to "
+        "aiosqlite's `executemany` inside the engine's transaction; 64-row commits 29 -> 23 us of CPU per"
+        " message, 1-row commits 630 -> 390 us; in the two-process rounds within the noise, as ~95 "
+        "commits carry 4,000 envelopes). Not made: audit rows of accepted envelopes as batch rows (~2-3 "
+        "%, an audit-contract change), one signature per batch (breaks one signature per envelope)."
+    ),
+    "node_rss_idle": (
+        "**Not met.** Measured for issue #25 (`f0mesh up` hub with 5 links against the raw hub, "
+        "quiet machine): 129.9 against 95.7 MB; anonymous memory 85.2 against 54.3 MB, file-backed "
+        "44.6 against 41.4 MB. The gap is imported code, not what the node holds: RSS of the imports "
+        "alone is 118.2 against 85.1 MB, and both hubs add ~11 MB at run time (node start 5.3 MB before "
+        "any link: the SQLite dialect and httpcore imported on first use, SQLite and its thread). "
+        "tracemalloc of the idle node: 65 MB of Python heap, 31 MB of it code objects. Of the 33 MB "
+        "of imports the raw peer does not have, SQLAlchemy is 20.7 MB (core 11.5; `sqlalchemy.ext.asyncio` "
+        "6.5, most of it the ORM, which it imports for its session; aiosqlite and its dialect 2.7), "
+        "f0mesh's own modules ~10 MB (state and CRDTs 4, api "
+        "2.5, gossip 1.3), typer 1.4, prometheus_client 0.8. Without SQLAlchemy the node would be "
+        "~110 MB, ~1.15: the store speaking SQL to aiosqlite and asyncpg itself is the one change large "
+        "enough, and it is a rewrite of f0mesh/store (queries, migrations, both backends), not made. "
+        "Tried and dropped: `gc.collect()` before the start-up `gc.freeze()` (-0.2 MB) and "
+        "`malloc_trim` right after start (-0.35 MB; the first link's burst trims anyway)."
     ),
     "throughput": (
         "What holds it back: not CPU. Per CPU-second of both processes f0mesh moves the same bytes as "
@@ -467,6 +475,8 @@ def _extra_notes(key: str, fig: dict[str, Any]) -> list[str]:
         notes.append(f"Payload per repeat: {samples['payload_bytes'] / 1024 / 1024:.0f} MiB.")
     if key in ("message_rate", "message_rate_crypto"):
         notes.append(f"Messages per repeat: {samples['messages']}.")
+    if key == "message_rate_crypto" and "engine_budget_us" in samples:
+        notes.append(_engine_budget_note(samples["engine_budget_us"]))
     if key == "validation":
         wf, wb = samples["wall_f0mesh"], samples["wall_baseline"]
         notes.append(
@@ -518,15 +528,27 @@ def _extra_notes(key: str, fig: dict[str, Any]) -> list[str]:
         )
     if key == "node_rss_idle":
         notes.append(
-            "Most of it is code: importing what a node runs (aiortc, SQLAlchemy's asyncio engine, "
-            "FastAPI and pydantic, httpx) takes ~110 MB before any link, against ~62 MB for aiortc alone "
-            "(issue #25, one interpreter each)."
+            "Most of it is code: importing what a node runs takes ~118 MB before any link, against "
+            "~85 MB for what the raw peer imports (aiortc, httpx, FastAPI, uvicorn); both hubs add "
+            "~11 MB at run time (issue #25, one interpreter each)."
         )
     if key == "libdatachannel_throughput":
         notes.append(_libdatachannel_notes(samples))
     if key in NOT_MET and fig["met"] is False:
         notes.append(NOT_MET[key])
     return notes
+
+
+def _engine_budget_note(b: dict[str, float]) -> str:
+    crypto = b["sign_us"] + b["verify_us"]
+    engines = b["sender_engine_us"] + b["receiver_engine_us"]
+    return (
+        f"The engines alone (this run, one thread, no link, no SQL, `bench/validation.engine_budget`): "
+        f"sign {b['sign_us']:.0f} and verify {b['verify_us']:.0f} us per envelope; the sender's publish "
+        f"{b['sender_engine_us']:.0f} us (its sign included), the receiver's inbound pipeline "
+        f"{b['receiver_engine_us']:.0f} us (its verify included). With the store and aiortc free, the "
+        f"pipeline would reach at most {crypto / engines:.2f} of the floor."
+    )
 
 
 def _libdatachannel_notes(samples: dict[str, Any]) -> str:

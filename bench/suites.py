@@ -433,7 +433,12 @@ def bench_traffic(plan: Plan, keys: set[str]) -> dict[str, Any]:
                 unit="msgs/CPU-s",
                 op=">=",
                 goal=0.6,
-                extra={"messages": messages, "wall_rate_f0mesh": gossip.values},
+                extra={
+                    "messages": messages,
+                    "wall_rate_f0mesh": gossip.values,
+                    # what each engine alone spends per envelope: a floor under the pipeline's cost
+                    "engine_budget_us": validation.engine_budget(messages // 2),
+                },
             )
             plan.say(
                 f"message_rate_crypto: f0mesh {crypto['f0mesh']:.0f}, sign+verify {crypto['baseline']:.0f}"
@@ -625,10 +630,12 @@ def bench_link_memory(plan: Plan) -> dict[str, Any]:
                 "baseline_failed_rounds": raw_round.failures,
             },
         ),
-        "node_rss_idle": reported(
+        "node_rss_idle": figure(
             rss["f0mesh_rss_after_kb"],
             rss["baseline_rss_after_kb"],
             unit="kB",
+            op="<=",
+            goal=1.2,
             extra={"links": k + 1},
         ),
     }

@@ -10,7 +10,8 @@ Baseline: ``Ed25519PublicKey.verify`` over the same signed bytes, keys loaded on
 Figures are per CPU-second of this thread (``time.thread_time``), which a busy neighbour stretches
 far less than wall time.
 
-Also the per-op cost of signed replicated state (crdt_op_costs): each CRDT op carries its author's
+Also what each engine alone spends per envelope (engine_budget, for `message_rate_crypto`), and the
+per-op cost of signed replicated state (crdt_op_costs): each CRDT op carries its author's
 Ed25519 signature, made on the local write and checked on every road in.
 """
 
@@ -111,6 +112,60 @@ def measure(count: int, repeats: int) -> dict[str, list[float]]:
         for step in (engine_side, verify_side) if i % 2 == 0 else (verify_side, engine_side):
             step()
     return out
+
+
+async def _publish_pass(count: int) -> float:
+    """CPU seconds for a fresh engine to publish ``count`` payloads (sign, store in memory, deliver)
+    with as many in flight as the node admits, as `message_rate`'s sender does, but no link."""
+    engine = GossipEngine(
+        Identity.generate(),
+        _NoNeighbours(),
+        MemoryGossipStore(),
+        origin_limiter=RateLimiter(UNLIMITED),
+        neighbour_limiter=RateLimiter(UNLIMITED),
+    )
+    await engine.start()
+    window = engine.params.max_pending_publishes // 2
+    try:
+        cpu0 = time.thread_time()
+        for start in range(0, count, window):
+            batch = min(window, count - start)
+            await asyncio.gather(*(engine.publish("bench", PAYLOAD) for _ in range(batch)))
+        await engine.flush()
+        cpu = time.thread_time() - cpu0
+        if engine.stats.published != count:
+            raise RuntimeError(f"engine published {engine.stats.published} of {count} payloads")
+        return cpu
+    finally:
+        await engine.stop()
+
+
+def engine_budget(count: int) -> dict[str, float]:
+    """CPU microseconds per envelope of each engine alone, in this thread, with no link and no SQL:
+    the sender's publish (sign included) and the receiver's inbound pipeline (verify included), next
+    to the sign and the verify themselves. What the engines spend beyond the crypto is a cost the
+    real pipeline cannot go below, whatever its store and transport cost."""
+    envelopes = make_envelopes(count)
+    keys = {e.origin: public_key_from_peer_id(e.origin) for e in envelopes}
+    private = Ed25519PrivateKey.generate()
+    signed = [e.signed for e in envelopes]
+    cpu0 = time.thread_time()
+    for data in signed:
+        private.sign(data)
+    sign_s = time.thread_time() - cpu0
+    cpu0 = time.thread_time()
+    for e in envelopes:
+        keys[e.origin].verify(e.signature, e.signed)
+    verify_s = time.thread_time() - cpu0
+    sender_s = asyncio.run(_publish_pass(count))
+    receiver_s, _wall = asyncio.run(_engine_pass([e.encode() for e in envelopes]))
+    per = 1e6 / count
+    return {
+        "sign_us": sign_s * per,
+        "verify_us": verify_s * per,
+        "sender_engine_us": sender_s * per,
+        "receiver_engine_us": receiver_s * per,
+    }
 
 
 def crdt_op_costs(count: int) -> dict[str, float]:

@@ -1,5 +1,5 @@
 """Smoke tests of the benchmark suite: its cheapest figures run end to end and write the agreed shape,
-and the report renders the keys that need a mesh (gossip) or a memory run (node_rss_idle).
+and the report renders the keys that carry no goal (gossip, libp2p_rss_idle).
 
 Timing values are never asserted: this machine is shared, and the figures are for people to read.
 """
@@ -54,7 +54,7 @@ def test_bench_validation_writes_results(tmp_path: Path) -> None:
 
 
 def test_report_renders_reported_keys(tmp_path: Path) -> None:
-    """gossip and node_rss_idle have no goal (met is None); a mesh size that failed is shown as such."""
+    """gossip and libp2p_rss_idle have no goal (met is None); a mesh size that failed is shown as such."""
     n8 = {
         "nodes": 8,
         "messages": 2,
@@ -72,7 +72,7 @@ def test_report_renders_reported_keys(tmp_path: Path) -> None:
     by_n = {"8": n8, "16": {"nodes": 16, "error": "TimeoutError: not ready"}}
     results = {
         "gossip": reported([40.0, 60.0], [3.0], unit="ms", extra={"nodes": 8, "by_n": by_n}),
-        "node_rss_idle": reported([150_000.0], [90_000.0], unit="kB", extra={"links": 8}),
+        "libp2p_rss_idle": reported([150_000.0], [90_000.0], unit="kB", extra={"links": 8}),
     }
     for fig in results.values():
         assert fig["met"] is None and fig["goal"] == "none (reported)" and fig["ratio"] > 0
@@ -87,7 +87,7 @@ def test_report_renders_reported_keys(tmp_path: Path) -> None:
     }
     report.write(results, tmp_path / "results.json", tmp_path / "RESULTS.md", meta)
     md = (tmp_path / "RESULTS.md").read_text()
-    assert "| `gossip` |" in md and "| `node_rss_idle` |" in md
+    assert "| `gossip` |" in md and "| `libp2p_rss_idle` |" in md
     assert "| 16 | not measured: TimeoutError: not ready |" in md
     assert "N = 32" in md
     assert json.loads((tmp_path / "results.json").read_text())["gossip"]["samples"]["by_n"]["8"] == n8
@@ -220,3 +220,12 @@ def test_report_renders_relayed_dial(tmp_path: Path) -> None:
     assert "| `relayed_dial` |" in md and "### `relayed_dial`" in md and "`--no-public-url`" in md
     assert "through the relay 70.0 [60.0–80.0]" in md and "ratio 1.75." in md
     assert "1 f0mesh round(s) failed and were run again" in md
+
+
+def test_engine_budget_runs_both_engines_with_real_crypto() -> None:
+    """message_rate_crypto's budget line: each engine really published or accepted every envelope."""
+    from bench.validation import engine_budget
+
+    budget = engine_budget(40)
+    assert set(budget) == {"sign_us", "verify_us", "sender_engine_us", "receiver_engine_us"}
+    assert all(v > 0 for v in budget.values())
