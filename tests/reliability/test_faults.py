@@ -20,7 +20,7 @@ import time
 import asyncpg
 import httpx
 import pytest
-from reliability_kit import attacker_node
+from hostile import attacker_node
 
 from nodes import TOKEN, NodeProcess, wait_for
 

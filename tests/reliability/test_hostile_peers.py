@@ -21,9 +21,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiortc import RTCPeerConnection
+from hostile import attacker_node, offer_sdp
 from reliability_kit import (
-    attacker_node,
     batch_frame,
     behaviour,
     close_quietly,
@@ -485,13 +484,7 @@ async def test_a_slow_store_write_never_leaves_a_closed_link_recorded_open(node_
 
 
 async def _signed_offer(identity: Identity, to_peer: str, from_url: str) -> dict:
-    pc = RTCPeerConnection()
-    try:
-        pc.createDataChannel("ctl", negotiated=True, id=0)
-        await pc.setLocalDescription(await pc.createOffer())
-        return sign_description(identity, "offer", pc.localDescription.sdp, to_peer, from_url).to_json()
-    finally:
-        await pc.close()
+    return sign_description(identity, "offer", await offer_sdp(), to_peer, from_url).to_json()
 
 
 async def test_block_list_is_honoured_by_offers_dials_and_peer_exchange(node_factory, tmp_path) -> None:

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from aiortc import RTCPeerConnection
-from reliability_kit import attacker_node, envelope, get, healthy, log_has, log_size, poll, send_envelopes
+from hostile import attacker_node, offer_sdp
+from reliability_kit import envelope, get, healthy, log_has, log_size, poll, send_envelopes
 
 from f0mesh.identity import Identity
 from f0mesh.peer_record import PeerRecord
@@ -153,16 +153,6 @@ async def test_peer_exchange_is_believed_only_from_trusted_peers_and_stays_bound
         await healthy(third)
 
 
-async def _offer_template() -> str:
-    pc = RTCPeerConnection()
-    try:
-        pc.createDataChannel("ctl", negotiated=True, id=0)
-        await pc.setLocalDescription(await pc.createOffer())
-        return pc.localDescription.sdp
-    finally:
-        await pc.close()
-
-
 def _db_counts(node, ids: set[str]) -> dict[str, int]:
     with sqlite3.connect(node.data_dir / "mesh.db") as db:
         links = db.execute("SELECT peer_id FROM mesh_links WHERE owner = ?", (node.peer_id,)).fetchall()
@@ -180,7 +170,7 @@ async def test_throwaway_offers_leave_nothing_and_steer_no_requests(node_factory
         node_factory, "target", extra=["--gc-interval", "1", "--stranger-retention", "2"]
     )
     pid = target.proc.pid
-    sdp = await _offer_template()
+    sdp = await offer_sdp()
     identities = [Identity.generate() for _ in range(THROWAWAY_OFFERS)]
     ids = {i.peer_id for i in identities}
     await asyncio.sleep(2)
