@@ -27,7 +27,7 @@ def _refused(node: NodeProcess) -> dict[str, float]:
 
 
 def _relay_and_target(node_factory) -> tuple[NodeProcess, NodeProcess]:
-    relay, target = node_factory("relay"), node_factory("target")
+    relay, target = node_factory.many("relay", "target")
     assert relay.dial(target).status_code == 200
     return relay, target
 

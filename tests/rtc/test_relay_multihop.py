@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from hostile import attacker_node
@@ -19,7 +18,7 @@ from hostile import attacker_node
 from f0mesh.rtc.relay import envelope
 from f0mesh.rtc.signaling import sign_description
 
-from nodes import NodeProcess, wait_for
+from nodes import NodeProcess, start_all, wait_for
 
 NO_AUTODIAL = ["--d-lo", "0", "--d", "0"]
 SDP = "v=0\r\n"
@@ -58,8 +57,7 @@ def line(tmp_path_factory) -> Iterator[dict[str, NodeProcess]]:
         "d": NodeProcess(root / "d", extra=[*NO_AUTODIAL, "--no-public-url"]),
     }
     try:
-        with ThreadPoolExecutor(len(nodes)) as pool:
-            list(pool.map(NodeProcess.start, nodes.values()))
+        start_all(list(nodes.values()))
         a, b, c, d = (nodes[k] for k in "abcd")
         for left, right in ((b, c), (a, b), (d, c)):
             assert left.dial(right).status_code == 200
