@@ -10,7 +10,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
@@ -110,7 +110,14 @@ class NodeProcess:
 START_TIMEOUT_S = 30.0  # for one node; start_all gives n nodes n times that, as one after another had
 
 
-def start_all(nodes: list[NodeProcess]) -> list[NodeProcess]:
+class Startable(Protocol):
+    def start(self, timeout: float = ...) -> Any: ...
+
+
+StartableT = TypeVar("StartableT", bound=Startable)
+
+
+def start_all(nodes: list[StartableT]) -> list[StartableT]:
     """Start the nodes side by side: a node spends its first seconds importing and opening its store,
     on a CPU of its own when there is one, so a mesh comes up in a fraction of the time of one node
     after the other."""
