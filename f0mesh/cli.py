@@ -138,6 +138,7 @@ def up(
     state_writers: Annotated[list[str] | None, _up_opt("state_writers")] = _default("state_writers"),
     max_links: Annotated[int, _up_opt("max_links")] = _default("max_links"),
     heartbeat_timeout: Annotated[float, _up_opt("heartbeat_timeout")] = _default("heartbeat_timeout"),
+    connect_timeout: Annotated[float, _up_opt("connect_timeout")] = _default("connect_timeout"),
     location: Annotated[str | None, _up_opt("location")] = _default("location"),
     tag: Annotated[list[str] | None, _up_opt("tag")] = _default("tag"),
     name: Annotated[str | None, _up_opt("name")] = _default("name"),

@@ -113,6 +113,8 @@ class NodeConfig:
         timeout = self.heartbeat_timeout
         if not (isinstance(timeout, int | float) and 0.2 <= timeout <= 3600):
             raise ConfigError(f"--heartbeat-timeout: must be 0.2..3600 seconds, got {timeout!r}")
+        if not (1 <= self.connect_timeout <= 600):
+            raise ConfigError(f"--connect-timeout: must be 1..600 seconds, got {self.connect_timeout!r}")
         for url in self.bootstrap:
             check_peer_url("--bootstrap", url)
         if self.public_url:

@@ -189,6 +189,13 @@ FLAGS: tuple[Flag, ...] = (
         "heartbeats go out every quarter of it",
     ),
     Flag(
+        "--connect-timeout",
+        "connect_timeout",
+        "a link not open after this long fails (s)",
+        "S",
+        "ICE, DTLS and SCTP together; raise it for slow or lossy paths",
+    ),
+    Flag(
         "--location",
         "location",
         "lat,lon for the map view",

@@ -39,16 +39,10 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
 
 @pytest.fixture
 def node_factory(tmp_path) -> Iterator:
-    """Start ``f0mesh up`` processes; every one is stopped when the test ends, pass or fail."""
-    from nodes import NodeProcess
+    """Start ``f0mesh up`` processes (one by call, or several at once with ``.many``); every one is
+    stopped when the test ends, pass or fail."""
+    from nodes import NodeFactory
 
-    started: list[NodeProcess] = []
-
-    def make(name: str = "n", *, extra: list[str] | None = None, start: bool = True) -> NodeProcess:
-        node = NodeProcess(tmp_path / f"{name}{len(started)}", extra=extra)
-        started.append(node)
-        return node.start() if start else node
-
-    yield make
-    for node in started:
-        node.close()
+    factory = NodeFactory(tmp_path)
+    yield factory
+    factory.close()

@@ -17,7 +17,7 @@ def _words(text: str) -> str:
 
 
 def test_live_metrics_follow_the_naming_rules(node_factory) -> None:
-    a, b = node_factory("a", extra=FAST), node_factory("b", extra=FAST)
+    a, b = node_factory.many("a", "b", extra=FAST)
     assert a.dial(b).status_code == 200
     wait_for(lambda: b.link_to(a.peer_id) and b.link_to(a.peer_id)["rtt_ms"] is not None, 20, 0.3, "QoS")
     assert a.http.post("/api/gossip", json={"topic": "chat", "payload": "hello"}).status_code == 200

@@ -20,7 +20,7 @@ from nodes import TOKEN, wait_for
 
 
 def linked(node_factory, *names: str):
-    nodes = [node_factory(name) for name in names]
+    nodes = node_factory.many(*names)
     for other in nodes[1:]:
         assert nodes[0].dial(other).status_code == 200
     for other in nodes[1:]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from nodes import TOKEN, wait_for
+from nodes import TOKEN, start_all, wait_for
 
 FAST = ["--qos-interval", "1", "--probe-rate", "5"]
 NO_AUTODIAL = ["--d-lo", "0", "--d", "0", "--d-hi", "8"]
@@ -37,8 +37,7 @@ def figures(page, peer_id: str) -> list[str | None]:
 
 
 def test_login_connect_live_figures_close_and_bad_link(node_factory, dashboard) -> None:
-    a = node_factory("a", extra=[*FAST, *NO_AUTODIAL])
-    b = node_factory("b", extra=[*FAST, *NO_AUTODIAL])
+    a, b = node_factory.many("a", "b", extra=[*FAST, *NO_AUTODIAL])
     assert a.http.post("/api/peers", json={"url": b.url}).status_code == 200  # known, not linked
     dash = dashboard(a.url + "/")
     page = dash.page
@@ -153,9 +152,12 @@ def test_login_connect_live_figures_close_and_bad_link(node_factory, dashboard) 
 
 def test_five_node_mesh_topology_history_phone_and_screenshot(node_factory, dashboard) -> None:
     boot = node_factory("boot", extra=[*FAST, "--location", LOCATIONS[0]])
-    others = [
-        node_factory("n", extra=[*FAST, "--bootstrap", boot.url, "--location", loc]) for loc in LOCATIONS[1:]
-    ]
+    others = start_all(
+        [
+            node_factory("n", extra=[*FAST, "--bootstrap", boot.url, "--location", loc], start=False)
+            for loc in LOCATIONS[1:]
+        ]
+    )
     ids = {n.peer_id for n in [boot, *others]}
 
     def mesh_known() -> bool:

@@ -60,7 +60,7 @@ async def _write_far_node(pg_url: str, peer_ids: list[str]) -> str:
 
 def test_fleet_query_finds_lossy_links_across_owners(node_factory, pg_url: str) -> None:
     extra = ["--store", pg_url, "--qos-interval", "1", "--probe-rate", "5"]
-    a, b = node_factory("a", extra=extra), node_factory("b", extra=extra)
+    a, b = node_factory.many("a", "b", extra=extra)
     assert a.dial(b).status_code == 200
     for node, other in ((a, b), (b, a)):
         wait_for(

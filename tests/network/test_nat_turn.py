@@ -46,7 +46,7 @@ from network.labnode import LabNode
 from network.turnserver import MAKE_DEPS, TurnServer
 
 from netlab import LinkSpec, Netlab, list_namespaces
-from nodes import wait_for
+from nodes import start_all, wait_for
 
 PY = sys.executable
 UDPTOOL = str(Path(__file__).resolve().parent.parent / "netlab" / "udptool.py")
@@ -280,7 +280,8 @@ def test_nodes_behind_separate_nats_link_and_gossip_through_turn(tmp_path: Path)
             node = LabNode(lab, index, tmp_path / name, port=NODE_PORT, dial_allow=SUBNET, extra=flags)
             node.url = f"http://{m_ip}:{FORWARD_PORTS[index]}"  # its --public-url: the proxy on M
             stack.callback(node.close)
-            nodes[index] = node.start()
+            nodes[index] = node
+        start_all(list(nodes.values()))
         a, b = nodes[A], nodes[B]
         assert a.peer_id and b.peer_id
 

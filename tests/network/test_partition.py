@@ -18,7 +18,7 @@ from typing import Any
 from network.labnode import LabNode
 
 from netlab import LinkSpec, Netlab, cleanup_stale
-from nodes import wait_for
+from nodes import start_all, wait_for
 
 SUBNET = "10.219.0.0/24"
 DOC = "/api/state/cfg"
@@ -51,7 +51,8 @@ def test_partition_in_namespaces_heals_and_state_converges(tmp_path: Path) -> No
         for i in range(4):
             node = LabNode(lab, i, tmp_path / f"n{i}", dial_allow=SUBNET, extra=NODE_FLAGS)
             stack.callback(node.close)
-            nodes.append(node.start())
+            nodes.append(node)
+        start_all(nodes)
         ids = [n.peer_id for n in nodes]
         for a, b in itertools.combinations(range(4), 2):
             r = nodes[a].api.post("/dial", json={"url": nodes[b].url})

@@ -19,7 +19,7 @@ import pytest
 
 from network.turnserver import MAKE_DEPS, TurnServer
 
-from nodes import wait_for
+from nodes import start_all, wait_for
 
 USER, PASSWORD = "f0mesh-test", "relay-secret-42"
 
@@ -55,8 +55,9 @@ def assert_error_in_words(response, what: str) -> dict[str, str]:
 def test_relay_only_nodes_link_through_turn(node_factory, turn: TurnServer, tmp_path: Path) -> None:
     servers_file = tmp_path / "ice-servers.json"
     servers_file.write_text(json.dumps({"iceServers": turn.ice_servers()}))
-    a = node_factory("a", extra=relay_flags(turn.ice_servers()))
-    b = node_factory("b", extra=relay_flags(servers_file))
+    a = node_factory("a", extra=relay_flags(turn.ice_servers()), start=False)
+    b = node_factory("b", extra=relay_flags(servers_file), start=False)
+    start_all([a, b])
 
     started = time.monotonic()
     dialled = a.dial(b)
@@ -100,8 +101,10 @@ def test_relay_only_nodes_link_through_turn(node_factory, turn: TurnServer, tmp_
 
 
 def test_wrong_turn_password_fails_with_an_error_in_words(node_factory, turn: TurnServer) -> None:
-    wrong = node_factory("wrong", extra=relay_flags(turn.ice_servers(password="not-the-password")))
-    right = node_factory("right", extra=relay_flags(turn.ice_servers()))
+    bad_password = relay_flags(turn.ice_servers(password="not-the-password"))
+    wrong = node_factory("wrong", extra=bad_password, start=False)
+    right = node_factory("right", extra=relay_flags(turn.ice_servers()), start=False)
+    start_all([wrong, right])
 
     as_dialler = assert_error_in_words(wrong.dial(right), "dial from the node with the wrong password")
     as_answerer = assert_error_in_words(right.dial(wrong), "dial to the node with the wrong password")
@@ -115,8 +118,10 @@ def test_wrong_turn_password_fails_with_an_error_in_words(node_factory, turn: Tu
 
 
 def test_wrong_turn_password_error_names_the_turn_server(node_factory, turn: TurnServer) -> None:
-    wrong = node_factory("wrong", extra=relay_flags(turn.ice_servers(password="not-the-password")))
-    right = node_factory("right", extra=relay_flags(turn.ice_servers()))
+    bad_password = relay_flags(turn.ice_servers(password="not-the-password"))
+    wrong = node_factory("wrong", extra=bad_password, start=False)
+    right = node_factory("right", extra=relay_flags(turn.ice_servers()), start=False)
+    start_all([wrong, right])
     for response in (wrong.dial(right), right.dial(wrong)):
         detail = response.json()["detail"]
         assert "only loopback addresses" not in detail, detail

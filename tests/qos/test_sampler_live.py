@@ -12,7 +12,7 @@ FAST = ["--qos-interval", "1", "--probe-rate", "10"]
 
 
 def test_idle_link_reports_qos_and_stores_samples(node_factory) -> None:
-    a, b = node_factory("a", extra=FAST), node_factory("b", extra=FAST)
+    a, b = node_factory.many("a", "b", extra=FAST)
     assert a.dial(b).status_code == 200
     link = wait_for(
         lambda: (

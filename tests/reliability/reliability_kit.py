@@ -1,7 +1,7 @@
 """Helpers shared by the reliability tests: an in-process attacker, raw frames, process figures.
 
-The attacker is an in-process f0mesh ``Node`` (no HTTP server) that links to a real ``f0mesh up``
-process over WebRTC; tests use its link to send whatever they like, bypassing the framing layer
+The attacker is the in-process f0mesh ``Node`` of tests/hostile.py (no HTTP server), linked to a real
+``f0mesh up`` process over WebRTC; tests use its link to send whatever they like, bypassing the framing layer
 with ``link.ctl.send(frame)`` where the frames themselves are the attack. Everything that blocks
 (HTTP to the node process, /proc reads) runs in a thread so the attacker's event loop keeps going.
 """
@@ -14,18 +14,16 @@ import itertools
 import re
 import struct
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-from f0mesh.config import NodeConfig
 from f0mesh.crdt import HLCTimestamp
 from f0mesh.gossip import Envelope
 from f0mesh.identity import Identity
 from f0mesh.node import Node
 from f0mesh.rtc.link import Link
 
-from nodes import NodeProcess, free_port
+from nodes import NodeProcess
 
 TYPE_BATCH, TYPE_START, TYPE_MORE = 0x01, 0x02, 0x03
 CHUNK = struct.Struct(">BII")
@@ -121,16 +119,6 @@ async def _buffer_below(link: Link, level: int, timeout: float = 60.0) -> None:
 
 
 # -- the attacker ----------------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def attacker_node(data_dir: Path, **config: Any) -> AsyncIterator[Node]:
-    node = Node(NodeConfig(data_dir=data_dir, port=free_port(), admin_token="attacker-token", **config))
-    await node.start()
-    try:
-        yield node
-    finally:
-        await node.stop()
 
 
 async def close_quietly(node: Node, peer_id: str) -> None:

@@ -15,8 +15,8 @@ import sqlite3
 import time
 
 import httpx
+from hostile import attacker_node
 from reliability_kit import (
-    attacker_node,
     behaviour,
     close_quietly,
     envelope,

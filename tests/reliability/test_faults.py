@@ -20,9 +20,9 @@ import time
 import asyncpg
 import httpx
 import pytest
-from reliability_kit import attacker_node
+from hostile import attacker_node
 
-from nodes import TOKEN, NodeProcess, wait_for
+from nodes import TOKEN, NodeProcess, start_all, wait_for
 
 SPARSE = ["--d-lo", "2", "--d", "3", "--d-hi", "5"]
 
@@ -33,7 +33,8 @@ def _ids(node: NodeProcess, topic: str) -> set[str]:
 
 
 def _missing(nodes: list[NodeProcess], topic: str, wanted: set[str]) -> dict[str, int]:
-    return {n.peer_id[-6:]: len(wanted - _ids(n, topic)) for n in nodes if wanted - _ids(n, topic)}
+    missing = {n.peer_id[-6:]: len(wanted - _ids(n, topic)) for n in nodes}
+    return {peer: count for peer, count in missing.items() if count}
 
 
 class Flow:
@@ -82,8 +83,8 @@ class Flow:
 )
 def test_kill_a_quarter_of_the_mesh_while_gossip_flows(node_factory, size: int, killed: int) -> None:
     first = node_factory("m", extra=SPARSE)
-    nodes = [first] + [node_factory("m", extra=[*SPARSE, "--bootstrap", first.url]) for _ in range(size - 1)]
-    wait_for(lambda: all(len(n.open_links()) >= 2 for n in nodes), 120, 1.0, "every node linked twice")
+    nodes = [first, *node_factory.many(*["m"] * (size - 1), extra=[*SPARSE, "--bootstrap", first.url])]
+    wait_for(lambda: all(len(n.open_links()) >= 2 for n in nodes), 120, 0.5, "every node linked twice")
     victims = random.Random(size).sample(nodes[1:], killed)  # never the bootstrap node
     survivors = [n for n in nodes if n not in victims]
 
@@ -99,7 +100,7 @@ def test_kill_a_quarter_of_the_mesh_while_gossip_flows(node_factory, size: int, 
     wait_for(
         lambda: not _missing(survivors, "flow", before | after),
         90,
-        2.0,
+        1.0,
         "every message published by a live node at every live node",
     )
     # The survivors notice the dead by their heartbeat and say so. Waited for: with eager push the
@@ -114,11 +115,10 @@ def test_kill_a_quarter_of_the_mesh_while_gossip_flows(node_factory, size: int, 
             if "(heartbeat)" in line and any(d in line for d in dead_ids)
         ]
 
-    wait_for(noticed, 30, 1.0, "a survivor logging a heartbeat failure of a killed node")
+    wait_for(noticed, 30, 0.5, "a survivor logging a heartbeat failure of a killed node")
 
-    for victim in victims:
-        victim.start()
-    wait_for(lambda: all(v.open_links() for v in victims), 90, 1.0, "restarted nodes linked again")
+    start_all(victims)
+    wait_for(lambda: all(v.open_links() for v in victims), 90, 0.5, "restarted nodes linked again")
     more = []
     for i, node in enumerate(survivors[:3] + victims):
         r = node.http.post("/api/gossip", json={"topic": "flow", "payload": {"rejoined": i}})
@@ -128,7 +128,7 @@ def test_kill_a_quarter_of_the_mesh_while_gossip_flows(node_factory, size: int, 
     wait_for(
         lambda: not _missing(nodes, "flow", everything),
         120,
-        2.0,
+        1.0,
         "restarted nodes caught up on everything, and their new messages reached all",
     )
     for n in nodes:

@@ -17,13 +17,13 @@ import collections
 import re
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from aiortc import RTCPeerConnection
+from hostile import attacker_node, offer_sdp
 from reliability_kit import (
-    attacker_node,
     batch_frame,
     behaviour,
     close_quietly,
@@ -79,6 +79,19 @@ def rejected(node, peer_id: str) -> dict[str, int]:
     return dict(collections.Counter(e["reason"] for e in entries if e["peer_id"] == peer_id))
 
 
+@pytest.fixture(scope="module")
+def target(tmp_path_factory) -> Iterator[NodeProcess]:
+    """One target for the attacks that leave it as they found it. Each such test brings a fresh attacker
+    identity and a fresh link, and reads only what concerns them: log lines after its own mark, audit
+    rows and behaviour about its attacker, counters relative to its own start, its own topics. Tests
+    that measure the whole process (memory, sockets, every link) or teach it peers start their own."""
+    node = NodeProcess(tmp_path_factory.mktemp("hostile") / "target")
+    try:
+        yield node.start()
+    finally:
+        node.close()
+
+
 def _sync_stored(node, topic: str) -> set[str]:
     rows = node.http.get("/api/gossip/messages", params={"topic": topic, "limit": 10000}).json()
     return {m["id"] for m in rows["messages"]}
@@ -87,8 +100,7 @@ def _sync_stored(node, topic: str) -> set[str]:
 # -- garbage on ctl ----------------------------------------------------------------------------
 
 
-async def test_garbage_bytes_on_ctl_are_dropped_and_named(node_factory, tmp_path) -> None:
-    target = await asyncio.to_thread(node_factory, "target")
+async def test_garbage_bytes_on_ctl_are_dropped_and_named(target, tmp_path) -> None:
     async with attacker_node(tmp_path / "attacker") as attacker:
         link = await _link_open(attacker, target)
         me = attacker.peer_id
@@ -129,9 +141,8 @@ async def test_garbage_bytes_on_ctl_are_dropped_and_named(node_factory, tmp_path
         await close_quietly(attacker, target.peer_id)
 
 
-async def test_hostile_ctl_messages_cannot_flood_the_log(node_factory, tmp_path) -> None:
+async def test_hostile_ctl_messages_cannot_flood_the_log(target, tmp_path) -> None:
     """3 wire bytes per bad message must not cost a log line each (~150 bytes: a 50x amplifier)."""
-    target = await asyncio.to_thread(node_factory, "target")
     async with attacker_node(tmp_path / "attacker") as attacker:
         link = await _link_open(attacker, target)
         mark = await asyncio.to_thread(log_size, target)
@@ -200,8 +211,7 @@ CHUNK_CASES = [
 ]
 
 
-async def test_truncated_and_oversized_chunks_are_refused(node_factory, tmp_path) -> None:
-    target = await asyncio.to_thread(node_factory, "target")
+async def test_truncated_and_oversized_chunks_are_refused(target, tmp_path) -> None:
     async with attacker_node(tmp_path / "attacker") as attacker:
         msg_id = 0x70000000  # far from the attacker's own framing's msg_ids, which start at 0
         for seq, (what, frames, expected) in enumerate(CHUNK_CASES, start=1):
@@ -316,8 +326,7 @@ def _map_delta(author: Identity, name: str, key: str, value: object, wall_ms: in
     return doc.to_bytes()
 
 
-async def test_crdt_deltas_that_do_not_parse_are_dropped(node_factory, tmp_path) -> None:
-    target = await asyncio.to_thread(node_factory, "target")
+async def test_crdt_deltas_that_do_not_parse_are_dropped(target, tmp_path) -> None:
     async with attacker_node(tmp_path / "attacker") as attacker:
         link = await _link_open(attacker, target)
         me = attacker.peer_id
@@ -386,15 +395,15 @@ async def test_crdt_deltas_that_do_not_parse_are_dropped(node_factory, tmp_path)
         await close_quietly(attacker, target.peer_id)
 
 
-async def test_ctl_and_state_violations_lower_the_senders_behaviour(node_factory, tmp_path) -> None:
-    target = await asyncio.to_thread(node_factory, "target")
+async def test_ctl_and_state_violations_lower_the_senders_behaviour(target, tmp_path) -> None:
     async with attacker_node(tmp_path / "attacker") as attacker:
         link = await _link_open(attacker, target)
+        before = (await get(target, "/api/state"))["dropped"].get("malformed", 0)
         await send_raw(link, [b"\x7fgarbage", start_frame(1 << 30, 0xFFFFFFFF, b"x"), batch_frame(b"\xc1")])
         for i in range(5):
             await link.send(_delta("docA", "map", b"\x00 not a crdt", i))
         await poll(
-            lambda: target.http.get("/api/state").json()["dropped"].get("malformed", 0) >= 5,
+            lambda: target.http.get("/api/state").json()["dropped"].get("malformed", 0) >= before + 5,
             20,
             "the bad deltas dropped (ctl is ordered: the frames before them were handled too)",
         )
@@ -460,10 +469,9 @@ async def test_link_churn_leaks_nothing(node_factory, tmp_path) -> None:
         await healthy(target)
 
 
-async def test_a_slow_store_write_never_leaves_a_closed_link_recorded_open(node_factory, tmp_path) -> None:
+async def test_a_slow_store_write_never_leaves_a_closed_link_recorded_open(target, tmp_path) -> None:
     """Seen under churn on a busy host (4 of 10 closed links stored as open/connecting; 0-2 of 20 on an
     idle one); made deterministic here by delaying the 'open' write as a commit on a busy database would."""
-    target = await asyncio.to_thread(node_factory, "target")
     async with attacker_node(tmp_path / "dialler") as node:
         original = node.store.upsert_link
 
@@ -485,13 +493,7 @@ async def test_a_slow_store_write_never_leaves_a_closed_link_recorded_open(node_
 
 
 async def _signed_offer(identity: Identity, to_peer: str, from_url: str) -> dict:
-    pc = RTCPeerConnection()
-    try:
-        pc.createDataChannel("ctl", negotiated=True, id=0)
-        await pc.setLocalDescription(await pc.createOffer())
-        return sign_description(identity, "offer", pc.localDescription.sdp, to_peer, from_url).to_json()
-    finally:
-        await pc.close()
+    return sign_description(identity, "offer", await offer_sdp(), to_peer, from_url).to_json()
 
 
 async def test_block_list_is_honoured_by_offers_dials_and_peer_exchange(node_factory, tmp_path) -> None:
@@ -549,8 +551,7 @@ async def test_block_list_is_honoured_by_offers_dials_and_peer_exchange(node_fac
         await close_quietly(relay, target.peer_id)
 
 
-async def test_block_list_drops_gossip_the_blocked_peer_originated(node_factory, tmp_path) -> None:
-    target = await asyncio.to_thread(node_factory, "target")
+async def test_block_list_drops_gossip_the_blocked_peer_originated(target, tmp_path) -> None:
     async with (
         attacker_node(tmp_path / "blocked") as blocked,
         attacker_node(tmp_path / "relay") as relay,

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from aiortc import RTCPeerConnection
-from reliability_kit import attacker_node, envelope, get, healthy, log_has, log_size, poll, send_envelopes
+from hostile import attacker_node, offer_sdp
+from reliability_kit import envelope, get, healthy, log_has, log_size, poll, send_envelopes
 
 from f0mesh.identity import Identity
 from f0mesh.peer_record import PeerRecord
@@ -30,6 +30,7 @@ PEX_MESSAGES = 20
 PEX_RECORDS = 64  # the most one message may carry
 PEER_STORE_MAX = 32
 THROWAWAY_OFFERS = 150
+SHORT_CONNECT = ["--connect-timeout", "5"]  # throwaway links never open: they fail after 5 s, not 15
 
 
 class Listener:
@@ -153,16 +154,6 @@ async def test_peer_exchange_is_believed_only_from_trusted_peers_and_stays_bound
         await healthy(third)
 
 
-async def _offer_template() -> str:
-    pc = RTCPeerConnection()
-    try:
-        pc.createDataChannel("ctl", negotiated=True, id=0)
-        await pc.setLocalDescription(await pc.createOffer())
-        return pc.localDescription.sdp
-    finally:
-        await pc.close()
-
-
 def _db_counts(node, ids: set[str]) -> dict[str, int]:
     with sqlite3.connect(node.data_dir / "mesh.db") as db:
         links = db.execute("SELECT peer_id FROM mesh_links WHERE owner = ?", (node.peer_id,)).fetchall()
@@ -177,10 +168,10 @@ async def test_throwaway_offers_leave_nothing_and_steer_no_requests(node_factory
     """Offers signed by fresh identities whose links never open: answered or refused (429), then collected;
     the URL each offer names is never dialled."""
     target = await asyncio.to_thread(
-        node_factory, "target", extra=["--gc-interval", "1", "--stranger-retention", "2"]
+        node_factory, "target", extra=["--gc-interval", "1", "--stranger-retention", "2", *SHORT_CONNECT]
     )
     pid = target.proc.pid
-    sdp = await _offer_template()
+    sdp = await offer_sdp()
     identities = [Identity.generate() for _ in range(THROWAWAY_OFFERS)]
     ids = {i.peer_id for i in identities}
     await asyncio.sleep(2)
@@ -209,9 +200,9 @@ async def test_throwaway_offers_leave_nothing_and_steer_no_requests(node_factory
         left.update(_db_counts(target, ids), api_peers=len(_peer_ids(target) & ids))
         return not any(left.values())
 
-    # the links fail after the connect timeout (15 s), then wait out the retention (2 s)
+    # the links fail after the connect timeout, then wait out the retention (2 s)
     try:
-        await poll(collected, 60, "every throwaway link, link row and peer row collected", interval=1.0)
+        await poll(collected, 60, "every throwaway link, link row and peer row collected", interval=0.5)
     except AssertionError as exc:
         raise AssertionError(
             f"{exc}; still held: {left}; {len(listener.requests)} from_url requests"

@@ -46,8 +46,10 @@ async def _beats_sent(target_url: str, tmp_path, probe_rate: float) -> tuple[int
 
 async def test_probes_stand_in_for_beats_and_beats_return_without_them(node_factory, tmp_path) -> None:
     target = await asyncio.to_thread(node_factory, "target", extra=["--probe-rate", "0.1"])
-    busy, busy_state = await _beats_sent(target.url, tmp_path, probe_rate=4.0)
-    quiet, quiet_state = await _beats_sent(target.url, tmp_path, probe_rate=0.1)
+    # Both senders at once, each on its own link: a link's beats depend only on its own traffic.
+    (busy, busy_state), (quiet, quiet_state) = await asyncio.gather(
+        _beats_sent(target.url, tmp_path, probe_rate=4.0), _beats_sent(target.url, tmp_path, probe_rate=0.1)
+    )
     assert busy_state == quiet_state == "open", (busy_state, quiet_state)
     assert busy <= 1, f"{busy} beats while probes went out every 0.25 s"
     assert quiet >= 3, f"only {quiet} beats in {WATCH_S} s with a probe every 10 s each way"

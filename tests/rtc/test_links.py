@@ -10,7 +10,7 @@ from nodes import udp_sockets, wait_for
 
 
 def test_dial_by_url_then_reuse_from_both_sides(node_factory) -> None:
-    a, b = node_factory("a"), node_factory("b")
+    a, b = node_factory.many("a", "b")
     first = a.dial(b)
     assert first.status_code == 200, first.text
     body = first.json()
@@ -29,7 +29,7 @@ def test_dial_by_url_then_reuse_from_both_sides(node_factory) -> None:
 
 
 def test_dial_by_peer_id_through_registry(node_factory) -> None:
-    a, b = node_factory("a"), node_factory("b")
+    a, b = node_factory.many("a", "b")
     unknown = a.http.post("/dial", json={"peer_id": b.peer_id})
     assert unknown.status_code == 404 and unknown.json()["error"] == "not_found"
     added = a.http.post("/api/peers", json={"url": b.url})
@@ -41,7 +41,7 @@ def test_dial_by_peer_id_through_registry(node_factory) -> None:
 
 
 def test_glare_ends_with_one_link(node_factory) -> None:
-    a, b = node_factory("a"), node_factory("b")
+    a, b = node_factory.many("a", "b")
     for _ in range(3):
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             fa, fb = pool.submit(a.dial, b), pool.submit(b.dial, a)
@@ -58,7 +58,7 @@ def test_glare_ends_with_one_link(node_factory) -> None:
 
 
 def test_killed_peer_detected_by_heartbeat_and_relinked_after_restart(node_factory) -> None:
-    a, b = node_factory("a"), node_factory("b")
+    a, b = node_factory.many("a", "b")
     assert a.dial(b).status_code == 200
     b.kill()
     killed_at = time.monotonic()
@@ -86,7 +86,7 @@ def _stored_link(node, link_id: str, state: str) -> dict | None:
 
 
 def test_delete_closes_for_good(node_factory) -> None:
-    a, b = node_factory("a"), node_factory("b")
+    a, b = node_factory.many("a", "b")
     assert a.dial(b).status_code == 200
     r = a.http.delete(f"/api/mesh-rtc/links/{b.peer_id}")
     assert r.status_code == 200
@@ -99,7 +99,7 @@ def test_delete_closes_for_good(node_factory) -> None:
 
 
 def test_admin_endpoints_need_the_token(node_factory) -> None:
-    a, b = node_factory("a"), node_factory("b")
+    a, b = node_factory.many("a", "b")
     for headers in ({}, {"Authorization": "Bearer wrong"}):
         r = a.http.post("/dial", json={"url": b.url}, headers={"Authorization": ""} | headers)
         assert r.status_code == 401 and r.json()["error"] == "unauthorized"
@@ -107,7 +107,7 @@ def test_admin_endpoints_need_the_token(node_factory) -> None:
 
 
 def test_udp_sockets_do_not_leak_over_50_cycles(node_factory) -> None:
-    a, b = node_factory("a"), node_factory("b")
+    a, b = node_factory.many("a", "b")
     baseline, baseline_b = udp_sockets(a.proc.pid), udp_sockets(b.proc.pid)
     for _ in range(50):
         assert a.dial(b).status_code == 200
@@ -120,7 +120,7 @@ def test_udp_sockets_do_not_leak_over_50_cycles(node_factory) -> None:
 
 
 def test_block_list_is_honoured(node_factory) -> None:
-    a, b = node_factory("a"), node_factory("b")
+    a, b = node_factory.many("a", "b")
     assert a.dial(b).status_code == 200
     assert a.http.post(f"/api/peers/{b.peer_id}/block").status_code == 200
     wait_for(lambda: not a.open_links() and not b.open_links(), 10, what="link closed by the block")

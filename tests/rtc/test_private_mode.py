@@ -7,7 +7,7 @@ import pytest
 from f0mesh.config import NodeConfig
 from f0mesh.errors import ConfigError
 
-from nodes import NodeProcess, wait_for
+from nodes import NodeProcess, start_all, wait_for
 
 
 def _knows(node: NodeProcess, peer_id: str) -> bool:
@@ -16,8 +16,7 @@ def _knows(node: NodeProcess, peer_id: str) -> bool:
 
 def _private_pair(node_factory) -> tuple[NodeProcess, NodeProcess, NodeProcess]:
     b = node_factory("b")
-    x = node_factory("x", extra=["--no-public-url", "--bootstrap", b.url])
-    y = node_factory("y", extra=["--no-public-url", "--bootstrap", b.url])
+    x, y = node_factory.many("x", "y", extra=["--no-public-url", "--bootstrap", b.url])
     for node in (x, y):
         wait_for(
             lambda n=node: n.link_to(b.peer_id) and n.link_to(b.peer_id)["state"] == "open",
@@ -62,8 +61,9 @@ def test_private_nodes_link_through_the_mesh_and_refuse_http_offers(node_factory
 
 
 def test_dial_by_peer_id_without_relay_or_url_is_404(node_factory) -> None:
-    b = node_factory("b")
-    x = node_factory("x", extra=["--no-public-url"])
+    b = node_factory("b", start=False)
+    x = node_factory("x", extra=["--no-public-url"], start=False)
+    start_all([b, x])
     r = x.http.post("/dial", json={"peer_id": b.peer_id})
     assert r.status_code == 404 and r.json()["error"] == "not_found", r.text
     both = x.http.post("/api/mesh-rtc/dial", json={"peer_id": b.peer_id, "to": b.peer_id})

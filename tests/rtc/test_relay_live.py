@@ -1,46 +1,21 @@
 """A hostile peer against a real relay (issue 23): forged and replayed relayed offers, and a flood.
 
-The relay R and the target T are ``f0mesh up`` processes linked to each other; the attacker is an
-in-process Node linked to R whose link carries hand-made ``sig`` envelopes.
+The relay R and the target T are ``f0mesh up`` processes linked to each other; the attacker is the
+in-process Node of tests/hostile.py linked to R whose link carries hand-made ``sig`` envelopes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-from aiortc import RTCPeerConnection
+from hostile import attacker_node, offer_sdp
 
-from f0mesh.config import NodeConfig
 from f0mesh.identity import Identity
-from f0mesh.node import Node
 from f0mesh.rtc.relay import envelope
 from f0mesh.rtc.signaling import sign_description
 
-from nodes import NodeProcess, free_port, rss_kib, wait_for
-
-
-@contextlib.asynccontextmanager
-async def attacker(data_dir: Path) -> AsyncIterator[Node]:
-    node = Node(NodeConfig(data_dir=data_dir, port=free_port(), admin_token="attacker-token"))
-    await node.start()
-    try:
-        yield node
-    finally:
-        await node.stop()
-
-
-async def _sdp() -> str:
-    pc = RTCPeerConnection()
-    try:
-        pc.createDataChannel("ctl", negotiated=True, id=0)
-        await pc.setLocalDescription(await pc.createOffer())
-        return pc.localDescription.sdp
-    finally:
-        await pc.close()
+from nodes import NodeProcess, rss_kib, wait_for
 
 
 def _refused(node: NodeProcess) -> dict[str, float]:
@@ -52,15 +27,15 @@ def _refused(node: NodeProcess) -> dict[str, float]:
 
 
 def _relay_and_target(node_factory) -> tuple[NodeProcess, NodeProcess]:
-    relay, target = node_factory("relay"), node_factory("target")
+    relay, target = node_factory.many("relay", "target")
     assert relay.dial(target).status_code == 200
     return relay, target
 
 
 async def test_relay_refuses_forged_and_replayed_offers(node_factory, tmp_path) -> None:
     relay, target = await asyncio.to_thread(_relay_and_target, node_factory)
-    sdp = await _sdp()
-    async with attacker(tmp_path / "attacker") as me:
+    sdp = await offer_sdp()
+    async with attacker_node(tmp_path / "attacker") as me:
         link = await me.links.dial_url(relay.url)
         forged = envelope(
             target.peer_id,
@@ -95,8 +70,8 @@ async def test_relay_state_stays_bounded_under_1000_offers_from_throwaway_identi
     node_factory, tmp_path
 ) -> None:
     relay, target = await asyncio.to_thread(_relay_and_target, node_factory)
-    sdp = await _sdp()
-    async with attacker(tmp_path / "attacker") as me:
+    sdp = await offer_sdp()
+    async with attacker_node(tmp_path / "attacker") as me:
         link = await me.links.dial_url(relay.url)
         await asyncio.to_thread(wait_for, lambda: relay.link_to(me.peer_id), 10, what="attacker linked")
         before = rss_kib(relay.proc.pid)

@@ -9,20 +9,16 @@ nobody dials behind the test's back (a and d would otherwise link to both public
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
-from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
+from hostile import attacker_node
 
-from f0mesh.config import NodeConfig
-from f0mesh.node import Node
 from f0mesh.rtc.relay import envelope
 from f0mesh.rtc.signaling import sign_description
 
-from nodes import NodeProcess, free_port, wait_for
+from nodes import NodeProcess, start_all, wait_for
 
 NO_AUTODIAL = ["--d-lo", "0", "--d", "0"]
 SDP = "v=0\r\n"
@@ -61,8 +57,7 @@ def line(tmp_path_factory) -> Iterator[dict[str, NodeProcess]]:
         "d": NodeProcess(root / "d", extra=[*NO_AUTODIAL, "--no-public-url"]),
     }
     try:
-        with ThreadPoolExecutor(len(nodes)) as pool:
-            list(pool.map(NodeProcess.start, nodes.values()))
+        start_all(list(nodes.values()))
         a, b, c, d = (nodes[k] for k in "abcd")
         for left, right in ((b, c), (a, b), (d, c)):
             assert left.dial(right).status_code == 200
@@ -91,20 +86,10 @@ def test_private_peers_without_a_common_neighbour_link_through_two_relays(line) 
     assert (_refused(b), _refused(c)) == before
 
 
-@contextlib.asynccontextmanager
-async def attacker(data_dir: Path) -> AsyncIterator[Node]:
-    node = Node(NodeConfig(data_dir=data_dir, port=free_port(), admin_token="attacker-token"))
-    await node.start()
-    try:
-        yield node
-    finally:
-        await node.stop()
-
-
 async def test_a_forged_multi_hop_offer_is_refused_at_the_first_relay(line, tmp_path) -> None:
     a, b, c, d = (line[k] for k in "abcd")
     before = await asyncio.to_thread(_refused, c)
-    async with attacker(tmp_path / "attacker") as me:
+    async with attacker_node(tmp_path / "attacker") as me:
         link = await me.links.dial_url(b.url)
         own = sign_description(me.identity, "offer", SDP, d.peer_id, None).to_json()
         swapped = envelope(d.peer_id, me.peer_id, {**own, "sdp": SDP + "a=swapped\r\n"})

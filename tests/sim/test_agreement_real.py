@@ -37,7 +37,6 @@ import json
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -51,14 +50,13 @@ from f0mesh.sim.validate import (
     simulate_topology,
 )
 
-from nodes import NodeProcess, wait_for
+from nodes import NodeFactory, NodeProcess, wait_for
 
 N = 8
 EDGES = [(i, (i + 1) % N) for i in range(N)] + [(0, 2), (0, 4), (0, 6)]
 ROUNDS = 5  # every node publishes this many messages: 40 in all
 FLAGS = ["--d-lo", "0", "--d", "0", "--d-hi", "64", "--qos-interval", "2"]
 TOPIC = "agreement"
-NodeFactory = Callable[..., NodeProcess]
 
 
 def _neighbours(ids: list[str]) -> list[set[str]]:
@@ -67,14 +65,6 @@ def _neighbours(ids: list[str]) -> list[set[str]]:
         wanted[a].add(ids[b])
         wanted[b].add(ids[a])
     return wanted
-
-
-def _start_all(make: NodeFactory) -> list[NodeProcess]:
-    """Started together: one after another would cost N start-ups of wall time."""
-    nodes = [make("a", extra=FLAGS, start=False) for _ in range(N)]
-    with concurrent.futures.ThreadPoolExecutor(N) as pool:
-        list(pool.map(lambda node: node.start(timeout=90), nodes))
-    return nodes
 
 
 def _dial(nodes: list[NodeProcess], edge: tuple[int, int]) -> str | None:
@@ -177,7 +167,7 @@ def _publish_and_collect(nodes: list[NodeProcess], origins: list[int]) -> list[d
 
 
 def test_real_links_and_simulator_agree_on_delivery_and_hops(node_factory: NodeFactory) -> None:
-    nodes = _start_all(node_factory)
+    nodes = node_factory.many(*["a"] * N, extra=FLAGS)
     _dial_edges(nodes)
     _settle_topology(nodes)
     rtt_ms, jitter_ms = wait_for(lambda: _link_timing(nodes), 30, 0.5, "RTT and jitter on every link")

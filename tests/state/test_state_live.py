@@ -23,7 +23,7 @@ def _status(node, peer_id: str) -> str | None:
 
 def test_split_mesh_converges_after_heal_and_restart_keeps_state(node_factory) -> None:
     first = node_factory("s")
-    nodes = [first] + [node_factory("s", extra=["--bootstrap", first.url]) for _ in range(5)]
+    nodes = [first, *node_factory.many(*["s"] * 5, extra=["--bootstrap", first.url])]
     ids = {n.peer_id for n in nodes}
     # every pair linked, so closing the cross pairs leaves no path and nobody a fresh peer to dial
     wait_for(

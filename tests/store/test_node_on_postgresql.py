@@ -14,7 +14,7 @@ from nodes import wait_for
 
 def test_two_nodes_share_one_postgresql_database(node_factory, pg_url: str) -> None:
     extra = ["--store", pg_url, "--qos-interval", "1", "--probe-rate", "5"]
-    a, b = node_factory("a", extra=extra), node_factory("b", extra=extra)
+    a, b = node_factory.many("a", "b", extra=extra)
     assert a.dial(b).status_code == 200
     r = a.http.post("/api/gossip", json={"topic": "fleet", "payload": {"x": 1}})
     assert r.status_code == 200

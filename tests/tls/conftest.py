@@ -196,10 +196,12 @@ def tls_node_factory(tmp_path: Path, pki: Pki) -> Iterator[Any]:
     """Start TLS nodes; every one is stopped when the test ends, pass or fail."""
     started: list[TlsNode] = []
 
-    def make(name: str = "n", *, admin: bool = False, extra: list[str] | None = None) -> TlsNode:
+    def make(
+        name: str = "n", *, admin: bool = False, extra: list[str] | None = None, start: bool = True
+    ) -> TlsNode:
         node = TlsNode(tmp_path / f"{name}{len(started)}", pki, admin=admin, extra=extra)
         started.append(node)
-        return node.start()
+        return node.start() if start else node
 
     yield make
     for node in started:

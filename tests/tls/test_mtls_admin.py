@@ -10,7 +10,7 @@ import ssl
 import httpx
 import pytest
 
-from nodes import TOKEN, wait_for
+from nodes import TOKEN, start_all, wait_for
 
 PEER_PATHS = {"/healthz", "/offer", "/answer", "/api/mesh-rtc/offer", "/api/mesh-rtc/answer"}
 
@@ -84,7 +84,7 @@ def test_main_port_refuses_admin_and_dashboard_requests(tls_node_factory) -> Non
 
 
 def test_peers_link_without_client_certificates(tls_node_factory) -> None:
-    a, b = tls_node_factory("a", admin=True), tls_node_factory("b", admin=True)
+    a, b = start_all([tls_node_factory(name, admin=True, start=False) for name in "ab"])
     assert a.admin_http is not None and b.admin_http is not None
     # a's operator dials on a's admin port; a's node reaches b's *main* port with no client certificate.
     r = a.admin_http.post("/dial", json={"url": b.url})

@@ -11,7 +11,7 @@ import pytest
 
 from f0mesh import launch
 
-from nodes import TOKEN, free_port, wait_for
+from nodes import TOKEN, free_port, start_all, wait_for
 
 
 def _cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
@@ -40,7 +40,7 @@ def test_node_serves_https_verified_by_the_ca(tls_node_factory, pki) -> None:
 
 
 def test_peer_dials_over_https(tls_node_factory) -> None:
-    a, b = tls_node_factory("a"), tls_node_factory("b")
+    a, b = start_all([tls_node_factory(name, start=False) for name in "ab"])
     r = a.http.post("/dial", json={"url": b.url})
     assert r.status_code == 200, r.text
     assert r.json()["peer_id"] == b.peer_id and r.json()["state"] == "open"
