@@ -38,8 +38,6 @@ async def test_small_message_flood_keeps_link_and_memory(node_factory, tmp_path)
         # Memory after the first samples stays within a fixed margin: no growth with the flood's length.
         assert max(rss_target[1:]) - rss_target[1] < 40 * 1024, rss_target
         assert max(rss_sender[1:]) - rss_sender[1] < 40 * 1024, rss_sender
-        print(
-            f"flood: {sent} messages in {FLOOD_S:.0f} s; RSS KiB target {rss_target} sender {rss_sender}"
-        )
+        print(f"flood: {sent} messages in {FLOOD_S:.0f} s; RSS KiB target {rss_target} sender {rss_sender}")
     finally:
         await sender.stop()
