@@ -193,6 +193,7 @@ class GossipEngine:
             self._rng,
             self.subscriptions,
             on_control=self._control_soon,
+            score=self.score.score,
         )
         self._pusher = Pusher(
             transport, self.params, self.stats, self._choose, self._acked, holders=self._holders
@@ -427,6 +428,7 @@ class GossipEngine:
             on_commit = partial(self._duplicate_committed, peer, envelope.id)
             self._writer.submit(audit=[row], on_commit=on_commit, droppable=True)
             self.repair.held_by(peer, envelope.id)  # no retry or digest need bring it this one
+            self.score.duplicate(envelope.id, peer, self.mesh.meshes.get(envelope.topic, ()))
             if self.repair.claim(peer, envelope.id) is None:
                 self.mesh.pushed_by(peer, envelope.topic)
             return
@@ -487,7 +489,10 @@ class GossipEngine:
         self._writer.submit([stored], [row], partial(self._received_committed, peer, stored))
         self._report(peer, Event.FIRST_DELIVERY)
         self.score.first_delivery(peer)
-        if len(raw) >= self.params.idontwant_min_bytes:
+        large = len(raw) >= self.params.idontwant_min_bytes
+        mesh = self.mesh.meshes.get(envelope.topic, ())
+        self.score.first_receipt(envelope.id, peer, mesh, expect=not (large or catchup))
+        if large:
             self._announce_dont_want(peer, envelope.id, envelope.topic)
         if solicited is None:
             self.mesh.pushed_by(peer, envelope.topic)
@@ -580,6 +585,7 @@ class GossipEngine:
         """Mesh upkeep, fresh trust for the scores, and offenders below graylist disconnected."""
         self.score.refresh()
         self.mesh.maintain()
+        self.score.meshed(self.mesh.members())
         floor = self.params.graylist_threshold
         for peer in self._transport.neighbours():
             if peer in self._ejected or not self.score.below(peer, floor):
