@@ -206,9 +206,7 @@ class PeerScores:
         path: every message checks the graylist). Thresholds are <= 0, and so is no fault's score."""
         rec = self._records.get(peer)
         if rec is None or (
-            rec.invalid == 0
-            and rec.penalty <= self.params.behaviour_threshold
-            and self._deficit(rec) == 0
+            rec.invalid == 0 and rec.penalty <= self.params.behaviour_threshold and self._deficit(rec) == 0
         ):
             return False
         return self.score(peer) < threshold
