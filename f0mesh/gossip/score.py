@@ -13,12 +13,15 @@ each heartbeat). P3 is GossipSub's deficit measured against the traffic actually
 topic costs nobody: once a peer has been in a mesh for mesh_delivery_activation_s, every first
 receipt of a message of that mesh's topic expects a delivery from it, and it delivers when its
 copy is the first or comes within mesh_delivery_window_s of the first (once per message). The
-deficit is mesh_delivery_threshold * expected - delivered; a mesh peer that forwards nothing (a
-black hole, a freeloader) falls below one that does, and the mesh drops peers whose score is
-negative at the next heartbeat (topic_mesh.py); out of every mesh, P3 no longer counts (its
-counters decay, and count again if it is grafted back). Large envelopes announced by IDONTWANT expect
-nothing: the peers were told not to send them. Capped, P3 alone stays above the default gossip
-threshold: its consequence is leaving the mesh, not losing gossip.
+deficit is mesh_delivery_threshold * expected - delivered. Weighted, a mesh peer that forwards
+nothing (a black hole, a freeloader) falls below one that does, and the mesh drops peers whose
+score is negative at the next heartbeat (topic_mesh.py); out of every mesh, P3 no longer counts
+(its counters decay, and count again if it is grafted back). Large envelopes announced by
+IDONTWANT expect nothing: the peers were told not to send them. Capped, P3 alone stays above the
+default gossip threshold: its consequence is leaving the mesh, not losing gossip. It is off by
+default, as GossipSub leaves it to each topic's parameters: a mesh peer downstream of this node
+gets most messages from it and never sends those back, which in a sparse mesh (3 to 6 links) reads
+as a deficit, and pruning it there costs more than the black hole it would catch.
 
 The counters decay with half-lives, so an old fault fades. The score acts against the thresholds in
 GossipParams: below gossip_threshold no IHAVE to or from the peer, below publish_threshold no flood
@@ -47,7 +50,10 @@ class PeerScoreParams:
     time_in_mesh_cap: float = 300.0
     first_delivery_weight: float = 0.1
     first_delivery_cap: float = 100.0
-    mesh_delivery_weight: float = -1.0  # P3: at most -1.0 * 3 ** 2 = -9, above gossip_threshold -10
+    # P3 is off unless set (as GossipSub leaves it to each topic's parameters): a mesh peer downstream
+    # of this node gets most messages from it and so never sends them back; in a sparse mesh (3 to 6
+    # links) that reads as a deficit. -1.0 gives at most -1.0 * 3 ** 2 = -9, above gossip_threshold.
+    mesh_delivery_weight: float = 0.0
     mesh_delivery_threshold: float = 0.1  # share of a mesh topic's messages a mesh peer should deliver
     mesh_delivery_cap: float = 3.0  # the deficit counted at most
     mesh_delivery_window_s: float = 2.0  # a copy this soon after the first still counts as delivered

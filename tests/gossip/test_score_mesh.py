@@ -1,5 +1,6 @@
-"""P1 (time in mesh) and P3 (mesh delivery deficit) of the gossip score, and their consequence: a
-mesh peer that forwards nothing falls below one that does and leaves the mesh."""
+"""P1 (time in mesh) and P3 (mesh delivery deficit, off by default, weighted here) of the gossip
+score, and their consequence: a mesh peer that forwards nothing falls below one that does and leaves
+the mesh."""
 
 import random
 from dataclasses import replace
@@ -15,6 +16,8 @@ from f0mesh.gossip.topics import Subscriptions
 from .meshkit import FAST, Mesh, wait_until
 from .test_attacks import Attacker
 from .test_score import Clock
+
+P3 = PeerScoreParams(mesh_delivery_weight=-1.0)
 
 
 def test_time_in_mesh_adds_up_to_its_cap_and_stops_when_the_peer_leaves():
@@ -43,7 +46,8 @@ def deliver(scores: PeerScores, clock: Clock, mesh: set[str], count: int, first:
 
 def test_a_mesh_peer_that_never_delivers_ends_below_one_that_does():
     clock = Clock()
-    scores = PeerScores(PeerScoreParams(), dict, clock)
+    assert PeerScoreParams().mesh_delivery_weight == 0.0  # off unless a deployment weights it
+    scores = PeerScores(P3, dict, clock)
     mesh = {"worker", "copier", "freeloader"}
     scores.meshed(mesh)
     clock.now = 11.0  # past the activation
@@ -57,7 +61,7 @@ def test_a_mesh_peer_that_never_delivers_ends_below_one_that_does():
 
 def test_nothing_is_expected_before_activation_of_large_messages_or_on_a_quiet_topic():
     clock = Clock()
-    scores = PeerScores(PeerScoreParams(), dict, clock)
+    scores = PeerScores(P3, dict, clock)
     mesh = {"worker", "idle"}
     scores.meshed(mesh)
     clock.now = 5.0  # in the mesh for less than mesh_delivery_activation_s
@@ -93,7 +97,7 @@ def test_a_late_or_repeated_copy_is_not_a_delivery():
 
 def test_the_mesh_prunes_a_negative_peer_and_does_not_graft_it_back():
     clock = Clock()
-    scores = PeerScores(PeerScoreParams(), dict, clock)
+    scores = PeerScores(P3, dict, clock)
     links = ["worker", "freeloader", "spare"]
     subs = Subscriptions(["t"], ())
     for peer in links:
@@ -136,7 +140,7 @@ async def test_engines_prune_a_mesh_peer_that_forwards_nothing():
     # the observer (0) hears the publisher (3) through two honest relays (1, 2) and a black hole
     mesh = Mesh(4)
     params = replace(FAST, d=3, d_lo=3, d_hi=6, max_retries=0, heartbeat_s=0.05)
-    score_params = PeerScoreParams(mesh_delivery_activation_s=0.0)
+    score_params = replace(P3, mesh_delivery_activation_s=0.0)
     observer = mesh[0]
     await observer.boot(params=params, score_params=score_params, topics=["t"])
     for node in mesh.nodes[1:]:
