@@ -679,12 +679,13 @@ def bench_validation(plan: Plan) -> dict[str, Any]:
 # -- gossip in a mesh of N processes -------------------------------------------------------
 
 GOSSIP_SIZES = (8, 16, 32)
+GOSSIP_MESSAGES = 50  # per N in a full run: a p99 over fewer is the maximum
 QUICK_GOSSIP_MAX = 16  # 16 more processes take about a minute to start on two cores: full runs only
 
 
 def bench_gossip(plan: Plan) -> dict[str, Any]:
     """One growing mesh; a size that fails is recorded with its reason, and larger ones are skipped."""
-    messages = plan.repeats or (5 if plan.quick else 20)
+    messages = plan.repeats or (10 if plan.quick else GOSSIP_MESSAGES)
     by_n: dict[str, Any] = {}
     with Procs(plan.workdir / "gossip") as procs:
         mesh = Mesh(procs, random.Random(12))

@@ -95,6 +95,10 @@ NOT_SUBSCRIBED = "not_subscribed"
 # Audit reasons of what the score or a validator made this node drop without blaming anyone further
 GRAYLISTED = "graylisted"
 IGNORED = "ignored"
+# The reason of a "received" row says which road the first copy took when it was not a push: an
+# answer to a periodic digest's IWANT (push missed this node), or to a catch-up page (it was away)
+VIA_IWANT = "iwant"
+VIA_CATCHUP = "catchup"
 # what costs a neighbour its gossip score (P4): it relayed what an honest relay would have refused
 _INVALID = frozenset(
     {Reason.BAD_SIGNATURE, Reason.MALFORMED, Reason.TOO_LARGE, Reason.CLOCK_SKEW, Reason.INVALID}
@@ -189,8 +193,11 @@ class GossipEngine:
             self._rng,
             self.subscriptions,
             on_control=self._control_soon,
+            score=self.score.score,
         )
-        self._pusher = Pusher(transport, self.params, self.stats, self._choose, self._acked)
+        self._pusher = Pusher(
+            transport, self.params, self.stats, self._choose, self._acked, holders=self._holders
+        )
         self.repair = Repair(
             transport,
             store,
@@ -420,6 +427,8 @@ class GossipEngine:
             # droppable: one valid envelope replayed endlessly must not flood the store
             on_commit = partial(self._duplicate_committed, peer, envelope.id)
             self._writer.submit(audit=[row], on_commit=on_commit, droppable=True)
+            self.repair.held_by(peer, envelope.id)  # no retry or digest need bring it this one
+            self.score.duplicate(envelope.id, peer, self.mesh.meshes.get(envelope.topic, ()))
             if self.repair.claim(peer, envelope.id) is None:
                 self.mesh.pushed_by(peer, envelope.topic)
             return
@@ -475,11 +484,15 @@ class GossipEngine:
         self._seen.add(envelope.id)
         self._note_seq(envelope.origin, envelope.seq)
         stored = self._stored(envelope, raw)
-        row = self._audit(AuditEvent.RECEIVED, envelope.id, peer)
+        via = None if solicited is None else VIA_CATCHUP if catchup else VIA_IWANT
+        row = self._audit(AuditEvent.RECEIVED, envelope.id, peer, via)
         self._writer.submit([stored], [row], partial(self._received_committed, peer, stored))
         self._report(peer, Event.FIRST_DELIVERY)
         self.score.first_delivery(peer)
-        if len(raw) >= self.params.idontwant_min_bytes:
+        large = len(raw) >= self.params.idontwant_min_bytes
+        mesh = self.mesh.meshes.get(envelope.topic, ())
+        self.score.first_receipt(envelope.id, peer, mesh, expect=not (large or catchup))
+        if large:
             self._announce_dont_want(peer, envelope.id, envelope.topic)
         if solicited is None:
             self.mesh.pushed_by(peer, envelope.topic)
@@ -572,6 +585,7 @@ class GossipEngine:
         """Mesh upkeep, fresh trust for the scores, and offenders below graylist disconnected."""
         self.score.refresh()
         self.mesh.maintain()
+        self.score.meshed(self.mesh.members())
         floor = self.params.graylist_threshold
         for peer in self._transport.neighbours():
             if peer in self._ejected or not self.score.below(peer, floor):
@@ -637,6 +651,9 @@ class GossipEngine:
     def _flush_control(self) -> None:
         for peer, control in self.mesh.take_control().items():
             self._spawn(self._send_quietly(peer, {"type": MessageType.IHAVE.value, "ids": [], **control}))
+
+    def _holders(self, message_id: str) -> Collection[str]:
+        return self.repair.holders(message_id)
 
     def _acked(self, message_id: str, peer: str, event: AuditEvent) -> None:
         self.repair.held_by(peer, message_id)

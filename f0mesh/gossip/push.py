@@ -2,7 +2,14 @@
 
 A send counts only when the neighbour acknowledges it (after committing the message), so a link
 that dies mid-send, a lost batch or a neighbour that swallows messages all look the same: no ack
-within ack_timeout, and the envelope goes to a neighbour not yet tried, a bounded number of times.
+in time, and the envelope goes to a neighbour not yet tried, a bounded number of times.
+
+"In time" is per neighbour, as TCP's retransmission timeout is (RFC 6298): ack_timeout_s, or the
+neighbour's smoothed ack delay plus four deviations if that is longer (at most MAX_ACK_TIMEOUT_FACTOR
+times ack_timeout_s). A neighbour acks after its commit, so on a busy host every ack is late: a fixed
+timeout then retried nearly every send, and each retry was one more duplicate for busy hosts to
+commit, until the mesh spent itself on retries. Nor is a neighbour known to hold the message (it
+sent us a copy) retried, or chosen to replace one that was.
 """
 
 from __future__ import annotations
@@ -22,6 +29,27 @@ from f0mesh.gossip.transport import GossipTransport, MessageType
 Chooser = Callable[[Collection[str], int, str], list[str]]
 # on_acked(message id, neighbour, event) once per acknowledging neighbour
 OnAcked = Callable[[str, str, AuditEvent], None]
+# holders(message id) -> neighbours known to hold it already (they sent a copy, or acked one)
+Holders = Callable[[str], Collection[str]]
+
+MAX_ACK_TIMEOUT_FACTOR = 8.0  # an adapted ack timeout is at most this many ack_timeout_s
+
+
+class AckTimer:
+    """One neighbour's smoothed ack delay and deviation (RFC 6298's SRTT and RTTVAR)."""
+
+    __slots__ = ("rttvar", "srtt")
+
+    def __init__(self, sample: float) -> None:
+        self.srtt = sample
+        self.rttvar = sample / 2
+
+    def observe(self, sample: float) -> None:
+        self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - sample)
+        self.srtt = 0.875 * self.srtt + 0.125 * sample
+
+    def timeout(self, floor: float) -> float:
+        return min(max(floor, self.srtt + 4 * self.rttvar), floor * MAX_ACK_TIMEOUT_FACTOR)
 
 
 class Outbox:
@@ -91,7 +119,7 @@ class _Push:
     event: AuditEvent
     topic: str  # retries go only to subscribers of it
     excluded: set[str]  # never sent to (the sender, the origin) plus every neighbour tried
-    outstanding: dict[str, float] = field(default_factory=dict)  # neighbour -> ack deadline
+    outstanding: dict[str, float] = field(default_factory=dict)  # neighbour -> loop time sent
     retries_left: int = 0
     acked: int = 0
 
@@ -106,13 +134,16 @@ class Pusher:
         stats: GossipStats,
         choose: Chooser,
         on_acked: OnAcked,
+        holders: Holders = lambda message_id: (),
     ) -> None:
-        """``choose`` gives who replaces a failed send."""
+        """``choose`` gives who replaces a failed send; ``holders`` who needs no copy any more."""
         self._transport = transport
         self._params = params
         self._stats = stats
         self._choose = choose
         self._on_acked = on_acked
+        self._holders = holders
+        self._timers: dict[str, AckTimer] = {}  # neighbour -> its ack delay
         self._outboxes: dict[str, Outbox] = {}
         self._pending: dict[str, _Push] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -162,17 +193,31 @@ class Pusher:
         """Queue an envelope with no retry (repair replies: the requester asks again if it must)."""
         self._outbox(peer).put(message_id, wire)
 
+    def ack_timeout(self, peer: str) -> float:
+        """How long a send to this neighbour waits for its ack."""
+        timer = self._timers.get(peer)
+        floor = self._params.ack_timeout_s
+        return floor if timer is None else timer.timeout(floor)
+
     def on_ack(self, peer: str, ids: list[str]) -> None:
+        now = asyncio.get_running_loop().time()
         for message_id in ids:
             push = self._pending.get(message_id)
-            if push is None or push.outstanding.pop(peer, None) is None:
+            sent = None if push is None else push.outstanding.pop(peer, None)
+            if push is None or sent is None:
                 continue  # untracked (repair), a retry already replaced it, or a stray ack
+            timer = self._timers.get(peer)
+            if timer is None:
+                self._timers[peer] = AckTimer(now - sent)
+            else:
+                timer.observe(now - sent)
             push.acked += 1
             self._on_acked(message_id, peer, push.event)
             if not push.outstanding:
                 del self._pending[message_id]
 
     async def neighbour_down(self, peer: str) -> None:
+        self._timers.pop(peer, None)
         outbox = self._outboxes.pop(peer, None)
         if outbox is not None:
             await outbox.close()
@@ -189,16 +234,16 @@ class Pusher:
 
     def _send(self, message_id: str, push: _Push, peer: str) -> None:
         push.excluded.add(peer)
-        push.outstanding[peer] = asyncio.get_running_loop().time() + self._params.ack_timeout_s
+        push.outstanding[peer] = asyncio.get_running_loop().time()
         self._outbox(peer).put(message_id, push.wire)
 
     def _sent(self, peer: str, ids: list[str]) -> None:
         """The batch left: the ack clock restarts now, so time spent queued is not held against it."""
-        deadline = asyncio.get_running_loop().time() + self._params.ack_timeout_s
+        now = asyncio.get_running_loop().time()
         for message_id in ids:
             push = self._pending.get(message_id)
             if push is not None and peer in push.outstanding:
-                push.outstanding[peer] = deadline
+                push.outstanding[peer] = now
 
     def _send_failed(self, peer: str, ids: list[str]) -> None:
         for message_id in ids:
@@ -208,8 +253,11 @@ class Pusher:
         push = self._pending.get(message_id)
         if push is None or push.outstanding.pop(peer, None) is None:
             return
-        if push.retries_left > 0:
-            replacement = self._choose(push.excluded, 1, push.topic)
+        holders = self._holders(message_id)
+        if peer in holders:
+            push.acked += 1  # late to ack, but it has the message: nothing to replace
+        elif push.retries_left > 0:
+            replacement = self._choose(push.excluded.union(holders), 1, push.topic)
             if replacement:
                 push.retries_left -= 1
                 self._stats.retries += 1
@@ -219,18 +267,22 @@ class Pusher:
             if not push.acked:
                 self._stats.undelivered += 1
 
+    def expired(self, now: float) -> list[tuple[str, str]]:
+        """(message id, neighbour) of the sends whose ack is overdue at loop time ``now``."""
+        timeouts: dict[str, float] = {}
+        return [
+            (message_id, peer)
+            for message_id, push in self._pending.items()
+            for peer, sent in push.outstanding.items()
+            if now - sent >= (timeouts.get(peer) or timeouts.setdefault(peer, self.ack_timeout(peer)))
+        ]
+
     async def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
         interval = max(0.01, self._params.ack_timeout_s / 4)
         while True:
             await asyncio.sleep(interval)
-            now = loop.time()
-            expired = [
-                (message_id, peer)
-                for message_id, push in self._pending.items()
-                for peer, deadline in push.outstanding.items()
-                if deadline <= now
-            ]
+            expired = self.expired(loop.time())
             self._stats.ack_timeouts += len(expired)
             for message_id, peer in expired:
                 self._failed(message_id, peer)

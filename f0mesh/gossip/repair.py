@@ -150,6 +150,10 @@ class Repair:
         if holders is not None:
             holders.add(peer)
 
+    def holders(self, message_id: str) -> set[str]:
+        """The neighbours known to hold a recent message (empty once it is no longer recent)."""
+        return self._holders.get(message_id, set())
+
     async def heartbeat(self) -> None:
         """Mesh upkeep, then each topic's recent ids to d_lazy of its subscribers drawn uniformly."""
         self._stats.heartbeats += 1

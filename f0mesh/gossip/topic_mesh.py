@@ -74,8 +74,11 @@ class TopicMesh:
         *,
         on_control: Callable[[], None] = lambda: None,
         now: Callable[[], float] = time.monotonic,
+        score: Callable[[str], float] = lambda peer: 0.0,
     ) -> None:
-        """``on_control``: GRAFT/PRUNE were queued (take them with take_control)."""
+        """``on_control``: GRAFT/PRUNE were queued (take them with take_control); ``score(peer)``:
+        its gossip score (score.py): a negative one leaves every mesh at the next heartbeat, is not
+        grafted, and has its GRAFT refused (GossipSub v1.1)."""
         self._params = params
         self._neighbours = neighbours
         self._scores = scores
@@ -83,6 +86,7 @@ class TopicMesh:
         self._subs = subscriptions
         self._on_control = on_control
         self._now = now
+        self._score = score
         self.meshes: OrderedDict[str, set[str]] = OrderedDict()
         self.fanout: dict[str, tuple[set[str], float]] = {}  # topic -> (peers, time of the last publish)
         self._backoff: OrderedDict[tuple[str, str], float] = OrderedDict()  # (topic, peer) -> until
@@ -123,6 +127,10 @@ class TopicMesh:
         subscribers = self.subscribers(topic)
         return [p for p in subscribers if p not in mesh], [p for p in subscribers if p in mesh]
 
+    def members(self) -> set[str]:
+        """Every peer in some topic mesh."""
+        return set().union(*self.meshes.values())
+
     def in_mesh(self, peer: str) -> bool:
         return any(peer in mesh for mesh in self.meshes.values())
 
@@ -144,6 +152,8 @@ class TopicMesh:
                 continue
             wanted = set(self.subscribers(topic))
             mesh.intersection_update(wanted)
+            for peer in sorted(p for p in mesh if self._score(p) < 0):
+                self._prune(topic, peer, px=False)
             if len(mesh) < self._params.d_lo:
                 self._fill(topic, mesh)
             elif len(mesh) > self._params.d_hi:
@@ -184,6 +194,7 @@ class TopicMesh:
                 not self._subs.subscribed(topic)
                 or self._backed_off(topic, peer)
                 or (unknown and len(self.meshes) >= MAX_MESHES)
+                or self._score(peer) < 0
             ):
                 self._prune(topic, peer, px=False)
                 continue
@@ -249,7 +260,11 @@ class TopicMesh:
         return mesh
 
     def _fill(self, topic: str, mesh: set[str]) -> None:
-        candidates = [p for p in self.subscribers(topic) if p not in mesh and not self._backed_off(topic, p)]
+        candidates = [
+            p
+            for p in self.subscribers(topic)
+            if p not in mesh and not self._backed_off(topic, p) and self._score(p) >= 0
+        ]
         for peer in self.rank(candidates, self._params.d - len(mesh)) if candidates else []:
             mesh.add(peer)
             if self._subs.speaks_topics(peer):

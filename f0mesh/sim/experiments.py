@@ -105,7 +105,7 @@ class Scenario:
             GossipParams(),
             d=self.fanout,
             d_lo=min(_ENGINE.d_lo, self.fanout),
-            d_hi=2 * self.fanout,
+            d_hi=max(self.fanout, round(_ENGINE.d_hi * self.fanout / _ENGINE.d)),
             ttl=self.ttl,
             repair_interval_s=repair,
             repair_lookback_s=self.repair_lookback_s,

@@ -6,7 +6,7 @@ from f0mesh.gossip.params import GossipParams
 
 def test_defaults_are_consistent():
     params = GossipParams()
-    assert (params.d_lo, params.d, params.d_hi, params.ttl, params.heartbeat_s) == (4, 6, 12, 16, 1.0)
+    assert (params.d_lo, params.d, params.d_hi, params.ttl, params.heartbeat_s) == (4, 6, 8, 16, 1.0)
     assert params.seen_ttl_s >= params.replay_window_s + params.max_clock_skew_s
     assert params.batch_max_bytes >= params.max_message_bytes
 

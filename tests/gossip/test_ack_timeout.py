@@ -1,0 +1,86 @@
+"""Retries on a busy host: the ack timeout adapts to each neighbour's ack delay (RFC 6298), and a
+neighbour known to hold the message is neither retried nor chosen as a replacement."""
+
+import asyncio
+
+from f0mesh.gossip import AuditEvent, GossipParams
+from f0mesh.gossip.push import MAX_ACK_TIMEOUT_FACTOR, AckTimer, Pusher
+from f0mesh.gossip.stats import GossipStats
+
+from .meshkit import Mesh, wait_until
+from .test_push import ONE
+
+
+def test_the_ack_timeout_follows_a_slow_neighbour_and_stays_capped():
+    timer = AckTimer(0.1)
+    assert timer.timeout(2.0) == 2.0  # a quick neighbour keeps the configured floor
+    for _ in range(20):
+        timer.observe(3.0)
+    assert 3.0 < timer.timeout(2.0) < 2.0 * MAX_ACK_TIMEOUT_FACTOR
+    for _ in range(50):
+        timer.observe(600.0)
+    assert timer.timeout(2.0) == 2.0 * MAX_ACK_TIMEOUT_FACTOR
+
+
+class Quiet:
+    def neighbours(self):
+        return ["a", "b"]
+
+    async def send(self, peer_id, message):
+        pass
+
+
+async def test_a_neighbour_whose_acks_are_late_is_not_retried_at_the_floor():
+    params = GossipParams(ack_timeout_s=0.2)
+    pusher = Pusher(Quiet(), params, GossipStats(), lambda excluded, k, topic: [], lambda *a: None)
+    now = asyncio.get_running_loop().time()
+    for n in range(8):  # "a" has acked eight sends, each a second after it was sent
+        message_id = f"m{n}"
+        pusher.push(message_id, b"x", AuditEvent.SENT, (), ["a"], "t")
+        pusher._pending[message_id].outstanding["a"] = now - 1.0
+        pusher.on_ack("a", [message_id])
+    pusher.push("late", b"x", AuditEvent.SENT, (), ["a", "b"], "t")
+    for peer in ("a", "b"):
+        pusher._pending["late"].outstanding[peer] = now - 0.5
+    # past the floor for both; only "b", which never showed a slow ack, is overdue
+    assert pusher.expired(now) == [("late", "b")]
+    await pusher.stop()
+
+
+class Echo:
+    """A neighbour that sends every envelope straight back and never acknowledges."""
+
+    def __init__(self, mesh: Mesh, me: str) -> None:
+        self.mesh, self.me = mesh, me
+        self.received = 0
+
+    async def on_message(self, from_peer, message):
+        if message.get("type") == "msgs":
+            self.received += len(message["msgs"])
+            await self.mesh.network._send(self.me, from_peer, {"type": "msgs", "msgs": message["msgs"]})
+
+    async def on_neighbour_up(self, peer_id):
+        pass
+
+    async def on_neighbour_down(self, peer_id):
+        pass
+
+
+async def test_a_neighbour_that_sent_the_message_back_is_not_retried_elsewhere():
+    mesh = Mesh(3)
+    echo_id = mesh[1].peer_id
+    await mesh[0].boot(params=ONE, scores_provider=lambda: {echo_id: 1.0})
+    echo = Echo(mesh, echo_id)
+    mesh.network.attach(echo_id, echo)
+    await mesh[2].boot()
+    await mesh.link([(0, 1), (0, 2)])
+    origin = mesh[0]
+    message_id = await origin.engine.publish("t", "hello")
+    await wait_until(lambda: origin.engine.stats.ack_timeouts == 1, 5, "the echo's ack to time out")
+    await mesh.settle()
+    stats = origin.engine.stats
+    assert echo.received == 1 and stats.duplicates == 1
+    # it holds the message (it sent a copy): no retry, no duplicate for node 2, not undelivered
+    assert (stats.retries, stats.undelivered) == (0, 0)
+    assert message_id not in mesh[2].store.messages
+    await mesh.close()
