@@ -725,7 +725,7 @@ def bench_libp2p_mesh(plan: Plan, results: dict[str, Any]) -> dict[str, Any]:
 
     The f0mesh side of each figure comes from this run's `gossip` and `node_rss_idle` keys; one that
     was not measured leaves its libp2p key out, with the reason."""
-    messages = plan.repeats or (5 if plan.quick else 20)
+    messages = plan.repeats or (10 if plan.quick else GOSSIP_MESSAGES)  # as `gossip` sends
     pylibp2p.ensure_venv(plan.say)
     by_n: dict[str, Any] = {}
     out: dict[str, Any] = {}
