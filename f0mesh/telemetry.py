@@ -2,8 +2,11 @@
 
 Link changes come in bursts (a mesh forming, a neighbour pruning): one summary a second after a
 change covers its burst, and at most one goes out every ``TELEMETRY_MIN_GAP_S``, or link churn
-becomes most of the mesh's gossip. A summary also goes out every ``--gossip-interval``. Which origins
-were heard from recently (any topic) tells the connection manager which island this node is in.
+becomes most of the mesh's gossip. A summary also goes out when none went for a period drawn from
+the last quarter of ``--gossip-interval``: a change-driven summary restarts the period (it told the
+mesh the same thing), and the jitter keeps nodes started together from publishing in the same
+second, a burst of N summaries and their duplicates every period. Which origins were heard from
+recently (any topic) tells the connection manager which island this node is in.
 
 Both tables are kept per origin, and origins are free to mint: each holds at most ``max_origins``;
 when full, a newcomer takes the place of the least trusted origin held only if it is more trusted
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -30,6 +34,7 @@ log = logging.getLogger(__name__)
 TELEMETRY_TOPIC = "telemetry"
 TELEMETRY_MIN_GAP_S = 10.0
 BURST_S = 1.0  # a summary this long after the first change of a burst covers the burst
+PERIOD_JITTER = 0.25  # the periodic summary comes after (1 - jitter .. 1) x --gossip-interval of quiet
 FIGURES = ("health", "rtt_ms", "jitter_ms", "loss_pct", "bitrate_kbps")
 MAX_ORIGINS = 1024
 
@@ -45,6 +50,7 @@ class Telemetry:
         *,
         scores: Callable[[], Mapping[str, float]] = dict,
         max_origins: int = MAX_ORIGINS,
+        rng: random.Random | None = None,
     ) -> None:
         self._gossip = gossip
         self._links = links
@@ -58,6 +64,8 @@ class Telemetry:
         self._heard: dict[str, float] = {}
         self._due: asyncio.TimerHandle | None = None
         self._sent_at = -TELEMETRY_MIN_GAP_S
+        self._period_from = 0.0  # loop time the current period runs from (set when the loop starts)
+        self._rng = rng or random.Random()
         self._running = True
         gossip.subscribe(None, self._delivered)
 
@@ -122,15 +130,26 @@ class Telemetry:
 
     async def publish(self) -> None:
         try:
-            self._sent_at = asyncio.get_running_loop().time()
+            self._sent_at = self._period_from = asyncio.get_running_loop().time()
             await self._gossip.publish(TELEMETRY_TOPIC, self.summary())
         except Exception as exc:
             log.info("telemetry publish failed: %s", exc)
 
+    def next_period(self) -> float:
+        return self.interval * (1.0 - PERIOD_JITTER * self._rng.random())
+
     async def loop(self) -> None:
+        """At least one summary per ``--gossip-interval``; none while change-driven ones keep it fresh."""
+        loop = asyncio.get_running_loop()
+        self._period_from = loop.time()
+        period = self.next_period()
         while True:
-            await asyncio.sleep(self.interval)
+            wait = self._period_from + period - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
             await self.publish()
+            period = self.next_period()
 
     def close(self) -> None:
         self._running = False

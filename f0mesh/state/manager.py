@@ -368,14 +368,18 @@ class ReplicatedState:
         self._tasks.spawn(coro)
 
     async def _every(self, interval: float, action: Callable[[], Any]) -> None:
+        """``action`` every ``interval`` from a random phase: nodes started together (a deploy, the bench)
+        would otherwise all refresh their registry entries in the same second, N signed deltas and their
+        duplicates at once, every period."""
+        await asyncio.sleep(random.uniform(0.0, interval))
         while True:
-            await asyncio.sleep(interval)
             try:
                 result = action()
                 if asyncio.iscoroutine(result):
                     await result
             except Exception:
                 log.exception("periodic state task failed")
+            await asyncio.sleep(interval)
 
     # -- reading -----------------------------------------------------------------------------------
 
