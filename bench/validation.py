@@ -59,15 +59,20 @@ def make_envelopes(count: int) -> list[Envelope]:
     return out
 
 
-async def _engine_pass(wires: list[bytes]) -> tuple[float, float]:
-    """(CPU seconds, wall seconds) for a fresh engine to accept every envelope and commit it."""
-    engine = GossipEngine(
+def _bench_engine() -> GossipEngine:
+    """An engine with no neighbours, an in-memory store and no rate limits: only its own work counts."""
+    return GossipEngine(
         Identity.generate(),
         _NoNeighbours(),
         MemoryGossipStore(),
         origin_limiter=RateLimiter(UNLIMITED),
         neighbour_limiter=RateLimiter(UNLIMITED),
     )
+
+
+async def _engine_pass(wires: list[bytes]) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) for a fresh engine to accept every envelope and commit it."""
+    engine = _bench_engine()
     await engine.start()
     neighbour = Identity.generate().peer_id
     try:
@@ -117,13 +122,7 @@ def measure(count: int, repeats: int) -> dict[str, list[float]]:
 async def _publish_pass(count: int) -> float:
     """CPU seconds for a fresh engine to publish ``count`` payloads (sign, store in memory, deliver)
     with as many in flight as the node admits, as `message_rate`'s sender does, but no link."""
-    engine = GossipEngine(
-        Identity.generate(),
-        _NoNeighbours(),
-        MemoryGossipStore(),
-        origin_limiter=RateLimiter(UNLIMITED),
-        neighbour_limiter=RateLimiter(UNLIMITED),
-    )
+    engine = _bench_engine()
     await engine.start()
     window = engine.params.max_pending_publishes // 2
     try:
