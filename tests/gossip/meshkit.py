@@ -55,6 +55,20 @@ def distances(edges: Iterable[tuple[int, int]], source: int) -> dict[int, int]:
     return nx.single_source_shortest_path_length(nx.Graph(list(edges)), source)
 
 
+class Endpoint:
+    """A hand-written neighbour on a MemoryNetwork: subclasses say what they do with a message; link
+    events mean nothing to them."""
+
+    async def on_message(self, from_peer: str, message: dict[str, Any]) -> None:
+        pass
+
+    async def on_neighbour_up(self, peer_id: str) -> None:
+        pass
+
+    async def on_neighbour_down(self, peer_id: str) -> None:
+        pass
+
+
 class Node:
     def __init__(self, mesh: Mesh, index: int, identity: Identity, store: MemoryGossipStore) -> None:
         self.mesh = mesh

@@ -7,7 +7,7 @@ from f0mesh.gossip import AuditEvent, GossipParams
 from f0mesh.gossip.push import MAX_ACK_TIMEOUT_FACTOR, AckTimer, Pusher
 from f0mesh.gossip.stats import GossipStats
 
-from .meshkit import Mesh, wait_until
+from .meshkit import Endpoint, Mesh, wait_until
 from .test_push import ONE
 
 
@@ -47,7 +47,7 @@ async def test_a_neighbour_whose_acks_are_late_is_not_retried_at_the_floor():
     await pusher.stop()
 
 
-class Echo:
+class Echo(Endpoint):
     """A neighbour that sends every envelope straight back and never acknowledges."""
 
     def __init__(self, mesh: Mesh, me: str) -> None:
@@ -58,12 +58,6 @@ class Echo:
         if message.get("type") == "msgs":
             self.received += len(message["msgs"])
             await self.mesh.network._send(self.me, from_peer, {"type": "msgs", "msgs": message["msgs"]})
-
-    async def on_neighbour_up(self, peer_id):
-        pass
-
-    async def on_neighbour_down(self, peer_id):
-        pass
 
 
 async def test_a_neighbour_that_sent_the_message_back_is_not_retried_elsewhere():

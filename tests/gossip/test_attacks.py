@@ -9,10 +9,10 @@ from f0mesh.crdt import HLC
 from f0mesh.gossip import AuditEvent, Envelope, Reason
 from f0mesh.identity import Identity
 
-from .meshkit import FAST, Mesh, flat_limiter, wait_until
+from .meshkit import FAST, Endpoint, Mesh, flat_limiter, wait_until
 
 
-class Attacker:
+class Attacker(Endpoint):
     """A raw endpoint on the network: it speaks the wire protocol directly, and records acks."""
 
     def __init__(self, mesh: Mesh) -> None:
@@ -26,12 +26,6 @@ class Attacker:
     async def on_message(self, from_peer, message):
         if message.get("type") == "ack":
             self.acked.update(message["ids"])
-
-    async def on_neighbour_up(self, peer_id):
-        pass
-
-    async def on_neighbour_down(self, peer_id):
-        pass
 
     def envelope(self, payload="x", *, skew_ms: int = 0, topic: str = "t") -> Envelope:
         self.seq += 1

@@ -4,10 +4,10 @@ from dataclasses import replace
 
 from f0mesh.gossip import AuditEvent, GossipParams, LinkClosedError, MemoryTransport
 
-from .meshkit import Mesh, wait_until
+from .meshkit import Endpoint, Mesh, wait_until
 
 
-class Sink:
+class Sink(Endpoint):
     """A neighbour that takes messages and never acknowledges them."""
 
     def __init__(self) -> None:
@@ -20,12 +20,6 @@ class Sink:
     async def on_message(self, from_peer, message):
         if message.get("type") == "msgs":
             self.batches.append(message["msgs"])
-
-    async def on_neighbour_up(self, peer_id):
-        pass
-
-    async def on_neighbour_down(self, peer_id):
-        pass
 
 
 ONE = GossipParams(

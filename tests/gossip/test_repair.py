@@ -6,7 +6,7 @@ from dataclasses import replace
 from f0mesh.gossip import AuditEvent
 from f0mesh.gossip.repair import MAX_RETRANSMISSIONS
 
-from .meshkit import FAST, Mesh, flat_limiter, regular_topology, wait_until
+from .meshkit import FAST, Endpoint, Mesh, flat_limiter, regular_topology, wait_until
 
 NO_RETRY = replace(FAST, max_retries=0)  # push gets one chance, so losses stay lost until repaired
 
@@ -94,7 +94,7 @@ async def test_node_that_was_offline_catches_up_from_its_store_and_its_neighbour
     await mesh.close()
 
 
-class Asker:
+class Asker(Endpoint):
     """A greedy endpoint that records what it is sent."""
 
     def __init__(self) -> None:
@@ -106,12 +106,6 @@ class Asker:
             self.got.extend(message["msgs"])
         elif message.get("type") == "ihave" and "subs" not in message:  # not a subscription announcement
             self.offers.append(message["ids"])
-
-    async def on_neighbour_up(self, peer_id):
-        pass
-
-    async def on_neighbour_down(self, peer_id):
-        pass
 
 
 async def test_iwant_serves_each_message_to_a_neighbour_a_bounded_number_of_times():
