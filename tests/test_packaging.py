@@ -1,4 +1,5 @@
-"""Packaging: the wheel's metadata, the lock against pyproject's ranges, and a node free of scipy/networkx."""
+"""Packaging: the wheel's metadata, the lock against pyproject's ranges, and a node free of scipy/networkx
+and of SQLAlchemy's asyncio layer (its ORM, greenlet, the async drivers)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("scipy", "networkx", "numpy", "matplotlib")
+# The store runs SQLAlchemy Core on sync drivers in its own threads (issue #25): these cost memory only.
+NOT_RUN_TIME = ("sqlalchemy.orm", "sqlalchemy.ext", "greenlet", "aiosqlite", "asyncpg")
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +46,10 @@ def test_wheel_requires_nothing_heavy_at_run_time(wheel: Path) -> None:
         meta = Parser().parsestr(z.read(meta_name).decode())
     requires = [Requirement(r) for r in meta.get_all("Requires-Dist")]
     runtime = {r.name.lower() for r in requires if r.marker is None}
-    assert "aiortc" in runtime and not runtime & {*HEAVY, "asyncpg"}, runtime
+    assert "aiortc" in runtime and not runtime & {*HEAVY, "psycopg", "asyncpg", "aiosqlite"}, runtime
+    assert not [r for r in requires if r.name.lower() == "sqlalchemy" and r.extras], "no [asyncio] extra"
     extras = {r.name.lower(): str(r.marker) for r in requires if r.marker is not None}
-    assert extras["asyncpg"] == 'extra == "postgres"' and extras["matplotlib"] == 'extra == "sim"'
+    assert extras["psycopg"] == 'extra == "postgres"' and extras["matplotlib"] == 'extra == "sim"'
     assert extras["networkx"] == extras["scipy"] == 'extra == "test"'
     # ranges, not pins: every runtime dependency has a floor and a ceiling (the test and bench
     # tools are pinned on purpose: the bench compares against one py-libp2p release)
@@ -90,13 +94,14 @@ async def main():
         await node.stop()
 
 asyncio.run(main())
-print(",".join(sorted({m.split(".")[0] for m in sys.modules} & set(HEAVY))))
+heavy = {m.split(".")[0] for m in sys.modules} & set(HEAVY)
+print(",".join(sorted(heavy | {m for m in sys.modules if m.startswith(NOT_RUN_TIME)})))
 """
 
 
-def test_a_running_node_imports_neither_scipy_nor_networkx() -> None:
+def test_a_running_node_imports_neither_scipy_networkx_nor_an_orm() -> None:
     r = subprocess.run(
-        [sys.executable, "-c", f"HEAVY = {HEAVY!r}\n{NODE_SCRIPT}"],
+        [sys.executable, "-c", f"HEAVY = {HEAVY!r}\nNOT_RUN_TIME = {NOT_RUN_TIME!r}\n{NODE_SCRIPT}"],
         capture_output=True,
         text=True,
         timeout=120,

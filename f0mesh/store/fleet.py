@@ -11,13 +11,13 @@ unchanged in both: ``python -m f0mesh.store.fleet lossy-links | psql "$DB" -v mi
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from f0mesh.store.url import to_async_url
+from f0mesh.store.url import to_engine_url
 
 # Every open link in the fleet whose loss over its latest QoS window is above the threshold.
 # A link between two nodes of the fleet appears once per side: each owner measures its own view.
@@ -40,15 +40,19 @@ ORDER BY avg_loss_pct DESC, owner, peer_id"""
 QUERIES = {"lossy-links": LOSSY_LINKS_SQL, "lossy-links-since": LOSSY_LINKS_SINCE_SQL}
 
 
-async def run_query(store_url: str, sql: str, **params: Any) -> list[dict[str, Any]]:
+def query(store_url: str, sql: str, **params: Any) -> list[dict[str, Any]]:
     """Run one fleet query on a store URL (``postgresql://...`` or ``sqlite:///...``)."""
-    engine = create_async_engine(to_async_url(store_url))
+    engine = sa.create_engine(to_engine_url(store_url))
     try:
-        async with engine.connect() as conn:
-            rows = (await conn.execute(sa.text(sql), params)).mappings().all()
+        with engine.connect() as conn:
+            return [dict(row) for row in conn.execute(sa.text(sql), params).mappings()]
     finally:
-        await engine.dispose()
-    return [dict(row) for row in rows]
+        engine.dispose()
+
+
+async def run_query(store_url: str, sql: str, **params: Any) -> list[dict[str, Any]]:
+    """``query`` off the event loop."""
+    return await asyncio.to_thread(query, store_url, sql, **params)
 
 
 async def lossy_links(store_url: str, min_loss_pct: float = 5.0) -> list[dict[str, Any]]:

@@ -1,42 +1,57 @@
 """The Store: every table access of a node, scoped to its own PeerId.
 
-SQLAlchemy Core over aiosqlite or asyncpg. Every write is one transaction, so a crash never
-leaves half a batch behind; SQLite runs in WAL mode so readers (the API) never block the writer.
+SQLAlchemy Core on a synchronous engine (the stdlib's sqlite3, or psycopg 3 for PostgreSQL), run on
+the store's own threads: each transaction is one plain function and one handoff from the event loop.
+The asyncio extension this replaces made a handoff per statement through a greenlet bridge, and
+imported the ORM for its session: 6.5 MB of every node's memory (issue #25).
+
+Every write is one transaction, so a crash never leaves half a batch behind; SQLite runs in WAL mode
+so readers (the API) never block the writer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
+import logging
 import operator
 import os
-import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from f0mesh.datadir import private_file
 from f0mesh.errors import ConfigError, StorageFullError, StoreUnavailableError
 from f0mesh.store import schema as t
 from f0mesh.store.migrations import migrate
-from f0mesh.store.url import redact, to_async_url
+from f0mesh.store.url import redact, to_engine_url
+
+log = logging.getLogger("f0mesh.store")
+
+T = TypeVar("T")
+
+# How long close() waits for the transactions already handed to the store's threads. Each is bounded
+# on its own: SQLite's busy timeout, PostgreSQL's statement timeout and TCP user timeout (all 30 s).
+CLOSE_TIMEOUT_S = 35.0
+# PostgreSQL: a statement, or a connection whose server went silent, fails after this long instead
+# of holding the writer thread (asyncpg's command_timeout did this on the client).
+PG_TIMEOUT_MS = 30_000
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    # Many writers of one node share the file; under CPU starvation a transaction can hold the lock
-    # for seconds, and a writer should wait for it rather than fail.
+    # Under CPU starvation another process (an operator's sqlite3 shell, a backup) can hold the file
+    # lock for seconds; the writer should wait for it rather than fail.
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
@@ -64,7 +79,8 @@ def storage_error(exc: BaseException, db_path: Path | None = None) -> StoreUnava
     """The typed error for a write the store did not take, or None when exc is a bug (a bad statement).
 
     The one place that knows how each backend says "disk full" (SQLITE_FULL, SQLSTATE 53100) and "not
-    now" (I/O error, busy, lost connection); the API answers these 507 and 503.
+    now" (I/O error, busy, lost connection); the API answers these 507 and 503. psycopg says a lost or
+    refused connection with an OperationalError that carries no SQLSTATE (the server never answered).
     """
     orig = getattr(exc, "orig", None) or exc
     reason = (str(orig).strip().splitlines() or [type(orig).__name__])[0][:200]
@@ -79,8 +95,9 @@ def storage_error(exc: BaseException, db_path: Path | None = None) -> StoreUnava
     if (
         name.startswith(_SQLITE_UNAVAILABLE)
         or (isinstance(sqlstate, str) and sqlstate[:2] in _PG_UNAVAILABLE)
+        or (isinstance(exc, OperationalError) and not name and not sqlstate)
         or isinstance(exc, PoolTimeoutError | InterfaceError)
-        or isinstance(orig, OSError)  # TimeoutError too: a statement timeout, a connection refused
+        or isinstance(orig, OSError)  # TimeoutError too: a connection refused, a socket gone
         or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
     ):
         return StoreUnavailableError(f"not stored: the store is unavailable ({reason}); retry later")
@@ -95,7 +112,7 @@ def _low_space(db_path: Path) -> bool:
     return st.f_bavail * st.f_frsize < LOW_SPACE_BYTES
 
 
-def _insert(engine: AsyncEngine, table: sa.Table) -> Any:
+def _insert(engine: sa.Engine, table: sa.Table) -> Any:
     """INSERT in the backend's own dialect, which has ON CONFLICT."""
     if engine.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -113,14 +130,14 @@ def _last_seen_forward(stmt: Any) -> Any:
     )
 
 
-def _upsert(engine: AsyncEngine, table: sa.Table, values: dict[str, Any], keys: Sequence[str]) -> Any:
+def _upsert(engine: sa.Engine, table: sa.Table, values: dict[str, Any], keys: Sequence[str]) -> Any:
     """INSERT .. ON CONFLICT DO UPDATE in the backend's own dialect."""
     stmt = _insert(engine, table).values(**values)
     update = {k: stmt.excluded[k] for k in values if k not in keys}
     return stmt.on_conflict_do_update(index_elements=list(keys), set_=update)
 
 
-def _insert_ignore(engine: AsyncEngine, table: sa.Table) -> Any:
+def _insert_ignore(engine: sa.Engine, table: sa.Table) -> Any:
     """INSERT .. ON CONFLICT DO NOTHING, executed with a list of rows: one cached compiled statement,
     where ``.values(rows)`` compiled a new multi-row statement for every batch (~20 % of a gossip
     receiver's CPU)."""
@@ -130,13 +147,16 @@ def _insert_ignore(engine: AsyncEngine, table: sa.Table) -> Any:
 class _DriverInsert:
     """An INSERT compiled once for the backend, executed as driver SQL with plain tuples.
 
-    The gossip rows hold only str, int, float, bytes and None, which sqlite3 and asyncpg take as
+    The gossip rows hold only str, int, float, bytes and None, which sqlite3 and psycopg take as
     they are; SQLAlchemy's per-row parameter processing (bind processors, ``construct_params``)
     was ~30 us per message and audit row on the gossip hot path, more than the INSERT itself.
     """
 
-    def __init__(self, engine: AsyncEngine, stmt: Any, columns: Sequence[str]) -> None:
-        compiled = stmt.compile(dialect=engine.dialect, column_keys=list(columns))
+    def __init__(self, engine: sa.Engine, stmt: Any, columns: Sequence[str]) -> None:
+        dialect = engine.dialect
+        if not dialect.positional:  # psycopg's default is named (%(x)s); tuples need its %s
+            dialect = type(dialect)(paramstyle="format")
+        compiled = stmt.compile(dialect=dialect, column_keys=list(columns))
         if compiled.positiontup is None:
             raise ConfigError(f"store dialect {engine.dialect.name} has no positional parameters")
         self.sql = compiled.string
@@ -169,90 +189,149 @@ def _message_row(row: Any) -> dict[str, Any]:
     return out
 
 
-class Store:
-    """Async access to a node's tables. Open with ``await Store.open(url, owner)``."""
+def _engine(store_url: str) -> sa.Engine:
+    url = to_engine_url(store_url)
+    kwargs: dict[str, Any] = {"pool_size": 2, "max_overflow": 2}  # a connection per store thread
+    if url.drivername.startswith("sqlite"):
+        if url.database != ":memory:":
+            try:
+                private_file(Path(url.database or ""))
+            except OSError as exc:
+                raise ConfigError(f"cannot open store {redact(store_url)}: {exc.strerror or exc}") from exc
+        kwargs["connect_args"] = {"timeout": 10}
+    else:
+        kwargs["pool_pre_ping"] = True
+        kwargs["connect_args"] = {
+            "connect_timeout": 10,
+            "options": f"-c statement_timeout={PG_TIMEOUT_MS}",
+            "tcp_user_timeout": PG_TIMEOUT_MS,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+        }
+    try:
+        engine = sa.create_engine(url, **kwargs)
+    except ImportError as exc:  # psycopg comes with the postgres extra only
+        raise ConfigError(
+            f"--store {redact(store_url)} needs {exc.name}: pip install 'f0mesh[postgres]'"
+        ) from exc
+    if url.drivername.startswith("sqlite"):
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
 
-    def __init__(self, engine: AsyncEngine, owner: str) -> None:
+
+class Store:
+    """Async access to a node's tables. Open with ``await Store.open(url, owner)``.
+
+    Writes run on one writer thread, reads on one reader thread, each a whole transaction per handoff.
+    One writer keeps this node's write transactions in the order they were handed over: SQLite has a
+    single writer anyway, and queueing them here replaced a crowd of connections polling its file lock,
+    which under CPU starvation let some wait past any busy timeout ("database is locked"). The reader
+    keeps the API and gossip's lookups from queueing behind a long write (a prune, a large batch).
+    """
+
+    def __init__(self, engine: sa.Engine, owner: str) -> None:
         self.engine = engine
         self.owner = owner
         sqlite = engine.dialect.name == "sqlite"
-        self._sqlite = sqlite
-        self._write_lock = asyncio.Lock() if sqlite else None
-        self._db_path = Path(engine.url.database) if sqlite and engine.url.database else None
-        self._gossip_lock = asyncio.Lock()
+        database = engine.url.database
+        self._db_path = Path(database) if sqlite and database and database != ":memory:" else None
+        self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="f0mesh-store-write")
+        # an in-memory SQLite database is one connection's: its reads share the writer's thread
+        self._reader = (
+            ThreadPoolExecutor(1, thread_name_prefix="f0mesh-store-read")
+            if not sqlite or self._db_path is not None
+            else self._writer
+        )
+        self._closed = False
         self._gossip_n: int | None = None  # the newest n handed out, once read from the store
         # how the last write went: "ok", "full" (storage_full) or "unavailable"; /healthz reports it
         self.storage = "ok"
 
-    @contextlib.asynccontextmanager
-    async def _begin(self) -> AsyncIterator[AsyncConnection]:
-        """One write transaction. SQLite has a single writer: queueing this node's writers here, in
-        order, replaces a crowd of connections polling the file lock from their own threads, which
-        under CPU starvation let some wait past any busy timeout ("database is locked").
+    @classmethod
+    async def open(cls, store_url: str, owner: str) -> Store:
+        """Connect, migrate, and return a Store; an unreachable or bad URL is a one-line ConfigError."""
+        store = cls(_engine(store_url), owner)
+        try:
+            await store._submit(store._writer, store._migrate)
+        except (OperationalError, DBAPIError, OSError) as exc:
+            await store.close()
+            reason = str(getattr(exc, "orig", exc) or exc).splitlines()[0]
+            raise ConfigError(f"cannot open store {redact(store_url)}: {reason}") from exc
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    def _migrate(self) -> None:
+        with self.engine.begin() as conn:
+            migrate(conn)
+
+    async def close(self) -> None:
+        """Wait, up to CLOSE_TIMEOUT_S, for the transactions already handed over, then dispose the
+        engine on the writer thread; calls after this raise StoreUnavailableError."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await loop.run_in_executor(self._reader, lambda: None)  # the reads handed over before
+                await loop.run_in_executor(self._writer, self.engine.dispose)  # after the last write
+        except TimeoutError:
+            log.warning("store closed with a transaction still running after %.0f s", CLOSE_TIMEOUT_S)
+        finally:
+            self._reader.shutdown(wait=False)
+            self._writer.shutdown(wait=False)
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    # -- the asyncio adapter ---------------------------------------------------------------
+
+    async def _submit(self, executor: ThreadPoolExecutor, work: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise StoreUnavailableError("not stored: the store is closed")
+        return await asyncio.get_running_loop().run_in_executor(executor, work, *args)
+
+    async def _write(self, work: Callable[[sa.Connection], T]) -> T:
+        """``work(conn)`` as one transaction on the writer thread.
 
         A write the store did not take raises StorageFullError or StoreUnavailableError (see
         storage_error); nothing of the transaction is kept, so the caller must not acknowledge it.
+        A caller cancelled while it waits is never told its data was stored. The transaction is not
+        cut short by that: one the thread has begun runs to its commit or rollback, so what the
+        cancelled caller handed over is stored whole or not at all, and one not yet begun never runs.
         """
+        return await self._submit(self._writer, self._transact, work)
+
+    def _transact(self, work: Callable[[sa.Connection], T]) -> T:
+        """On the writer thread: begin, work, commit; a failure rolls everything back."""
         try:
-            async with contextlib.AsyncExitStack() as stack:
-                if self._write_lock is not None:
-                    await stack.enter_async_context(self._write_lock)
-                yield await stack.enter_async_context(self.engine.begin())
-        except (DBAPIError, PoolTimeoutError, OSError, sqlite3.Error) as exc:
-            # sqlite3.Error: what _insert_many sends straight to the driver is not wrapped by SQLAlchemy
+            with self.engine.begin() as conn:
+                result = work(conn)
+        except (DBAPIError, PoolTimeoutError, OSError, self._driver_error) as exc:
             error = storage_error(exc, self._db_path)
             if error is None:
                 raise
             self.storage = "full" if isinstance(error, StorageFullError) else "unavailable"
             raise error from exc
         self.storage = "ok"
+        return result
 
-    @property
-    def backend(self) -> str:
-        return self.engine.dialect.name
+    async def _read(self, work: Callable[[sa.Connection], T]) -> T:
+        """``work(conn)`` on the reader thread; a read sees only committed writes."""
+        return await self._submit(self._reader, self._query, work)
 
-    @classmethod
-    async def open(cls, store_url: str, owner: str) -> Store:
-        """Connect, migrate, and return a Store; an unreachable or bad URL is a one-line ConfigError."""
-        url = to_async_url(store_url)
-        kwargs: dict[str, Any] = {}
-        if url.drivername.startswith("sqlite"):
-            if url.database != ":memory:":
-                try:
-                    private_file(Path(url.database or ""))
-                except OSError as exc:
-                    raise ConfigError(
-                        f"cannot open store {redact(store_url)}: {exc.strerror or exc}"
-                    ) from exc
-            kwargs["connect_args"] = {"timeout": 10}
-            # every aiosqlite connection is a thread of its own; writes are serialised anyway
-            kwargs["pool_size"] = 2
-            kwargs["max_overflow"] = 3
-        else:
-            kwargs["pool_size"] = 5
-            kwargs["pool_pre_ping"] = True
-            kwargs["connect_args"] = {"timeout": 10, "command_timeout": 30}
-        engine = create_async_engine(url, **kwargs)
-        if url.drivername.startswith("sqlite"):
-            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        try:
-            async with engine.begin() as conn:
-                await conn.run_sync(migrate)
-        except (OperationalError, DBAPIError, OSError) as exc:
-            await engine.dispose()
-            reason = str(getattr(exc, "orig", exc) or exc).splitlines()[0]
-            raise ConfigError(f"cannot open store {redact(store_url)}: {reason}") from exc
-        except Exception:
-            await engine.dispose()
-            raise
-        return cls(engine, owner)
-
-    async def close(self) -> None:
-        await self.engine.dispose()
+    def _query(self, work: Callable[[sa.Connection], T]) -> T:
+        with self.engine.connect() as conn:
+            return work(conn)
 
     async def schema_version(self) -> int:
-        async with self.engine.connect() as conn:
-            return (await conn.execute(sa.select(sa.func.max(t.schema_version.c.version)))).scalar() or 0
+        q = sa.select(sa.func.max(t.schema_version.c.version))
+        return await self._read(lambda conn: conn.execute(q).scalar() or 0)
 
     # -- peers -----------------------------------------------------------------------------
 
@@ -290,6 +369,10 @@ class Store:
             return stmt.on_conflict_do_update(index_elements=["owner", "peer_id"], set_=update)
         return stmt.on_conflict_do_nothing()
 
+    def _peer_query(self, peer_id: str) -> Any:
+        c = t.mesh_peers.c
+        return sa.select(t.mesh_peers).where(c.owner == self.owner, c.peer_id == peer_id)
+
     async def upsert_peer(
         self,
         peer_id: str,
@@ -299,19 +382,14 @@ class Store:
         trust: float | None = None,
         location: str | None = None,
     ) -> dict[str, Any]:
-        c = t.mesh_peers.c
-        async with self._begin() as conn:
-            await conn.execute(self._peer_upsert(peer_id, url, last_seen, trust, location))
-            row = (
-                (
-                    await conn.execute(
-                        sa.select(t.mesh_peers).where(c.owner == self.owner, c.peer_id == peer_id)
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        return dict(row) if row else {}
+        upsert = self._peer_upsert(peer_id, url, last_seen, trust, location)
+
+        def work(conn: sa.Connection) -> dict[str, Any]:
+            conn.execute(upsert)
+            row = conn.execute(self._peer_query(peer_id)).mappings().first()
+            return dict(row) if row else {}
+
+        return await self._write(work)
 
     async def upsert_peers(self, peers: Iterable[dict[str, Any]]) -> None:
         """Many peers learned at once (peer exchange, the replicated registry): one statement for all,
@@ -341,8 +419,7 @@ class Store:
                 "last_seen": _last_seen_forward(stmt),
             },
         )
-        async with self._begin() as conn:
-            await conn.execute(stmt, rows)
+        await self._write(lambda conn: conn.execute(stmt, rows))
 
     async def set_peer_trust(self, scores: dict[str, float]) -> None:
         """Write the current global trust scores onto known peers in one transaction."""
@@ -354,68 +431,53 @@ class Store:
             .where(c.owner == sa.bindparam("o"), c.peer_id == sa.bindparam("p"))
             .values(trust=sa.bindparam("s"))
         )
-        async with self._begin() as conn:
-            await conn.execute(stmt, [{"o": self.owner, "p": p, "s": score} for p, score in scores.items()])
+        rows = [{"o": self.owner, "p": p, "s": score} for p, score in scores.items()]
+        await self._write(lambda conn: conn.execute(stmt, rows))
 
     async def set_peer_blocked(self, peer_id: str, blocked: bool) -> None:
-        await self.upsert_peer(peer_id)
-        async with self._begin() as conn:
-            await conn.execute(
-                sa.update(t.mesh_peers)
-                .where(t.mesh_peers.c.owner == self.owner, t.mesh_peers.c.peer_id == peer_id)
-                .values(blocked=blocked)
-            )
+        c = t.mesh_peers.c
+        upsert = self._peer_upsert(peer_id)
+        update = (
+            sa.update(t.mesh_peers).where(c.owner == self.owner, c.peer_id == peer_id).values(blocked=blocked)
+        )
+
+        def work(conn: sa.Connection) -> None:
+            conn.execute(upsert)
+            conn.execute(update)
+
+        await self._write(work)
 
     async def get_peer(self, peer_id: str) -> dict[str, Any] | None:
-        async with self.engine.connect() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        sa.select(t.mesh_peers).where(
-                            t.mesh_peers.c.owner == self.owner, t.mesh_peers.c.peer_id == peer_id
-                        )
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        return dict(row) if row else None
+        q = self._peer_query(peer_id)
+
+        def work(conn: sa.Connection) -> dict[str, Any] | None:
+            row = conn.execute(q).mappings().first()
+            return dict(row) if row else None
+
+        return await self._read(work)
 
     async def list_peers(self, limit: int = 1000) -> list[dict[str, Any]]:
-        async with self.engine.connect() as conn:
-            rows = (
-                (
-                    await conn.execute(
-                        sa.select(t.mesh_peers)
-                        .where(t.mesh_peers.c.owner == self.owner)
-                        .order_by(t.mesh_peers.c.last_seen.desc().nulls_last(), t.mesh_peers.c.peer_id)
-                        .limit(limit)
-                    )
-                )
-                .mappings()
-                .all()
-            )
-        return [dict(r) for r in rows]
+        c = t.mesh_peers.c
+        q = (
+            sa.select(t.mesh_peers)
+            .where(c.owner == self.owner)
+            .order_by(c.last_seen.desc().nulls_last(), c.peer_id)
+            .limit(limit)
+        )
+        return await self._read(lambda conn: [dict(r) for r in conn.execute(q).mappings()])
 
     async def delete_peer(self, peer_id: str) -> bool:
-        async with self._begin() as conn:
-            res = await conn.execute(
-                sa.delete(t.mesh_peers).where(
-                    t.mesh_peers.c.owner == self.owner, t.mesh_peers.c.peer_id == peer_id
-                )
-            )
-        return res.rowcount > 0
+        c = t.mesh_peers.c
+        stmt = sa.delete(t.mesh_peers).where(c.owner == self.owner, c.peer_id == peer_id)
+        return await self._write(lambda conn: conn.execute(stmt).rowcount > 0)
 
     async def delete_peers(self, peer_ids: Sequence[str]) -> int:
         """Forget peers in one transaction (strangers the node collected); returns the rows removed."""
         if not peer_ids:
             return 0
         c = t.mesh_peers.c
-        async with self._begin() as conn:
-            res = await conn.execute(
-                sa.delete(t.mesh_peers).where(c.owner == self.owner, c.peer_id.in_(list(peer_ids)))
-            )
-        return res.rowcount
+        stmt = sa.delete(t.mesh_peers).where(c.owner == self.owner, c.peer_id.in_(list(peer_ids)))
+        return await self._write(lambda conn: conn.execute(stmt).rowcount)
 
     # -- links -----------------------------------------------------------------------------
 
@@ -425,37 +487,32 @@ class Store:
         c = t.mesh_links.c
         ended = sa.and_(c.owner == self.owner, c.state.in_(("failed", "closed")))
         newest = sa.select(c.link_id).where(ended).order_by(c.updated_at.desc()).limit(keep)
-        async with self._begin() as conn:
-            res = await conn.execute(
-                sa.delete(t.mesh_links).where(
-                    ended, sa.or_(c.updated_at < ended_before, c.link_id.not_in(newest.scalar_subquery()))
-                )
-            )
-        return res.rowcount
+        stmt = sa.delete(t.mesh_links).where(
+            ended, sa.or_(c.updated_at < ended_before, c.link_id.not_in(newest.scalar_subquery()))
+        )
+        return await self._write(lambda conn: conn.execute(stmt).rowcount)
 
     async def upsert_link(self, link: dict[str, Any]) -> None:
         values = {"owner": self.owner, "updated_at": time.time(), **link}
-        async with self._begin() as conn:
-            await conn.execute(_upsert(self.engine, t.mesh_links, values, ("owner", "link_id")))
+        stmt = _upsert(self.engine, t.mesh_links, values, ("owner", "link_id"))
+        await self._write(lambda conn: conn.execute(stmt))
 
     async def list_links(self, *, peer_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         q = sa.select(t.mesh_links).where(t.mesh_links.c.owner == self.owner)
         if peer_id is not None:
             q = q.where(t.mesh_links.c.peer_id == peer_id)
         q = q.order_by(t.mesh_links.c.updated_at.desc()).limit(limit)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(q)).mappings().all()
-        return [dict(r) for r in rows]
+        return await self._read(lambda conn: [dict(r) for r in conn.execute(q).mappings()])
 
     async def close_stale_links(self, reason: str) -> int:
         """At start-up no link of a previous run can still be live: mark them closed."""
-        async with self._begin() as conn:
-            res = await conn.execute(
-                sa.update(t.mesh_links)
-                .where(t.mesh_links.c.owner == self.owner, t.mesh_links.c.state.in_(("connecting", "open")))
-                .values(state="closed", closed_at=time.time(), reason=reason, updated_at=time.time())
-            )
-        return res.rowcount
+        c = t.mesh_links.c
+        stmt = (
+            sa.update(t.mesh_links)
+            .where(c.owner == self.owner, c.state.in_(("connecting", "open")))
+            .values(state="closed", closed_at=time.time(), reason=reason, updated_at=time.time())
+        )
+        return await self._write(lambda conn: conn.execute(stmt).rowcount)
 
     # -- QoS samples -----------------------------------------------------------------------
 
@@ -465,16 +522,21 @@ class Store:
         """One sampling round: the time-series rows and the links' current figures, atomically."""
         rows = [{"owner": self.owner, **s} for s in samples]
         now = time.time()
-        async with self._begin() as conn:
+        c = t.mesh_links.c
+        updates = [
+            sa.update(t.mesh_links)
+            .where(c.owner == self.owner, c.link_id == link["link_id"])
+            .values(**{k: v for k, v in link.items() if k != "link_id"}, updated_at=now)
+            for link in links
+        ]
+
+        def work(conn: sa.Connection) -> None:
             if rows:
-                await conn.execute(sa.insert(t.link_samples), rows)
-            for link in links:
-                figures = {k: v for k, v in link.items() if k != "link_id"}
-                await conn.execute(
-                    sa.update(t.mesh_links)
-                    .where(t.mesh_links.c.owner == self.owner, t.mesh_links.c.link_id == link["link_id"])
-                    .values(**figures, updated_at=now)
-                )
+                conn.execute(sa.insert(t.link_samples), rows)
+            for stmt in updates:
+                conn.execute(stmt)
+
+        await self._write(work)
 
     async def list_samples(
         self, *, link_id: str | None = None, peer_id: str | None = None, since: float = 0.0, limit: int = 1000
@@ -487,8 +549,7 @@ class Store:
         if peer_id is not None:
             q = q.where(t.link_samples.c.peer_id == peer_id)
         q = q.order_by(t.link_samples.c.at.desc()).limit(limit)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(q)).mappings().all()
+        rows = await self._read(lambda conn: conn.execute(q).mappings().all())
         return [dict(r) for r in reversed(rows)]
 
     # -- gossip ----------------------------------------------------------------------------
@@ -498,40 +559,33 @@ class Store:
     ) -> None:
         """Message rows and their audit rows in one transaction: acks wait for this commit.
 
-        Each message gets the owner's next ``n``, counted here (one node per owner) under a lock
-        held until the commit, so n orders messages as they became visible. A message already
-        stored is skipped by the insert and leaves a gap in n, which orders but does not count.
+        Each message gets the owner's next ``n``, counted here (one node per owner) on the writer
+        thread, so n orders messages as they became visible. A message already stored is skipped by
+        the insert and leaves a gap in n, which orders but does not count.
         """
         unique = list({m["id"]: m for m in messages}.values())
-        owner = self.owner
-        async with self._gossip_lock:
-            async with self._begin() as conn:
-                last = self._gossip_n if self._gossip_n is not None else await self._stored_last_n(conn)
-                if unique:
-                    insert = self._gossip_insert
-                    rows = [
-                        {**m, "owner": owner, "n": last + i, **_payload_columns(m["payload"])}
-                        for i, m in enumerate(unique, start=1)
-                    ]
-                    await self._insert_many(conn, insert, insert.rows(rows))
-                if audit:
-                    insert = self._audit_insert
-                    await self._insert_many(conn, insert, insert.rows({**a, "owner": owner} for a in audit))
-            self._gossip_n = last + len(unique)
+        await self._submit(self._writer, self._commit_gossip, unique, audit)
 
-    async def _insert_many(
-        self, conn: AsyncConnection, insert: _DriverInsert, rows: list[tuple[Any, ...]]
-    ) -> None:
-        """SQLite: straight to aiosqlite, one trip to its thread where SQLAlchemy's cursor takes three
-        (open, executemany, close). Each trip is a thread handoff costing the event loop ~0.1 ms of
-        CPU; a gossip commit made eight, now four (issue #25). The rows still belong to the
-        transaction the engine began: sqlite3 opens it at the first INSERT on this connection and
-        the engine's commit or rollback ends it."""
-        if self._sqlite:
-            driver = (await conn.get_raw_connection()).driver_connection
-            await driver.executemany(insert.sql, rows)
-        else:
-            await conn.exec_driver_sql(insert.sql, rows)
+    def _commit_gossip(self, unique: list[dict[str, Any]], audit: Sequence[dict[str, Any]]) -> None:
+        """On the writer thread. The count moves on here, once committed, and not in the awaiting
+        caller, which may have been cancelled meanwhile: the next batch never reuses an n."""
+        owner = self.owner
+
+        def work(conn: sa.Connection) -> int:
+            last = self._gossip_n if self._gossip_n is not None else self._stored_last_n(conn)
+            if unique:
+                insert = self._gossip_insert
+                rows = [
+                    {**m, "owner": owner, "n": last + i, **_payload_columns(m["payload"])}
+                    for i, m in enumerate(unique, start=1)
+                ]
+                conn.exec_driver_sql(insert.sql, insert.rows(rows))
+            if audit:
+                insert = self._audit_insert
+                conn.exec_driver_sql(insert.sql, insert.rows({**a, "owner": owner} for a in audit))
+            return last + len(unique)
+
+        self._gossip_n = self._transact(work)
 
     @functools.cached_property
     def _gossip_insert(self) -> _DriverInsert:
@@ -549,20 +603,19 @@ class Store:
         stmt = _insert(self.engine, t.gossip_sequence)
         return stmt.on_conflict_do_update(index_elements=["owner"], set_={"last_n": stmt.excluded.last_n})
 
-    async def _stored_last_n(self, conn: AsyncConnection) -> int:
+    def _stored_last_n(self, conn: sa.Connection) -> int:
         """The newest n: of the rows, or saved in gossip_sequence by a prune that deleted them."""
         c = t.gossip_messages.c
-        rows = (await conn.execute(sa.select(sa.func.max(c.n)).where(c.owner == self.owner))).scalar()
+        rows = conn.execute(sa.select(sa.func.max(c.n)).where(c.owner == self.owner)).scalar()
         q = sa.select(t.gossip_sequence.c.last_n).where(t.gossip_sequence.c.owner == self.owner)
-        saved = (await conn.execute(q)).scalar()
+        saved = conn.execute(q).scalar()
         return max(rows or 0, saved or 0)
 
     async def last_message_n(self) -> int:
         """The n of the newest stored message (0 if none ever was): where a live-only stream starts."""
         if self._gossip_n is not None:
             return self._gossip_n
-        async with self.engine.connect() as conn:
-            return await self._stored_last_n(conn)
+        return await self._read(self._stored_last_n)
 
     async def list_messages(
         self, *, topic: str | None = None, limit: int = 100, since: int | None = None
@@ -575,10 +628,8 @@ class Store:
         if topic:
             q = q.where(c.topic == topic)
         newest_first = q.order_by(c.received_at.desc(), c.id)
-        q = newest_first if since is None else q.where(c.n > since).order_by(c.n)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(q.limit(limit))).mappings().all()
-        return [_message_row(r) for r in rows]
+        q = (newest_first if since is None else q.where(c.n > since).order_by(c.n)).limit(limit)
+        return await self._read(lambda conn: [_message_row(r) for r in conn.execute(q).mappings()])
 
     async def count_messages(self, *, topic: str | None, after: int, upto: int) -> int:
         """Messages with after < n <= upto: what a stream skipped when it jumped ahead."""
@@ -586,8 +637,7 @@ class Store:
         q = sa.select(sa.func.count()).where(c.owner == self.owner, c.n > after, c.n <= upto)
         if topic:
             q = q.where(c.topic == topic)
-        async with self.engine.connect() as conn:
-            return (await conn.execute(q)).scalar() or 0
+        return await self._read(lambda conn: conn.execute(q).scalar() or 0)
 
     async def message_ids_since(self, created_after: float, limit: int = 10000) -> list[str]:
         """Ids of messages created after a time, newest first (repair digests)."""
@@ -598,30 +648,26 @@ class Store:
             .order_by(c.created_at.desc())
             .limit(limit)
         )
-        async with self.engine.connect() as conn:
-            return list((await conn.execute(q)).scalars().all())
+        return await self._read(lambda conn: list(conn.execute(q).scalars()))
 
     async def get_raw_messages(self, ids: Sequence[str]) -> dict[str, bytes]:
         if not ids:
             return {}
         c = t.gossip_messages.c
         q = sa.select(c.id, c.raw).where(c.owner == self.owner, c.id.in_(list(ids)))
-        async with self.engine.connect() as conn:
-            return {r.id: bytes(r.raw) for r in (await conn.execute(q)).all()}
+        return await self._read(lambda conn: {r.id: bytes(r.raw) for r in conn.execute(q)})
 
     async def has_messages(self, ids: Sequence[str]) -> set[str]:
         if not ids:
             return set()
         c = t.gossip_messages.c
         q = sa.select(c.id).where(c.owner == self.owner, c.id.in_(list(ids)))
-        async with self.engine.connect() as conn:
-            return set((await conn.execute(q)).scalars().all())
+        return await self._read(lambda conn: set(conn.execute(q).scalars()))
 
     async def max_seq(self, origin: str) -> int:
         c = t.gossip_messages.c
         q = sa.select(sa.func.max(c.seq)).where(c.owner == self.owner, c.origin == origin)
-        async with self.engine.connect() as conn:
-            return (await conn.execute(q)).scalar() or 0
+        return await self._read(lambda conn: conn.execute(q).scalar() or 0)
 
     async def list_audit(self, *, limit: int = 100, event_name: str | None = None) -> list[dict[str, Any]]:
         c = t.mesh_gossip_audit.c
@@ -629,29 +675,25 @@ class Store:
         if event_name:
             q = q.where(c.event == event_name)
         q = q.order_by(c.id.desc()).limit(limit)
-        async with self.engine.connect() as conn:
-            return [dict(r) for r in (await conn.execute(q)).mappings().all()]
+        return await self._read(lambda conn: [dict(r) for r in conn.execute(q).mappings()])
 
     # -- CRDT state ------------------------------------------------------------------------
 
     async def put_state(self, name: str, kind: str, data: bytes) -> None:
         values = {"owner": self.owner, "name": name, "kind": kind, "data": data, "updated_at": time.time()}
-        async with self._begin() as conn:
-            await conn.execute(_upsert(self.engine, t.crdt_state, values, ("owner", "name")))
+        stmt = _upsert(self.engine, t.crdt_state, values, ("owner", "name"))
+        await self._write(lambda conn: conn.execute(stmt))
 
     async def get_state(self, name: str) -> tuple[str, bytes] | None:
         c = t.crdt_state.c
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(sa.select(c.kind, c.data).where(c.owner == self.owner, c.name == name))
-            ).first()
+        q = sa.select(c.kind, c.data).where(c.owner == self.owner, c.name == name)
+        row = await self._read(lambda conn: conn.execute(q).first())
         return (row.kind, bytes(row.data)) if row else None
 
     async def list_states(self) -> list[tuple[str, str]]:
         c = t.crdt_state.c
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(sa.select(c.name, c.kind).where(c.owner == self.owner))).all()
-        return [(r.name, r.kind) for r in rows]
+        q = sa.select(c.name, c.kind).where(c.owner == self.owner)
+        return await self._read(lambda conn: [(r.name, r.kind) for r in conn.execute(q)])
 
     # -- retention -------------------------------------------------------------------------
 
@@ -659,17 +701,18 @@ class Store:
         self, *, samples_before: float, audit_before: float, messages_before: float
     ) -> dict[str, int]:
         """Delete rows older than the retention horizons; returns the counts removed."""
-        removed: dict[str, int] = {}
-        async with self._begin() as conn:
+
+        def work(conn: sa.Connection) -> dict[str, int]:
             # the newest n outlives its row, so a cursor never sees n start again (see gossip_sequence)
-            await conn.execute(
-                self._sequence_upsert, {"owner": self.owner, "last_n": await self._stored_last_n(conn)}
-            )
+            conn.execute(self._sequence_upsert, {"owner": self.owner, "last_n": self._stored_last_n(conn)})
+            removed: dict[str, int] = {}
             for name, table, col, horizon in (
                 ("link_samples", t.link_samples, t.link_samples.c.at, samples_before),
                 ("mesh_gossip_audit", t.mesh_gossip_audit, t.mesh_gossip_audit.c.at, audit_before),
                 ("gossip_messages", t.gossip_messages, t.gossip_messages.c.received_at, messages_before),
             ):
-                res = await conn.execute(sa.delete(table).where(table.c.owner == self.owner, col < horizon))
+                res = conn.execute(sa.delete(table).where(table.c.owner == self.owner, col < horizon))
                 removed[name] = res.rowcount
-        return removed
+            return removed
+
+        return await self._write(work)

@@ -1,4 +1,4 @@
-"""Store URLs as operators write them, mapped to SQLAlchemy's async drivers."""
+"""Store URLs as operators write them, mapped to the drivers the store runs on."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ from sqlalchemy.exc import ArgumentError
 
 from f0mesh.errors import ConfigError
 
+# The stdlib's sqlite3 and psycopg 3; the async drivers' names of earlier releases still open a store.
 _DRIVERS = {
-    "sqlite": "sqlite+aiosqlite",
-    "sqlite+aiosqlite": "sqlite+aiosqlite",
-    "postgresql": "postgresql+asyncpg",
-    "postgres": "postgresql+asyncpg",
-    "postgresql+asyncpg": "postgresql+asyncpg",
+    "sqlite": "sqlite+pysqlite",
+    "sqlite+pysqlite": "sqlite+pysqlite",
+    "sqlite+aiosqlite": "sqlite+pysqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+    "postgresql+asyncpg": "postgresql+psycopg",
 }
 
 
@@ -22,8 +25,8 @@ def default_store_url(data_dir: str | Path) -> str:
     return f"sqlite:///{Path(data_dir).resolve() / 'mesh.db'}"
 
 
-def to_async_url(store_url: str) -> URL:
-    """``sqlite:///PATH`` or ``postgresql://...`` -> an async driver URL; anything else is a ConfigError."""
+def to_engine_url(store_url: str) -> URL:
+    """``sqlite:///PATH`` or ``postgresql://...`` -> the URL of its driver; anything else is a ConfigError."""
     try:
         url = make_url(store_url)
     except ArgumentError as exc:

@@ -17,8 +17,8 @@ import sqlite3
 import threading
 import time
 
-import asyncpg
 import httpx
+import psycopg
 import pytest
 from hostile import attacker_node
 
@@ -201,23 +201,17 @@ def _sqlite_rows(node: NodeProcess) -> tuple[str, set[str], set[str], list[int]]
 
 
 def _postgres_rows(url: str, peer_id: str) -> tuple[str, set[str], set[str], list[int]]:
-    async def query() -> tuple[str, set[str], set[str], list[int]]:
-        conn = await asyncpg.connect(url)
-        try:
-            own = await conn.fetch(
-                "SELECT id, seq FROM gossip_messages WHERE owner = $1 AND origin = $1", peer_id
-            )
-            published = await conn.fetch(
-                "SELECT message_id FROM mesh_gossip_audit WHERE owner = $1 AND event = 'published'", peer_id
-            )
-            # Every table still reads in full (no torn pages, indexes usable).
-            for table in ("mesh_peers", "mesh_links", "link_samples", "mesh_gossip_audit", "crdt_state"):
-                await conn.fetchval(f"SELECT count(*) FROM {table}")
-        finally:
-            await conn.close()
-        return "ok", {r["id"] for r in own}, {r["message_id"] for r in published}, [r["seq"] for r in own]
-
-    return asyncio.run(query())
+    with psycopg.connect(url) as conn:
+        own = conn.execute(
+            "SELECT id, seq FROM gossip_messages WHERE owner = %(p)s AND origin = %(p)s", {"p": peer_id}
+        ).fetchall()
+        published = conn.execute(
+            "SELECT message_id FROM mesh_gossip_audit WHERE owner = %s AND event = 'published'", (peer_id,)
+        ).fetchall()
+        # Every table still reads in full (no torn pages, indexes usable).
+        for table in ("mesh_peers", "mesh_links", "link_samples", "mesh_gossip_audit", "crdt_state"):
+            conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return "ok", {r[0] for r in own}, {r[0] for r in published}, [r[1] for r in own]
 
 
 def _check_store(rows: tuple[str, set[str], set[str], list[int]], acked: set[str]) -> int:

@@ -74,7 +74,7 @@ async def test_a_huge_logical_counter_ahead_does_not_stop_the_clock() -> None:
 
 async def test_documents_that_do_not_load_are_quarantined_and_the_node_starts(tmp_path) -> None:
     clock, me = Clock(), Identity.generate()
-    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'mesh.db'}", me.peer_id)
+    store = await Store.open(f"sqlite:///{tmp_path / 'mesh.db'}", me.peer_id)
     try:
         poisoned = forged_registry(me.peer_id, TOP, int(clock() * 1000))  # what a c5738a4 victim saved
         await store.put_state("doc/peers", "map", poisoned)

@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -184,10 +184,10 @@ async def test_sqlite_full_disk_refuses_writes_keeps_reading_and_writes_again(tm
 async def test_postgresql_disk_full_is_storage_full(pg_server: PgServer, pg_url: str, tmpfs: Path) -> None:
     """SQLSTATE 53100 from a real server: the node's tables live in a tablespace on the full tmpfs."""
     shutil.chown(tmpfs, "postgres", "postgres")
-    admin = await asyncpg.connect(pg_server.url("postgres"))
+    admin = psycopg.connect(pg_server.url("postgres"), autocommit=True)
     database = pg_url.rsplit("/", 1)[1]
-    await admin.execute(f"CREATE TABLESPACE {database}_full LOCATION '{tmpfs}'")
-    await admin.execute(f"ALTER DATABASE {database} SET default_tablespace = {database}_full")
+    admin.execute(f"CREATE TABLESPACE {database}_full LOCATION '{tmpfs}'")
+    admin.execute(f"ALTER DATABASE {database} SET default_tablespace = {database}_full")
     store = await Store.open(pg_url, Identity.generate().peer_id)
     filler: Path | None = None
     try:
@@ -206,9 +206,9 @@ async def test_postgresql_disk_full_is_storage_full(pg_server: PgServer, pg_url:
         await store.close()
         if filler is not None:
             empty(filler)
-        await admin.execute(f"DROP DATABASE {database} WITH (FORCE)")
-        await admin.execute(f"DROP TABLESPACE {database}_full")
-        await admin.close()
+        admin.execute(f"DROP DATABASE {database} WITH (FORCE)")
+        admin.execute(f"DROP TABLESPACE {database}_full")
+        admin.close()
 
 
 def _sqlite_error(message: str, name: str) -> sa.exc.OperationalError:

@@ -53,13 +53,13 @@ async def test_v3_database_numbers_its_messages_in_received_order(store_url: str
     owner = Identity.generate().peer_id
     store = await Store.open(store_url, owner)
     await store.commit_gossip([row(1), row(2), row(3)], [])
-    async with store.engine.begin() as conn:
-        await conn.execute(sa.text("UPDATE gossip_messages SET received_at = 2000 - seq"))
-        await conn.execute(sa.text("DROP INDEX ix_gossip_n"))
-        await conn.execute(sa.text("ALTER TABLE gossip_messages DROP COLUMN n"))
-        await conn.execute(sa.text("ALTER TABLE gossip_messages DROP COLUMN payload_bin"))
-        await conn.execute(sa.text("DROP TABLE gossip_sequence"))
-        await conn.execute(sa.delete(schema_version).where(schema_version.c.version > 3))
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE gossip_messages SET received_at = 2000 - seq"))
+        conn.execute(sa.text("DROP INDEX ix_gossip_n"))
+        conn.execute(sa.text("ALTER TABLE gossip_messages DROP COLUMN n"))
+        conn.execute(sa.text("ALTER TABLE gossip_messages DROP COLUMN payload_bin"))
+        conn.execute(sa.text("DROP TABLE gossip_sequence"))
+        conn.execute(sa.delete(schema_version).where(schema_version.c.version > 3))
     await store.close()
     store = await Store.open(store_url, owner)
     try:

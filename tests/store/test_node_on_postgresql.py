@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
-
-from f0mesh.store.url import to_async_url
+from f0mesh.store.fleet import query
 
 from nodes import wait_for
 
@@ -21,32 +16,18 @@ def test_two_nodes_share_one_postgresql_database(node_factory, pg_url: str) -> N
     wait_for(lambda: b.http.get("/api/gossip/messages", params={"topic": "fleet"}).json()["messages"], 20)
     wait_for(lambda: (lk := a.link_to(b.peer_id)) and lk["rtt_ms"] is not None, 20, what="QoS sampled")
 
-    async def query() -> tuple[dict[str, int], list]:
-        engine = create_async_engine(to_async_url(pg_url))
-        try:
-            async with engine.connect() as conn:
-                owners = dict(
-                    (
-                        await conn.execute(
-                            sa.text("SELECT owner, count(*) FROM gossip_messages GROUP BY owner")
-                        )
-                    ).all()
-                )
-                lossy = (
-                    await conn.execute(
-                        sa.text(
-                            "SELECT owner, peer_id, loss_pct FROM mesh_links "
-                            "WHERE state = 'open' AND loss_pct >= 0 ORDER BY owner"
-                        )
-                    )
-                ).all()
-        finally:
-            await engine.dispose()
-        return owners, lossy
-
     def both_sampled() -> tuple[dict[str, int], list] | None:
         # Each node writes its link's figures at its own sampling tick: wait for both rows.
-        owners, links = asyncio.run(query())
+        counts = query(pg_url, "SELECT owner, count(*) AS n FROM gossip_messages GROUP BY owner")
+        owners = {r["owner"]: r["n"] for r in counts}
+        links = [
+            (r["owner"], r["peer_id"], r["loss_pct"])
+            for r in query(
+                pg_url,
+                "SELECT owner, peer_id, loss_pct FROM mesh_links WHERE state = 'open' AND loss_pct >= 0"
+                " ORDER BY owner",
+            )
+        ]
         return (owners, links) if {row[0] for row in links} == {a.peer_id, b.peer_id} else None
 
     owners, links = wait_for(both_sampled, 20, 0.5, "both nodes' sampled links in the shared database")

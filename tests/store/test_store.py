@@ -23,8 +23,8 @@ async def test_migrations_run_once_and_record_version(store_url: str) -> None:
         await store.close()
     store = await Store.open(store_url, owner)
     try:
-        async with store.engine.connect() as conn:
-            rows = (await conn.execute(sa.select(schema_version.c.version))).scalars().all()
+        with store.engine.connect() as conn:
+            rows = conn.execute(sa.select(schema_version.c.version)).scalars().all()
         assert rows == list(range(1, LATEST + 1))
     finally:
         await store.close()
@@ -165,18 +165,16 @@ async def test_bad_urls_are_config_errors(tmp_path, pg_server) -> None:
 async def test_v1_database_is_migrated_to_latest(store_url: str) -> None:
     owner = Identity.generate().peer_id
     store = await Store.open(store_url, owner)
-    async with store.engine.begin() as conn:
-        await conn.execute(sa.text("DROP INDEX ix_gossip_created"))
-        await conn.execute(sa.text("ALTER TABLE gossip_messages DROP COLUMN created_at"))
-        await conn.execute(sa.delete(schema_version).where(schema_version.c.version > 1))
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("DROP INDEX ix_gossip_created"))
+        conn.execute(sa.text("ALTER TABLE gossip_messages DROP COLUMN created_at"))
+        conn.execute(sa.delete(schema_version).where(schema_version.c.version > 1))
     await store.close()
     store = await Store.open(store_url, owner)
     try:
         assert await store.schema_version() == LATEST
-        async with store.engine.connect() as conn:
-            columns = await conn.run_sync(
-                lambda c: {x["name"] for x in sa.inspect(c).get_columns("gossip_messages")}
-            )
+        with store.engine.connect() as conn:
+            columns = {x["name"] for x in sa.inspect(conn).get_columns("gossip_messages")}
         assert "created_at" in columns
     finally:
         await store.close()
