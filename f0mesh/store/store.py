@@ -19,7 +19,7 @@ import operator
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -220,6 +220,13 @@ def _engine(store_url: str) -> sa.Engine:
     return engine
 
 
+def _report_unheard(future: Future[Any]) -> None:
+    """A transaction whose caller was cancelled while its thread ran it: nobody else hears how it ended."""
+    if not future.cancelled() and (exc := future.exception()) is not None:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        log.warning("a store transaction whose caller had gone failed: %s", reason)
+
+
 class Store:
     """Async access to a node's tables. Open with ``await Store.open(url, owner)``.
 
@@ -294,7 +301,12 @@ class Store:
     async def _submit(self, executor: ThreadPoolExecutor, work: Callable[..., T], *args: Any) -> T:
         if self._closed:
             raise StoreUnavailableError("not stored: the store is closed")
-        return await asyncio.get_running_loop().run_in_executor(executor, work, *args)
+        future = executor.submit(work, *args)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(_report_unheard)  # its caller is gone: a failure is logged here
+            raise
 
     async def _write(self, work: Callable[[sa.Connection], T]) -> T:
         """``work(conn)`` as one transaction on the writer thread.

@@ -226,3 +226,22 @@ def test_storage_errors_are_told_apart(tmp_path: Path) -> None:
     assert storage_error(_sqlite_error("no such table: x", "SQLITE_ERROR")) is None  # a bug, not the disk
     assert storage_error(sa.exc.IntegrityError("INSERT", {}, sqlite3.IntegrityError("UNIQUE"))) is None
     assert type(storage_error(ConnectionRefusedError("refused"))) is StoreUnavailableError
+
+
+def test_psycopg_errors_are_told_apart() -> None:
+    """What psycopg raises, as SQLAlchemy wraps it: the SQLSTATE, or none when the server never answered."""
+
+    def wrapped(error: psycopg.Error) -> sa.exc.DBAPIError:
+        return sa.exc.DBAPIError.instance("INSERT", {}, error, psycopg.Error)
+
+    full = storage_error(wrapped(psycopg.errors.DiskFull("could not extend file")))
+    assert isinstance(full, StorageFullError)
+    for unavailable in (
+        psycopg.OperationalError("connection failed: Connection refused"),  # no SQLSTATE
+        psycopg.errors.QueryCanceled("canceling statement due to statement timeout"),  # 57014
+        psycopg.errors.AdminShutdown("terminating connection due to administrator command"),  # 57P01
+        psycopg.errors.TooManyConnections("sorry, too many clients already"),  # 53300
+    ):
+        assert type(storage_error(wrapped(unavailable))) is StoreUnavailableError, unavailable
+    assert storage_error(wrapped(psycopg.errors.UniqueViolation("duplicate key"))) is None
+    assert storage_error(wrapped(psycopg.errors.NotNullViolation("null value"))) is None
