@@ -206,11 +206,12 @@ LDC_VERDICT = (
 
 PROFILE_INTRO = (
     "pyinstrument (1 ms sampling, whole event loop) in the sending and the receiving Node process "
-    "during one extra, unrecorded `message_rate` round."
+    "during one extra, unrecorded `message_rate` round. The store's transactions run on the store's "
+    "own threads (issue #25), which this profile of the event loop's thread does not sample."
 )
 PROFILE_ACTIONS = """\
-"via -" marks SQLAlchemy work run inside its greenlet, where the calling f0mesh frame is not on the
-stack; it is `Store.commit_gossip` (the store's only multi-row INSERT, see `_insert_ignore` above).
+"via -" marks work with no f0mesh frame above it on the stack. Until issue #25 that was mostly
+SQLAlchemy run inside its asyncio greenlet, i.e. `Store.commit_gossip` (see 1. below).
 The three largest costs, the same in every profile taken for issue #12:
 
 1. **SQLAlchemy compiling each gossip commit's INSERT** (`compiler.bindparam_string`,
@@ -244,22 +245,30 @@ NOT_MET: dict[str, str] = {
         "so even a free store and a free aiortc would leave the ratio at ~0.5-0.6: the gossip engine's "
         "Python per envelope (47-72 us in publish beyond the sign in our runs: envelope, id, HLC, audit "
         "row, seen-cache, write-behind, push tracking; 45-114 us inbound beyond the verify: decode, "
-        "checks, rate limits, trust feedback, ack) must shrink before the store (~25-50 us per side with "
-        "aiosqlite's thread, growing with the table) and aiortc (~40 us per envelope for both ends at its"
+        "checks, rate limits, trust feedback, ack) must shrink before the store (~20-30 us per side, "
+        "growing with the table) and aiortc (~40 us per envelope for both ends at its"
         " bulk 6 MB per CPU-second, more when UDP drops make the sender walk SACK gap blocks) matter. "
         "py-spy of the threads holding the GIL: receiver verify 56 % of its Python time; sender sign "
-        "15-31 %, aiortc 7-27 %, SQLAlchemy and aiosqlite's thread handoffs 10-13 %. Removed from the "
-        "path over three passes: `dataclasses.asdict` (~15 us per message and side), pure-Python base32 "
-        "ids, PeerId decoding (cached), SQLAlchemy's per-row parameter processing (rows as driver "
-        "tuples), and now half the thread handoffs of a SQLite gossip commit (8 -> 4: rows go to "
-        "aiosqlite's `executemany` inside the engine's transaction; 64-row commits 29 -> 23 us of CPU per"
-        " message, 1-row commits 630 -> 390 us; in the two-process rounds within the noise, as ~95 "
-        "commits carry 4,000 envelopes). Not made: audit rows of accepted envelopes as batch rows (~2-3 "
+        "15-31 %, aiortc 7-27 %, SQLAlchemy and aiosqlite's thread handoffs 10-13 % (before the store "
+        "left SQLAlchemy's asyncio layer). Removed from the path over four passes: `dataclasses.asdict` "
+        "(~15 us per message and side), pure-Python base32 ids, PeerId decoding (cached), SQLAlchemy's "
+        "per-row parameter processing (rows as driver tuples), and the asyncio layer itself: the store "
+        "is SQLAlchemy Core on a sync engine run on its own writer and reader threads, one handoff per "
+        "transaction where aiosqlite made 4-8 per gossip commit (SQLite, one process, old and new "
+        "interleaved, load 5-9: 64-row commits 22-38 -> 18-32 us of CPU per message, 1-row commits "
+        "470-685 -> 240-350 us; `message_rate_crypto` quick, six rounds each interleaved at load 6-15: "
+        "0.24-0.29 (median 0.26) -> 0.26-0.33 (0.29), f0mesh 1730 -> 1960 envelopes per CPU-second, "
+        "median). Not made: audit rows of accepted envelopes as batch rows (~2-3 "
         "%, an audit-contract change), one signature per batch (breaks one signature per envelope)."
     ),
     "node_rss_idle": (
-        "**Not met.** Measured for issue #25 (`f0mesh up` hub with 5 links against the raw hub, "
-        "quiet machine): 129.9 against 95.7 MB; anonymous memory 85.2 against 54.3 MB, file-backed "
+        "**Not met.** The store left SQLAlchemy's asyncio layer (issue #25): SQLAlchemy Core on a sync "
+        "engine and the stdlib's sqlite3, run on the store's own threads, so a node no longer imports "
+        "`sqlalchemy.ext.asyncio`, the ORM it pulls in, greenlet or aiosqlite: 129.4-129.8 -> 123.0-123.2"
+        " MB, ratio 1.35 -> 1.29 (four quick runs each, old and new interleaved, load 5-15). What "
+        "remains of SQLAlchemy is Core, ~11.5 MB; without it the ratio would be ~1.17. Measured before "
+        "that change (`f0mesh up` hub with 5 links against the raw hub, quiet machine): 129.9 against "
+        "95.7 MB; anonymous memory 85.2 against 54.3 MB, file-backed "
         "44.6 against 41.4 MB. The gap is imported code, not what the node holds: RSS of the imports "
         "alone is 118.2 against 85.1 MB, and both hubs add ~11 MB at run time (node start 5.3 MB before "
         "any link: the SQLite dialect and httpcore imported on first use, SQLite and its thread). "
@@ -267,9 +276,7 @@ NOT_MET: dict[str, str] = {
         "of imports the raw peer does not have, SQLAlchemy is 20.7 MB (core 11.5; `sqlalchemy.ext.asyncio` "
         "6.5, most of it the ORM, which it imports for its session; aiosqlite and its dialect 2.7), "
         "f0mesh's own modules ~10 MB (state and CRDTs 4, api "
-        "2.5, gossip 1.3), typer 1.4, prometheus_client 0.8. Without SQLAlchemy the node would be "
-        "~110 MB, ~1.15: the store speaking SQL to aiosqlite and asyncpg itself is the one change large "
-        "enough, and it is a rewrite of f0mesh/store (queries, migrations, both backends), not made. "
+        "2.5, gossip 1.3), typer 1.4, prometheus_client 0.8. "
         "Tried and dropped: `gc.collect()` before the start-up `gc.freeze()` (-0.2 MB) and "
         "`malloc_trim` right after start (-0.35 MB; the first link's burst trims anyway)."
     ),
