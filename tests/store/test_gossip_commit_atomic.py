@@ -1,5 +1,5 @@
-"""A gossip commit is one transaction on both backends: SQLite's rows go straight to the driver
-(Store._insert_many, issue #25), and must still fall with the batch's audit rows."""
+"""A gossip commit is one transaction on both backends: its rows go to the driver's executemany as
+tuples (issue #25), and must still fall with the batch's audit rows."""
 
 from __future__ import annotations
 
