@@ -315,7 +315,8 @@ class Store:
         storage_error); nothing of the transaction is kept, so the caller must not acknowledge it.
         A caller cancelled while it waits is never told its data was stored. The transaction is not
         cut short by that: one the thread has begun runs to its commit or rollback, so what the
-        cancelled caller handed over is stored whole or not at all, and one not yet begun never runs.
+        cancelled caller handed over is stored whole or not at all; one still queued when the
+        cancellation reaches the executor never runs.
         """
         return await self._submit(self._writer, self._transact, work)
 
