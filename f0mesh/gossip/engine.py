@@ -440,7 +440,8 @@ class GossipEngine:
             on_commit = partial(self._duplicate_committed, peer, envelope.id)
             self._submit(audit=[row], on_commit=on_commit, droppable=True)
             self.repair.held_by(peer, envelope.id)  # no retry or digest need bring it this one
-            self.score.duplicate(envelope.id, peer, self.mesh.meshes.get(envelope.topic, ()))
+            if self.score.p3:
+                self.score.duplicate(envelope.id, peer, self.mesh.meshes.get(envelope.topic, ()))
             if self.repair.claim(peer, envelope.id) is None:
                 self.mesh.pushed_by(peer, envelope.topic)
             return
@@ -501,8 +502,9 @@ class GossipEngine:
         self._report(peer, Event.FIRST_DELIVERY)
         self.score.first_delivery(peer)
         large = len(raw) >= self.params.idontwant_min_bytes
-        mesh = self.mesh.meshes.get(envelope.topic, ())
-        self.score.first_receipt(envelope.id, peer, mesh, expect=not (large or catchup))
+        if self.score.p3:
+            mesh = self.mesh.meshes.get(envelope.topic, ())
+            self.score.first_receipt(envelope.id, peer, mesh, expect=not (large or catchup))
         if large:
             self._announce_dont_want(peer, envelope.id, envelope.topic)
         if solicited is None:
@@ -514,12 +516,15 @@ class GossipEngine:
         self.repair.note(envelope.id, peer, envelope.topic)
         if envelope.hops < envelope.ttl:
             excluded = {peer, envelope.origin, self.peer_id}
-            dont_want = self._dont_want.peers(envelope.id) - excluded
             mesh_targets = self.mesh.targets(envelope.topic, excluded)
+            if not mesh_targets:  # nobody to push to (a leaf of the mesh): no wire form to build
+                return
+            dont_want = self._dont_want.peers(envelope.id)
             to = [p for p in mesh_targets if p not in dont_want]
             self.stats.idontwant_skipped += len(mesh_targets) - len(to)
-            wire, skip = envelope.forwarded(), excluded | dont_want
-            self._pusher.push(envelope.id, wire, AuditEvent.FORWARDED, skip, to, envelope.topic)
+            if to:
+                wire, skip = envelope.forwarded(), excluded | dont_want
+                self._pusher.push(envelope.id, wire, AuditEvent.FORWARDED, skip, to, envelope.topic)
 
     def _check_time(self, envelope: Envelope, now: float) -> None:
         age = now - envelope.created_at

@@ -179,6 +179,11 @@ class PeerScores:
             rec.meshed_since = now
         self._meshed = {p for p in peers if p in self._records}
 
+    @property
+    def p3(self) -> bool:
+        """Whether P3 counts: its bookkeeping runs on every receipt, for nothing while unweighted."""
+        return self.params.mesh_delivery_weight != 0
+
     def first_receipt(self, message_id: str, sender: str, mesh: Collection[str], *, expect: bool) -> None:
         """A message's first copy came from ``sender``; ``mesh`` are its topic's mesh peers, each
         expected to deliver it (P3) unless ``expect`` is False (they were told IDONTWANT)."""
