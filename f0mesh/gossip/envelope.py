@@ -139,17 +139,18 @@ class Envelope:
         signed = _pack(
             [FORMAT_VERSION, identity.peer_id, seq, hlc_ts.wall_ms, hlc_ts.logical, topic, ttl, body]
         )
+        # positional, in field order: keywords cost a visible share of a frozen dataclass's __init__
         return cls(
-            id=message_id(signed),
-            origin=identity.peer_id,
-            seq=seq,
-            hlc=hlc_ts,
-            topic=topic,
-            ttl=ttl,
-            payload=body,
-            signed=signed,
-            signature=identity.sign(signed),
-            hops=0,
+            message_id(signed),
+            identity.peer_id,
+            seq,
+            hlc_ts,
+            topic,
+            ttl,
+            body,
+            signed,
+            identity.sign(signed),
+            0,
         )
 
     @classmethod
@@ -179,9 +180,17 @@ class Envelope:
                 raise ValueError(f"unknown envelope version {version!r}")
             if not (isinstance(origin, str) and is_peer_id(origin)):
                 raise ValueError("origin is not a PeerId")
-            if not (_is_uint(seq) and seq > 0 and _is_uint(wall_ms) and _is_uint(logical, LOGICAL_BOUND)):
+            # `type(x) is int` is _is_uint's test (bool is not int's type), inlined: every envelope
+            if not (
+                type(seq) is int
+                and type(wall_ms) is int
+                and type(logical) is int
+                and 0 < seq <= _MAX_INT
+                and 0 <= wall_ms <= _MAX_INT
+                and 0 <= logical <= LOGICAL_BOUND
+            ):
                 raise ValueError("seq, wall time or logical counter out of range")
-            if not (_is_uint(ttl, MAX_TTL) and _is_uint(hops, MAX_TTL)) or hops > ttl:
+            if not (type(ttl) is int and type(hops) is int and 0 <= hops <= ttl <= MAX_TTL):
                 raise ValueError("hops must be within 0..ttl")
             _check_topic(topic)
             if _pack([*fields[:7], canonical_payload(payload)]) != signed:
@@ -191,18 +200,7 @@ class Envelope:
             raise
         except (ValueError, TypeError, RecursionError, msgpack.UnpackException) as exc:
             raise GossipReject(Reason.MALFORMED, str(exc)[:200]) from exc
-        return cls(
-            id=message_id(signed),
-            origin=origin,
-            seq=seq,
-            hlc=hlc,
-            topic=topic,
-            ttl=ttl,
-            payload=payload,
-            signed=signed,
-            signature=signature,
-            hops=hops,
-        )
+        return cls(message_id(signed), origin, seq, hlc, topic, ttl, payload, signed, signature, hops)
 
     def verify(self) -> None:
         """Check the origin's signature over the signed bytes; raises GossipReject(bad_signature)."""
