@@ -94,7 +94,7 @@ class HLCTimestamp:
 
     def to_str(self) -> str:
         """Fixed-width decimal fields, so plain string order equals timestamp order."""
-        return f"{self.wall_ms:0{_WALL_DIGITS}d}-{self.logical:0{_LOGICAL_DIGITS}d}-{self.node}"
+        return f"{self.wall_ms:015d}-{self.logical:010d}-{self.node}"  # _WALL_DIGITS, _LOGICAL_DIGITS
 
     @classmethod
     def parse(cls, text: str) -> HLCTimestamp:
