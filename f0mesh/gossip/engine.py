@@ -37,11 +37,11 @@ import logging
 import math
 import random
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Coroutine
 from functools import partial
 from itertools import islice
-from typing import Any
+from typing import Any, Protocol
 
 from f0mesh.crdt import HLC, ClockSkewError
 from f0mesh.gossip.audit import AuditEvent, AuditRow, GossipTracer
@@ -73,11 +73,18 @@ from f0mesh.trust.rate_limit import EVICTION_SAMPLE
 log = logging.getLogger(__name__)
 
 Subscriber = Callable[[StoredMessage], Awaitable[None] | None]
-Feedback = Callable[[str, Event], None]
 Blocked = Callable[[str], bool]
 MayPublish = Callable[[str, str], bool]  # (topic, origin) -> whether the topic's publish policy allows it
 Verifier = Callable[[Envelope], None]  # raises GossipReject(bad_signature)
 Offender = Callable[[str], Awaitable[None] | None]
+
+
+class Feedback(Protocol):
+    """Behaviour reported to the trust layer: ``count`` events of one kind (first deliveries come
+    once per frame, counted)."""
+
+    def __call__(self, peer: str, event: Event, count: float = 1.0) -> None: ...
+
 
 _CONTROL_KEYS = ("subs", "graft", "prune")
 STOP_GRACE_S = 1.0  # how long stop() lets final acks and subscriber callbacks finish
@@ -499,8 +506,6 @@ class GossipEngine:
         via = None if solicited is None else VIA_CATCHUP if catchup else VIA_IWANT
         self._received.append((peer, self._stored(envelope, raw, now)))
         self._received_rows.append(self._audit(AuditEvent.RECEIVED, envelope.id, peer, via, now))
-        self._report(peer, Event.FIRST_DELIVERY)
-        self.score.first_delivery(peer)
         large = len(raw) >= self.params.idontwant_min_bytes
         if self.score.p3:
             mesh = self.mesh.meshes.get(envelope.topic, ())
@@ -560,6 +565,10 @@ class GossipEngine:
         self._received, self._received_rows = [], []
         messages = [stored for _peer, stored in received]
         self._writer.submit(messages, rows, partial(self._received_committed, received))
+        # first deliveries credited per neighbour and frame, not per envelope (trust and P2)
+        for peer, count in Counter(peer for peer, _stored in received).items():
+            self._report(peer, Event.FIRST_DELIVERY, count)
+            self.score.first_delivery(peer, count)
 
     def _received_committed(self, received: list[tuple[str, StoredMessage]], error: Exception | None) -> None:
         """Only a stored message is acknowledged, delivered and counted; the writer has logged a failure."""
@@ -572,9 +581,10 @@ class GossipEngine:
             self._submit(audit=rows, droppable=True)  # kept if the store takes them by then
             return
         for peer, stored in received:
-            self.stats.count("delivered", stored.topic)
             self._ack(peer, stored.id)
             self._deliver(stored)
+        for topic, count in Counter(stored.topic for _peer, stored in received).items():
+            self.stats.count("delivered", topic, count)
 
     def _duplicate_committed(self, peer: str, message_id: str, error: Exception | None) -> None:
         # still seen: the first copy was stored (its batch committed first, or it would be forgotten)
@@ -601,10 +611,10 @@ class GossipEngine:
         row = self._audit(AuditEvent.REJECTED, message_id, peer, BLOCKED)
         self._submit(audit=[row], droppable=True)
 
-    def _report(self, peer: str, event: Event) -> None:
+    def _report(self, peer: str, event: Event, count: int = 1) -> None:
         if self._feedback is not None:
             try:
-                self._feedback(peer, event)
+                self._feedback(peer, event, count)
             except Exception:
                 log.exception("gossip behaviour feedback failed")
 

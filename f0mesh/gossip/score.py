@@ -157,9 +157,9 @@ class PeerScores:
         value = self._trust.get(peer, 0.0)
         return value * self._shares if value > 0 else 0.0
 
-    def first_delivery(self, peer: str) -> None:
+    def first_delivery(self, peer: str, count: int = 1) -> None:
         rec = self._touch(peer)
-        rec.first = min(self.params.first_delivery_cap, rec.first + 1)
+        rec.first = min(self.params.first_delivery_cap, rec.first + count)
 
     def invalid(self, peer: str) -> None:
         self._touch(peer).invalid += 1
