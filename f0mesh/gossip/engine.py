@@ -228,6 +228,7 @@ class GossipEngine:
         # (one commit callback) per frame, submitted before any other row so the writer's order holds
         self._received: list[tuple[str, StoredMessage]] = []
         self._received_rows: list[AuditRow] = []
+        self._acked_rows: list[AuditRow] = []  # sent/forwarded rows of the ack frame being processed
         self._tasks = TaskSet("gossip", log)
         self._seq = 0
         self._started = False
@@ -370,6 +371,7 @@ class GossipEngine:
                 self._on_msgs(from_peer, message.get("msgs"))
             elif kind == MessageType.ACK:
                 self._pusher.on_ack(from_peer, check_ids(message.get("ids")))
+                self._submit_acked()
                 if "dontwant" in message:
                     self._dont_want.add(from_peer, check_ids(message["dontwant"]))
             elif kind == MessageType.IHAVE:
@@ -712,7 +714,13 @@ class GossipEngine:
             self.stats.acked_sent += 1
         else:
             self.stats.acked_forwarded += 1
-        self._submit(audit=[self._audit(event, message_id, peer)])
+        self._acked_rows.append(self._audit(event, message_id, peer))
+
+    def _submit_acked(self) -> None:
+        """One writer item for the rows of one ack frame (up to MAX_IDS_PER_MESSAGE), not one each."""
+        if self._acked_rows:
+            rows, self._acked_rows = self._acked_rows, []
+            self._submit(audit=rows)
 
     def _ack(self, peer: str, message_id: str) -> None:
         """Queue an ack; all acks of one committed batch leave together, one message per neighbour."""

@@ -78,3 +78,23 @@ async def test_rows_keep_the_order_of_the_decisions_and_a_duplicate_is_acked_aft
     acked = [i for _peer, m in transport.sent for i in m["ids"]]
     assert sorted(acked) == sorted([a.id, a.id, b.id])
     assert (NEIGHBOUR, "malformed", 1) in feedback
+
+
+class OneNeighbour(Recorder):
+    def neighbours(self) -> list[str]:
+        return [NEIGHBOUR]
+
+
+async def test_an_ack_frame_is_one_writer_item_with_a_sent_row_per_acknowledged_message():
+    store, transport, feedback = MemoryGossipStore(), OneNeighbour(), []
+    engine = await _engine(store, transport, feedback)
+    ids = [await engine.publish("t", n) for n in range(20)]
+    assert engine.pending_pushes == 20  # each waits for the neighbour's ack
+    await engine.flush()
+    before = store.commits
+    await engine.on_message(NEIGHBOUR, {"type": "ack", "ids": ids})
+    await engine.flush()
+    await engine.stop()
+    assert store.commits == before + 1
+    sent = [(r.message_id, r.peer_id) for r in store.audit if r.event == AuditEvent.SENT]
+    assert sent == [(i, NEIGHBOUR) for i in ids] and engine.stats.acked_sent == 20
