@@ -61,6 +61,15 @@ class HLCTimestamp:
     node: str
 
     def __post_init__(self) -> None:
+        wall_ms, logical = self.wall_ms, self.logical
+        if (
+            type(wall_ms) is int
+            and type(logical) is int
+            and type(self.node) is str
+            and 0 <= wall_ms <= MAX_WALL_MS
+            and 0 <= logical <= MAX_LOGICAL
+        ):
+            return  # the common case, checked without building the error messages' loop (every envelope)
         for name, value, high in (
             ("wall_ms", self.wall_ms, MAX_WALL_MS),
             ("logical", self.logical, MAX_LOGICAL),
@@ -85,7 +94,7 @@ class HLCTimestamp:
 
     def to_str(self) -> str:
         """Fixed-width decimal fields, so plain string order equals timestamp order."""
-        return f"{self.wall_ms:0{_WALL_DIGITS}d}-{self.logical:0{_LOGICAL_DIGITS}d}-{self.node}"
+        return f"{self.wall_ms:015d}-{self.logical:010d}-{self.node}"  # _WALL_DIGITS, _LOGICAL_DIGITS
 
     @classmethod
     def parse(cls, text: str) -> HLCTimestamp:

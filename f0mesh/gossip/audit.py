@@ -7,9 +7,8 @@ crash lost. The tracer is the live view (logs, SSE), like go-libp2p-pubsub's Raw
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 class AuditEvent(StrEnum):
@@ -21,8 +20,10 @@ class AuditEvent(StrEnum):
     REJECTED = "rejected"  # refused; reason says why
 
 
-@dataclass(frozen=True, slots=True)
-class AuditRow:
+class AuditRow(NamedTuple):
+    """A tuple rather than a frozen dataclass: one is built per envelope, and a frozen dataclass's
+    ``__init__`` (an ``object.__setattr__`` per field) cost several times as much."""
+
     at: float  # epoch seconds
     event: AuditEvent
     message_id: str | None  # None when the envelope was too broken to have an id

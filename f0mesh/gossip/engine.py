@@ -37,11 +37,11 @@ import logging
 import math
 import random
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Coroutine
 from functools import partial
 from itertools import islice
-from typing import Any
+from typing import Any, Protocol
 
 from f0mesh.crdt import HLC, ClockSkewError
 from f0mesh.gossip.audit import AuditEvent, AuditRow, GossipTracer
@@ -73,11 +73,18 @@ from f0mesh.trust.rate_limit import EVICTION_SAMPLE
 log = logging.getLogger(__name__)
 
 Subscriber = Callable[[StoredMessage], Awaitable[None] | None]
-Feedback = Callable[[str, Event], None]
 Blocked = Callable[[str], bool]
 MayPublish = Callable[[str, str], bool]  # (topic, origin) -> whether the topic's publish policy allows it
 Verifier = Callable[[Envelope], None]  # raises GossipReject(bad_signature)
 Offender = Callable[[str], Awaitable[None] | None]
+
+
+class Feedback(Protocol):
+    """Behaviour reported to the trust layer: ``count`` events of one kind (first deliveries come
+    once per frame, counted)."""
+
+    def __call__(self, peer: str, event: Event, count: float = 1.0) -> None: ...
+
 
 _CONTROL_KEYS = ("subs", "graft", "prune")
 STOP_GRACE_S = 1.0  # how long stop() lets final acks and subscriber callbacks finish
@@ -217,6 +224,11 @@ class GossipEngine:
         self._subscribers: list[tuple[str | None, Subscriber]] = []
         self._highest_seq: OrderedDict[str, int] = OrderedDict()
         self._acks: dict[str, list[str]] = {}
+        # first copies admitted from the frame being processed, and their audit rows: one writer item
+        # (one commit callback) per frame, submitted before any other row so the writer's order holds
+        self._received: list[tuple[str, StoredMessage]] = []
+        self._received_rows: list[AuditRow] = []
+        self._acked_rows: list[AuditRow] = []  # sent/forwarded rows of the ack frame being processed
         self._tasks = TaskSet("gossip", log)
         self._seq = 0
         self._started = False
@@ -297,10 +309,11 @@ class GossipEngine:
                 Reason.TOO_LARGE, f"message is {len(wire)} bytes, limit {self.params.max_message_bytes}"
             )
         self._seq = envelope.seq
-        self._seen.add(envelope.id)
-        stored = self._stored(envelope, wire)
+        now = self._clock()
+        self._seen.add(envelope.id, now=now)
+        stored = self._stored(envelope, wire, now)
         committed: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
-        row = self._audit(AuditEvent.PUBLISHED, envelope.id, self.peer_id)
+        row = self._audit(AuditEvent.PUBLISHED, envelope.id, self.peer_id, None, now)
 
         def on_commit(error: Exception | None) -> None:
             self._pending_publishes -= 1  # here, not after the await: a cancelled caller's row still waits
@@ -308,7 +321,7 @@ class GossipEngine:
                 committed.set_result(error)
 
         self._pending_publishes += 1
-        self._writer.submit([stored], [row], on_commit)
+        self._submit([stored], [row], on_commit)
         error = await committed
         if error is not None:
             self._seen.discard(envelope.id)
@@ -358,6 +371,7 @@ class GossipEngine:
                 self._on_msgs(from_peer, message.get("msgs"))
             elif kind == MessageType.ACK:
                 self._pusher.on_ack(from_peer, check_ids(message.get("ids")))
+                self._submit_acked()
                 if "dontwant" in message:
                     self._dont_want.add(from_peer, check_ids(message["dontwant"]))
             elif kind == MessageType.IHAVE:
@@ -397,38 +411,46 @@ class GossipEngine:
     # inbound pipeline
 
     def _on_msgs(self, peer: str, raws: Any) -> None:
+        """One frame's envelopes: each is checked on its own, with one clock reading for the frame
+        (it is processed in one go), and its first copies reach the writer as one item."""
         if not isinstance(raws, list) or len(raws) > MAX_ENVELOPES_PER_MESSAGE:
             limit = MAX_ENVELOPES_PER_MESSAGE
             raise GossipReject(Reason.MALFORMED, f"msgs must be a list of at most {limit} envelopes")
-        for raw in raws:
-            self._accept(peer, raw)
+        self.stats.recv_unfiltered += len(raws)
+        now = self._clock()
+        try:
+            for raw in raws:
+                self._accept(peer, raw, now)
+        finally:
+            self._submit_received()
 
-    def _accept(self, peer: str, raw: Any) -> None:
-        self.stats.recv_unfiltered += 1
-        if isinstance(raw, bytes):
-            self.stats.recv_bytes += len(raw)
+    def _accept(self, peer: str, raw: Any, now: float) -> None:
         envelope: Envelope | None = None
         try:
             envelope = Envelope.decode(raw, self.params.max_message_bytes)
         except GossipReject as reject:
+            if isinstance(raw, bytes):
+                self.stats.recv_bytes += len(raw)
             self._reject(peer, None, reject.reason, penalise=reject.penalise)
             return
+        self.stats.recv_bytes += len(raw)
         if not self.subscriptions.subscribed(envelope.topic):
             self.stats.rejected[NOT_SUBSCRIBED] += 1
-            row = self._audit(AuditEvent.REJECTED, envelope.id, peer, NOT_SUBSCRIBED)
-            self._writer.submit(audit=[row], droppable=True)
+            row = self._audit(AuditEvent.REJECTED, envelope.id, peer, NOT_SUBSCRIBED, now)
+            self._submit(audit=[row], droppable=True)
             return
-        if envelope.id in self._seen:
-            if self._clock() - envelope.created_at > self.params.replay_window_s:
+        if self._seen.has(envelope.id, now):
+            if now - envelope.created_at > self.params.replay_window_s:
                 self._reject(peer, envelope.id, Reason.REPLAY)  # held already, but replayed late
                 return
             self.stats.count("duplicates", envelope.topic)
-            row = self._audit(AuditEvent.DUPLICATE, envelope.id, peer)
+            row = self._audit(AuditEvent.DUPLICATE, envelope.id, peer, None, now)
             # droppable: one valid envelope replayed endlessly must not flood the store
             on_commit = partial(self._duplicate_committed, peer, envelope.id)
-            self._writer.submit(audit=[row], on_commit=on_commit, droppable=True)
+            self._submit(audit=[row], on_commit=on_commit, droppable=True)
             self.repair.held_by(peer, envelope.id)  # no retry or digest need bring it this one
-            self.score.duplicate(envelope.id, peer, self.mesh.meshes.get(envelope.topic, ()))
+            if self.score.p3:
+                self.score.duplicate(envelope.id, peer, self.mesh.meshes.get(envelope.topic, ()))
             if self.repair.claim(peer, envelope.id) is None:
                 self.mesh.pushed_by(peer, envelope.topic)
             return
@@ -441,7 +463,7 @@ class GossipEngine:
             if not self._publisher(envelope.topic, envelope.origin):
                 self.repair.claim(peer, envelope.id)
                 raise GossipReject(Reason.NOT_PUBLISHER, penalise=False)
-            self._check_time(envelope)
+            self._check_time(envelope, now)
         except GossipReject as reject:
             self._reject(peer, envelope.id, reject.reason, penalise=reject.penalise)
             return
@@ -462,56 +484,57 @@ class GossipEngine:
             self._seen.add(envelope.id)  # copies arriving meanwhile are duplicates, not validated again
             self._spawn(self._validate(peer, envelope, raw, solicited))
             return
-        self._admit(peer, envelope, raw, solicited)
+        self._admit(peer, envelope, raw, solicited, now)
 
     async def _validate(self, peer: str, envelope: Envelope, raw: bytes, solicited: Any) -> None:
-        verdict = await self.validators.check(self._stored(envelope, raw))
+        verdict = await self.validators.check(self._stored(envelope, raw, self._clock()))
         if verdict is Verdict.ACCEPT:
-            self._admit(peer, envelope, raw, solicited)
+            self._admit(peer, envelope, raw, solicited, self._clock())
+            self._submit_received()
             return
         self._seen.discard(envelope.id)  # neither stored nor acknowledged
         if verdict is Verdict.REJECT:
             self._reject(peer, envelope.id, Reason.INVALID)
         else:
             self.stats.validation_ignored += 1
-            self._writer.submit(
-                audit=[self._audit(AuditEvent.REJECTED, envelope.id, peer, IGNORED)], droppable=True
-            )
+            self._submit(audit=[self._audit(AuditEvent.REJECTED, envelope.id, peer, IGNORED)], droppable=True)
 
-    def _admit(self, peer: str, envelope: Envelope, raw: bytes, solicited: Any) -> None:
-        """Store, deliver and forward an envelope that passed every check."""
+    def _admit(self, peer: str, envelope: Envelope, raw: bytes, solicited: Any, now: float) -> None:
+        """Store, deliver and forward an envelope that passed every check; the caller submits the
+        frame's first copies (_submit_received)."""
         catchup = solicited is not None and solicited.page
-        self._seen.add(envelope.id)
+        self._seen.add(envelope.id, now=now)
         self._note_seq(envelope.origin, envelope.seq)
-        stored = self._stored(envelope, raw)
         via = None if solicited is None else VIA_CATCHUP if catchup else VIA_IWANT
-        row = self._audit(AuditEvent.RECEIVED, envelope.id, peer, via)
-        self._writer.submit([stored], [row], partial(self._received_committed, peer, stored))
-        self._report(peer, Event.FIRST_DELIVERY)
-        self.score.first_delivery(peer)
+        self._received.append((peer, self._stored(envelope, raw, now)))
+        self._received_rows.append(self._audit(AuditEvent.RECEIVED, envelope.id, peer, via, now))
         large = len(raw) >= self.params.idontwant_min_bytes
-        mesh = self.mesh.meshes.get(envelope.topic, ())
-        self.score.first_receipt(envelope.id, peer, mesh, expect=not (large or catchup))
+        if self.score.p3:
+            mesh = self.mesh.meshes.get(envelope.topic, ())
+            self.score.first_receipt(envelope.id, peer, mesh, expect=not (large or catchup))
         if large:
             self._announce_dont_want(peer, envelope.id, envelope.topic)
         if solicited is None:
             self.mesh.pushed_by(peer, envelope.topic)
-        elif catchup or self._clock() - envelope.created_at > self.params.forward_repaired_age_s:
+        elif catchup or now - envelope.created_at > self.params.forward_repaired_age_s:
             return
         else:
             self.stats.repaired_forwarded += 1
         self.repair.note(envelope.id, peer, envelope.topic)
         if envelope.hops < envelope.ttl:
             excluded = {peer, envelope.origin, self.peer_id}
-            dont_want = self._dont_want.peers(envelope.id) - excluded
             mesh_targets = self.mesh.targets(envelope.topic, excluded)
+            if not mesh_targets:  # nobody to push to (a leaf of the mesh): no wire form to build
+                return
+            dont_want = self._dont_want.peers(envelope.id)
             to = [p for p in mesh_targets if p not in dont_want]
             self.stats.idontwant_skipped += len(mesh_targets) - len(to)
-            wire, skip = envelope.forwarded(), excluded | dont_want
-            self._pusher.push(envelope.id, wire, AuditEvent.FORWARDED, skip, to, envelope.topic)
+            if to:
+                wire, skip = envelope.forwarded(), excluded | dont_want
+                self._pusher.push(envelope.id, wire, AuditEvent.FORWARDED, skip, to, envelope.topic)
 
-    def _check_time(self, envelope: Envelope) -> None:
-        age = self._clock() - envelope.created_at
+    def _check_time(self, envelope: Envelope, now: float) -> None:
+        age = now - envelope.created_at
         if age > self.params.replay_window_s:
             raise GossipReject(
                 Reason.REPLAY, f"created {age:.0f} s ago, window {self.params.replay_window_s:.0f} s"
@@ -523,17 +546,47 @@ class GossipEngine:
         except ValueError as exc:  # a logical counter past the bound (the envelope refuses it first)
             raise GossipReject(Reason.CLOCK_SKEW, str(exc)) from exc
 
-    def _received_committed(self, peer: str, stored: StoredMessage, error: Exception | None) -> None:
+    def _submit(
+        self,
+        messages: list[StoredMessage] | None = None,
+        audit: list[AuditRow] | None = None,
+        on_commit: Callable[[Exception | None], None] | None = None,
+        *,
+        droppable: bool = False,
+    ) -> None:
+        """Every row the engine writes goes through here: the frame's pending first copies go
+        first, so rows reach the store in the order the decisions were taken."""
+        if self._received:
+            self._submit_received()
+        self._writer.submit(messages or (), audit or (), on_commit, droppable=droppable)
+
+    def _submit_received(self) -> None:
+        if not self._received:
+            return
+        received, rows = self._received, self._received_rows
+        self._received, self._received_rows = [], []
+        messages = [stored for _peer, stored in received]
+        self._writer.submit(messages, rows, partial(self._received_committed, received))
+        # first deliveries credited per neighbour and frame, not per envelope (trust and P2)
+        for peer, count in Counter(peer for peer, _stored in received).items():
+            self._report(peer, Event.FIRST_DELIVERY, count)
+            self.score.first_delivery(peer, count)
+
+    def _received_committed(self, received: list[tuple[str, StoredMessage]], error: Exception | None) -> None:
         """Only a stored message is acknowledged, delivered and counted; the writer has logged a failure."""
         if error is not None:
-            self._seen.discard(stored.id)  # not stored: a later copy (or repair) must be accepted
-            self.stats.not_stored += 1
-            row = self._audit(AuditEvent.REJECTED, stored.id, peer, NOT_STORED)
-            self._writer.submit(audit=[row], droppable=True)  # kept if the store takes it by then
+            rows = []
+            for peer, stored in received:
+                self._seen.discard(stored.id)  # not stored: a later copy (or repair) must be accepted
+                rows.append(self._audit(AuditEvent.REJECTED, stored.id, peer, NOT_STORED))
+            self.stats.not_stored += len(received)
+            self._submit(audit=rows, droppable=True)  # kept if the store takes them by then
             return
-        self.stats.count("delivered", stored.topic)
-        self._ack(peer, stored.id)
-        self._deliver(stored)
+        for peer, stored in received:
+            self._ack(peer, stored.id)
+            self._deliver(stored)
+        for topic, count in Counter(stored.topic for _peer, stored in received).items():
+            self.stats.count("delivered", topic, count)
 
     def _duplicate_committed(self, peer: str, message_id: str, error: Exception | None) -> None:
         # still seen: the first copy was stored (its batch committed first, or it would be forgotten)
@@ -543,7 +596,7 @@ class GossipEngine:
     def _reject(self, peer: str, message_id: str | None, reason: Reason, *, penalise: bool = True) -> None:
         self.stats.rejected[reason.value] += 1
         row = self._audit(AuditEvent.REJECTED, message_id, peer, reason.value)
-        self._writer.submit(audit=[row], droppable=True)
+        self._submit(audit=[row], droppable=True)
         if penalise:
             self._report(peer, _FEEDBACK[reason])
             if reason in _INVALID:
@@ -558,12 +611,12 @@ class GossipEngine:
         """Not marked seen: should the operator lift the block, repair may still bring it."""
         self.stats.rejected[BLOCKED] += 1
         row = self._audit(AuditEvent.REJECTED, message_id, peer, BLOCKED)
-        self._writer.submit(audit=[row], droppable=True)
+        self._submit(audit=[row], droppable=True)
 
-    def _report(self, peer: str, event: Event) -> None:
+    def _report(self, peer: str, event: Event, count: int = 1) -> None:
         if self._feedback is not None:
             try:
-                self._feedback(peer, event)
+                self._feedback(peer, event, count)
             except Exception:
                 log.exception("gossip behaviour feedback failed")
 
@@ -578,7 +631,7 @@ class GossipEngine:
         if now - self._graylist_audited.get(peer, -math.inf) >= self.params.heartbeat_s:
             self._graylist_audited[peer] = now
             row = self._audit(AuditEvent.REJECTED, None, peer, GRAYLISTED)
-            self._writer.submit(audit=[row], droppable=True)
+            self._submit(audit=[row], droppable=True)
         return True
 
     def _heartbeat(self) -> None:
@@ -661,7 +714,13 @@ class GossipEngine:
             self.stats.acked_sent += 1
         else:
             self.stats.acked_forwarded += 1
-        self._writer.submit(audit=[self._audit(event, message_id, peer)])
+        self._acked_rows.append(self._audit(event, message_id, peer))
+
+    def _submit_acked(self) -> None:
+        """One writer item for the rows of one ack frame (up to MAX_IDS_PER_MESSAGE), not one each."""
+        if self._acked_rows:
+            rows, self._acked_rows = self._acked_rows, []
+            self._submit(audit=rows)
 
     def _ack(self, peer: str, message_id: str) -> None:
         """Queue an ack; all acks of one committed batch leave together, one message per neighbour."""
@@ -712,9 +771,14 @@ class GossipEngine:
             del self._highest_seq[min(oldest, key=self.score.trust)]
 
     def _audit(
-        self, event: AuditEvent, message_id: str | None, peer: str | None, reason: str | None = None
+        self,
+        event: AuditEvent,
+        message_id: str | None,
+        peer: str | None,
+        reason: str | None = None,
+        at: float | None = None,
     ) -> AuditRow:
-        row = AuditRow(self._clock(), event, message_id, peer, reason)
+        row = AuditRow(self._clock() if at is None else at, event, message_id, peer, reason)
         if self._tracer is not None:
             try:
                 self._tracer.trace(row)
@@ -722,7 +786,7 @@ class GossipEngine:
                 log.exception("gossip tracer failed")
         return row
 
-    def _stored(self, envelope: Envelope, raw: bytes) -> StoredMessage:
+    def _stored(self, envelope: Envelope, raw: bytes, now: float) -> StoredMessage:
         return StoredMessage(
             id=envelope.id,
             origin=envelope.origin,
@@ -732,6 +796,6 @@ class GossipEngine:
             hops=envelope.hops,
             hlc=envelope.hlc.to_str(),
             created_at=envelope.created_at,
-            received_at=self._clock(),
+            received_at=now,
             raw=raw,
         )

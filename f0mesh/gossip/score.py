@@ -157,9 +157,9 @@ class PeerScores:
         value = self._trust.get(peer, 0.0)
         return value * self._shares if value > 0 else 0.0
 
-    def first_delivery(self, peer: str) -> None:
+    def first_delivery(self, peer: str, count: int = 1) -> None:
         rec = self._touch(peer)
-        rec.first = min(self.params.first_delivery_cap, rec.first + 1)
+        rec.first = min(self.params.first_delivery_cap, rec.first + count)
 
     def invalid(self, peer: str) -> None:
         self._touch(peer).invalid += 1
@@ -178,6 +178,11 @@ class PeerScores:
             rec = self._touch(peer)
             rec.meshed_since = now
         self._meshed = {p for p in peers if p in self._records}
+
+    @property
+    def p3(self) -> bool:
+        """Whether P3 counts: its bookkeeping runs on every receipt, for nothing while unweighted."""
+        return self.params.mesh_delivery_weight != 0
 
     def first_receipt(self, message_id: str, sender: str, mesh: Collection[str], *, expect: bool) -> None:
         """A message's first copy came from ``sender``; ``mesh`` are its topic's mesh peers, each

@@ -2,10 +2,13 @@
 
 Both bounds matter: the TTL lets memory follow the replay window (older envelopes are refused
 as replays anyway), and the size cap keeps a flood of distinct valid ids from exhausting memory.
+It sits on every envelope's path, so the front's expiry is kept at hand (no iterator per call) and
+a caller that already read the clock for its batch passes ``now``.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -19,24 +22,38 @@ class SeenCache:
         self._ttl = ttl_s
         self._clock = clock
         self._expiry: OrderedDict[str, float] = OrderedDict()
+        # no later than the front entry's expiry (earlier only after a discard or a cap eviction)
+        self._next_expiry = math.inf
 
-    def add(self, message_id: str, at: float | None = None) -> bool:
+    def add(self, message_id: str, at: float | None = None, *, now: float | None = None) -> bool:
         """Record an id; False if it was already present (a duplicate).
 
         ``at`` backdates the entry (seeding from the store after a restart) so it expires on time.
         """
-        now = self._clock()
-        self._expire(now)
-        if message_id in self._expiry:
+        if now is None:
+            now = self._clock()
+        if now >= self._next_expiry:
+            self._expire(now)
+        expiry = self._expiry
+        if message_id in expiry:
             return False
-        self._expiry[message_id] = (now if at is None else min(at, now)) + self._ttl
-        while len(self._expiry) > self._max:
-            self._expiry.popitem(last=False)
+        until = (now if at is None else min(at, now)) + self._ttl
+        expiry[message_id] = until
+        if until < self._next_expiry:
+            self._next_expiry = until
+        if len(expiry) > self._max:
+            while len(expiry) > self._max:
+                expiry.popitem(last=False)
+            self._next_expiry = min(self._next_expiry, next(iter(expiry.values())))
         return True
 
     def __contains__(self, message_id: object) -> bool:
+        return self.has(message_id, self._clock())
+
+    def has(self, message_id: object, now: float) -> bool:
+        """Whether the id is held and unexpired at ``now``."""
         expiry = self._expiry.get(message_id)  # type: ignore[call-overload]
-        return expiry is not None and expiry > self._clock()
+        return expiry is not None and expiry > now
 
     def __len__(self) -> int:
         self._expire(self._clock())
@@ -44,11 +61,14 @@ class SeenCache:
 
     def _expire(self, now: float) -> None:
         # entries are appended in (nearly) expiry order, so the stale ones sit at the front
-        while self._expiry:
-            first, expiry = next(iter(self._expiry.items()))
-            if expiry > now:
-                break
-            del self._expiry[first]
+        expiry = self._expiry
+        while expiry:
+            first, until = next(iter(expiry.items()))
+            if until > now:
+                self._next_expiry = until
+                return
+            del expiry[first]
+        self._next_expiry = math.inf
 
     def discard(self, message_id: str) -> None:
         """Forget an id, e.g. when storing the message failed and a later copy must be accepted."""

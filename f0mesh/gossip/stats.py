@@ -111,15 +111,15 @@ class GossipStats:
     by_topic: Counter[tuple[str, str]] = field(default_factory=Counter)  # (attribute, topic label)
     labelled_topics: set[str] = field(default_factory=set)
 
-    def count(self, attribute: str, topic: str) -> None:
-        """One more message of ``topic`` in a per-topic counter (and in its plain total)."""
-        setattr(self, attribute, getattr(self, attribute) + 1)
+    def count(self, attribute: str, topic: str, n: int = 1) -> None:
+        """``n`` more messages of ``topic`` in a per-topic counter (and in its plain total)."""
+        setattr(self, attribute, getattr(self, attribute) + n)
         if topic not in self.labelled_topics:
             if len(self.labelled_topics) >= MAX_TOPIC_LABELS:
                 topic = OTHER_TOPIC
             else:
                 self.labelled_topics.add(topic)
-        self.by_topic[attribute, topic] += 1
+        self.by_topic[attribute, topic] += n
 
     def samples(self) -> list[tuple[str, str, dict[str, str], int]]:
         """(metric name, help, labels, value) for every counter."""

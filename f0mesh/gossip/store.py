@@ -7,14 +7,14 @@ committed in one transaction, and acknowledges a message only after its batch is
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from f0mesh.gossip.audit import AuditRow
 
 
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
+class StoredMessage(NamedTuple):
+    """A tuple, as AuditRow is: one is built per envelope on both sides."""
+
     id: str
     origin: str
     seq: int

@@ -57,9 +57,10 @@ class TrustService:
         self._operator_changed = True
         self.refresh(force=True)
 
-    def record(self, peer_id: str, event: Any) -> None:
-        """Behaviour feedback from gossip (valid first delivery, bad signature, replay, flood...)."""
-        self.peer_score.record(peer_id, event)
+    def record(self, peer_id: str, event: Any, count: float = 1.0) -> None:
+        """Behaviour feedback from gossip (valid first delivery, bad signature, replay, flood...);
+        ``count`` of them at once (gossip credits a frame's first deliveries together)."""
+        self.peer_score.record(peer_id, event, count)
 
     def refresh(self, force: bool = False) -> bool:
         sync_own_edges(self.graph, self.self_id, self.opinions, self.peer_score)

@@ -93,7 +93,7 @@ class Node:
             self.identity,
             transport,
             self.store,
-            feedback=lambda peer, event: self.feedback.append((peer, str(event))),
+            feedback=lambda peer, event, count=1: self.feedback.extend([(peer, str(event))] * count),
             **kwargs,
         )
         self.engine.subscribe(None, self.delivered.append)

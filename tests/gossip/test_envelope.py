@@ -200,3 +200,12 @@ def test_message_id_is_rfc4648_base32_of_the_sha256_prefix() -> None:
     for signed in [b"", b"\x00" * 20, b"\xff" * 150, *(os.urandom(n) for n in range(1, 200, 7))]:
         expected = base64.b32encode(hashlib.sha256(signed).digest()[:20]).decode("ascii").lower()
         assert message_id(signed) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a" * 15 + "!" + "a" * 16, "a" * 31 + "1", "A" * 32, "a" * 31 + "é", "a" * 31 + "\n", "a" * 33, 7, None],
+)
+def test_a_message_id_is_exactly_32_lower_case_base32_characters(value) -> None:
+    assert not is_message_id(value)
+    assert is_message_id("abcdefghijklmnopqrstuvwxyz234567")

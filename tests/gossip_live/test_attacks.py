@@ -5,7 +5,6 @@ we use to send hand-crafted frames; the target is a real ``f0mesh up`` process."
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 
 from f0mesh.config import NodeConfig
@@ -84,7 +83,7 @@ async def test_attacks_are_rejected_with_reasons_and_honest_traffic_flows(node_f
         # squared, against at most +20 earned by trust and first deliveries) falls below graylist; what
         # it sends then is ignored, and the next heartbeat disconnects it and refuses its offers.
         good = envelope(me, 1, now_ms, {"ok": True})
-        forged = dataclasses.replace(good, signature=Identity.generate().sign(good.signed))
+        forged = good._replace(signature=Identity.generate().sign(good.signed))
         await send([forged.encode()])
         await send([envelope(me, 2, now_ms - 600_000, "old").encode()])
         await send([envelope(me, 3, now_ms, "x" * 70_000).encode()])
