@@ -60,6 +60,7 @@ from f0mesh.gossip.topics import Subscriptions, check_topics
 from f0mesh.gossip.transport import (
     MAX_ENVELOPES_PER_MESSAGE,
     MAX_IDS_PER_MESSAGE,
+    CountingTransport,
     GossipTransport,
     MessageType,
 )
@@ -160,6 +161,7 @@ class GossipEngine:
             clock=lambda: int(clock() * 1000),
         )
         self.stats = GossipStats()
+        transport = CountingTransport(transport, self.stats.sent_by_type)
         self._transport = transport
         self._store = store
         self._scores = scores_provider or dict
@@ -424,8 +426,10 @@ class GossipEngine:
                 return
             self.stats.count("duplicates", envelope.topic)
             row = self._audit(AuditEvent.DUPLICATE, envelope.id, peer)
-            # droppable: one valid envelope replayed endlessly must not flood the store
-            on_commit = partial(self._duplicate_committed, peer, envelope.id)
+            # droppable: one valid envelope replayed endlessly must not flood the store; a crossed
+            # copy (we pushed it this message too) is acked by ours (push.py)
+            crossed = self._pusher.crossed(peer, envelope.id)
+            on_commit = None if crossed else partial(self._duplicate_committed, peer, envelope.id)
             self._writer.submit(audit=[row], on_commit=on_commit, droppable=True)
             self.repair.held_by(peer, envelope.id)  # no retry or digest need bring it this one
             self.score.duplicate(envelope.id, peer, self.mesh.meshes.get(envelope.topic, ()))
