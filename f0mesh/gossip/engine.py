@@ -496,23 +496,28 @@ class GossipEngine:
         large = len(raw) >= self.params.idontwant_min_bytes
         mesh = self.mesh.meshes.get(envelope.topic, ())
         self.score.first_receipt(envelope.id, peer, mesh, expect=not (large or catchup))
-        if large:
-            self._announce_dont_want(peer, envelope.id, envelope.topic)
+        pushed: list[str] = []
         if solicited is None:
             self.mesh.pushed_by(peer, envelope.topic)
-        elif catchup or self._clock() - envelope.created_at > self.params.forward_repaired_age_s:
-            return
-        else:
+            pushed = self._forward(peer, envelope)
+        elif not (catchup or self._clock() - envelope.created_at > self.params.forward_repaired_age_s):
             self.stats.repaired_forwarded += 1
+            pushed = self._forward(peer, envelope)
+        if large:  # our copy says it as well to those we push to, a moment later on the same link
+            self._announce_dont_want(envelope.id, envelope.topic, {peer, *pushed})
+
+    def _forward(self, peer: str, envelope: Envelope) -> list[str]:
+        """Push a first receipt on to the topic's mesh; returns the neighbours it goes to."""
         self.repair.note(envelope.id, peer, envelope.topic)
-        if envelope.hops < envelope.ttl:
-            excluded = {peer, envelope.origin, self.peer_id}
-            dont_want = self._dont_want.peers(envelope.id) - excluded
-            mesh_targets = self.mesh.targets(envelope.topic, excluded)
-            to = [p for p in mesh_targets if p not in dont_want]
-            self.stats.idontwant_skipped += len(mesh_targets) - len(to)
-            wire, skip = envelope.forwarded(), excluded | dont_want
-            self._pusher.push(envelope.id, wire, AuditEvent.FORWARDED, skip, to, envelope.topic)
+        if envelope.hops >= envelope.ttl:
+            return []
+        excluded = {peer, envelope.origin, self.peer_id}
+        dont_want = self._dont_want.peers(envelope.id) - excluded
+        mesh_targets = self.mesh.targets(envelope.topic, excluded)
+        to = [p for p in mesh_targets if p not in dont_want]
+        self.stats.idontwant_skipped += len(mesh_targets) - len(to)
+        wire, skip = envelope.forwarded(), excluded | dont_want
+        return self._pusher.push(envelope.id, wire, AuditEvent.FORWARDED, skip, to, envelope.topic)
 
     def _check_time(self, envelope: Envelope) -> None:
         age = self._clock() - envelope.created_at
@@ -608,9 +613,9 @@ class GossipEngine:
         if inspect.isawaitable(result):
             await result
 
-    def _announce_dont_want(self, sender: str, message_id: str, topic: str) -> None:
+    def _announce_dont_want(self, message_id: str, topic: str, excluded: Collection[str]) -> None:
         message = {"type": MessageType.ACK.value, "ids": [], "dontwant": [message_id]}
-        for peer in self.mesh.targets(topic, {sender}):
+        for peer in self.mesh.targets(topic, excluded):
             self.stats.idontwant_sent += 1
             self._spawn(self._send_quietly(peer, message))
 
