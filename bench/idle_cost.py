@@ -28,6 +28,7 @@ _COUNTERS = {
     "f0mesh_link_sent_frames": "ctl_frames",
     "f0mesh_gossip_sent_envelopes": "envelopes",
     "f0mesh_gossip_ihave_sent": "ihave",
+    "f0mesh_gossip_idontwant_sent": "idontwant",
     "f0mesh_gossip_topic_messages_delivered": "delivered",
     "f0mesh_gossip_topic_messages_duplicate": "duplicates",
 }
@@ -44,6 +45,8 @@ def scrape(node: object) -> Counter[str]:
             base = sample.name[: -len("_total")]
             if base in _COUNTERS:
                 out[_COUNTERS[base]] += sample.value
+            if base == "f0mesh_gossip_topic_messages_delivered":
+                out[f"delivered.{sample.labels['topic']}"] += sample.value
             elif base == _BY_TYPE:
                 out[f"sent.{sample.labels['type']}"] += sample.value
     return out
