@@ -427,8 +427,9 @@ class GossipEngine:
             self.stats.count("duplicates", envelope.topic)
             row = self._audit(AuditEvent.DUPLICATE, envelope.id, peer)
             # droppable: one valid envelope replayed endlessly must not flood the store; a crossed
-            # copy (we pushed it this message too) is acked by ours (push.py)
-            crossed = self._pusher.crossed(peer, envelope.id)
+            # copy (we pushed it this message too) is acked by ours (push.py), except to the wire
+            # before topics, which knows no holders and would retry
+            crossed = self._pusher.crossed(peer, envelope.id) and self.subscriptions.speaks_topics(peer)
             on_commit = None if crossed else partial(self._duplicate_committed, peer, envelope.id)
             self._writer.submit(audit=[row], on_commit=on_commit, droppable=True)
             self.repair.held_by(peer, envelope.id)  # no retry or digest need bring it this one

@@ -14,8 +14,9 @@ sent us a copy) retried, or chosen to replace one that was.
 Crossed copies need no ack either way: when a neighbour we pushed a message to sends us that
 message too, its copy is its ack (settled at once, see crossed()), and ours stands for the ack it is
 owed, so none is sent. On an idle mesh most duplicates are such crossings, and each ack was one more
-SCTP packet and SACK. A previous wire version still acks (ignored here, the send is settled) and,
-receiving no ack from us, finds us among the holders when its timeout comes: no retry either way.
+SCTP packet and SACK. A node of the previous release still acks (ignored here, the send is settled)
+and, receiving no ack from us, finds us among the holders when its timeout comes; the wire before
+topics knows no holders, so the engine still acks crossed copies to it.
 """
 
 from __future__ import annotations

@@ -50,13 +50,17 @@ async def test_a_neighbour_whose_acks_are_late_is_not_retried_at_the_floor():
 
 
 class Echo(Endpoint):
-    """A neighbour that sends every envelope straight back and never acknowledges."""
+    """A neighbour that sends every envelope straight back and never acknowledges (nor announces
+    subscriptions, as the wire before topics did)."""
 
     def __init__(self, mesh: Mesh, me: str) -> None:
         self.mesh, self.me = mesh, me
         self.received = 0
+        self.acked: list[str] = []
 
     async def on_message(self, from_peer, message):
+        if message.get("type") == "ack":
+            self.acked += message["ids"]
         if message.get("type") == "msgs":
             self.received += len(message["msgs"])
             await self.mesh.network._send(self.me, from_peer, {"type": "msgs", "msgs": message["msgs"]})
@@ -79,6 +83,7 @@ async def test_a_neighbour_that_sent_the_message_back_is_not_retried_elsewhere()
     # it holds the message (it sent a copy, which settles the send like an ack): no timeout, no
     # retry, no duplicate for node 2, not undelivered
     assert (stats.ack_timeouts, stats.retries, stats.undelivered) == (0, 0, 0)
+    assert echo.acked == [message_id]  # the wire before topics knows no holders: still acked
     assert message_id not in mesh[2].store.messages
     await mesh.close()
 
