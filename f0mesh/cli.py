@@ -128,6 +128,7 @@ def up(
     qos_interval: Annotated[float, _up_opt("qos_interval")] = _default("qos_interval"),
     probe_rate: Annotated[float, _up_opt("probe_rate")] = _default("probe_rate"),
     gossip_interval: Annotated[float, _up_opt("gossip_interval")] = _default("gossip_interval"),
+    peer_refresh: Annotated[float, _up_opt("peer_refresh")] = _default("peer_refresh"),
     ice_servers: Annotated[str | None, _up_opt("ice_servers")] = _default("ice_servers"),
     ice_relay_only: Annotated[bool, _up_opt("ice_relay_only")] = _default("ice_relay_only"),
     d_lo: Annotated[int, _up_opt("d_lo")] = _default("d_lo"),

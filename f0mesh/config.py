@@ -24,6 +24,7 @@ from f0mesh.gossip.topics import MAX_TOPIC_CHARS, MAX_TOPICS, is_topic
 from f0mesh.identity import is_peer_id
 from f0mesh.peer_record import check_tags
 from f0mesh.rtc.degree import DegreeParams
+from f0mesh.state.manager import StateParams
 from f0mesh.trust.score_params import TrustParams
 from f0mesh.trust.service import NODE_TRUST_PARAMS
 
@@ -32,6 +33,8 @@ MAX_LINK_DEGREE = 1024
 GOSSIP_HEARTBEAT_S = (0.05, 60.0)
 MAX_NAME_CHARS = 32
 HEARTBEATS_PER_TIMEOUT = 4  # three lost beats are not yet a failure
+GONE_AFTER_S = StateParams().gone_after_s
+PEER_REFRESH_S = (10.0, GONE_AFTER_S / 2)  # two refreshes before a silent peer is gone
 
 
 def valid_name(value: object) -> bool:
@@ -57,6 +60,7 @@ class NodeConfig:
     qos_interval: float = 15.0
     probe_rate: float = 1.0
     gossip_interval: float = 120.0
+    peer_refresh_s: float = 60.0  # StateParams.peer_refresh_s: how often a node rewrites its registry entry
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
     ice_relay_only: bool = False
     dial_allow: list[str] = field(default_factory=list)
@@ -115,6 +119,12 @@ class NodeConfig:
             raise ConfigError(f"--heartbeat-timeout: must be 0.2..3600 seconds, got {timeout!r}")
         if not (1 <= self.connect_timeout <= 600):
             raise ConfigError(f"--connect-timeout: must be 1..600 seconds, got {self.connect_timeout!r}")
+        low, high = PEER_REFRESH_S
+        if not (isinstance(self.peer_refresh_s, int | float) and low <= self.peer_refresh_s <= high):
+            raise ConfigError(
+                f"--peer-refresh: must be {low:g}..{high:g} seconds (two refreshes within the registry's "
+                f"{GONE_AFTER_S:g} s before a silent peer is marked gone), got {self.peer_refresh_s!r}"
+            )
         for url in self.bootstrap:
             check_peer_url("--bootstrap", url)
         if self.public_url:

@@ -138,6 +138,14 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--probe-rate", "probe_rate", "probes per second per link", "R"),
     Flag("--gossip-interval", "gossip_interval", "seconds between telemetry pushes", "S"),
     Flag(
+        "--peer-refresh",
+        "peer_refresh_s",
+        "seconds between rewrites of this node's registry entry",
+        "S",
+        "10..150; each rewrite is one state message to every node, and a peer is marked gone after 300 s "
+        "unheard",
+    ),
+    Flag(
         "--ice-servers",
         "ice_servers",
         "iceServers JSON, or a file holding it",

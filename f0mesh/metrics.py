@@ -145,6 +145,9 @@ class NodeMetrics:
                 labels = {"peer_id": link.peer_id}
                 yield "link_sent_bytes", "Bytes sent on the link, all channels", labels, link.bytes_sent
                 yield "link_received_bytes", "Bytes received on the link", labels, link.bytes_received
+                frames = link.framed.stats
+                yield "link_sent_frames", "Frames sent on its ctl channel", labels, frames.frames_out
+                yield "link_received_frames", "Frames received on its ctl channel", labels, frames.frames_in
 
         self.add_counters("f0mesh", samples)
 

@@ -33,7 +33,7 @@ from f0mesh.retention import Retention
 from f0mesh.rtc.connection_manager import ConnectionManager
 from f0mesh.rtc.link import Link
 from f0mesh.rtc.signaling_client import SignalingClient, outbound_tls_context
-from f0mesh.state import STATE_TOPICS, ReplicatedState
+from f0mesh.state import STATE_TOPICS, ReplicatedState, StateParams
 from f0mesh.state_sync_limit import StateSyncLimit
 from f0mesh.store import Store
 from f0mesh.tasks import TaskSet
@@ -132,6 +132,7 @@ class Node:
             neighbours=links.node_peers, is_page=links.is_browser, own_record=self.pex.own_record,
             sign=self.identity.sign, on_peer=self.book.from_registry, on_violation=violated,
             audit=self.pex.refuse, writers=config.state_writers,
+            params=StateParams(peer_refresh_s=config.peer_refresh_s),
         )  # fmt: skip
         self.trim = TrimAfterBurst(tasks)
         self.retention = Retention(config, store, links, self.book)

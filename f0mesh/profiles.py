@@ -19,12 +19,15 @@ SMALL: Mapping[str, Any] = MappingProxyType({"qos_interval": 3.0, "probe_rate": 
 # heartbeat timeout and a lower degree, or the processes starve each other and links fail. A probe
 # costs four SCTP packets (ping, pong and a SACK for each) per side and was the largest item of an
 # idle link after gossip: one every 4 s still puts 5 in each 20 s QoS sample, and the peer's pings
-# and pongs reach a quiet link every 2-4 s, well inside the 12 s heartbeat timeout.
+# and pongs reach a quiet link every 2-4 s, well inside the 12 s heartbeat timeout. Each registry
+# refresh is a state message every node receives ~3 copies of: every 120 s still refreshes each
+# entry twice within the 300 s after which a silent peer is marked gone.
 LARGE: Mapping[str, Any] = MappingProxyType(
     {
         "qos_interval": 20.0,
         "probe_rate": 0.25,
         "gossip_interval": 60.0,
+        "peer_refresh_s": 120.0,
         "heartbeat_timeout": 12.0,
         "degree.d_lo": 3,
         "degree.d_target": 4,

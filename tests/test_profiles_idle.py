@@ -1,11 +1,13 @@
 """The `large` profile's QoS rates: cheap on an idle link, yet enough probes per sample and enough
-frames to keep a quiet link alive within its heartbeat timeout."""
+frames to keep a quiet link alive within its heartbeat timeout; its registry refresh: half as often,
+yet twice within the time after which a silent peer is marked gone."""
 
 from __future__ import annotations
 
 from f0mesh.config import NodeConfig
 from f0mesh.profiles import PROFILES
 from f0mesh.qos.sampler import QoSSampler
+from f0mesh.state import StateParams
 
 MIN_PROBES_PER_SAMPLE = 5
 
@@ -28,6 +30,13 @@ def test_every_profile_keeps_enough_probes_per_sample_and_a_live_quiet_link(tmp_
         sampler = QoSSampler(interval=config.qos_interval, probe_rate=config.probe_rate, on_sample=_none)
         # a probe is lost after two periods, before the sample that counts it
         assert sampler.probe_timeout_s < config.qos_interval, name
+
+
+def test_large_refreshes_the_registry_half_as_often_yet_twice_before_gone(tmp_path) -> None:
+    refresh = _config(tmp_path, "large").peer_refresh_s
+    default = StateParams()
+    assert refresh >= 2 * default.peer_refresh_s
+    assert 2 * refresh <= default.gone_after_s
 
 
 async def _none(samples: object) -> None:

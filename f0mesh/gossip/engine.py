@@ -60,6 +60,7 @@ from f0mesh.gossip.topics import Subscriptions, check_topics
 from f0mesh.gossip.transport import (
     MAX_ENVELOPES_PER_MESSAGE,
     MAX_IDS_PER_MESSAGE,
+    CountingTransport,
     GossipTransport,
     MessageType,
 )
@@ -167,6 +168,7 @@ class GossipEngine:
             clock=lambda: int(clock() * 1000),
         )
         self.stats = GossipStats()
+        transport = CountingTransport(transport, self.stats.sent_by_type)
         self._transport = transport
         self._store = store
         self._scores = scores_provider or dict
@@ -445,8 +447,12 @@ class GossipEngine:
                 return
             self.stats.count("duplicates", envelope.topic)
             row = self._audit(AuditEvent.DUPLICATE, envelope.id, peer, None, now)
-            # droppable: one valid envelope replayed endlessly must not flood the store
-            on_commit = partial(self._duplicate_committed, peer, envelope.id)
+            # droppable: one valid envelope replayed endlessly must not flood the store; a crossed
+            # copy (we pushed it this message too) is acked by ours (push.py), except to the wire
+            # before topics, which knows no holders and would retry
+            crossed = self._pusher.crossed(peer, envelope.id) and self.subscriptions.speaks_topics(peer)
+            self._submit_acked()  # the send its copy settled, if any
+            on_commit = None if crossed else partial(self._duplicate_committed, peer, envelope.id)
             self._submit(audit=[row], on_commit=on_commit, droppable=True)
             self.repair.held_by(peer, envelope.id)  # no retry or digest need bring it this one
             if self.score.p3:
@@ -512,26 +518,32 @@ class GossipEngine:
         if self.score.p3:
             mesh = self.mesh.meshes.get(envelope.topic, ())
             self.score.first_receipt(envelope.id, peer, mesh, expect=not (large or catchup))
-        if large:
-            self._announce_dont_want(peer, envelope.id, envelope.topic)
+        pushed: list[str] = []
         if solicited is None:
             self.mesh.pushed_by(peer, envelope.topic)
-        elif catchup or now - envelope.created_at > self.params.forward_repaired_age_s:
-            return
-        else:
+            pushed = self._forward(peer, envelope)
+        elif not (catchup or now - envelope.created_at > self.params.forward_repaired_age_s):
             self.stats.repaired_forwarded += 1
+            pushed = self._forward(peer, envelope)
+        if large:  # our copy says it as well to those we push to, a moment later on the same link
+            self._announce_dont_want(envelope.id, envelope.topic, {peer, *pushed})
+
+    def _forward(self, peer: str, envelope: Envelope) -> list[str]:
+        """Push a first receipt on to the topic's mesh; returns the neighbours it goes to."""
         self.repair.note(envelope.id, peer, envelope.topic)
-        if envelope.hops < envelope.ttl:
-            excluded = {peer, envelope.origin, self.peer_id}
-            mesh_targets = self.mesh.targets(envelope.topic, excluded)
-            if not mesh_targets:  # nobody to push to (a leaf of the mesh): no wire form to build
-                return
-            dont_want = self._dont_want.peers(envelope.id)
-            to = [p for p in mesh_targets if p not in dont_want]
-            self.stats.idontwant_skipped += len(mesh_targets) - len(to)
-            if to:
-                wire, skip = envelope.forwarded(), excluded | dont_want
-                self._pusher.push(envelope.id, wire, AuditEvent.FORWARDED, skip, to, envelope.topic)
+        if envelope.hops >= envelope.ttl:
+            return []
+        excluded = {peer, envelope.origin, self.peer_id}
+        mesh_targets = self.mesh.targets(envelope.topic, excluded)
+        if not mesh_targets:  # nobody to push to (a leaf of the mesh): no wire form to build
+            return []
+        dont_want = self._dont_want.peers(envelope.id) - excluded
+        to = [p for p in mesh_targets if p not in dont_want]
+        self.stats.idontwant_skipped += len(mesh_targets) - len(to)
+        if not to:
+            return []
+        wire, skip = envelope.forwarded(), excluded | dont_want
+        return self._pusher.push(envelope.id, wire, AuditEvent.FORWARDED, skip, to, envelope.topic)
 
     def _check_time(self, envelope: Envelope, now: float) -> None:
         age = now - envelope.created_at
@@ -657,9 +669,9 @@ class GossipEngine:
         if inspect.isawaitable(result):
             await result
 
-    def _announce_dont_want(self, sender: str, message_id: str, topic: str) -> None:
+    def _announce_dont_want(self, message_id: str, topic: str, excluded: Collection[str]) -> None:
         message = {"type": MessageType.ACK.value, "ids": [], "dontwant": [message_id]}
-        for peer in self.mesh.targets(topic, {sender}):
+        for peer in self.mesh.targets(topic, excluded):
             self.stats.idontwant_sent += 1
             self._spawn(self._send_quietly(peer, message))
 

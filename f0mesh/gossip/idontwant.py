@@ -1,7 +1,9 @@
 """IDONTWANT (GossipSub v1.2): a neighbour that already holds a large message asks not to be sent it.
 
-On the first receipt of an envelope of at least ``idontwant_min_bytes`` a node tells its push peers
-(the ones that would otherwise push it a duplicate) the id; each neighbour's ids are remembered up to
+On the first receipt of an envelope of at least ``idontwant_min_bytes`` a node tells its mesh peers
+of the topic (the ones that would otherwise push it a duplicate) the id, except those it pushes the
+envelope to: its copy follows on the same ordered link a moment later and says the same, and each
+IDONTWANT was one more SCTP packet for every large message; each neighbour's ids are remembered up to
 ``max_idontwant_ids``, oldest forgotten first, and for as long as the link lives. A push skips the
 neighbours that asked; an IWANT is still answered (an explicit request wins). The ids ride an empty
 ack (``"dontwant"``), a key a previous wire version ignores, so no message kind is added.

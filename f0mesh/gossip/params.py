@@ -26,6 +26,12 @@ class GossipParams:
     d_lo: int = 4
     d_hi: int = 8
     flood_publish: bool = True  # own messages go to every subscriber of the topic (flood publishing)
+    # the system topics' meshes (telemetry, trust, state: periodic, not in a hurry, taken by every
+    # node), without flood publishing; at d 6 they held every link of an idle node and each message
+    # cost every node ~3.5 copies, most of its packets (topic_mesh.py)
+    system_d: int = 3
+    system_d_lo: int = 2
+    system_d_hi: int = 4
     # topic meshes (topic_mesh.py): after a PRUNE neither side grafts the other for this long; a
     # PRUNE offers this many well-trusted subscribers of the topic (PX); the fanout set of a topic
     # published to without subscribing is kept this long after the last publish
@@ -95,6 +101,9 @@ class GossipParams:
             "d",
             "d_lo",
             "d_hi",
+            "system_d",
+            "system_d_lo",
+            "system_d_hi",
             "d_lazy",
             "gossip_history",
             "max_message_bytes",
@@ -122,6 +131,11 @@ class GossipParams:
         if not self.d_lo <= self.d <= self.d_hi:
             raise ConfigError(
                 f"gossip degrees must satisfy d_lo <= d <= d_hi, got {self.d_lo}, {self.d}, {self.d_hi}"
+            )
+        if not self.system_d_lo <= self.system_d <= self.system_d_hi:
+            raise ConfigError(
+                "gossip system topic degrees must satisfy system_d_lo <= system_d <= system_d_hi, "
+                f"got {self.system_d_lo}, {self.system_d}, {self.system_d_hi}"
             )
         if not isinstance(self.ttl, int) or not 1 <= self.ttl <= MAX_TTL:
             raise ConfigError(f"gossip ttl must be in 1..{MAX_TTL}, got {self.ttl!r}")

@@ -10,13 +10,20 @@ times ack_timeout_s). A neighbour acks after its commit, so on a busy host every
 timeout then retried nearly every send, and each retry was one more duplicate for busy hosts to
 commit, until the mesh spent itself on retries. Nor is a neighbour known to hold the message (it
 sent us a copy) retried, or chosen to replace one that was.
+
+Crossed copies need no ack either way: when a neighbour we pushed a message to sends us that
+message too, its copy is its ack (settled at once, see crossed()), and ours stands for the ack it is
+owed, so none is sent. On an idle mesh most duplicates are such crossings, and each ack was one more
+SCTP packet and SACK. A node of the previous release still acks (ignored here, the send is settled)
+and, receiving no ack from us, finds us among the holders when its timeout comes; the wire before
+topics knows no holders, so the engine still acks crossed copies to it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
@@ -33,6 +40,7 @@ OnAcked = Callable[[str, str, AuditEvent], None]
 Holders = Callable[[str], Collection[str]]
 
 MAX_ACK_TIMEOUT_FACTOR = 8.0  # an adapted ack timeout is at most this many ack_timeout_s
+MAX_PUSHED = 4096  # messages whose push targets are remembered for crossed(), most recent kept
 
 
 class AckTimer:
@@ -146,6 +154,7 @@ class Pusher:
         self._timers: dict[str, AckTimer] = {}  # neighbour -> its ack delay
         self._outboxes: dict[str, Outbox] = {}
         self._pending: dict[str, _Push] = {}
+        self._pushed: OrderedDict[str, set[str]] = OrderedDict()  # message id -> neighbours pushed to
         self._sweeper: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -162,6 +171,7 @@ class Pusher:
             await outbox.close()
         self._outboxes.clear()
         self._pending.clear()
+        self._pushed.clear()
 
     @property
     def pending(self) -> int:
@@ -216,6 +226,18 @@ class Pusher:
             if not push.outstanding:
                 del self._pending[message_id]
 
+    def crossed(self, peer: str, message_id: str) -> bool:
+        """A copy of a message came from ``peer``: whether we pushed it that message too, in which
+        case our copy is the ack it is owed. Its copy settles our send to it like an ack, without a
+        delay sample (a crossing says nothing of its ack delay)."""
+        push = self._pending.get(message_id)
+        if push is not None and push.outstanding.pop(peer, None) is not None:
+            push.acked += 1
+            self._on_acked(message_id, peer, push.event)
+            if not push.outstanding:
+                del self._pending[message_id]
+        return peer in self._pushed.get(message_id, ())
+
     async def neighbour_down(self, peer: str) -> None:
         self._timers.pop(peer, None)
         outbox = self._outboxes.pop(peer, None)
@@ -234,6 +256,12 @@ class Pusher:
 
     def _send(self, message_id: str, push: _Push, peer: str) -> None:
         push.excluded.add(peer)
+        pushed = self._pushed.get(message_id)
+        if pushed is None:
+            pushed = self._pushed[message_id] = set()
+            if len(self._pushed) > MAX_PUSHED:
+                self._pushed.popitem(last=False)
+        pushed.add(peer)
         push.outstanding[peer] = asyncio.get_running_loop().time()
         self._outbox(peer).put(message_id, push.wire)
 

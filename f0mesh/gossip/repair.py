@@ -118,6 +118,10 @@ class Repair:
         # recent id -> neighbours known to hold it (it came from them, or they acked it): a digest
         # never offers a neighbour what it holds, so a quiet link carries no IHAVE it cannot use
         self._holders: dict[str, set[str]] = {}
+        # recent id -> neighbours a heartbeat already offered it to: offered once, not once per
+        # heartbeat of its gossip_history (an offer rides a reliable link; the periodic repair round
+        # still offers it again), so a lazy neighbour hears an IHAVE only when there is news for it
+        self._offered: dict[str, set[str]] = {}
         self._served: OrderedDict[tuple[str, str], int] = OrderedDict()  # (neighbour, id) -> copies sent
         self._offered_back: dict[str, float] = {}  # neighbour -> loop time of the last catch-up offered
         self._tasks: list[asyncio.Task[None]] = []
@@ -140,9 +144,10 @@ class Repair:
         """A message this node pushes on (``holder``: the neighbour it came from): offered in the next
         heartbeats' digests to subscribers of its topic."""
         if len(self._recent) == self._recent.maxlen:
-            self._holders.pop(self._recent[0][1], None)
+            self._forget(self._recent[0][1])
         self._recent.append((asyncio.get_running_loop().time(), message_id, topic))
         self._holders[message_id] = {holder} if holder else set()
+        self._offered[message_id] = set()
 
     def held_by(self, peer: str, message_id: str) -> None:
         """``peer`` holds a recent message (it acknowledged our copy): no digest offers it again."""
@@ -165,7 +170,7 @@ class Repair:
             log.exception("gossip heartbeat upkeep failed")
         horizon = asyncio.get_running_loop().time() - self._params.heartbeat_s * self._params.gossip_history
         while self._recent and self._recent[0][0] < horizon:
-            self._holders.pop(self._recent.popleft()[1], None)
+            self._forget(self._recent.popleft()[1])
         if not self._recent:
             return
         by_topic: dict[str, dict[str, None]] = {}
@@ -181,9 +186,18 @@ class Repair:
             if len(targets) < d_lazy:
                 targets += self._rng.sample(pushed, min(d_lazy - len(targets), len(pushed)))
             for peer in targets:
-                offers.setdefault(peer, []).extend(i for i in ids if peer not in self._holders.get(i, ()))
+                offers.setdefault(peer, []).extend(i for i in ids if self._news(peer, i))
         for peer, offered in offers.items():
+            for message_id in offered:
+                self._offered.setdefault(message_id, set()).add(peer)
             await self._offer(peer, offered, fresh=True)
+
+    def _news(self, peer: str, message_id: str) -> bool:
+        return peer not in self._holders.get(message_id, ()) and peer not in self._offered.get(message_id, ())
+
+    def _forget(self, message_id: str) -> None:
+        self._holders.pop(message_id, None)
+        self._offered.pop(message_id, None)
 
     async def run_round(self) -> None:
         """Offer one random neighbour the ids of the messages created within repair_lookback."""

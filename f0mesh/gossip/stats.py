@@ -68,6 +68,10 @@ TOPIC_METRICS: dict[str, tuple[str, str]] = {
     "delivered": ("topic_messages_delivered", "Valid first copies received from neighbours, by topic"),
     "duplicates": ("topic_messages_duplicate", "Further copies of messages already seen, by topic"),
 }
+SENT_BY_TYPE = (
+    "transport_sent_messages",
+    "Messages handed to links, by type (msgs, ack, ihave, iwant, control): each costs a frame at least",
+)
 REJECTED = ("rejected_envelopes", "Envelopes refused, by reason (bad signature, replay, rate limit, size...)")
 
 
@@ -108,6 +112,7 @@ class GossipStats:
     idontwant_skipped: int = 0
     validation_ignored: int = 0
     rejected: Counter[str] = field(default_factory=Counter)  # by Reason value, or engine.BLOCKED
+    sent_by_type: Counter[str] = field(default_factory=Counter)  # transport.CountingTransport's
     by_topic: Counter[tuple[str, str]] = field(default_factory=Counter)  # (attribute, topic label)
     labelled_topics: set[str] = field(default_factory=set)
 
@@ -126,4 +131,5 @@ class GossipStats:
         out = [(*METRICS[f.name], {}, getattr(self, f.name)) for f in fields(self) if f.name in METRICS]
         out.extend((*TOPIC_METRICS[a], {"topic": t}, n) for (a, t), n in sorted(self.by_topic.items()))
         out.extend((*REJECTED, {"reason": reason}, n) for reason, n in sorted(self.rejected.items()))
+        out.extend((*SENT_BY_TYPE, {"type": kind}, n) for kind, n in sorted(self.sent_by_type.items()))
         return out

@@ -12,6 +12,11 @@ Publishing to a topic the node does not subscribe to goes to a fanout set picked
 fanout_ttl_s after the last publish. With flood publishing (the default) own messages go to every
 neighbour subscribed to the topic instead.
 
+The system topics (telemetry, trust, state) have meshes of their own, lower degree (system_d_lo,
+system_d, system_d_hi) and no flood publishing: their messages are periodic, not in a hurry, and
+every node takes all of them, so on an idle node their copies were most of its packets. Repair
+(IHAVE each heartbeat, the periodic round, state's anti-entropy) still closes any gap.
+
 A neighbour of the previous wire version never GRAFTs: as before topics, one that pushes to this
 node is taken in up to d, and one that asks for a young message (no push reached it) up to d_hi.
 """
@@ -94,16 +99,24 @@ class TopicMesh:
 
     # who gets a message
 
+    def degrees(self, topic: str) -> tuple[int, int, int]:
+        """(d_lo, d, d_hi) of a topic: the system topics' own, lower ones, or the user topics'."""
+        p = self._params
+        if topic in self._subs.always:
+            return p.system_d_lo, p.system_d, p.system_d_hi
+        return p.d_lo, p.d, p.d_hi
+
     def targets(self, topic: str, excluded: Collection[str]) -> list[str]:
         """The topic's mesh peers not excluded, grafting first if too few are left."""
         mesh = self._mesh(topic)
-        if len(mesh) < self._params.d_lo:
+        if len(mesh) < self.degrees(topic)[0]:
             self._fill(topic, mesh)
         return sorted(p for p in mesh if p not in excluded)
 
     def publish_targets(self, topic: str) -> list[str]:
-        """Where an own message goes: every subscriber (flood), the mesh, or the fanout set."""
-        if self._params.flood_publish:
+        """Where an own message goes: every subscriber (flood; not for system topics, whose messages
+        are not in a hurry), the mesh, or the fanout set."""
+        if self._params.flood_publish and topic not in self._subs.always:
             return self.subscribers(topic)
         if self._subs.subscribed(topic):
             return self.targets(topic, ())
@@ -154,10 +167,11 @@ class TopicMesh:
             mesh.intersection_update(wanted)
             for peer in sorted(p for p in mesh if self._score(p) < 0):
                 self._prune(topic, peer, px=False)
-            if len(mesh) < self._params.d_lo:
+            d_lo, d, d_hi = self.degrees(topic)
+            if len(mesh) < d_lo:
                 self._fill(topic, mesh)
-            elif len(mesh) > self._params.d_hi:
-                keep = set(self._by_trust(sorted(mesh))[: self._params.d])
+            elif len(mesh) > d_hi:
+                keep = set(self._by_trust(sorted(mesh))[:d])
                 for peer in sorted(mesh - keep):
                     self._prune(topic, peer)
 
@@ -201,7 +215,7 @@ class TopicMesh:
             mesh = self._mesh(topic)
             if peer in mesh:
                 continue
-            if len(mesh) >= self._params.d_hi:
+            if len(mesh) >= self.degrees(topic)[2]:
                 self._prune(topic, peer)
             else:
                 mesh.add(peer)
@@ -221,7 +235,7 @@ class TopicMesh:
         if self._subs.speaks_topics(peer) or not self._subs.subscribed(topic):
             return
         mesh = self._mesh(topic)
-        if peer not in mesh and len(mesh) < self._params.d:
+        if peer not in mesh and len(mesh) < self.degrees(topic)[1]:
             mesh.add(peer)
 
     def missed(self, peer: str, topic: str) -> None:
@@ -229,7 +243,7 @@ class TopicMesh:
         if self._subs.speaks_topics(peer) or not self._subs.subscribed(topic):
             return
         mesh = self._mesh(topic)
-        if peer not in mesh and len(mesh) < self._params.d_hi:
+        if peer not in mesh and len(mesh) < self.degrees(topic)[2]:
             mesh.add(peer)
 
     def take_control(self) -> dict[str, dict[str, list[Any]]]:
@@ -265,7 +279,7 @@ class TopicMesh:
             for p in self.subscribers(topic)
             if p not in mesh and not self._backed_off(topic, p) and self._score(p) >= 0
         ]
-        for peer in self.rank(candidates, self._params.d - len(mesh)) if candidates else []:
+        for peer in self.rank(candidates, self.degrees(topic)[1] - len(mesh)) if candidates else []:
             mesh.add(peer)
             if self._subs.speaks_topics(peer):
                 self._queue(peer, "graft", topic)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import Counter
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -47,6 +48,26 @@ class GossipTransport(Protocol):
 
     async def send(self, peer_id: str, message: dict[str, Any]) -> None:
         """Send one msgpack-encodable dict; raises if there is no live link to peer_id."""
+
+
+CONTROL = "control"  # the sent-message label of an IHAVE without ids: subscriptions, GRAFT, PRUNE
+
+
+class CountingTransport:
+    """Counts what the engine hands a transport, by message type: an idle node's cost is mostly the
+    number of these (each one at least a DTLS-encrypted SCTP packet and its SACK on a real link)."""
+
+    def __init__(self, inner: GossipTransport, counts: Counter[str]) -> None:
+        self._inner = inner
+        self._counts = counts
+        self.neighbours = inner.neighbours
+
+    async def send(self, peer_id: str, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == MessageType.IHAVE and not message.get("ids") and "catchup" not in message:
+            kind = CONTROL
+        await self._inner.send(peer_id, message)
+        self._counts[str(kind)] += 1
 
 
 class GossipEndpoint(Protocol):

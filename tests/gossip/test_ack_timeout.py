@@ -1,13 +1,15 @@
 """Retries on a busy host: the ack timeout adapts to each neighbour's ack delay (RFC 6298), and a
-neighbour known to hold the message is neither retried nor chosen as a replacement."""
+neighbour known to hold the message is neither retried nor chosen as a replacement; crossed copies
+stand for each other's acks."""
 
 import asyncio
+from dataclasses import replace
 
 from f0mesh.gossip import AuditEvent, GossipParams
 from f0mesh.gossip.push import MAX_ACK_TIMEOUT_FACTOR, AckTimer, Pusher
 from f0mesh.gossip.stats import GossipStats
 
-from .meshkit import Endpoint, Mesh, wait_until
+from .meshkit import FAST, Endpoint, Mesh, wait_until
 from .test_push import ONE
 
 
@@ -48,13 +50,17 @@ async def test_a_neighbour_whose_acks_are_late_is_not_retried_at_the_floor():
 
 
 class Echo(Endpoint):
-    """A neighbour that sends every envelope straight back and never acknowledges."""
+    """A neighbour that sends every envelope straight back and never acknowledges (nor announces
+    subscriptions, as the wire before topics did)."""
 
     def __init__(self, mesh: Mesh, me: str) -> None:
         self.mesh, self.me = mesh, me
         self.received = 0
+        self.acked: list[str] = []
 
     async def on_message(self, from_peer, message):
+        if message.get("type") == "ack":
+            self.acked += message["ids"]
         if message.get("type") == "msgs":
             self.received += len(message["msgs"])
             await self.mesh.network._send(self.me, from_peer, {"type": "msgs", "msgs": message["msgs"]})
@@ -70,11 +76,38 @@ async def test_a_neighbour_that_sent_the_message_back_is_not_retried_elsewhere()
     await mesh.link([(0, 1), (0, 2)])
     origin = mesh[0]
     message_id = await origin.engine.publish("t", "hello")
-    await wait_until(lambda: origin.engine.stats.ack_timeouts == 1, 5, "the echo's ack to time out")
+    await wait_until(lambda: origin.engine.stats.duplicates == 1, 5, "the echo's copy")
     await mesh.settle()
     stats = origin.engine.stats
-    assert echo.received == 1 and stats.duplicates == 1
-    # it holds the message (it sent a copy): no retry, no duplicate for node 2, not undelivered
-    assert (stats.retries, stats.undelivered) == (0, 0)
+    assert echo.received == 1 and origin.engine.pending_pushes == 0
+    # it holds the message (it sent a copy, which settles the send like an ack): no timeout, no
+    # retry, no duplicate for node 2, not undelivered
+    assert (stats.ack_timeouts, stats.retries, stats.undelivered) == (0, 0, 0)
+    assert echo.acked == [message_id]  # the wire before topics knows no holders: still acked
     assert message_id not in mesh[2].store.messages
+    await mesh.close()
+
+
+async def test_crossed_copies_stand_for_each_others_acks():
+    """0 publishes to 1 and 2, which push to each other: each copy 1 and 2 exchange is the ack of the
+    other's, so only the two first receipts are acked (the old code sent four acks), nothing waits
+    for a timeout (30 s here), and every node holds the message."""
+    mesh = await Mesh(3, params=replace(FAST, ack_timeout_s=30.0)).boot()
+    await mesh.link([(0, 1), (0, 2), (1, 2)])
+    await mesh.settle()
+    before = [node.engine.stats.sent_by_type["ack"] for node in mesh.nodes]
+    message_id = await mesh[0].engine.publish("t", "hello")
+    await wait_until(lambda: mesh.missing([message_id]) == 0, 5, "every node to hold the message")
+    await mesh.settle()
+    await wait_until(lambda: all(n.engine.pending_pushes == 0 for n in mesh.nodes), 5, "no push pending")
+    stats = [node.engine.stats for node in mesh.nodes]
+    assert [s.duplicates for s in stats] == [0, 1, 1]  # the crossing happened
+    acks = [s.sent_by_type["ack"] - b for s, b in zip(stats, before, strict=True)]
+    assert acks == [0, 1, 1]
+    assert sum(s.ack_timeouts + s.retries for s in stats) == 0
+    assert mesh[0].engine.stats.acked_sent == 2
+    for i, other in ((1, 2), (2, 1)):  # the settled send is audited like an acked one
+        await mesh[i].engine.flush()
+        forwarded = {r.peer_id for r in mesh[i].store.audit_for(message_id, AuditEvent.FORWARDED)}
+        assert forwarded == {mesh[other].peer_id}
     await mesh.close()

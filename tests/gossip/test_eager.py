@@ -5,6 +5,7 @@ from dataclasses import replace
 from f0mesh.gossip import AuditEvent
 
 from .meshkit import FAST, Mesh, flat_limiter, regular_topology, wait_until
+from .test_score import Recorder
 
 NO_RETRY = replace(FAST, max_retries=0)
 
@@ -138,4 +139,29 @@ async def test_a_digest_never_offers_a_neighbour_what_it_already_holds():
     )
     assert mesh.missing([message]) == 0
     assert [node.engine.stats.ihave_sent for node in mesh.nodes] == sent
+    await mesh.close()
+
+
+async def test_a_heartbeat_offers_a_neighbour_each_recent_id_once():
+    """A neighbour that never says it holds the message (no ack, no copy back) hears its id in one
+    IHAVE, not in one per heartbeat of the gossip history (the old code offered it 9 times here);
+    a newer id is offered in a later heartbeat all the same."""
+    mesh = Mesh(1, params=replace(NO_RETRY, heartbeat_s=0.02, gossip_history=10))
+    await mesh.boot()
+    silent = Recorder(mesh)
+    await mesh.network.connect(silent.peer_id, mesh[0].peer_id)
+    engine = mesh[0].engine
+
+    def offers(message_id: str) -> int:
+        return sum(message_id in m["ids"] for m in silent.of_type("ihave"))
+
+    async def beats(count: int) -> None:
+        start = engine.stats.heartbeats
+        await wait_until(lambda: engine.stats.heartbeats >= start + count, 5, f"{count} heartbeats")
+
+    first = await engine.publish("t", "first")
+    await beats(12)  # the history (10 beats) has passed
+    second = await engine.publish("t", "second")
+    await beats(12)
+    assert first in silent.envelope_ids() and (offers(first), offers(second)) == (1, 1)
     await mesh.close()

@@ -16,6 +16,8 @@ def test_defaults_are_consistent():
     [
         {"d": 0},
         {"d_lo": 7},  # above d
+        {"system_d_lo": 4},  # above system_d
+        {"system_d_hi": 0},
         {"d_hi": 5},  # below d
         {"heartbeat_s": 0},
         {"ttl": 0},

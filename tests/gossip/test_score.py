@@ -8,6 +8,7 @@ from dataclasses import replace
 import msgpack
 import pytest
 
+from f0mesh.crdt import HLC
 from f0mesh.errors import ConfigError
 from f0mesh.gossip import AuditEvent, Envelope, GossipParams
 from f0mesh.gossip.score import PeerScoreParams, PeerScores
@@ -168,7 +169,8 @@ async def test_ihave_per_neighbour_per_heartbeat_is_capped():
 
 
 async def test_idontwant_for_large_envelopes():
-    """A large first receipt is announced to push peers; a push skips a neighbour that said IDONTWANT."""
+    """A large first receipt is announced to the mesh peers it is not pushed to (to those it is, the
+    copy says it a moment later on the same link); a push skips a neighbour that said IDONTWANT."""
     mesh = Mesh(1)
     await mesh[0].boot()
     sender, listener = Recorder(mesh), Recorder(mesh)
@@ -177,7 +179,14 @@ async def test_idontwant_for_large_envelopes():
     first, second = (sender.envelope("x" * FAST.idontwant_min_bytes) for _ in range(2))
     await sender.send(mesh[0].peer_id, first.encode())
     await wait_until(lambda: first.id in listener.envelope_ids(), 5, "first pushed on")
-    assert [first.id] in [m.get("dontwant") for m in listener.of_type("ack")]
+    big = "y" * FAST.idontwant_min_bytes
+    last_hop = Envelope.create(sender.identity, 99, HLC(sender.peer_id).now(), "t", big, 1)
+    await sender.send(mesh[0].peer_id, last_hop.forwarded())  # at its ttl: pushed to nobody
+    await wait_until(lambda: mesh[0].has([last_hop.id]), 5, "last hop stored")
+    await mesh.settle()
+    dontwant = [m.get("dontwant") for m in listener.of_type("ack")]
+    assert [last_hop.id] in dontwant and [first.id] not in dontwant
+    assert last_hop.id not in listener.envelope_ids()
     assert not [m for m in sender.of_type("ack") if "dontwant" in m]  # not told to the one it came from
     await listener.transport.send(mesh[0].peer_id, {"type": "ack", "ids": [], "dontwant": [second.id]})
     await mesh.settle()

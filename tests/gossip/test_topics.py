@@ -279,3 +279,25 @@ async def test_a_publish_policy_never_silences_a_system_topic():
         await wait_until(lambda: sent in mesh[1].store.messages, 5, "the system topic's message")
     finally:
         await mesh.close()
+
+
+async def test_system_topics_keep_a_lower_degree_and_are_not_flood_published():
+    """An own telemetry message goes to its mesh of system_d peers, not to every link (the old code
+    flooded all six), and neither side's system mesh grows past system_d_hi; a user topic still
+    floods."""
+    mesh = Mesh(7)
+    for node in mesh.nodes:
+        await node.boot(always_subscribed=SYSTEM)
+    await mesh.link([(0, i) for i in range(1, 7)])
+    hub = mesh[0].engine
+    leaves = [node.peer_id for node in mesh.nodes[1:]]
+    await wait_until(lambda: all(hub.subscriptions.speaks_topics(p) for p in leaves), 5, "subscriptions")
+    system = await hub.publish("telemetry", "summary")
+    user = await hub.publish("t", "news")
+    await mesh.settle()
+    sent = {i: {r.peer_id for r in mesh[0].store.audit_for(i, AuditEvent.SENT)} for i in (system, user)}
+    assert (len(sent[system]), len(sent[user])) == (3, 6)  # system_d 3 by default
+    for node in mesh.nodes:
+        node.engine.mesh.maintain()
+    assert len(hub.mesh.meshes["telemetry"]) <= 4  # system_d_hi
+    await mesh.close()
