@@ -12,6 +12,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from network.turnserver import MAKE_DEPS, free_udp_tcp_port, stun_binding
 from f0mesh.cli import app
 from f0mesh.gossip.stats import TOPIC_METRICS, GossipStats
 from f0mesh.metrics import NodeMetrics
+from f0mesh.rtc.framing import FramingStats
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -202,6 +204,7 @@ def _exposed_metric_names() -> set[str]:
 
     class FakeLink:
         peer_id, bytes_sent, bytes_received = "12D3KooWother", 10, 20
+        framed = SimpleNamespace(stats=FramingStats(frames_out=3, frames_in=4))
 
     metrics = NodeMetrics("12D3KooWtest")
     stats = GossipStats()
