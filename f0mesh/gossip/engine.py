@@ -373,7 +373,7 @@ class GossipEngine:
                 self._on_msgs(from_peer, message.get("msgs"))
             elif kind == MessageType.ACK:
                 self._pusher.on_ack(from_peer, check_ids(message.get("ids")))
-                self._submit_acked()
+                self._flush_pending()  # the rows of the sends this frame settled
                 if "dontwant" in message:
                     self._dont_want.add(from_peer, check_ids(message["dontwant"]))
             elif kind == MessageType.IHAVE:
@@ -451,7 +451,6 @@ class GossipEngine:
             # copy (we pushed it this message too) is acked by ours (push.py), except to the wire
             # before topics, which knows no holders and would retry
             crossed = self._pusher.crossed(peer, envelope.id) and self.subscriptions.speaks_topics(peer)
-            self._submit_acked()  # the send its copy settled, if any
             on_commit = None if crossed else partial(self._duplicate_committed, peer, envelope.id)
             self._submit(audit=[row], on_commit=on_commit, droppable=True)
             self.repair.held_by(peer, envelope.id)  # no retry or digest need bring it this one
@@ -566,11 +565,19 @@ class GossipEngine:
         *,
         droppable: bool = False,
     ) -> None:
-        """Every row the engine writes goes through here: the frame's pending first copies go
-        first, so rows reach the store in the order the decisions were taken."""
+        """Every row the engine writes goes through here: the frame's pending first copies and
+        settled sends go first, so rows reach the store in the order the decisions were taken."""
+        self._flush_pending()
+        self._writer.submit(messages or (), audit or (), on_commit, droppable=droppable)
+
+    def _flush_pending(self) -> None:
+        """Submit the rows batched per frame: first copies (one item, one commit callback) and the
+        sent/forwarded rows of sends settled by an ack or a crossed copy (one item, not one each)."""
         if self._received:
             self._submit_received()
-        self._writer.submit(messages or (), audit or (), on_commit, droppable=droppable)
+        if self._acked_rows:
+            rows, self._acked_rows = self._acked_rows, []
+            self._writer.submit((), rows, None)
 
     def _submit_received(self) -> None:
         if not self._received:
@@ -727,12 +734,6 @@ class GossipEngine:
         else:
             self.stats.acked_forwarded += 1
         self._acked_rows.append(self._audit(event, message_id, peer))
-
-    def _submit_acked(self) -> None:
-        """One writer item for the rows of one ack frame (up to MAX_IDS_PER_MESSAGE), not one each."""
-        if self._acked_rows:
-            rows, self._acked_rows = self._acked_rows, []
-            self._submit(audit=rows)
 
     def _ack(self, peer: str, message_id: str) -> None:
         """Queue an ack; all acks of one committed batch leave together, one message per neighbour."""
