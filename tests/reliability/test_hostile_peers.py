@@ -444,6 +444,8 @@ async def test_link_churn_leaks_nothing(node_factory, tmp_path) -> None:
             assert len(mine) <= 1, mine  # the current link per peer only, never a pile
         await healthy(target)
 
+        seen: list[str] = []  # what each poll found, so a timeout says which part never settled
+
         def settled() -> dict | None:
             links = target.http.get("/api/mesh-rtc/links").json()["links"]
             live = [lk for lk in links if lk["peer_id"] == me and lk["state"] in ("open", "connecting")]
@@ -451,9 +453,16 @@ async def test_link_churn_leaks_nothing(node_factory, tmp_path) -> None:
             sockets = udp_sockets(pid)
             if not live and health["links"] == 0 and sockets <= baseline:
                 return {"links": links, "udp": sockets}
+            found = f"live {[lk['state'] for lk in live]} healthz {health['links']} udp {sockets}/{baseline}"
+            if not seen or not seen[-1].endswith(found):
+                seen.append(f"{time.monotonic():.1f} {found}")
             return None
 
-        state = await poll(settled, 30, "every churned link closed on the target, its UDP sockets released")
+        try:
+            what = "every churned link closed on the target, its UDP sockets released"
+            state = await poll(settled, 30, what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; over time: {seen[-20:]}") from None
         print(f"after {cycles} cycles: UDP sockets {state['udp']} (baseline {baseline}), healthz links 0")
         # Every one of the attacker's links is accounted for in the target's log, with its reason.
         text = await asyncio.to_thread(lambda: log_text_since(target, mark))

@@ -32,6 +32,19 @@ def test_links_above_d_hi_are_pruned(node_factory) -> None:
     spokes = [node_factory("s", extra=[*degree, "--bootstrap", hub.url]) for _ in range(5)]
     wait_for(lambda: all(len(s.open_links()) >= 1 for s in spokes), 60, 1.0, "every spoke linked")
     wait_for(lambda: len(hub.open_links()) <= 2, 60, 0.5, "hub pruned to D_hi")
-    assert all(len(n.open_links()) <= 3 for n in [hub, *spokes])
+    # A spoke learns the others by peer exchange, and those it accepts can lift it past D_hi + 1 until
+    # its own next tick prunes; a snapshot can catch that moment (it failed once in a clean-clone run).
+    # The property is that every node comes back within D_hi + 1.
+
+    history: list[list[int]] = []
+
+    def bounded() -> list[int] | None:
+        history.append([len(n.open_links()) for n in [hub, *spokes]])
+        return history[-1] if max(history[-1]) <= 3 else None
+
+    try:
+        wait_for(bounded, 60, 0.5, "every node within D_hi + 1 links")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; open links per node over time: {history[-10:]}") from None
     pruned = [link for link in hub.links() if (link["reason"] or "").startswith("pruned")]
     assert pruned, hub.links()

@@ -24,6 +24,7 @@ from test_gossip_commit_atomic import audit, message
 from f0mesh.errors import StoreUnavailableError
 from f0mesh.identity import Identity
 from f0mesh.store import Store
+from f0mesh.store import store as store_module
 
 WAIT_S = 10.0
 
@@ -127,6 +128,28 @@ async def test_a_postgresql_connection_lost_mid_write_is_unavailable_then_reconn
             None,
             ("blob", b"a"),
         ]
+    finally:
+        await store.close()
+
+
+async def test_a_connection_the_server_dropped_while_idle_is_checked_before_use(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer keeps its connection between transactions; after a quiet spell it goes back to the
+    pool, whose pre-ping finds a connection the server dropped meanwhile (a restart, an idle timeout)
+    and replaces it, so no write fails for it."""
+    store = await Store.open(pg_url, Identity.generate().peer_id)
+    try:
+        with held(store, "crdt_state") as (reached, release, connections):
+            release.set()
+            await store.put_state("before", "blob", b"b")
+            assert reached.is_set()
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (connections[0].info.backend_pid,))
+        monkeypatch.setattr(store_module, "HELD_IDLE_S", 0.0)  # the quiet spell, without waiting it out
+        await store.put_state("after", "blob", b"a")
+        assert store.storage == "ok"
+        assert await store.get_state("after") == ("blob", b"a")
     finally:
         await store.close()
 
