@@ -196,17 +196,65 @@ class _DriverInsert:
         self.sql = compiled.string
         self.order = tuple(compiled.positiontup)
 
-    def rows(self, rows: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        """Each row's values in the statement's order; a key a row lacks is NULL."""
-        pick = operator.itemgetter(*self.order)
-        blank = dict.fromkeys(self.order)
-        out = []
-        for row in rows:
-            try:
-                out.append(pick(row))
-            except KeyError:
-                out.append(pick({**blank, **row}))
-        return out
+    def write(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        conn.exec_driver_sql(self.sql, _tuples(self.order, rows))
+
+
+def _tuples(order: Sequence[str], rows: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Each row's values in ``order``; a key a row lacks is NULL."""
+    pick = operator.itemgetter(*order)
+    blank = dict.fromkeys(order)
+    out = []
+    for row in rows:
+        try:
+            out.append(pick(row))
+        except KeyError:
+            out.append(pick({**blank, **row}))
+    return out
+
+
+# Below this many rows an executemany costs less than COPY's extra statements.
+COPY_MIN_ROWS = 8
+
+
+class _CopyInsert:
+    """PostgreSQL: a batch of rows by COPY, which costs psycopg ~11 us of client CPU per row at 64
+    rows where its executemany costs ~65. COPY has no ON CONFLICT, so rows that may already be
+    stored go through a temporary table (one per session, emptied at each commit) and one
+    INSERT .. SELECT .. ON CONFLICT DO NOTHING. Small batches take the executemany."""
+
+    def __init__(
+        self, small: _DriverInsert, table: sa.Table, columns: Sequence[str], ignore_conflicts: bool
+    ) -> None:
+        self.small = small
+        self.order = tuple(columns)
+        cols = ", ".join(f'"{c}"' for c in columns)
+        target = f'"{table.name}"'
+        self.stage: str | None = None
+        self.insert: str | None = None
+        if ignore_conflicts:
+            stage = f'"f0mesh_stage_{table.name}"'
+            self.stage = f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {target}) ON COMMIT DELETE ROWS"
+            self.insert = f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage} ON CONFLICT DO NOTHING"
+            target = stage
+        self.copy = f"COPY {target} ({cols}) FROM STDIN"
+
+    def write(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        if len(rows) < COPY_MIN_ROWS:
+            self.small.write(conn, rows)
+            return
+        tuples = _tuples(self.order, rows)
+        cursor = conn.connection.cursor()
+        try:
+            if self.stage is not None:
+                cursor.execute(self.stage)
+            with cursor.copy(self.copy) as copy:
+                for row in tuples:
+                    copy.write_row(row)
+            if self.insert is not None:
+                cursor.execute(self.insert)
+        finally:
+            cursor.close()
 
 
 # A link's QoS figures by owner and link_id: the SET clause is the parameters' column keys, so this one
@@ -654,28 +702,32 @@ class Store:
         def work(conn: sa.Connection) -> int:
             last = self._gossip_n if self._gossip_n is not None else self._stored_last_n(conn)
             if unique:
-                insert = self._gossip_insert
                 rows = [
                     {**m, "owner": owner, "n": last + i, **_payload_columns(m["payload"])}
                     for i, m in enumerate(unique, start=1)
                 ]
-                conn.exec_driver_sql(insert.sql, insert.rows(rows))
+                self._gossip_insert.write(conn, rows)
             if audit:
-                insert = self._audit_insert
-                conn.exec_driver_sql(insert.sql, insert.rows({**a, "owner": owner} for a in audit))
+                self._audit_insert.write(conn, [{**a, "owner": owner} for a in audit])
             return last + len(unique)
 
         self._gossip_n = self._transact(work)
 
     @functools.cached_property
-    def _gossip_insert(self) -> _DriverInsert:
+    def _gossip_insert(self) -> _DriverInsert | _CopyInsert:
         columns = [c.name for c in t.gossip_messages.columns]
-        return _DriverInsert(self.engine, _insert_ignore(self.engine, t.gossip_messages), columns)
+        small = _DriverInsert(self.engine, _insert_ignore(self.engine, t.gossip_messages), columns)
+        if self.engine.dialect.name != "postgresql":
+            return small
+        return _CopyInsert(small, t.gossip_messages, columns, ignore_conflicts=True)
 
     @functools.cached_property
-    def _audit_insert(self) -> _DriverInsert:
+    def _audit_insert(self) -> _DriverInsert | _CopyInsert:
         columns = [c.name for c in t.mesh_gossip_audit.columns if c.name != "id"]
-        return _DriverInsert(self.engine, sa.insert(t.mesh_gossip_audit), columns)
+        small = _DriverInsert(self.engine, sa.insert(t.mesh_gossip_audit), columns)
+        if self.engine.dialect.name != "postgresql":
+            return small
+        return _CopyInsert(small, t.mesh_gossip_audit, columns, ignore_conflicts=False)
 
     @functools.cached_property
     def _sequence_upsert(self) -> Any:

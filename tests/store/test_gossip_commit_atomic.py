@@ -7,6 +7,7 @@ import pytest
 
 from f0mesh.identity import Identity
 from f0mesh.store import Store
+from f0mesh.store.store import COPY_MIN_ROWS, _CopyInsert
 
 
 def message(i: int) -> dict:
@@ -42,5 +43,35 @@ async def test_a_failed_audit_row_takes_its_messages_with_it(store_url: str) -> 
         got = await store.list_messages(since=0)
         assert [(m["id"], m["n"]) for m in got] == [(message(1)["id"], 1), (message(4)["id"], 2)]
         assert await store.get_raw_messages([message(2)["id"], message(3)["id"]]) == {}
+    finally:
+        await store.close()
+
+
+async def test_large_batches_skip_stored_rows_and_fall_whole(store_url: str) -> None:
+    """Batches of COPY_MIN_ROWS and more take PostgreSQL's COPY, through a staging table since COPY
+    has no ON CONFLICT: rows already stored are skipped, the rest numbered in order, payloads and
+    raw bytes kept; a bad row takes the whole batch with it and leaves the staging table empty."""
+    store = await Store.open(store_url, Identity.generate().peer_id)
+    try:
+        big = COPY_MIN_ROWS + 4
+        assert isinstance(store._gossip_insert, _CopyInsert) is (store.backend == "postgresql")
+        first = [message(i) for i in range(1, big + 1)]
+        first[0]["payload"] = b"\x00\xffbin"
+        first[1]["raw"] = b"\x00" * 300
+        await store.commit_gossip(first, [audit(i) for i in range(1, big + 1)])
+        # half already stored, half new: only the new ones are stored, numbered after the first batch
+        second = [message(i) for i in range(big // 2 + 1, big + big // 2 + 1)]
+        with pytest.raises(Exception, match=r"(?i)not null|null value"):
+            await store.commit_gossip(second, [audit(i, at=None if i == big - 1 else 1.0) for i in range(big)])
+        assert await store.last_message_n() == big
+        await store.commit_gossip(second, [audit(i) for i in range(big)])
+        got = await store.list_messages(since=0, limit=100)
+        new_ids = [message(i)["id"] for i in range(big + 1, big + big // 2 + 1)]
+        assert [m["id"] for m in got] == [m["id"] for m in first] + new_ids
+        assert [m["n"] for m in got][-len(new_ids) :] == list(range(2 * big - len(new_ids) + 1, 2 * big + 1))
+        assert got[0]["payload"] == b"\x00\xffbin" and got[2]["payload"] == {"i": 3}
+        assert (await store.get_raw_messages([first[1]["id"]]))[first[1]["id"]] == b"\x00" * 300
+        audits = await store.list_audit(limit=1000)
+        assert len(audits) == 2 * big
     finally:
         await store.close()
