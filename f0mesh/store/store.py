@@ -345,6 +345,7 @@ class Store:
         # use): a pool checkout and the reset on return cost more than a small transaction's own work
         self._held: dict[int, tuple[sa.Connection, float]] = {}
         self._gossip_n: int | None = None  # the newest n handed out, once read from the store
+        self._can_stage = False  # PostgreSQL: may this role create the COPY path's temporary table
         # how the last write went: "ok", "full" (storage_full) or "unavailable"; /healthz reports it
         self.storage = "ok"
 
@@ -366,6 +367,9 @@ class Store:
     def _migrate(self) -> None:
         with self.engine.begin() as conn:
             migrate(conn)
+            if self.engine.dialect.name == "postgresql":
+                query = "SELECT has_database_privilege(current_database(), 'TEMPORARY')"
+                self._can_stage = bool(conn.exec_driver_sql(query).scalar())
 
     async def close(self) -> None:
         """Wait, up to CLOSE_TIMEOUT_S, for the transactions already handed over, then dispose the
@@ -717,7 +721,7 @@ class Store:
     def _gossip_insert(self) -> _DriverInsert | _CopyInsert:
         columns = [c.name for c in t.gossip_messages.columns]
         small = _DriverInsert(self.engine, _insert_ignore(self.engine, t.gossip_messages), columns)
-        if self.engine.dialect.name != "postgresql":
+        if not self._can_stage:
             return small
         return _CopyInsert(small, t.gossip_messages, columns, ignore_conflicts=True)
 

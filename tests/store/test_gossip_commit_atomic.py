@@ -3,6 +3,9 @@ tuples (issue #25), and must still fall with the batch's audit rows."""
 
 from __future__ import annotations
 
+import secrets
+
+import psycopg
 import pytest
 
 from f0mesh.identity import Identity
@@ -61,8 +64,9 @@ async def test_large_batches_skip_stored_rows_and_fall_whole(store_url: str) -> 
         await store.commit_gossip(first, [audit(i) for i in range(1, big + 1)])
         # half already stored, half new: only the new ones are stored, numbered after the first batch
         second = [message(i) for i in range(big // 2 + 1, big + big // 2 + 1)]
+        broken = [audit(i, at=None if i == big - 1 else 1.0) for i in range(big)]
         with pytest.raises(Exception, match=r"(?i)not null|null value"):
-            await store.commit_gossip(second, [audit(i, at=None if i == big - 1 else 1.0) for i in range(big)])
+            await store.commit_gossip(second, broken)
         assert await store.last_message_n() == big
         await store.commit_gossip(second, [audit(i) for i in range(big)])
         got = await store.list_messages(since=0, limit=100)
@@ -73,5 +77,23 @@ async def test_large_batches_skip_stored_rows_and_fall_whole(store_url: str) -> 
         assert (await store.get_raw_messages([first[1]["id"]]))[first[1]["id"]] == b"\x00" * 300
         audits = await store.list_audit(limit=1000)
         assert len(audits) == 2 * big
+    finally:
+        await store.close()
+
+
+async def test_a_role_without_temporary_tables_keeps_the_executemany(pg_url: str) -> None:
+    """COPY of messages needs a temporary table; a role refused them still stores large batches."""
+    role = f"f0notemp{secrets.token_hex(4)}"
+    database = pg_url.rsplit("/", 1)[1]
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+        admin.execute(f"ALTER DATABASE {database} OWNER TO {role}")
+        admin.execute(f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC, {role}")
+    store = await Store.open(pg_url.replace("//postgres@", f"//{role}@"), Identity.generate().peer_id)
+    try:
+        batch = [message(i) for i in range(1, COPY_MIN_ROWS + 5)]
+        await store.commit_gossip(batch, [audit(i) for i in range(1, COPY_MIN_ROWS + 5)])
+        assert [m["id"] for m in await store.list_messages(since=0, limit=100)] == [m["id"] for m in batch]
+        assert len(await store.list_audit(limit=100)) == len(batch)
     finally:
         await store.close()
