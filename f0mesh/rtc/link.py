@@ -35,8 +35,8 @@ from f0mesh.rtc.resources import MemoryBudget
 from f0mesh.tasks import TaskSet
 
 log = logging.getLogger("f0mesh.rtc.link")
-# One warning per interval for the whole node: every link of a capped host would say the same.
-_buffer_log = LogThrottle(log)
+# A capped host stays capped, and every link on it would say the same: one warning an hour.
+_buffer_log = LogThrottle(log, interval_s=3600.0)
 
 CTL_CHANNEL_ID = 0
 PROBE_CHANNEL_ID = 1
@@ -165,7 +165,7 @@ class Link:
             return
         want = self.settings.udp_buffer_bytes
         self.udp_buffers = sizes = udp_buffers.enlarge(sock, want)
-        if sizes.receive < want:
+        if sizes is not None and sizes.receive < want:
             _buffer_log.warning(
                 "udp_rcvbuf",
                 "link UDP receive buffer is %d bytes of the %d asked for: raise net.core.rmem_max "

@@ -49,17 +49,21 @@ def link_socket(pc: Any) -> socket.socket | None:
     return sock
 
 
-def enlarge(sock: socket.socket, size: int = DEFAULT_BUFFER_BYTES) -> BufferSizes:
+def enlarge(sock: socket.socket, size: int = DEFAULT_BUFFER_BYTES) -> BufferSizes | None:
     """Ask for at least ``size`` bytes in each direction; never shrinks a buffer already larger.
 
     On Linux a capped request still yields 2 x ``rmem_max``, never less than aioice's own request
-    gave, so asking cannot make things worse. Returns what the kernel actually granted.
+    gave, so asking cannot make things worse. Returns what the kernel actually granted, or None if
+    the socket is already gone (the link is closing).
     """
     for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
         with contextlib.suppress(OSError):
             if sock.getsockopt(socket.SOL_SOCKET, option) < size:
                 sock.setsockopt(socket.SOL_SOCKET, option, size)
-    return BufferSizes(
-        sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF),
-        sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF),
-    )
+    try:
+        return BufferSizes(
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF),
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF),
+        )
+    except OSError:
+        return None

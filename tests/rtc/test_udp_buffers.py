@@ -69,3 +69,9 @@ def test_the_granted_sizes_are_exposed_as_gauges_per_link() -> None:
         'f0mesh_link_udp_receive_buffer_bytes{peer_id="12D3KooWother"} 4.194304e+06',
         'f0mesh_link_udp_send_buffer_bytes{peer_id="12D3KooWother"} 3.145728e+06',
     ]
+
+
+def test_a_closed_socket_reports_nothing_rather_than_raising() -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.close()
+    assert enlarge(sock) is None
