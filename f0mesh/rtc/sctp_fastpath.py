@@ -32,7 +32,7 @@ log = logging.getLogger("f0mesh.rtc.sctp_fastpath")
 COPIED_FROM = "aa8941d5f8f020e8b4e438e02084533dd78399da498638a013025252e5fe8115"
 
 _marks = 0  # DataChunk._retransmit = True assignments in this process, ever
-_installed = False
+_installed: bool | None = None  # decided once per process
 
 
 class _RetransmitFlag:
@@ -109,16 +109,16 @@ async def _transmit(self: Any) -> None:
 def install() -> bool:
     """Install the guarded sender once per process; False if aiortc's method is not the copied one."""
     global _installed
-    if _installed:
-        return True
+    if _installed is not None:
+        return _installed
     try:
         source = inspect.getsource(sctp.RTCSctpTransport._transmit)
     except (OSError, TypeError):
         source = ""
-    if hashlib.sha256(source.encode()).hexdigest() != COPIED_FROM:
+    _installed = hashlib.sha256(source.encode()).hexdigest() == COPIED_FROM
+    if not _installed:
         log.info("aiortc's SCTP _transmit is not the version f0mesh's fast path was copied from: left as is")
         return False
     sctp.DataChunk._retransmit = _RetransmitFlag()  # type: ignore[assignment]
     sctp.RTCSctpTransport._transmit = _transmit  # type: ignore[method-assign]
-    _installed = True
     return True

@@ -163,3 +163,14 @@ async def test_lost_datagrams_are_retransmitted_by_real_aiortc_peers_with_the_fa
     finally:
         await a.close()
         await b.close()
+
+
+def test_another_aiortc_is_left_as_it_is(monkeypatch) -> None:
+    async def changed(self: Any) -> None:
+        """An aiortc whose _transmit differs from the copied one."""
+
+    monkeypatch.setattr(sctp_fastpath, "_installed", None)
+    monkeypatch.setattr(sctp.RTCSctpTransport, "_transmit", changed)
+    assert not sctp_fastpath.install()
+    assert sctp.RTCSctpTransport._transmit is changed
+    assert not sctp_fastpath.install()  # decided once
