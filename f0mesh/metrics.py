@@ -23,7 +23,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from f0mesh import __version__
@@ -46,6 +46,9 @@ _LINK_FIGURES = {
     "jitter_ms": ("jitter_seconds", "RFC 3550 interarrival jitter of the link's probes", 1e-3),
     "loss_pct": ("loss_ratio", "Share of probes unanswered over the last QoS window (0 to 1)", 1e-2),
 }
+
+_RCVBUF_HELP = "Effective SO_RCVBUF of the link's UDP socket, as the kernel reports it (capped by rmem_max)"
+_SNDBUF_HELP = "Effective SO_SNDBUF of the link's UDP socket, as the kernel reports it (capped by wmem_max)"
 
 CounterSamples = Callable[[], Iterable[tuple[str, str, Mapping[str, str], float]]]
 
@@ -149,7 +152,16 @@ class NodeMetrics:
                 yield "link_sent_frames", "Frames sent on its ctl channel", labels, frames.frames_out
                 yield "link_received_frames", "Frames received on its ctl channel", labels, frames.frames_in
 
+        def buffers() -> Iterable[tuple[str, str, Mapping[str, str], float]]:
+            for link in links():
+                sizes = link.udp_buffers
+                if sizes is not None:
+                    labels = {"peer_id": link.peer_id}
+                    yield "link_udp_receive_buffer_bytes", _RCVBUF_HELP, labels, sizes.receive
+                    yield "link_udp_send_buffer_bytes", _SNDBUF_HELP, labels, sizes.send
+
         self.add_counters("f0mesh", samples)
+        self.registry.register(_SampleCollector("f0mesh", buffers, GaugeMetricFamily))
 
     def watch_gossip(self, engine: GossipEngine, own_peer_id: str) -> None:
         """Gossip counters at scrape time, and the delivery latency of every first copy received."""
@@ -174,16 +186,22 @@ class NodeMetrics:
 
 
 class _SampleCollector(Collector):
-    def __init__(self, prefix: str, samples: CounterSamples) -> None:
+    def __init__(
+        self,
+        prefix: str,
+        samples: CounterSamples,
+        family_type: type[CounterMetricFamily | GaugeMetricFamily] = CounterMetricFamily,
+    ) -> None:
         self.prefix = prefix
         self.samples = samples
+        self.family_type = family_type
 
-    def collect(self) -> Iterable[CounterMetricFamily]:
-        families: dict[str, CounterMetricFamily] = {}
+    def collect(self) -> Iterable[CounterMetricFamily | GaugeMetricFamily]:
+        families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
         for name, help_, labels, value in self.samples():
             family = families.get(name)
             if family is None:
-                family = families[name] = CounterMetricFamily(
+                family = families[name] = self.family_type(
                     f"{self.prefix}_{name}", help_, labels=sorted(labels)
                 )
             family.add_metric([labels[k] for k in sorted(labels)], value)

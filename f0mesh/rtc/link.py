@@ -26,6 +26,7 @@ from aiortc import RTCPeerConnection
 from f0mesh import wire
 from f0mesh.cancellation import cancel_requested
 from f0mesh.log_throttle import LogThrottle
+from f0mesh.rtc import sctp_fastpath, udp_buffers
 from f0mesh.rtc.close_reason import CloseReason
 from f0mesh.rtc.framing import ChannelClosed, FramedChannel
 from f0mesh.rtc.ice import path_kind, rtc_configuration, selected_pair
@@ -34,6 +35,8 @@ from f0mesh.rtc.resources import MemoryBudget
 from f0mesh.tasks import TaskSet
 
 log = logging.getLogger("f0mesh.rtc.link")
+# A capped host stays capped, and every link on it would say the same: one warning an hour.
+_buffer_log = LogThrottle(log, interval_s=3600.0)
 
 CTL_CHANNEL_ID = 0
 PROBE_CHANNEL_ID = 1
@@ -54,6 +57,8 @@ class LinkSettings:
     on_violation: Callable[[str, str], None] | None = None
     # partial inbound messages of all links together (rtc/resources.py); None: per link only
     memory: MemoryBudget | None = None
+    # SO_RCVBUF/SO_SNDBUF asked for on the link's UDP socket once open (rtc/udp_buffers.py)
+    udp_buffer_bytes: int = udp_buffers.DEFAULT_BUFFER_BYTES
 
 
 class Link:
@@ -88,6 +93,7 @@ class Link:
         self.setup_ms: float | None = None
         self.probe_bytes_sent = 0
         self.probe_bytes_received = 0
+        self.udp_buffers: udp_buffers.BufferSizes | None = None  # effective sizes, once open
         self._local_peer_id = local_peer_id
         self._local_url = local_url
         self._on_message = on_message
@@ -102,6 +108,7 @@ class Link:
         self._tasks = TaskSet(f"link {self.link_id}", log)
         self._closing = False
 
+        sctp_fastpath.install()
         self.pc = RTCPeerConnection(rtc_configuration(settings.ice_servers, relay_only=settings.relay_only))
         self.ctl = self.pc.createDataChannel("ctl", negotiated=True, id=CTL_CHANNEL_ID, ordered=True)
         self.probe = self.pc.createDataChannel(
@@ -147,9 +154,25 @@ class Link:
         self.state = LinkState.OPEN
         self.opened_at = time.time()
         self.setup_ms = (time.monotonic() - self._t0) * 1000.0
+        self._enlarge_udp_buffers()
         self._opened.set()
         self._settled.set()
         self._on_state(self)
+
+    def _enlarge_udp_buffers(self) -> None:
+        sock = udp_buffers.link_socket(self.pc)
+        if sock is None:
+            return
+        want = self.settings.udp_buffer_bytes
+        self.udp_buffers = sizes = udp_buffers.enlarge(sock, want)
+        if sizes is not None and sizes.receive < want:
+            _buffer_log.warning(
+                "udp_rcvbuf",
+                "link UDP receive buffer is %d bytes of the %d asked for: raise net.core.rmem_max "
+                "(bulk transfers lose datagrams to a full buffer and slow down)",
+                sizes.receive,
+                want,
+            )
 
     async def _drained(self) -> None:
         """The bye left the channel's buffer and SCTP had a moment to put it on the wire: closing

@@ -27,6 +27,7 @@ from f0mesh.cli import app
 from f0mesh.gossip.stats import TOPIC_METRICS, GossipStats
 from f0mesh.metrics import NodeMetrics
 from f0mesh.rtc.framing import FramingStats
+from f0mesh.rtc.udp_buffers import BufferSizes
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -205,6 +206,7 @@ def _exposed_metric_names() -> set[str]:
     class FakeLink:
         peer_id, bytes_sent, bytes_received = "12D3KooWother", 10, 20
         framed = SimpleNamespace(stats=FramingStats(frames_out=3, frames_in=4))
+        udp_buffers = BufferSizes(4 << 20, 4 << 20)
 
     metrics = NodeMetrics("12D3KooWtest")
     stats = GossipStats()

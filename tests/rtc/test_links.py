@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures
+import re
 import sqlite3
+import subprocess
 import time
 
 from nodes import udp_sockets, wait_for
@@ -23,9 +25,27 @@ def test_dial_by_url_then_reuse_from_both_sides(node_factory) -> None:
     assert reverse.json()["link_id"] == b.open_links()[0]["link_id"]
     link = a.open_links()[0]
     assert link["ice"]["local"] and link["ice"]["remote"]
+    _assert_udp_buffers_enlarged(a, b.peer_id, link["ice"]["local"])
     assert b.http.get("/healthz").json()["links"] == 1
     peers = {p["peer_id"]: p for p in b.http.get("/api/peers").json()["peers"]}
     assert peers[a.peer_id]["url"] == a.url and peers[a.peer_id]["linked"] is True
+
+
+def _assert_udp_buffers_enlarged(node, peer_id: str, local_candidate: str) -> None:
+    """The node's gauge says what the kernel (``ss``) says of the link's socket, and it is beyond
+    aioice's own 256 KiB request (512 KiB as Linux reports it) unless rmem_max forbids."""
+    metrics = node.http.get("/metrics").text
+    found = re.search(rf'^f0mesh_link_udp_receive_buffer_bytes{{peer_id="{peer_id}"}} (\S+)$', metrics, re.M)
+    assert found, "no receive buffer gauge for the link"
+    granted = int(float(found.group(1)))
+    with open("/proc/sys/net/core/rmem_max") as fh:
+        rmem_max = int(fh.read())
+    assert granted >= min(2 * 1024 * 1024, 2 * rmem_max)
+    port = local_candidate.split(" ")[0].rsplit(":", 1)[1]
+    ss = subprocess.run(
+        ["ss", "-u", "-a", "-n", "-m", "sport", "=", f":{port}"], capture_output=True, text=True, timeout=10
+    )
+    assert f"rb{granted}," in ss.stdout, ss.stdout
 
 
 def test_dial_by_peer_id_through_registry(node_factory) -> None:
