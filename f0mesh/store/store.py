@@ -44,6 +44,11 @@ CLOSE_TIMEOUT_S = 35.0
 # PostgreSQL: a statement, or a connection whose server went silent, fails after this long instead
 # of holding the writer thread (asyncpg's command_timeout did this on the client).
 PG_TIMEOUT_MS = 30_000
+# SQLite's page cache, per connection (KiB): the writer and the reader each keep their own, and its
+# default (2 MiB) fills as a long-running node's tables grow. The hot pages (the tail of each index
+# new rows land in, the tables' upper levels) fit several times over; the rest stays in the kernel's
+# page cache (issue #25).
+SQLITE_CACHE_KIB = 1024
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -54,6 +59,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # lock for seconds; the writer should wait for it rather than fail.
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cur.close()
 
 
