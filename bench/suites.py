@@ -23,7 +23,6 @@ import httpx
 from bench import libdatachannel_spike, pylibp2p, validation
 from bench.common import REPO, Proc, Procs, cpu_seconds, figure, rss_stable_kb, wait_until
 from bench.mesh import Mesh, measure_n
-from f0mesh.config import NodeConfig
 
 MIB = 1024 * 1024
 POLL_S = 0.05
@@ -31,12 +30,9 @@ POLL_S = 0.05
 NO_AUTODIAL = {"--d-lo": 0, "--d": 0}
 # f0mesh publishes telemetry 1 s after a burst of link changes; RSS is read after it has landed.
 SETTLE_S = 2.0
-# A node pays some costs once, whatever its links, in its first round of each periodic task: the
-# QoS round (every qos_interval, 15 s) is the last to come, and its first run compiles and prepares the
-# SQL of its rows and starts the link metrics' series. The hub's "before" reading waits until it has
-# passed (counted from the hub's first answer, which comes after its start), so that they are not
-# spread over the K links measured (~20 kB per link when read at 11 s from the hub's spawn, issue #25).
-F0MESH_WARM_S = NodeConfig.qos_interval + SETTLE_S
+# A node refreshes trust scores every 5 s; the first refresh imports networkx and scipy (~30 MB),
+# linked or not. The hub's "before" reading waits until two refreshes have passed.
+F0MESH_WARM_S = 11.0
 BENCH_TOPIC = "bench.gossip"  # what bench/node_peer.py publishes on, with a 100-character string
 BENCH_PAYLOAD = "ab" * 50
 
@@ -563,14 +559,14 @@ def bench_dead_peer(plan: Plan, meanwhile: Callable[[], None] | None = None) -> 
 def _per_link_kb(
     procs: Procs, start: Callable[[str], Proc], dial: Callable[[Proc, Proc], None], k: int, min_age: float
 ) -> tuple[float, float, float]:
-    """RSS the hub gains per link for K more links, after one warm-up link and ``min_age`` seconds
-    since the hub answered have paid the one-time costs; returns (per link, before, after)."""
+    """RSS the hub gains per link for K more links, after one warm-up link and ``min_age`` seconds of
+    life have paid the one-time costs; returns (per link, before, after)."""
     hub = start("hub")
+    born = time.monotonic()
     leaves = [start(f"leaf{j}") for j in range(k + 1)]
     procs.wait_ready()
-    ready = time.monotonic()
     dial(hub, leaves[0])
-    time.sleep(max(SETTLE_S, min_age - (time.monotonic() - ready)))
+    time.sleep(max(SETTLE_S, min_age - (time.monotonic() - born)))
     before = rss_stable_kb(hub.pid)
     for leaf in leaves[1:]:
         dial(hub, leaf)
