@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.nodes import free_port
+from nodes import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 NOT_IN_A_NODE = ("rich", "pygments", "httpx._main", "f0mesh.tables")
