@@ -289,6 +289,22 @@ NOT_MET: dict[str, str] = {
         "2.5, gossip 1.3), typer 1.4, prometheus_client 0.8. "
         "Tried and dropped: `gc.collect()` before the start-up `gc.freeze()` (-0.2 MB) and "
         "`malloc_trim` right after start (-0.35 MB; the first link's burst trims anyway)."
+        " Third pass (issue #25): what `f0mesh up` imported but never ran is gone: rich (the other "
+        "commands' terminal output; `f0mesh/cli.py` makes its consoles on first print) and httpx's "
+        "own command line, which httpx's `__init__` imports whenever rich and click are installed "
+        "(rich's progress bars and syntax highlighting, pygments; `f0mesh/serve.py` keeps "
+        "`httpx._main` out, so httpx keeps its stub `main`): imports 107.7 -> 103.4 MB; the hub with "
+        "8 idle links 124.0 -> 119.9 MB, ratio 1.29 -> 1.245 (full runs, 3 repeats each, old and new "
+        "in the same hour, load 8-13). Where the rest is (smaps and tracemalloc of a real hub): "
+        "SQLAlchemy Core ~10 MB of Python objects, f0mesh's own modules 5.6, typer and click 2; at "
+        "run time the node's start adds ~9 MB before any link (typer's command tree and first-use "
+        "imports 3.3 MB; `Store.open` 3.0 MB, mostly outside Python: libsqlite3, two connections, "
+        "their threads; the link manager, the HTTP client and its TLS context 2.5 MB). Tried without "
+        "gain: glibc's mmap and trim thresholds, keeping uvicorn's watchfiles reloader out. ~5 MB "
+        "remain over the goal: SQLAlchemy Core (house rule) or typer for `up` would have to go. The "
+        "SQLite page cache is now bounded at 1 MiB per connection (the writer's and the reader's each "
+        "had SQLite's 2 MiB default): nothing on the bench's fresh hub (a ~230 KB database), -1.1 MB "
+        "after 40,000 stored messages (a 38 MB database), same CPU."
     ),
     "throughput": (
         "Where the gap was (issue #25; py-spy `--gil` profiles of both processes of each side during "
@@ -342,6 +358,18 @@ NOT_MET: dict[str, str] = {
         "not move (~128 MB against ~96 MB): f0mesh's imports alone hold ~110 MB (aiortc 62, then "
         "SQLAlchemy's asyncio engine +19, FastAPI/pydantic +16, httpx +7), all used at run time; "
         "scipy and networkx are no longer imported by a node."
+        " Third pass (issue #25): the +20-30 kB per link since 0409ede is still not explained. Full "
+        "runs (K = 7, 3 repeats, same hour, load 8-13): old node 303 kB [266-330], new 301 [301-316], "
+        "baseline 195-197 (ratios 1.55 and 1.53). A tracemalloc diff per link of a real `f0mesh up` "
+        "hub (snapshots on a signal, K = 7): 125-128 KiB of Python objects per link, no item above 7 "
+        "KiB: aiortc 23 (SDP 7.5, SCTP 6.7, DTLS 4.2), asyncio events, queues and handles ~17, aioice "
+        "9, pyee 7, SQLAlchemy 10-17 (3 statements first compiled in that window, the first QoS "
+        "round's rows), msgpack 4.7, prometheus 3, f0mesh's link, repair, framing, push, wire, codec "
+        "and QoS state ~25. The other ~175 kB of RSS per link lies outside Python objects. Tried on a "
+        "hub, without gain: a 64 KiB SQLite page cache, glibc's mmap/trim thresholds and top pad, one "
+        "malloc arena (worse: 337-340 against 310-325 kB), PYTHONMALLOC=malloc (worse: 341-362), a "
+        "gc.collect before the trim, and a warm-up past the first QoS round (hub runs suggested -20 "
+        "kB; the bench then read 318-319 against 301-303 kB, old and new node alike)."
     ),
     "validation": (
         "What holds it back: per envelope, beyond the Ed25519 verification itself, the PeerId's base58 "
@@ -563,9 +591,10 @@ def _extra_notes(key: str, fig: dict[str, Any]) -> list[str]:
         )
     if key == "node_rss_idle":
         notes.append(
-            "Most of it is code: importing what a node runs takes ~118 MB before any link, against "
-            "~85 MB for what the raw peer imports (aiortc, httpx, FastAPI, uvicorn); both hubs add "
-            "~11 MB at run time (issue #25, one interpreter each)."
+            "Most of it is code: importing what `f0mesh up` runs takes ~103 MB before any link, against "
+            "~85 MB for what the raw peer imports (aiortc, httpx, FastAPI, uvicorn); at run time the "
+            "f0mesh hub adds ~14 MB before its links (its store's SQLite connections and threads, "
+            "first-use imports, the app), the raw hub ~10 MB (issue #25, one interpreter each)."
         )
     if key == "libdatachannel_throughput":
         notes.append(_libdatachannel_notes(samples))

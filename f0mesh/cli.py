@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
-from rich.table import Table
 from typer.core import TyperGroup
 
 from f0mesh import __version__
 from f0mesh.errors import F0MeshError
 from f0mesh.flags import BY_PARAM as _UP_FLAGS
 from f0mesh.peer_record import parse_tag
-from f0mesh.tables import documents_table, links_table, messages_table, peers_table, show, trust_table
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from rich.console import Console
+    from rich.table import Table
 
 T = TypeVar("T")
 DEFAULT_NODE = "http://127.0.0.1:8700"
@@ -50,8 +54,23 @@ class OneLineErrors(TyperGroup):
 app = typer.Typer(
     cls=OneLineErrors, add_completion=False, no_args_is_help=True, help="f0mesh: a WebRTC peer-to-peer mesh."
 )
-err = Console(stderr=True)
-out = Console()
+
+
+@functools.cache
+def _console(stderr: bool) -> Console:
+    """rich is imported by the commands that print to a terminal, not by ``f0mesh up``: a node never
+    uses it and would hold ~1.5 MB for it (issue #25)."""
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def err() -> Console:
+    return _console(True)
+
+
+def out() -> Console:
+    return _console(False)
 
 
 def _version(value: bool) -> None:
@@ -87,7 +106,7 @@ def _tags(values: list[str]) -> dict[str, str]:
 
 
 def _error_line(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err().print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -224,11 +243,14 @@ def _call(
         _fail(exc.detail)
 
 
-def _print(value: Any, as_json: bool, table: Callable[[], Table], wide: bool = False) -> None:
+def _print(value: Any, as_json: bool, table: Callable[[ModuleType], Table], wide: bool = False) -> None:
+    """``table`` builds the table from f0mesh.tables, imported only when one is printed."""
     if as_json:
         typer.echo(json.dumps(value, indent=2))
     else:
-        show(out, table(), wide)
+        from f0mesh import tables
+
+        tables.show(out(), table(tables), wide)
 
 
 async def _peer_id(client: Any, given: str) -> str:
@@ -268,7 +290,7 @@ def peers(
         return [await client.add_peer(add)] if add else await client.peers()
 
     rows = _call(node, admin_token, data_dir, action)
-    _print(rows, as_json, lambda: peers_table(rows, wide), wide)
+    _print(rows, as_json, lambda tables: tables.peers_table(rows, wide), wide)
 
 
 @app.command()
@@ -294,7 +316,7 @@ def dial(
 
     link = _call(node, admin_token, data_dir, action)
     setup = f" in {link['setup_ms']:.0f} ms" if link.get("setup_ms") else ""
-    out.print(f"link {link['link_id']} to {link['peer_id']} is {link['state']}{setup}", soft_wrap=True)
+    out().print(f"link {link['link_id']} to {link['peer_id']} is {link['state']}{setup}", soft_wrap=True)
 
 
 @app.command()
@@ -313,7 +335,7 @@ def publish(
     except json.JSONDecodeError:
         value = payload
     message_id = _call(node, admin_token, data_dir, lambda client: client.publish(topic, value))
-    out.print(f"published {message_id}", soft_wrap=True)
+    out().print(f"published {message_id}", soft_wrap=True)
 
 
 @app.command()
@@ -326,7 +348,7 @@ def links(
 ) -> None:
     """Show a node's links with their QoS."""
     rows = _call(node, admin_token, data_dir, lambda client: client.links())
-    _print(rows, as_json, lambda: links_table(rows, wide), wide)
+    _print(rows, as_json, lambda tables: tables.links_table(rows, wide), wide)
 
 
 @app.command()
@@ -341,7 +363,7 @@ def messages(
 ) -> None:
     """Show the gossip messages a node has received, newest first."""
     rows = _call(node, admin_token, data_dir, lambda client: client.messages(topic, limit))
-    _print(rows, as_json, lambda: messages_table(rows, wide), wide)
+    _print(rows, as_json, lambda tables: tables.messages_table(rows, wide), wide)
 
 
 @app.command()
@@ -355,7 +377,7 @@ def state(
     """List the replicated documents, or print one document's value as JSON."""
     if name is None:
         body = _call(node, admin_token, data_dir, lambda client: client.documents())
-        _print(body, as_json, lambda: documents_table(body["documents"]))
+        _print(body, as_json, lambda tables: tables.documents_table(body["documents"]))
         return
     view = _call(node, admin_token, data_dir, lambda client: client.document(name))
     typer.echo(json.dumps(view if as_json else view["value"], indent=2, ensure_ascii=False))
@@ -392,12 +414,14 @@ def trust(
     if as_json:
         typer.echo(json.dumps(body, indent=2))
     elif peer is not None:
-        out.print(
+        out().print(
             f"opinion of {body['peer_id']} set to {body['weight']:g}; its score is {body['score']:.4f}",
             soft_wrap=True,
         )
     else:
-        show(out, trust_table(body["scores"], body["own_edges"], wide), wide)
+        from f0mesh import tables
+
+        tables.show(out(), tables.trust_table(body["scores"], body["own_edges"], wide), wide)
 
 
 @app.command()
@@ -415,7 +439,9 @@ def block(
         return await (client.unblock(peer_id) if undo else client.block(peer_id))
 
     body = _call(node, admin_token, data_dir, action)
-    out.print(f"{body['peer_id']} is {'blocked' if body['blocked'] else 'no longer blocked'}", soft_wrap=True)
+    out().print(
+        f"{body['peer_id']} is {'blocked' if body['blocked'] else 'no longer blocked'}", soft_wrap=True
+    )
 
 
 @app.command()
@@ -431,7 +457,7 @@ def close(
         return await client.close_link(await _peer_id(client, peer))
 
     body = _call(node, admin_token, data_dir, action)
-    out.print(f"closed the link to {body['peer_id']}", soft_wrap=True)
+    out().print(f"closed the link to {body['peer_id']}", soft_wrap=True)
 
 
 @app.command()
@@ -457,7 +483,7 @@ def demo(
             base_port=base_port,
             duration=duration,
             data_dir=data_dir,
-            console=err if as_json else out,
+            console=err() if as_json else out(),
         )
     except F0MeshError as exc:
         _fail(exc.detail)
@@ -534,7 +560,7 @@ def _follow(node: str, admin_token: str | None, data_dir: Path | None, path: str
     from f0mesh.sse_reader import EventReader
 
     def opened() -> None:
-        err.print(f"following {node.rstrip('/')}{path}", soft_wrap=True)
+        err().print(f"following {node.rstrip('/')}{path}", soft_wrap=True)
 
     return EventReader(node, resolve_token(admin_token, data_dir), path, params, on_open=opened)
 
@@ -558,7 +584,7 @@ def subscribe(
         for item in _follow(node, admin_token, data_dir, "/api/gossip/subscribe", params):
             if item.event == "dropped":
                 d = item.data
-                err.print(
+                err().print(
                     f"missed {d['dropped']} messages (ids {d['after']}..{d['upto']}): too slow; "
                     f"f0mesh subscribe {topic} --since {d['after']} replays them"
                 )
@@ -614,9 +640,9 @@ def query(
     for error in result["errors"]:
         typer.echo(f"{error['peer_id']} error: {error['error']}")
     missing = result["no_answer"]
-    err.print(f"{len(result['answers'])} of {len(result['targets'])} answered; no answer: {len(missing)}")
+    err().print(f"{len(result['answers'])} of {len(result['targets'])} answered; no answer: {len(missing)}")
     for peer_id in missing:
-        err.print(f"  {peer_id}", soft_wrap=True)
+        err().print(f"  {peer_id}", soft_wrap=True)
 
 
 @app.command()
@@ -633,7 +659,7 @@ def direct(
     if payload == "-":
         payload = sys.stdin.read().rstrip("\n")
     message_id = _call(node, admin_token, data_dir, lambda c: c.send_direct(peer_id, _json_or_word(payload)))
-    out.print(f"sent {message_id}", soft_wrap=True)
+    out().print(f"sent {message_id}", soft_wrap=True)
 
 
 def _json_or_word(text: str) -> Any:
@@ -656,7 +682,7 @@ def monitor(
     try:
         for item in _follow(node, admin_token, data_dir, "/api/events", {}):
             if item.event == "dropped":
-                err.print(f"missed {item.data.get('dropped')} events: too slow")
+                err().print(f"missed {item.data.get('dropped')} events: too slow")
             elif item.event in ("link", "member"):
                 if as_json:
                     typer.echo(json.dumps(item.data, separators=(",", ":"), default=str))

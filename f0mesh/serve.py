@@ -14,6 +14,7 @@ import gc
 import logging
 import signal
 import socket
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -30,6 +31,19 @@ if TYPE_CHECKING:
 
 # called with the started node and its app before the listeners accept anything
 Extend = Callable[["Node", "FastAPI"], None]
+
+# Modules a node process never runs, kept out of its memory (issue #25). httpx's __init__ imports its
+# own command line whenever that one's optional dependencies are installed (typer brings rich): rich's
+# progress bars and syntax highlighting and pygments, ~2.5 MB. Kept out, httpx falls back to a stub
+# ``httpx.main`` that nothing in a node calls.
+UNUSED_MODULES = ("httpx._main",)
+
+
+def keep_out_unused() -> None:
+    """Before the node's imports: an import of a module in UNUSED_MODULES then fails (ImportError),
+    which is how each importer treats an optional part that is not installed."""
+    for name in UNUSED_MODULES:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
 def run(config: NodeConfig, log_level: str = "info", *, extend: Extend | None = None) -> None:
@@ -75,6 +89,7 @@ async def serve(
     config: NodeConfig, log_level: str, sockets: list[list[socket.socket]], *, extend: Extend | None = None
 ) -> None:
     """One node, served by one uvicorn server per listener, on the sockets bound before it started."""
+    keep_out_unused()
     import uvicorn
 
     from f0mesh.api.app import create_app

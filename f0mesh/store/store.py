@@ -48,6 +48,11 @@ CLOSE_TIMEOUT_S = 35.0
 PG_TIMEOUT_MS = 30_000
 # A store thread's connection unused this long is returned to the pool and checked out (and pinged) anew.
 HELD_IDLE_S = 5.0
+# SQLite's page cache, per connection (KiB): the writer and the reader each keep their own, and its
+# default (2 MiB) fills as a long-running node's tables grow. The hot pages (the tail of each index
+# new rows land in, the tables' upper levels) fit several times over; the rest stays in the kernel's
+# page cache (issue #25).
+SQLITE_CACHE_KIB = 1024
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -58,6 +63,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # lock for seconds; the writer should wait for it rather than fail.
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cur.close()
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -12,6 +14,7 @@ from f0mesh.identity import Identity
 from f0mesh.store import Store
 from f0mesh.store.migrations import LATEST
 from f0mesh.store.schema import schema_version
+from f0mesh.store.store import SQLITE_CACHE_KIB
 
 
 async def test_migrations_run_once_and_record_version(store_url: str) -> None:
@@ -194,3 +197,20 @@ async def test_sqlite_files_are_private_whatever_the_umask(tmp_path) -> None:
     assert {"mesh.db", "mesh.db-wal", "mesh.db-shm"} <= modes.keys(), modes
     assert set(modes.values()) == {0o600}, modes
     assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
+
+
+async def test_sqlite_page_cache_is_bounded_on_the_writer_and_the_reader(tmp_path) -> None:
+    """Each connection keeps its own page cache, which a long-running node's tables would fill to
+    SQLite's default of 2 MiB apiece (issue #25): both threads' connections get the smaller bound."""
+    store = await Store.open(f"sqlite:///{tmp_path / 'mesh.db'}", "owner")
+    try:
+
+        def cache(conn: Any) -> tuple[int, str]:
+            return conn.exec_driver_sql("PRAGMA cache_size").scalar(), threading.current_thread().name
+
+        (written, writer), (read, reader) = await store._write(cache), await store._read(cache)
+    finally:
+        await store.close()
+    assert writer != reader and "write" in writer and "read" in reader
+    assert written == read == -SQLITE_CACHE_KIB, (written, read)
+    assert SQLITE_CACHE_KIB < 2000  # SQLite's default: 2000 KiB
