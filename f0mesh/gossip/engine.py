@@ -396,6 +396,7 @@ class GossipEngine:
             self._reject(from_peer, None, reject.reason)
 
     async def on_neighbour_up(self, peer_id: str) -> None:
+        self.mesh.changed()  # a new candidate for the meshes short of d_lo
         if self._started:
             await self._announce(peer_id)
             await self.repair.on_neighbour_up(peer_id)

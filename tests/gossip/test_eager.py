@@ -2,9 +2,11 @@
 
 from dataclasses import replace
 
-from f0mesh.gossip import AuditEvent
+from f0mesh.gossip import AuditEvent, Envelope
+from f0mesh.identity import Identity
 
 from .meshkit import FAST, Mesh, flat_limiter, regular_topology, wait_until
+from .test_push import Sink
 from .test_score import Recorder
 
 NO_RETRY = replace(FAST, max_retries=0)
@@ -164,4 +166,23 @@ async def test_a_heartbeat_offers_a_neighbour_each_recent_id_once():
     second = await engine.publish("t", "second")
     await beats(12)
     assert first in silent.envelope_ids() and (offers(first), offers(second)) == (1, 1)
+    await mesh.close()
+
+
+async def test_a_mesh_short_of_d_lo_takes_a_new_link_at_the_next_message():
+    """The relay's mesh could not be filled (one neighbour, d_lo 4) and targets() remembers that; a
+    link that comes up ends it, even one of the previous wire version, which never announces."""
+    mesh = Mesh(2, params=NO_RETRY)
+    await mesh.boot()
+    await mesh.link([(0, 1)])
+    origin, relay = mesh[0], mesh[1]
+    await origin.engine.publish("t", "first")
+    await mesh.settle()
+    old = Identity.generate().peer_id
+    sink = Sink()
+    mesh.network.attach(old, sink)
+    await mesh.network.connect(relay.peer_id, old)
+    second = await origin.engine.publish("t", "second")
+    await mesh.settle()
+    assert [Envelope.decode(raw).id for raw in sink.envelopes] == [second]
     await mesh.close()
