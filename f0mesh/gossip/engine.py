@@ -162,6 +162,7 @@ class GossipEngine:
         self.identity = identity
         self.peer_id = identity.peer_id
         self.params = params or GossipParams()
+        self._hlc_on_clock = hlc is None  # then a frame's clock reading is the hlc's too
         self.hlc = hlc or HLC(
             self.peer_id,
             max_skew_ms=int(self.params.max_clock_skew_s * 1000),
@@ -552,7 +553,7 @@ class GossipEngine:
                 Reason.REPLAY, f"created {age:.0f} s ago, window {self.params.replay_window_s:.0f} s"
             )
         try:
-            self.hlc.update(envelope.hlc)
+            self.hlc.update(envelope.hlc, int(now * 1000) if self._hlc_on_clock else None)
         except ClockSkewError as exc:
             raise GossipReject(Reason.CLOCK_SKEW, str(exc), penalise=exc.flagrant) from exc
         except ValueError as exc:  # a logical counter past the bound (the envelope refuses it first)
@@ -801,15 +802,16 @@ class GossipEngine:
         return row
 
     def _stored(self, envelope: Envelope, raw: bytes, now: float) -> StoredMessage:
+        # positional, in StoredMessage's field order: a NamedTuple built by keyword costs more, per envelope
         return StoredMessage(
-            id=envelope.id,
-            origin=envelope.origin,
-            seq=envelope.seq,
-            topic=envelope.topic,
-            payload=envelope.payload,
-            hops=envelope.hops,
-            hlc=envelope.hlc.to_str(),
-            created_at=envelope.created_at,
-            received_at=now,
-            raw=raw,
+            envelope.id,
+            envelope.origin,
+            envelope.seq,
+            envelope.topic,
+            envelope.payload,
+            envelope.hops,
+            envelope.hlc.to_str(),
+            envelope.hlc.wall_ms / 1000.0,
+            now,
+            raw,
         )

@@ -147,7 +147,6 @@ class Repair:
             self._forget(self._recent[0][1])
         self._recent.append((asyncio.get_running_loop().time(), message_id, topic))
         self._holders[message_id] = {holder} if holder else set()
-        self._offered[message_id] = set()
 
     def held_by(self, peer: str, message_id: str) -> None:
         """``peer`` holds a recent message (it acknowledged our copy): no digest offers it again."""
