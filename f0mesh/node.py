@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from f0mesh import __version__
@@ -193,9 +193,13 @@ class Node:
         }  # fmt: skip
 
     async def publish(self, topic: str, payload: Any) -> str:
-        if topic in RESERVED_TOPICS:
-            raise F0MeshError(f"topic {topic!r} is reserved for the node itself", code="reserved_topic")
+        _not_reserved(topic)
         return await self.gossip.publish(topic, payload)
+
+    async def publish_many(self, topic: str, payloads: Sequence[Any]) -> list[str]:
+        """Several payloads of one topic, each its own signed envelope, committed together."""
+        _not_reserved(topic)
+        return await self.gossip.publish_many(topic, payloads)
 
     def linked_peers(self) -> set[str]:
         return {link.peer_id for link in self.links.open_links()}
@@ -248,3 +252,8 @@ class Node:
     async def samples(self, **query: Any) -> list[dict[str, Any]]:
         """QoS history (link_samples): by ``peer_id``, ``link_id``, ``since``, ``limit``."""
         return await self.store.list_samples(**query)
+
+
+def _not_reserved(topic: str) -> None:
+    if topic in RESERVED_TOPICS:
+        raise F0MeshError(f"topic {topic!r} is reserved for the node itself", code="reserved_topic")
