@@ -132,7 +132,12 @@ def test_report_renders_crypto_and_libp2p_keys(tmp_path: Path) -> None:
     )
     results = {
         "message_rate_crypto": figure(
-            [1800.0], [6500.0], unit="msgs/CPU-s", op=">=", goal=0.6, extra={"messages": 4000}
+            [1800.0],
+            [6500.0],
+            unit="msgs/CPU-s",
+            op=">=",
+            goal=0.6,
+            extra={"messages": 4000, "per_cpu_second_batch": [3000.0], "wall_rate_batch": [4000.0]},
         ),
         "libp2p_message_rate": rate,
         "libp2p_setup": reported([40.0], [250.0], unit="ms", extra={"transport": "tcp"}),
@@ -159,6 +164,7 @@ def test_report_renders_crypto_and_libp2p_keys(tmp_path: Path) -> None:
     assert "| 16 | not measured: TimeoutError: libp2p p9: no answer |" in md
     assert "Transport: py-libp2p over TCP" in md
     assert "Per CPU-second ratio: 4.50." in md
+    assert "Published in batches (`Node.publish_many`" in md and "ratio to the floor 0.46" in md
 
 
 def test_report_renders_libdatachannel_spike(tmp_path: Path) -> None:
