@@ -16,7 +16,7 @@ from f0mesh.config import NodeConfig
 from f0mesh.ctl import CtlKind, CtlRouter
 from f0mesh.errors import F0MeshError, StoreUnavailableError
 from f0mesh.events import EventBus
-from f0mesh.gossip import GossipEngine
+from f0mesh.gossip import GossipEngine, StoredMessage
 from f0mesh.heap import TrimAfterBurst, limit_arenas
 from f0mesh.identity import Identity
 from f0mesh.link_events import Bound, LinkEvents, LinkValue, build_links
@@ -103,7 +103,7 @@ class Node:
         self.topics = Topics(gossip, self.trust.cache.scores, lambda: self.state)  # views for the API
         self.keeper = TrustKeeper(self.trust, store, gossip, linked=lambda: bool(links.open_links()))
         self.telemetry = Telemetry(config, gossip, links, self.qos, tasks, scores=self.trust.cache.scores)
-        gossip.subscribe(None, lambda message: self.events.publish("message", message_event(message)))
+        gossip.subscribe(None, self._message_event)
         self.metrics.watch_gossip(gossip, self.peer_id)
         self.metrics.watch_links(links.open_links)
         await gossip.start()
@@ -182,6 +182,10 @@ class Node:
         await self.client.close()
         await self.store.close()
         log.info("node %s stopped", self.peer_id)
+
+    def _message_event(self, message: StoredMessage) -> None:
+        if self.events.listening:
+            self.events.publish("message", message_event(message))
 
     # -- the facade: operations used by the API and the CLI ---------------------------------
 

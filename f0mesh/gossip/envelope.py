@@ -217,7 +217,8 @@ class Envelope(NamedTuple):
             if not (type(ttl) is int and type(hops) is int and 0 <= hops <= ttl <= MAX_TTL):
                 raise ValueError("hops must be within 0..ttl")
             _check_topic(topic)
-            if _pack([*fields[:7], canonical_payload(payload)]) != signed:
+            fields[7] = canonical_payload(payload)  # the unpacked list is ours: no copy to re-encode
+            if _pack(fields) != signed:
                 raise ValueError("signed part is not canonically encoded")
             hlc = HLCTimestamp(wall_ms, logical, origin)
         except GossipReject:
