@@ -192,7 +192,13 @@ class Repair:
             await self._offer(peer, offered, fresh=True)
 
     def _news(self, peer: str, message_id: str) -> bool:
-        return peer not in self._holders.get(message_id, ()) and peer not in self._offered.get(message_id, ())
+        """Not held, not offered yet, and not waiting in its outbox: the IHAVE would overtake the push
+        (the link is ordered, the outbox is not on it yet) and the IWANT it drew bring a second copy."""
+        return (
+            peer not in self._holders.get(message_id, ())
+            and peer not in self._offered.get(message_id, ())
+            and not self._pusher.queued(message_id, peer)
+        )
 
     def _forget(self, message_id: str) -> None:
         self._holders.pop(message_id, None)
