@@ -214,7 +214,7 @@ class Repair:
         peer = self._rng.choice(neighbours)
         since = self._clock() - self._params.repair_lookback_s
         ids = await self._store.ids_since(since, self._params.repair_digest_size)
-        await self._offer(peer, ids, fresh=True)
+        await self._offer(peer, [i for i in ids if not self._pusher.queued(i, peer)], fresh=True)
 
     async def on_neighbour_up(self, peer: str, *, ask_back: bool = False) -> None:
         """Offer everything still within the replay window, in digest-size pages.

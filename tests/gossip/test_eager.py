@@ -2,6 +2,8 @@
 
 from dataclasses import replace
 
+import pytest
+
 from f0mesh.gossip import AuditEvent, Envelope
 from f0mesh.identity import Identity
 
@@ -202,7 +204,8 @@ class Silent(Endpoint):
             self.offered += message.get("ids", [])
 
 
-async def test_a_heartbeat_offers_no_id_still_waiting_in_that_neighbours_outbox():
+@pytest.mark.parametrize("digest", ["heartbeat", "run_round"])
+async def test_a_digest_offers_no_id_still_waiting_in_that_neighbours_outbox(digest):
     """An IHAVE overtakes pushes still in the outbox (its linger, link backpressure), and the IWANT it
     drew made a second copy of each; once handed to the (ordered) link, the id may be offered."""
     mesh = Mesh(1, params=replace(NO_RETRY, batch_linger_s=0.05))
@@ -211,10 +214,11 @@ async def test_a_heartbeat_offers_no_id_still_waiting_in_that_neighbours_outbox(
     mesh.network.attach(peer, sink)
     await mesh.network.connect(mesh[0].peer_id, peer)
     message_id = await engine.publish("t", "x")
-    await engine.repair.heartbeat()  # decides before the outbox's linger is over
+    offer = getattr(engine.repair, digest)
+    await offer()  # decides before the outbox's linger is over
     await wait_until(lambda: sink.pushed, 5, "the push")
     await mesh.network.settle(5)
     assert message_id not in sink.offered
-    await engine.repair.heartbeat()
+    await offer()
     await wait_until(lambda: message_id in sink.offered, 5, "the id offered once its push left")
     await mesh.close()
