@@ -6,6 +6,7 @@ Timing values are never asserted: this machine is shared, and the figures are fo
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -235,3 +236,10 @@ def test_engine_budget_runs_both_engines_with_real_crypto() -> None:
     budget = engine_budget(40)
     assert set(budget) == {"sign_us", "verify_us", "sender_engine_us", "receiver_engine_us"}
     assert all(v > 0 for v in budget.values())
+
+
+def test_engine_pair_delivers_every_envelope_both_ways_of_publishing() -> None:
+    from bench.engine_pair import run
+
+    for batch in (False, True):
+        assert asyncio.run(run(130, stub=True, batch=batch)) > 0  # raises if an envelope or ack is missing
