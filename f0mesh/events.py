@@ -40,6 +40,11 @@ class EventBus:
     def __init__(self) -> None:
         self._subscribers: set[Subscription] = set()
 
+    @property
+    def listening(self) -> bool:
+        """Whether anyone subscribes: an event nobody takes need not be built (one per message)."""
+        return bool(self._subscribers)
+
     def publish(self, topic: str, data: dict[str, Any]) -> None:
         event = {"topic": topic, "at": time.time(), "data": data}
         for subscription in list(self._subscribers):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from f0mesh import __version__
@@ -16,7 +16,7 @@ from f0mesh.config import NodeConfig
 from f0mesh.ctl import CtlKind, CtlRouter
 from f0mesh.errors import F0MeshError, StoreUnavailableError
 from f0mesh.events import EventBus
-from f0mesh.gossip import GossipEngine
+from f0mesh.gossip import GossipEngine, StoredMessage
 from f0mesh.heap import TrimAfterBurst, limit_arenas
 from f0mesh.identity import Identity
 from f0mesh.link_events import Bound, LinkEvents, LinkValue, build_links
@@ -103,7 +103,7 @@ class Node:
         self.topics = Topics(gossip, self.trust.cache.scores, lambda: self.state)  # views for the API
         self.keeper = TrustKeeper(self.trust, store, gossip, linked=lambda: bool(links.open_links()))
         self.telemetry = Telemetry(config, gossip, links, self.qos, tasks, scores=self.trust.cache.scores)
-        gossip.subscribe(None, lambda message: self.events.publish("message", message_event(message)))
+        gossip.subscribe(None, self._message_event)
         self.metrics.watch_gossip(gossip, self.peer_id)
         self.metrics.watch_links(links.open_links)
         await gossip.start()
@@ -183,6 +183,10 @@ class Node:
         await self.store.close()
         log.info("node %s stopped", self.peer_id)
 
+    def _message_event(self, message: StoredMessage) -> None:
+        if self.events.listening:
+            self.events.publish("message", message_event(message))
+
     # -- the facade: operations used by the API and the CLI ---------------------------------
 
     def health(self) -> dict[str, Any]:
@@ -193,9 +197,13 @@ class Node:
         }  # fmt: skip
 
     async def publish(self, topic: str, payload: Any) -> str:
-        if topic in RESERVED_TOPICS:
-            raise F0MeshError(f"topic {topic!r} is reserved for the node itself", code="reserved_topic")
+        _not_reserved(topic)
         return await self.gossip.publish(topic, payload)
+
+    async def publish_many(self, topic: str, payloads: Sequence[Any]) -> list[str]:
+        """Several payloads of one topic, each its own signed envelope, committed together."""
+        _not_reserved(topic)
+        return await self.gossip.publish_many(topic, payloads)
 
     def linked_peers(self) -> set[str]:
         return {link.peer_id for link in self.links.open_links()}
@@ -248,3 +256,8 @@ class Node:
     async def samples(self, **query: Any) -> list[dict[str, Any]]:
         """QoS history (link_samples): by ``peer_id``, ``link_id``, ``since``, ``limit``."""
         return await self.store.list_samples(**query)
+
+
+def _not_reserved(topic: str) -> None:
+    if topic in RESERVED_TOPICS:
+        raise F0MeshError(f"topic {topic!r} is reserved for the node itself", code="reserved_topic")

@@ -6,6 +6,7 @@ Timing values are never asserted: this machine is shared, and the figures are fo
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -132,7 +133,12 @@ def test_report_renders_crypto_and_libp2p_keys(tmp_path: Path) -> None:
     )
     results = {
         "message_rate_crypto": figure(
-            [1800.0], [6500.0], unit="msgs/CPU-s", op=">=", goal=0.6, extra={"messages": 4000}
+            [1800.0],
+            [6500.0],
+            unit="msgs/CPU-s",
+            op=">=",
+            goal=0.6,
+            extra={"messages": 4000, "per_cpu_second_batch": [3000.0], "wall_rate_batch": [4000.0]},
         ),
         "libp2p_message_rate": rate,
         "libp2p_setup": reported([40.0], [250.0], unit="ms", extra={"transport": "tcp"}),
@@ -159,6 +165,7 @@ def test_report_renders_crypto_and_libp2p_keys(tmp_path: Path) -> None:
     assert "| 16 | not measured: TimeoutError: libp2p p9: no answer |" in md
     assert "Transport: py-libp2p over TCP" in md
     assert "Per CPU-second ratio: 4.50." in md
+    assert "Published in batches (`Node.publish_many`" in md and "ratio to the floor 0.46" in md
 
 
 def test_report_renders_libdatachannel_spike(tmp_path: Path) -> None:
@@ -229,3 +236,10 @@ def test_engine_budget_runs_both_engines_with_real_crypto() -> None:
     budget = engine_budget(40)
     assert set(budget) == {"sign_us", "verify_us", "sender_engine_us", "receiver_engine_us"}
     assert all(v > 0 for v in budget.values())
+
+
+def test_engine_pair_delivers_every_envelope_both_ways_of_publishing() -> None:
+    from bench.engine_pair import run
+
+    for batch in (False, True):
+        assert asyncio.run(run(130, stub=True, batch=batch)) > 0  # raises if an envelope or ack is missing

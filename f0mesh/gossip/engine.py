@@ -38,7 +38,7 @@ import math
 import random
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Collection, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
 from functools import partial
 from itertools import islice
 from typing import Any, Protocol
@@ -162,6 +162,7 @@ class GossipEngine:
         self.identity = identity
         self.peer_id = identity.peer_id
         self.params = params or GossipParams()
+        self._hlc_on_clock = hlc is None  # then a frame's clock reading is the hlc's too
         self.hlc = hlc or HLC(
             self.peer_id,
             max_skew_ms=int(self.params.max_clock_skew_s * 1000),
@@ -290,52 +291,86 @@ class GossipEngine:
         Raises GossipReject: malformed / too_large for a bad topic or payload, rate_limited (429)
         while ``max_pending_publishes`` publishes already wait for the store.
         """
+        committed, envelopes, stored = self._publishing(topic, (payload,))
+        self._published(topic, envelopes, stored, await committed)
+        return envelopes[0][0].id
+
+    async def publish_many(self, topic: str, payloads: Sequence[Any]) -> list[str]:
+        """publish() for several payloads of one topic: each its own envelope, sequence number and
+        signature, as if published one by one, but one commit to wait for and one writer item. All or
+        nothing: a bad payload refuses them all before any is stored; they count as that many
+        publishes against ``max_pending_publishes`` (more than it holds: rate_limited, never admitted).
+        """
+        if not payloads:
+            return []
+        committed, envelopes, stored = self._publishing(topic, payloads)
+        self._published(topic, envelopes, stored, await committed)
+        return [envelope.id for envelope, _wire in envelopes]
+
+    def _publishing(
+        self, topic: str, payloads: Sequence[Any]
+    ) -> tuple[asyncio.Future[Exception | None], list[tuple[Envelope, bytes]], list[StoredMessage]]:
+        """Admit, sign and submit own messages; the future says how their commit went. A coroutine of
+        its own would cost each publish one more frame to resume."""
         if not self._started:
             raise RuntimeError("GossipEngine.publish before start()")
-        limit = self.params.max_pending_publishes
-        if self._pending_publishes >= limit:
+        limit, count = self.params.max_pending_publishes, len(payloads)
+        if self._pending_publishes + count > limit:
             self.stats.publish_overloaded += 1
             raise GossipReject(
                 Reason.RATE_LIMITED,
                 f"the node is busy: {self._pending_publishes} publishes are waiting for the store "
-                f"(max_pending_publishes {limit}); retry later",
+                f"(max_pending_publishes {limit}, {count} more asked); retry later",
             )
         if not self._publisher(topic, self.peer_id):
             raise GossipReject(Reason.NOT_PUBLISHER, f"this node is not a publisher of {topic[:128]!r}")
-        envelope = Envelope.create(
-            self.identity, self._seq + 1, self.hlc.now(), topic, payload, self.params.ttl
-        )
-        wire = envelope.encode()
-        if len(wire) > self.params.max_message_bytes:
-            raise GossipReject(
-                Reason.TOO_LARGE, f"message is {len(wire)} bytes, limit {self.params.max_message_bytes}"
-            )
-        self._seq = envelope.seq
+        ttl, max_bytes, seq = self.params.ttl, self.params.max_message_bytes, self._seq
+        envelopes: list[tuple[Envelope, bytes]] = []
+        for payload in payloads:
+            seq += 1
+            envelope = Envelope.create(self.identity, seq, self.hlc.now(), topic, payload, ttl)
+            wire = envelope.encode()
+            if len(wire) > max_bytes:
+                raise GossipReject(Reason.TOO_LARGE, f"message is {len(wire)} bytes, limit {max_bytes}")
+            envelopes.append((envelope, wire))
+        self._seq = seq
         now = self._clock()
-        self._seen.add(envelope.id, now=now)
-        stored = self._stored(envelope, wire, now)
+        stored, rows = [], []
+        for envelope, wire in envelopes:
+            self._seen.add(envelope.id, now=now)
+            stored.append(self._stored(envelope, wire, now))
+            rows.append(self._audit(AuditEvent.PUBLISHED, envelope.id, self.peer_id, None, now))
         committed: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
-        row = self._audit(AuditEvent.PUBLISHED, envelope.id, self.peer_id, None, now)
 
         def on_commit(error: Exception | None) -> None:
-            self._pending_publishes -= 1  # here, not after the await: a cancelled caller's row still waits
+            self._pending_publishes -= count  # here, not after the await: a cancelled caller's still wait
             if not committed.done():
                 committed.set_result(error)
 
-        self._pending_publishes += 1
-        self._submit([stored], [row], on_commit)
-        error = await committed
+        self._pending_publishes += count
+        self._submit(stored, rows, on_commit)
+        return committed, envelopes, stored
+
+    def _published(
+        self,
+        topic: str,
+        envelopes: list[tuple[Envelope, bytes]],
+        stored: list[StoredMessage],
+        error: Exception | None,
+    ) -> None:
+        """After the commit: deliver locally and push, or forget them and raise the store's error."""
         if error is not None:
-            self._seen.discard(envelope.id)
+            for envelope, _wire in envelopes:
+                self._seen.discard(envelope.id)
             raise error
-        self.stats.count("published", topic)
-        self._deliver(stored)
-        self.repair.note(envelope.id, topic=topic)
+        self.stats.count("published", topic, len(envelopes))
         # flood publishing (GossipSub) skips neighbours below publish_threshold
         floor = self.params.publish_threshold
         to = [p for p in self.mesh.publish_targets(topic) if not self.score.below(p, floor)]
-        self._pusher.push(envelope.id, wire, AuditEvent.SENT, {self.peer_id}, to, topic)
-        return envelope.id
+        for (envelope, wire), message in zip(envelopes, stored, strict=True):
+            self._deliver(message)
+            self.repair.note(envelope.id, topic=topic)
+            self._pusher.push(envelope.id, wire, AuditEvent.SENT, {self.peer_id}, to, topic)
 
     async def join(self, topic: str) -> bool:
         """Subscribe to a topic and tell the neighbours; whether anything changed (ValueError for a
@@ -396,6 +431,7 @@ class GossipEngine:
             self._reject(from_peer, None, reject.reason)
 
     async def on_neighbour_up(self, peer_id: str) -> None:
+        self.mesh.changed()  # a new candidate for the meshes short of d_lo
         if self._started:
             await self._announce(peer_id)
             await self.repair.on_neighbour_up(peer_id)
@@ -551,7 +587,7 @@ class GossipEngine:
                 Reason.REPLAY, f"created {age:.0f} s ago, window {self.params.replay_window_s:.0f} s"
             )
         try:
-            self.hlc.update(envelope.hlc)
+            self.hlc.update(envelope.hlc, int(now * 1000) if self._hlc_on_clock else None)
         except ClockSkewError as exc:
             raise GossipReject(Reason.CLOCK_SKEW, str(exc), penalise=exc.flagrant) from exc
         except ValueError as exc:  # a logical counter past the bound (the envelope refuses it first)
@@ -800,15 +836,16 @@ class GossipEngine:
         return row
 
     def _stored(self, envelope: Envelope, raw: bytes, now: float) -> StoredMessage:
+        # positional, in StoredMessage's field order: a NamedTuple built by keyword costs more, per envelope
         return StoredMessage(
-            id=envelope.id,
-            origin=envelope.origin,
-            seq=envelope.seq,
-            topic=envelope.topic,
-            payload=envelope.payload,
-            hops=envelope.hops,
-            hlc=envelope.hlc.to_str(),
-            created_at=envelope.created_at,
-            received_at=now,
-            raw=raw,
+            envelope.id,
+            envelope.origin,
+            envelope.seq,
+            envelope.topic,
+            envelope.payload,
+            envelope.hops,
+            envelope.hlc.to_str(),
+            envelope.hlc.wall_ms / 1000.0,
+            now,
+            raw,
         )

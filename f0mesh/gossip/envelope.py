@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import msgpack
@@ -111,8 +112,9 @@ def _is_uint(value: object, limit: int = _MAX_INT) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limit
 
 
-def _pack(value: Any) -> bytes:
-    return msgpack.packb(value, use_bin_type=True)
+# One Packer for the module: ``msgpack.packb`` builds a new one per call, three or four times per
+# envelope on each side. Packer.pack resets its buffer after each call, and on an error too.
+_pack: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True).pack
 
 
 def _no_ext(code: int, data: bytes) -> Any:
@@ -215,7 +217,8 @@ class Envelope(NamedTuple):
             if not (type(ttl) is int and type(hops) is int and 0 <= hops <= ttl <= MAX_TTL):
                 raise ValueError("hops must be within 0..ttl")
             _check_topic(topic)
-            if _pack([*fields[:7], canonical_payload(payload)]) != signed:
+            fields[7] = canonical_payload(payload)  # the unpacked list is ours: no copy to re-encode
+            if _pack(fields) != signed:
                 raise ValueError("signed part is not canonically encoded")
             hlc = HLCTimestamp(wall_ms, logical, origin)
         except GossipReject:

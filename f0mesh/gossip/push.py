@@ -79,11 +79,13 @@ class Outbox:
         self._on_sent = on_sent
         self._on_failed = on_failed
         self._queue: deque[tuple[str, bytes]] = deque()
+        self.waiting: dict[str, int] = {}  # id -> copies queued or in the batch being handed to the link
         self._wake = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name=f"gossip-outbox-{peer[-8:]}")
 
     def put(self, message_id: str, wire: bytes) -> None:
         self._queue.append((message_id, wire))
+        self.waiting[message_id] = self.waiting.get(message_id, 0) + 1
         self._wake.set()
 
     async def close(self) -> None:
@@ -92,6 +94,7 @@ class Outbox:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._queue.clear()
+        self.waiting.clear()
 
     async def _run(self) -> None:
         params = self._params
@@ -116,6 +119,12 @@ class Outbox:
                 self._stats.send_errors += 1
                 self._on_failed(self.peer, ids)
                 continue
+            finally:
+                waiting = self.waiting
+                for message_id in ids:
+                    left = waiting.pop(message_id, 1) - 1
+                    if left:
+                        waiting[message_id] = left
             self._stats.sent += len(batch)
             self._stats.sent_bytes += size
             self._on_sent(self.peer, ids)
@@ -225,6 +234,12 @@ class Pusher:
             self._on_acked(message_id, peer, push.event)
             if not push.outstanding:
                 del self._pending[message_id]
+
+    def queued(self, message_id: str, peer: str) -> bool:
+        """Whether the message waits in ``peer``'s outbox, not yet handed to the link: anything sent
+        to it meanwhile (an IHAVE) overtakes it."""
+        outbox = self._outboxes.get(peer)
+        return outbox is not None and message_id in outbox.waiting
 
     def crossed(self, peer: str, message_id: str) -> bool:
         """A copy of a message came from ``peer``: whether we pushed it that message too, in which

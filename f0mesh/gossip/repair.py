@@ -147,7 +147,6 @@ class Repair:
             self._forget(self._recent[0][1])
         self._recent.append((asyncio.get_running_loop().time(), message_id, topic))
         self._holders[message_id] = {holder} if holder else set()
-        self._offered[message_id] = set()
 
     def held_by(self, peer: str, message_id: str) -> None:
         """``peer`` holds a recent message (it acknowledged our copy): no digest offers it again."""
@@ -193,7 +192,13 @@ class Repair:
             await self._offer(peer, offered, fresh=True)
 
     def _news(self, peer: str, message_id: str) -> bool:
-        return peer not in self._holders.get(message_id, ()) and peer not in self._offered.get(message_id, ())
+        """Not held, not offered yet, and not waiting in its outbox: the IHAVE would overtake the push
+        (the link is ordered, the outbox is not on it yet) and the IWANT it drew bring a second copy."""
+        return (
+            peer not in self._holders.get(message_id, ())
+            and peer not in self._offered.get(message_id, ())
+            and not self._pusher.queued(message_id, peer)
+        )
 
     def _forget(self, message_id: str) -> None:
         self._holders.pop(message_id, None)
@@ -209,7 +214,7 @@ class Repair:
         peer = self._rng.choice(neighbours)
         since = self._clock() - self._params.repair_lookback_s
         ids = await self._store.ids_since(since, self._params.repair_digest_size)
-        await self._offer(peer, ids, fresh=True)
+        await self._offer(peer, [i for i in ids if not self._pusher.queued(i, peer)], fresh=True)
 
     async def on_neighbour_up(self, peer: str, *, ask_back: bool = False) -> None:
         """Offer everything still within the replay window, in digest-size pages.

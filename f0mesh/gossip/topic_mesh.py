@@ -96,6 +96,10 @@ class TopicMesh:
         self.fanout: dict[str, tuple[set[str], float]] = {}  # topic -> (peers, time of the last publish)
         self._backoff: OrderedDict[tuple[str, str], float] = OrderedDict()  # (topic, peer) -> until
         self._control: dict[str, dict[str, list[Any]]] = {}
+        # topic -> the stamp (see _stamp) at which a fill left its mesh below d_lo for want of
+        # candidates: targets() does not look again, once per envelope, until something changed
+        self._unfillable: dict[str, int] = {}
+        self._epoch = 0
 
     # who gets a message
 
@@ -109,7 +113,7 @@ class TopicMesh:
     def targets(self, topic: str, excluded: Collection[str]) -> list[str]:
         """The topic's mesh peers not excluded, grafting first if too few are left."""
         mesh = self._mesh(topic)
-        if len(mesh) < self.degrees(topic)[0]:
+        if len(mesh) < self.degrees(topic)[0] and self._unfillable.get(topic) != self._stamp():
             self._fill(topic, mesh)
         return sorted(p for p in mesh if p not in excluded)
 
@@ -149,8 +153,13 @@ class TopicMesh:
 
     # upkeep, each heartbeat
 
+    def changed(self) -> None:
+        """Neighbours came or went: a mesh short of d_lo looks for candidates again."""
+        self._epoch += 1
+
     def maintain(self) -> None:
         """Per topic: drop gone or unsubscribed peers, graft below d_lo, prune above d_hi."""
+        self.changed()  # backoffs expire and scores move between heartbeats
         now = self._now()
         while self._backoff and next(iter(self._backoff.values())) <= now:
             self._backoff.popitem(last=False)
@@ -177,6 +186,7 @@ class TopicMesh:
 
     def leave(self, topic: str) -> None:
         """No longer subscribed: PRUNE every mesh peer of the topic."""
+        self._unfillable.pop(topic, None)
         for peer in sorted(self.meshes.pop(topic, set())):
             self._prune(topic, peer, px=False)
 
@@ -192,6 +202,7 @@ class TopicMesh:
                 self._queue(peer, "graft", topic)
 
     def remove(self, peer: str) -> None:
+        self.changed()
         for mesh in self.meshes.values():
             mesh.discard(peer)
         for peers, _ in self.fanout.values():
@@ -283,6 +294,15 @@ class TopicMesh:
             mesh.add(peer)
             if self._subs.speaks_topics(peer):
                 self._queue(peer, "graft", topic)
+        # every candidate was taken (rank asks for d - len >= d_lo - len) and it was not enough
+        if len(mesh) < self.degrees(topic)[0]:
+            self._unfillable[topic] = self._stamp()
+        else:
+            self._unfillable.pop(topic, None)
+
+    def _stamp(self) -> int:
+        """Grows with every change of neighbours, subscriptions or heartbeat: both parts only grow."""
+        return self._epoch + self._subs.version
 
     def _prune(self, topic: str, peer: str, *, px: bool = True) -> None:
         mesh = self.meshes.get(topic)

@@ -54,6 +54,7 @@ class Subscriptions:
             raise TooManyTopics(f"at most {MAX_TOPICS} topics")
         self._own: set[str] = own if topics else {WILDCARD}
         self._peers: dict[str, frozenset[str]] = {}
+        self.version = 0  # bumped by every change, so what was derived from subscriptions can be cached
 
     @property
     def own(self) -> list[str]:
@@ -83,6 +84,7 @@ class Subscriptions:
         if len(self._own) >= MAX_TOPICS:
             raise TooManyTopics(f"already subscribed to {MAX_TOPICS} topics")
         self._own.add(topic)
+        self.version += 1
         return True
 
     def leave(self, topic: str) -> bool:
@@ -92,12 +94,14 @@ class Subscriptions:
         if topic not in self._own:
             return False
         self._own.discard(topic)
+        self.version += 1
         return True
 
     # neighbours
 
     def announced(self, peer: str, topics: list[str]) -> None:
         self._peers[peer] = frozenset(topics)
+        self.version += 1
 
     def speaks_topics(self, peer: str) -> bool:
         """Whether the neighbour announced subscriptions (this wire version), so GRAFT/PRUNE apply."""
@@ -113,4 +117,5 @@ class Subscriptions:
         return None if topics is None else sorted(topics)
 
     def forget(self, peer: str) -> None:
-        self._peers.pop(peer, None)
+        if self._peers.pop(peer, None) is not None:
+            self.version += 1

@@ -2,9 +2,13 @@
 
 from dataclasses import replace
 
-from f0mesh.gossip import AuditEvent
+import pytest
 
-from .meshkit import FAST, Mesh, flat_limiter, regular_topology, wait_until
+from f0mesh.gossip import AuditEvent, Envelope
+from f0mesh.identity import Identity
+
+from .meshkit import FAST, Endpoint, Mesh, flat_limiter, regular_topology, wait_until
+from .test_push import Sink
 from .test_score import Recorder
 
 NO_RETRY = replace(FAST, max_retries=0)
@@ -164,4 +168,57 @@ async def test_a_heartbeat_offers_a_neighbour_each_recent_id_once():
     second = await engine.publish("t", "second")
     await beats(12)
     assert first in silent.envelope_ids() and (offers(first), offers(second)) == (1, 1)
+    await mesh.close()
+
+
+async def test_a_mesh_short_of_d_lo_takes_a_new_link_at_the_next_message():
+    """The relay's mesh could not be filled (one neighbour, d_lo 4) and targets() remembers that; a
+    link that comes up ends it, even one of the previous wire version, which never announces."""
+    mesh = Mesh(2, params=NO_RETRY)
+    await mesh.boot()
+    await mesh.link([(0, 1)])
+    origin, relay = mesh[0], mesh[1]
+    await origin.engine.publish("t", "first")
+    await mesh.settle()
+    old = Identity.generate().peer_id
+    sink = Sink()
+    mesh.network.attach(old, sink)
+    await mesh.network.connect(relay.peer_id, old)
+    second = await origin.engine.publish("t", "second")
+    await mesh.settle()
+    assert [Envelope.decode(raw).id for raw in sink.envelopes] == [second]
+    await mesh.close()
+
+
+class Silent(Endpoint):
+    """Takes every push and acknowledges none; keeps what it was sent and offered."""
+
+    def __init__(self) -> None:
+        self.pushed: list[bytes] = []
+        self.offered: list[str] = []
+
+    async def on_message(self, from_peer, message):
+        if message.get("type") == "msgs":
+            self.pushed += message["msgs"]
+        elif message.get("type") == "ihave":
+            self.offered += message.get("ids", [])
+
+
+@pytest.mark.parametrize("digest", ["heartbeat", "run_round"])
+async def test_a_digest_offers_no_id_still_waiting_in_that_neighbours_outbox(digest):
+    """An IHAVE overtakes pushes still in the outbox (its linger, link backpressure), and the IWANT it
+    drew made a second copy of each; once handed to the (ordered) link, the id may be offered."""
+    mesh = Mesh(1, params=replace(NO_RETRY, batch_linger_s=0.05))
+    await mesh.boot()
+    engine, sink, peer = mesh[0].engine, Silent(), Identity.generate().peer_id
+    mesh.network.attach(peer, sink)
+    await mesh.network.connect(mesh[0].peer_id, peer)
+    message_id = await engine.publish("t", "x")
+    offer = getattr(engine.repair, digest)
+    await offer()  # decides before the outbox's linger is over
+    await wait_until(lambda: sink.pushed, 5, "the push")
+    await mesh.network.settle(5)
+    assert message_id not in sink.offered
+    await offer()
+    await wait_until(lambda: message_id in sink.offered, 5, "the id offered once its push left")
     await mesh.close()

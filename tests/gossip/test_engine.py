@@ -285,3 +285,34 @@ async def test_publishes_past_the_pending_limit_are_refused_and_none_accepted_is
     assert set(accepted) <= set(gated.messages) and len(gated.messages) == 3
     assert await asyncio.wait_for(engine.publish("t", "room again"), 5) in gated.messages
     await mesh.close()
+
+
+async def test_publish_many_signs_each_payload_as_its_own_message_and_commits_them_together(mesh_of):
+    mesh = await mesh_of(2, [(0, 1)])
+    origin, receiver = mesh[0], mesh[1]
+    first = await origin.engine.publish("t", "before")
+    ids = await origin.engine.publish_many("t", ["a", {"b": 1}, "c"])
+    await mesh.settle()
+    rows = [origin.store.messages[i] for i in ids]
+    assert [(r.seq, r.payload) for r in rows] == [(2, "a"), (3, {"b": 1}), (4, "c")]
+    assert len({first, *ids}) == 4 and receiver.has(ids)  # each verified and accepted on its own
+    assert all(origin.store.audit_for(i, AuditEvent.PUBLISHED) for i in ids)
+    assert all(len(origin.store.audit_for(i, AuditEvent.SENT)) == 1 for i in ids)
+    assert [m.id for m in receiver.delivered] == [first, *ids]
+
+
+async def test_publish_many_is_all_or_nothing(mesh_of):
+    mesh = await mesh_of(1, [])
+    engine = mesh[0].engine
+    with pytest.raises(GossipReject) as bad:
+        await engine.publish_many("t", ["fine", float("nan"), "fine too"])
+    assert bad.value.code == "malformed"
+    params = engine.params
+    with pytest.raises(GossipReject) as many:
+        await engine.publish_many("t", ["x"] * (params.max_pending_publishes + 1))
+    assert many.value.code == "rate_limited"
+    await mesh.settle()
+    assert mesh[0].store.messages == {} and engine.highest_seq(mesh[0].peer_id) == 0
+    assert await engine.publish_many("t", []) == []
+    [message_id] = await engine.publish_many("t", ["now"])
+    assert mesh[0].store.messages[message_id].seq == 1

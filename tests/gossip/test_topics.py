@@ -301,3 +301,40 @@ async def test_system_topics_keep_a_lower_degree_and_are_not_flood_published():
         node.engine.mesh.maintain()
     assert len(hub.mesh.meshes["telemetry"]) <= 4  # system_d_hi
     await mesh.close()
+
+
+def test_a_mesh_short_of_d_lo_looks_for_candidates_again_only_after_a_change():
+    """targets() runs per envelope: a mesh that could not be filled is not filled again, over every
+    neighbour, until an announcement, a link event or a heartbeat says something changed."""
+    first, later, old = peers(3)
+    links = [first]
+    subs = Subscriptions(["t"])
+    subs.announced(first, ["t"])
+    looks: list[int] = []
+
+    def neighbours() -> list[str]:
+        looks.append(1)
+        return list(links)
+
+    params = replace(PARAMS, d_lo=3, d=3)
+    scores = dict.fromkeys((first, later, old), 1.0)
+    mesh = TopicMesh(params, neighbours, lambda: scores, random.Random(1), subs, now=Clock())
+    assert mesh.targets("t", ()) == [first]  # below d_lo, and nobody else to take
+    before = len(looks)
+    for _ in range(5):
+        assert mesh.targets("t", ()) == [first]
+    assert len(looks) == before
+    links.append(later)  # a neighbour of this wire version says what it takes: at the next message
+    subs.announced(later, ["t"])
+    assert mesh.targets("t", ()) == sorted([first, later])
+    links.append(old)  # one of the previous wire version never announces: only its link event tells
+    assert mesh.targets("t", ()) == sorted([first, later])
+    mesh.changed()
+    assert mesh.targets("t", ()) == sorted([first, later, old])
+    mesh.remove(old)  # its link went down
+    links.remove(old)
+    assert mesh.targets("t", ()) == sorted([first, later])
+    links.append(old)  # and came back unannounced: the next heartbeat takes it in at the latest
+    assert mesh.targets("t", ()) == sorted([first, later])
+    mesh.maintain()
+    assert mesh.targets("t", ()) == sorted([first, later, old])
