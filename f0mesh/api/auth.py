@@ -159,7 +159,7 @@ def is_admin(request: Request) -> bool:
     return True
 
 
-def require_admin(
+async def require_admin(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
 ) -> None:
     """Marks an operation as admin in OpenAPI; AdminGuard has already checked before the body was read."""

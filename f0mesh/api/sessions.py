@@ -20,7 +20,7 @@ from f0mesh.node import Node
 router = APIRouter(tags=["sessions"])
 
 
-def _sessions(request: Request) -> Sessions:
+async def _sessions(request: Request) -> Sessions:
     return request.app.state.sessions
 
 

@@ -14,7 +14,7 @@ from f0mesh.node import Node
 router = APIRouter(tags=["worker"])
 
 
-def get_node(request: Request) -> Node:
+async def get_node(request: Request) -> Node:
     return request.app.state.node
 
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
+from types import ModuleType
+from typing import Any
 
 import httpx
 import pytest
+from fastapi import APIRouter
+from fastapi.routing import APIRoute
 
+from f0mesh import api
 from f0mesh.api.app import create_app
 from f0mesh.config import NodeConfig
 from f0mesh.node import Node
@@ -142,3 +148,32 @@ async def test_private_read_closes_the_read_api(tmp_path) -> None:
             assert (await c.get("/")).status_code == 200
     finally:
         await node.stop()
+
+
+def test_no_endpoint_or_dependency_runs_in_the_threadpool(tmp_path) -> None:
+    """FastAPI runs a plain ``def`` endpoint or dependency in anyio's worker threads: a thread hop on
+    every request, and a thread started by the first. All the API does per request is quick and never
+    blocks (the store has its own threads), so every endpoint and dependency is a coroutine."""
+    app = create_app(Node(NodeConfig(data_dir=tmp_path, admin_token=TOKEN)), manage_node=False)
+    found: set[str] = set()
+
+    def walk(dependant: Any, path: str) -> None:
+        for dep in dependant.dependencies:
+            call = dep.call
+            if not inspect.iscoroutinefunction(call if inspect.isroutine(call) else type(call).__call__):
+                found.add(f"{path}: {getattr(call, '__name__', call)}")
+            walk(dep, path)
+
+    # the routers create_app includes, each read from its module's own ``router``
+    modules = [module for module in vars(api).values() if isinstance(module, ModuleType)]
+    routers = [getattr(module, "router", None) for module in modules]
+    routes = [route for router in routers if isinstance(router, APIRouter) for route in router.routes]
+    routes += [route for route in app.routes if isinstance(route, APIRoute)]
+    assert len(routes) > 30 and any(route.path == "/healthz" for route in routes)
+    for route in routes:
+        if not isinstance(route, APIRoute):
+            continue
+        if not inspect.iscoroutinefunction(route.dependant.call):
+            found.add(route.path)
+        walk(route.dependant, route.path)
+    assert not found, sorted(found)
