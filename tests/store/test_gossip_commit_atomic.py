@@ -97,3 +97,30 @@ async def test_a_role_without_temporary_tables_keeps_the_executemany(pg_url: str
         assert len(await store.list_audit(limit=100)) == len(batch)
     finally:
         await store.close()
+
+
+async def test_copy_keeps_a_strangers_text_and_bytes_exactly(store_url: str) -> None:
+    """What a peer controls reaches COPY's text format: its JSON payload (tabs, newlines, backslashes,
+    COPY's own markers, a NUL that JSON escapes, non-ASCII) and its bytes payload and raw envelope
+    (every byte value). Each comes back exactly, never splitting a row or a column; so does such text
+    in a plain text column (an audit reason; the node writes only its Reason values there, and
+    PostgreSQL text holds no NUL)."""
+    store = await Store.open(store_url, Identity.generate().peer_id)
+    try:
+        nasty = "a\tb\nc\\d\\N\r\u0000é\U0001f600|\\."
+        batch = [message(i) for i in range(1, COPY_MIN_ROWS + 3)]
+        batch[0]["payload"] = {"s": nasty, nasty: [nasty]}
+        batch[1]["payload"] = bytes(range(256))
+        batch[2]["raw"] = bytes(range(256))[::-1]
+        text = nasty.replace("\u0000", "")
+        rows = [{**audit(i), "reason": f"{text}{i}"} for i in range(1, len(batch) + 1)]
+        await store.commit_gossip(batch, rows)
+        got = {m["id"]: m for m in await store.list_messages(since=0, limit=100)}
+        assert len(got) == len(batch)
+        assert got[batch[0]["id"]]["payload"] == {"s": nasty, nasty: [nasty]}
+        assert got[batch[1]["id"]]["payload"] == bytes(range(256))
+        assert (await store.get_raw_messages([batch[2]["id"]]))[batch[2]["id"]] == bytes(range(256))[::-1]
+        reasons = sorted(a["reason"] for a in await store.list_audit(limit=100))
+        assert reasons == sorted(f"{text}{i}" for i in range(1, len(batch) + 1))
+    finally:
+        await store.close()
