@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc import rtcsctptransport as sctp
+from sctp_pair import channel_pair
 
 from f0mesh.rtc import sctp_fastpath
 
@@ -133,36 +132,10 @@ async def test_lost_datagrams_are_retransmitted_by_real_aiortc_peers_with_the_fa
         await original(self, chunk)
 
     monkeypatch.setattr(sctp.RTCSctpTransport, "_send_chunk", lossy)
-    a = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    b = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    try:
-        tx = a.createDataChannel("ctl", negotiated=True, id=0, ordered=True)
-        rx = b.createDataChannel("ctl", negotiated=True, id=0, ordered=True)
-        messages = [bytes([i % 256]) * 16_000 for i in range(128)]  # ~2 MB, ~1,700 DATA chunks
-        got: list[bytes] = []
-        done = asyncio.get_running_loop().create_future()
-
-        def on_message(data: bytes) -> None:
-            got.append(data)
-            if len(got) == len(messages) and not done.done():
-                done.set_result(None)
-
-        rx.on("message", on_message)
-        opened = asyncio.Event()
-        tx.on("open", opened.set)
-        await a.setLocalDescription(await a.createOffer())
-        await b.setRemoteDescription(a.localDescription)
-        await b.setLocalDescription(await b.createAnswer())
-        await a.setRemoteDescription(b.localDescription)
-        await asyncio.wait_for(opened.wait(), 20)
-        for message in messages:
-            tx.send(message)
-        await asyncio.wait_for(done, 60)
-        assert got == messages
-        assert sent["dropped"] > 10 and sent["again"] >= sent["dropped"], sent
-    finally:
-        await a.close()
-        await b.close()
+    messages = [bytes([i % 256]) * 16_000 for i in range(128)]  # ~2 MB, ~1,700 DATA chunks
+    async with channel_pair() as pair:
+        assert await pair.transfer(messages) == messages
+    assert sent["dropped"] > 10 and sent["again"] >= sent["dropped"], sent
 
 
 def test_another_aiortc_is_left_as_it_is(monkeypatch) -> None:
