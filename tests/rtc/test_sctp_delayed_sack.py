@@ -150,6 +150,81 @@ async def test_two_data_chunks_in_one_packet_are_one_packet(receiver: Receiver) 
     assert [(sack.cumulative_tsn, sack.gaps) for sack in receiver.sacks] == [(1003, [(2, 2)])]
 
 
+MTU = sctp.USERDATA_MAX_LENGTH
+
+
+def _full_chunk(tsn: int, sent_count: int) -> sctp.DataChunk:
+    """A full-size chunk with the bookkeeping aiortc's sender keeps on it."""
+    chunk = _data_chunk(tsn)
+    chunk.user_data = b"x" * MTU
+    chunk._book_size, chunk._sent_count, chunk._sent_time, chunk._misses = MTU, sent_count, 0.0, 0
+    chunk._acked = chunk._retransmit = chunk._abandoned = False
+    chunk._in_flight, chunk._max_retransmits, chunk._expiry = sent_count > 0, None, None
+    return chunk
+
+
+def _sender(in_flight: int, cwnd: int, ssthresh: int) -> Receiver:
+    """The same transport as a sender: ``in_flight`` full-size chunks from TSN 1 sent, none acked."""
+    side = Receiver()
+    t = side.transport
+    t._last_sacked_tsn = 0
+    t._sent_queue.extend(_full_chunk(tsn, sent_count=1) for tsn in range(1, in_flight + 1))
+    t._flight_size = in_flight * MTU
+    t._cwnd, t._ssthresh = cwnd, ssthresh
+    return side
+
+
+def _sack(cumulative_tsn: int, gaps: list[tuple[int, int]] | None = None) -> sctp.SackChunk:
+    sack = sctp.SackChunk()
+    sack.cumulative_tsn, sack.advertised_rwnd, sack.gaps, sack.duplicates = (
+        cumulative_tsn,
+        1 << 20,
+        gaps or [],
+        [],
+    )
+    return sack
+
+
+async def test_slow_start_grows_by_two_mtus_for_a_sack_of_two_packets() -> None:
+    """RFC 3465's L = 2: with a SACK per two packets the window still doubles per round trip."""
+    assert sctp_delayed_sack.install()
+    pair, lone = (_sender(in_flight=6, cwnd=6 * MTU, ssthresh=1 << 20) for _ in range(2))
+    pair.transport._outbound_queue.extend(_full_chunk(tsn, sent_count=0) for tsn in range(7, 17))
+    await pair.transport._receive_sack_chunk(_sack(2))
+    assert pair.transport._cwnd == 8 * MTU  # stock aiortc: 7
+    sent = [chunk.tsn for chunk in pair.others if isinstance(chunk, sctp.DataChunk)]
+    assert sent == [7, 8, 9, 10]  # the window is full again at once: two acked, two more allowed
+    await lone.transport._receive_sack_chunk(_sack(1))  # one packet: one MTU, as before
+    assert lone.transport._cwnd == 7 * MTU
+    for side in (pair, lone):
+        side.transport._t3_cancel()
+
+
+async def test_congestion_avoidance_and_a_window_not_full_are_left_to_aiortc() -> None:
+    assert sctp_delayed_sack.install()
+    avoiding = _sender(in_flight=6, cwnd=6 * MTU, ssthresh=4 * MTU)  # above ssthresh: bytes counted
+    await avoiding.transport._receive_sack_chunk(_sack(2))
+    assert avoiding.transport._cwnd == 6 * MTU and avoiding.transport._partial_bytes_acked == 2 * MTU
+    idle = _sender(in_flight=6, cwnd=10 * MTU, ssthresh=1 << 20)  # the window is not full: no growth
+    await idle.transport._receive_sack_chunk(_sack(2))
+    assert idle.transport._cwnd == 10 * MTU
+    for side in (avoiding, idle):
+        side.transport._t3_cancel()
+
+
+async def test_a_loss_in_slow_start_gets_no_extra_mtu() -> None:
+    """A SACK that acks two packets and strikes a third time: aiortc grows the window by one MTU, then
+    halves it to ssthresh, here 4 MTUs, which is also the window plus one MTU; nothing is added."""
+    assert sctp_delayed_sack.install()
+    side = _sender(in_flight=8, cwnd=3 * MTU, ssthresh=1 << 20)
+    await side.transport._receive_sack_chunk(_sack(0, gaps=[(4, 4)]))  # 1-3 missing, struck once
+    await side.transport._receive_sack_chunk(_sack(0, gaps=[(4, 5)]))  # twice
+    await side.transport._receive_sack_chunk(_sack(2, gaps=[(2, 4)]))  # 1, 2 acked; 3 struck thrice
+    assert side.transport._fast_recovery_exit is not None
+    assert side.transport._cwnd == side.transport._ssthresh == 4 * MTU
+    side.transport._t3_cancel()
+
+
 async def test_a_clean_transfer_sends_one_sack_per_two_data_packets(monkeypatch) -> None:
     """Between two real aiortc peers; stock aiortc sends one SACK per DATA packet."""
     assert sctp_delayed_sack.install()
