@@ -1,4 +1,4 @@
-"""aiortc's SCTP receiver with delayed acknowledgements (RFC 9260 §6.2), as usrsctp and Linux do.
+"""aiortc's SCTP with delayed acknowledgements (RFC 9260 §6.2), as usrsctp and Linux do.
 
 Why: aiortc 1.16.0 answers every packet that carries DATA with its own SACK packet. Each SACK is a
 DTLS record encrypted here and decrypted, parsed and run through the sender's SACK handling there,
@@ -10,7 +10,9 @@ the next in sequence (a gap, a duplicate, an out-of-order TSN, or the one that f
 for a FORWARD TSN, for a DATA chunk with the SACK-IMMEDIATELY bit (RFC 7053) and outside the
 ESTABLISHED state; otherwise within ``SACK_DELAY_S`` of the first unacknowledged packet. The bound
 is a few ms, not the RFC's 200 ms: a lone message's sender keeps it in flight and its T3 timer
-running until the SACK comes. Loss recovery is unchanged (gaps are reported at once).
+running until the SACK comes. Loss recovery is unchanged (gaps are reported at once). Measured
+between two nodes: half the SACKs, ~1.35x the MB per CPU-second of a bulk transfer; for gossip
+(~4 envelopes per packet) a gain, if any, within the noise.
 
 The sending side: aiortc's slow start grows the window by at most one MTU per SACK (RFC 4960 §7.2.1),
 so with a SACK per two packets a fresh association (and one after a T3 timeout) opened its window
@@ -40,7 +42,7 @@ SACK_DELAY_S = 0.005  # the longest a packet with DATA waits for its SACK
 SACK_IMMEDIATELY = 0x08  # DATA chunk flag of RFC 7053
 ABC_LIMIT = 2  # RFC 3465's L: the most MTUs one SACK may add to the window in slow start
 
-# aiortc 1.16.0: the method replaced, then those whose handling of the SACK state it relies on
+# aiortc 1.16.0: the methods replaced (the first and last), and those whose SACK state they rely on
 RELIED_ON = (
     "_handle_data",
     "_send_sack",
