@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -24,8 +25,8 @@ class Dtls:
         pass
 
 
-class Receiver:
-    """A real aiortc SCTP transport in the ESTABLISHED state, fed crafted packets, its SACKs recorded."""
+class Endpoint:
+    """A real aiortc SCTP transport in the ESTABLISHED state, fed crafted packets, what it sends recorded."""
 
     def __init__(self) -> None:
         self.transport = sctp.RTCSctpTransport(Dtls())  # type: ignore[arg-type]
@@ -64,24 +65,29 @@ def _data_chunk(tsn: int, flags: int = 0) -> sctp.DataChunk:
 
 
 @pytest.fixture
-async def receiver() -> Receiver:
+async def receiver() -> AsyncIterator[Endpoint]:
     assert sctp_delayed_sack.install()
-    return Receiver()
+    endpoint = Endpoint()
+    yield endpoint
+    timer = getattr(endpoint.transport, "_f0mesh_sack_timer", None)
+    if timer is not None:  # a SACK still due when the test ended
+        timer.cancel()
 
 
 def test_installs_on_the_pinned_aiortc() -> None:
     assert sctp_delayed_sack.install()
     assert sctp.RTCSctpTransport._handle_data is sctp_delayed_sack._handle_data
+    assert sctp.RTCSctpTransport._receive_sack_chunk is sctp_delayed_sack._receive_sack_chunk
 
 
-async def test_every_second_packet_is_acknowledged_at_once(receiver: Receiver) -> None:
+async def test_every_second_packet_is_acknowledged_at_once(receiver: Endpoint) -> None:
     for tsn in range(1001, 1011):
         await receiver.data(tsn)
     assert [sack.cumulative_tsn for sack in receiver.sacks] == [1002, 1004, 1006, 1008, 1010]
     assert all(not sack.gaps and not sack.duplicates for sack in receiver.sacks)
 
 
-async def test_a_lone_packet_is_acknowledged_when_the_timer_fires(receiver: Receiver) -> None:
+async def test_a_lone_packet_is_acknowledged_when_the_timer_fires(receiver: Endpoint) -> None:
     loop = asyncio.get_running_loop()
     before = loop.time()
     await receiver.data(1001)
@@ -93,7 +99,7 @@ async def test_a_lone_packet_is_acknowledged_when_the_timer_fires(receiver: Rece
     assert not receiver.transport._sack_needed
 
 
-async def test_a_packet_without_data_neither_acks_nor_delays_a_pending_one(receiver: Receiver) -> None:
+async def test_a_packet_without_data_neither_acks_nor_delays_a_pending_one(receiver: Endpoint) -> None:
     await receiver.data(1001)
     due = receiver.transport._f0mesh_sack_due
     heartbeat = sctp.HeartbeatChunk()
@@ -105,7 +111,7 @@ async def test_a_packet_without_data_neither_acks_nor_delays_a_pending_one(recei
     assert [sack.cumulative_tsn for sack in receiver.sacks] == [1001]
 
 
-async def test_a_packet_after_an_early_timer_waits_for_its_own_deadline(receiver: Receiver) -> None:
+async def test_a_packet_after_an_early_timer_waits_for_its_own_deadline(receiver: Endpoint) -> None:
     await receiver.data(1001)
     await receiver.data(1002)  # the pair is acknowledged; the timer armed for 1001 stays
     await receiver.data(1003)
@@ -118,7 +124,7 @@ async def test_a_packet_after_an_early_timer_waits_for_its_own_deadline(receiver
     receiver.transport._f0mesh_sack_timer.cancel()
 
 
-async def test_a_gap_its_filling_and_a_duplicate_are_acknowledged_at_once(receiver: Receiver) -> None:
+async def test_a_gap_its_filling_and_a_duplicate_are_acknowledged_at_once(receiver: Endpoint) -> None:
     await receiver.data(1001)
     assert receiver.sacks == []
     await receiver.data(1003)  # 1002 missing: a gap report at once
@@ -134,7 +140,7 @@ async def test_a_gap_its_filling_and_a_duplicate_are_acknowledged_at_once(receiv
     assert len(receiver.sacks) == 4
 
 
-async def test_the_sack_immediately_bit_and_a_forward_tsn_are_acked_at_once(receiver: Receiver) -> None:
+async def test_the_sack_immediately_bit_and_a_forward_tsn_are_acked_at_once(receiver: Endpoint) -> None:
     await receiver.data(1001, flags=sctp_delayed_sack.SACK_IMMEDIATELY)
     assert [sack.cumulative_tsn for sack in receiver.sacks] == [1001]
     forward = sctp.ForwardTsnChunk()
@@ -143,7 +149,7 @@ async def test_the_sack_immediately_bit_and_a_forward_tsn_are_acked_at_once(rece
     assert [sack.cumulative_tsn for sack in receiver.sacks] == [1001, 1005]
 
 
-async def test_two_data_chunks_in_one_packet_are_one_packet(receiver: Receiver) -> None:
+async def test_two_data_chunks_in_one_packet_are_one_packet(receiver: Endpoint) -> None:
     await receiver.packet(_data_chunk(1001), _data_chunk(1002))
     assert receiver.sacks == []
     await receiver.packet(_data_chunk(1003), _data_chunk(1005))  # a gap inside the packet
@@ -163,9 +169,9 @@ def _full_chunk(tsn: int, sent_count: int) -> sctp.DataChunk:
     return chunk
 
 
-def _sender(in_flight: int, cwnd: int, ssthresh: int) -> Receiver:
+def _sender(in_flight: int, cwnd: int, ssthresh: int) -> Endpoint:
     """The same transport as a sender: ``in_flight`` full-size chunks from TSN 1 sent, none acked."""
-    side = Receiver()
+    side = Endpoint()
     t = side.transport
     t._last_sacked_tsn = 0
     t._sent_queue.extend(_full_chunk(tsn, sent_count=1) for tsn in range(1, in_flight + 1))
