@@ -41,7 +41,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
 from functools import partial
 from itertools import islice
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from f0mesh.crdt import HLC, ClockSkewError
 from f0mesh.gossip.audit import AuditEvent, AuditRow, GossipTracer
@@ -124,6 +124,15 @@ _FEEDBACK = {
 }
 
 
+class _Own(NamedTuple):
+    """Own messages of one publish call between their signature and their commit."""
+
+    topic: str
+    envelopes: list[tuple[Envelope, bytes]]
+    stored: list[StoredMessage]
+    committed: asyncio.Future[Exception | None]
+
+
 class GossipEngine:
     def __init__(
         self,
@@ -194,7 +203,8 @@ class GossipEngine:
         self._ejected: set[str] = set()  # offenders handed to on_offender whose link is not down yet
         self._pending_publishes = 0
         self._seen = SeenCache(self.params.seen_max_entries, self.params.seen_ttl_s, clock)
-        self._writer = WriteBehind(store, self.params, self.stats)
+        self._writer = WriteBehind(store, self.params, self.stats, after_batch=self._push_own)
+        self._own_committed_batch: list[_Own] = []  # own publishes committed in the writer's batch
         self.subscriptions = Subscriptions(topics, always_subscribed)
         self.mesh = TopicMesh(
             self.params,
@@ -291,8 +301,10 @@ class GossipEngine:
         Raises GossipReject: malformed / too_large for a bad topic or payload, rate_limited (429)
         while ``max_pending_publishes`` publishes already wait for the store.
         """
-        committed, envelopes, stored = self._publishing(topic, (payload,))
-        self._published(topic, envelopes, stored, await committed)
+        committed, envelopes = self._publishing(topic, (payload,))
+        error = await committed
+        if error is not None:
+            raise error
         return envelopes[0][0].id
 
     async def publish_many(self, topic: str, payloads: Sequence[Any]) -> list[str]:
@@ -303,15 +315,19 @@ class GossipEngine:
         """
         if not payloads:
             return []
-        committed, envelopes, stored = self._publishing(topic, payloads)
-        self._published(topic, envelopes, stored, await committed)
+        committed, envelopes = self._publishing(topic, payloads)
+        error = await committed
+        if error is not None:
+            raise error
         return [envelope.id for envelope, _wire in envelopes]
 
     def _publishing(
         self, topic: str, payloads: Sequence[Any]
-    ) -> tuple[asyncio.Future[Exception | None], list[tuple[Envelope, bytes]], list[StoredMessage]]:
-        """Admit, sign and submit own messages; the future says how their commit went. A coroutine of
-        its own would cost each publish one more frame to resume."""
+    ) -> tuple[asyncio.Future[Exception | None], list[tuple[Envelope, bytes]]]:
+        """Admit, sign and submit own messages; the future says how their commit went. Their push
+        starts after the writer's commit (_push_own), not in the awaiting caller: one look at the
+        topic's targets for all the publishes of a batch, and a committed message is pushed even if
+        its caller was cancelled meanwhile."""
         if not self._started:
             raise RuntimeError("GossipEngine.publish before start()")
         limit, count = self.params.max_pending_publishes, len(payloads)
@@ -336,41 +352,57 @@ class GossipEngine:
         self._seq = seq
         now = self._clock()
         stored, rows = [], []
+        published, peer_id = AuditEvent.PUBLISHED, self.peer_id
         for envelope, wire in envelopes:
             self._seen.add(envelope.id, now=now)
             stored.append(self._stored(envelope, wire, now))
-            rows.append(self._audit(AuditEvent.PUBLISHED, envelope.id, self.peer_id, None, now))
+            rows.append(self._audit(published, envelope.id, peer_id, None, now))
         committed: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
-
-        def on_commit(error: Exception | None) -> None:
-            self._pending_publishes -= count  # here, not after the await: a cancelled caller's still wait
-            if not committed.done():
-                committed.set_result(error)
-
+        own = _Own(topic, envelopes, stored, committed)
         self._pending_publishes += count
-        self._submit(stored, rows, on_commit)
-        return committed, envelopes, stored
+        self._submit(stored, rows, partial(self._own_committed, own))
+        return committed, envelopes
 
-    def _published(
-        self,
-        topic: str,
-        envelopes: list[tuple[Envelope, bytes]],
-        stored: list[StoredMessage],
-        error: Exception | None,
-    ) -> None:
-        """After the commit: deliver locally and push, or forget them and raise the store's error."""
+    def _own_committed(self, own: _Own, error: Exception | None) -> None:
+        """Writer callback of one publish: queued for the push after the batch's last callback (or
+        forgotten, with the store's error for the caller)."""
+        self._pending_publishes -= len(own.envelopes)  # here: a cancelled caller's still waited
         if error is not None:
-            for envelope, _wire in envelopes:
+            for envelope, _wire in own.envelopes:
                 self._seen.discard(envelope.id)
-            raise error
-        self.stats.count("published", topic, len(envelopes))
-        # flood publishing (GossipSub) skips neighbours below publish_threshold
+            if not own.committed.done():
+                own.committed.set_result(error)
+            return
+        self._own_committed_batch.append(own)
+
+    def _push_own(self) -> None:
+        """After a writer batch: deliver and push every own message it committed, then tell the
+        callers. The flood targets are read once per topic and batch, not once per publish."""
+        settled, self._own_committed_batch = self._own_committed_batch, []
+        if not settled:
+            return
+        targets: dict[str, list[str]] = {}
         floor = self.params.publish_threshold
-        to = [p for p in self.mesh.publish_targets(topic) if not self.score.below(p, floor)]
-        for (envelope, wire), message in zip(envelopes, stored, strict=True):
-            self._deliver(message)
-            self.repair.note(envelope.id, topic=topic)
-            self._pusher.push(envelope.id, wire, AuditEvent.SENT, {self.peer_id}, to, topic)
+        now = asyncio.get_running_loop().time()
+        sent, exclude, push = AuditEvent.SENT, {self.peer_id}, self._pusher.push
+        for own in settled:
+            topic = own.topic
+            self.stats.count("published", topic, len(own.envelopes))
+            if self._started:  # after stop(): stored, and offered by repair once the node is back
+                to = targets.get(topic)
+                if to is None:
+                    to = targets[topic] = [
+                        p for p in self.mesh.publish_targets(topic) if not self.score.below(p, floor)
+                    ]
+                for (envelope, wire), message in zip(own.envelopes, own.stored, strict=True):
+                    self._deliver(message)
+                    self.repair.note(envelope.id, None, topic, now)
+                    push(envelope.id, wire, sent, exclude, to, topic)
+            else:
+                for message in own.stored:
+                    self._deliver(message)
+            if not own.committed.done():
+                own.committed.set_result(None)
 
     async def join(self, topic: str) -> bool:
         """Subscribe to a topic and tell the neighbours; whether anything changed (ValueError for a
