@@ -43,7 +43,7 @@ from functools import partial
 from itertools import islice
 from typing import Any, NamedTuple, Protocol
 
-from f0mesh.crdt import HLC, ClockSkewError
+from f0mesh.crdt import HLC, ClockSkewError, HLCTimestamp
 from f0mesh.gossip.audit import AuditEvent, AuditRow, GossipTracer
 from f0mesh.gossip.envelope import Envelope
 from f0mesh.gossip.errors import GossipReject, Reason
@@ -242,6 +242,9 @@ class GossipEngine:
         self._received: list[tuple[str, StoredMessage]] = []
         self._received_rows: list[AuditRow] = []
         self._acked_rows: list[AuditRow] = []  # sent/forwarded rows of the ack frame being processed
+        # the frame being processed: its one wall-clock reading (ms) and newest HLC stamp that passed
+        self._frame_wall_ms = 0
+        self._frame_newest: HLCTimestamp | None = None
         self._tasks = TaskSet("gossip", log)
         self._seq = 0
         self._started = False
@@ -488,11 +491,15 @@ class GossipEngine:
             raise GossipReject(Reason.MALFORMED, f"msgs must be a list of at most {limit} envelopes")
         self.stats.recv_unfiltered += len(raws)
         now = self._clock()
+        self._frame_wall_ms = int(now * 1000) if self._hlc_on_clock else self.hlc.wall_ms()
+        self._frame_newest = None
         try:
             for raw in raws:
                 self._accept(peer, raw, now)
         finally:
             self._submit_received()
+            if self._frame_newest is not None:  # checked against this same reading: cannot raise
+                self.hlc.update(self._frame_newest, self._frame_wall_ms)
 
     def _accept(self, peer: str, raw: Any, now: float) -> None:
         envelope: Envelope | None = None
@@ -618,12 +625,18 @@ class GossipEngine:
             raise GossipReject(
                 Reason.REPLAY, f"created {age:.0f} s ago, window {self.params.replay_window_s:.0f} s"
             )
+        stamp = envelope.hlc
         try:
-            self.hlc.update(envelope.hlc, int(now * 1000) if self._hlc_on_clock else None)
+            self.hlc.check(stamp, self._frame_wall_ms)
         except ClockSkewError as exc:
             raise GossipReject(Reason.CLOCK_SKEW, str(exc), penalise=exc.flagrant) from exc
         except ValueError as exc:  # a logical counter past the bound (the envelope refuses it first)
             raise GossipReject(Reason.CLOCK_SKEW, str(exc)) from exc
+        # the clock moves once per frame, past the newest stamp that passed (_on_msgs): the same
+        # clock as one update per envelope, without a timestamp issued for each
+        newest = self._frame_newest
+        if newest is None or (stamp.wall_ms, stamp.logical) > (newest.wall_ms, newest.logical):
+            self._frame_newest = stamp
 
     def _submit(
         self,
@@ -828,7 +841,7 @@ class GossipEngine:
                 continue
             try:
                 result = callback(stored)
-                if inspect.isawaitable(result):
+                if result is not None and inspect.isawaitable(result):  # most subscribers return None
                     self._spawn(self._guard(result))
             except Exception:
                 log.exception("gossip subscriber failed on %s", stored.id)
