@@ -381,12 +381,13 @@ class GossipEngine:
         if not settled:
             return
         targets: dict[str, list[str]] = {}
+        published: Counter[str] = Counter()
         floor = self.params.publish_threshold
         now = asyncio.get_running_loop().time()
         sent, exclude, push = AuditEvent.SENT, {self.peer_id}, self._pusher.push
         for own in settled:
             topic = own.topic
-            self.stats.count("published", topic, len(own.envelopes))
+            published[topic] += len(own.envelopes)
             if self._started:  # after stop(): stored, and offered by repair once the node is back
                 to = targets.get(topic)
                 if to is None:
@@ -403,6 +404,8 @@ class GossipEngine:
             if not own.committed.done():  # a cancelled caller's are pushed all the same
                 ids = [envelope.id for envelope, _wire in own.envelopes]
                 own.committed.set_result(ids if own.many else ids[0])
+        for topic, count in published.items():
+            self.stats.count("published", topic, count)
 
     async def join(self, topic: str) -> bool:
         """Subscribe to a topic and tell the neighbours; whether anything changed (ValueError for a

@@ -43,6 +43,10 @@ MAX_ACK_TIMEOUT_FACTOR = 8.0  # an adapted ack timeout is at most this many ack_
 MAX_PUSHED = 4096  # messages whose push targets are remembered for crossed(), most recent kept
 
 
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
 class AckTimer:
     """One neighbour's smoothed ack delay and deviation (RFC 6298's SRTT and RTTVAR)."""
 
@@ -157,6 +161,7 @@ class Pusher:
         """``choose`` gives who replaces a failed send; ``holders`` who needs no copy any more;
         ``clock`` is the loop's time unless a test sets it."""
         self._transport = transport
+        self._now: Callable[[], float] = clock or _loop_time  # the loop's own bound method from start()
         self._clock = clock
         self._params = params
         self._stats = stats
@@ -174,6 +179,8 @@ class Pusher:
         self._sweeper: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        if self._clock is None:
+            self._now = asyncio.get_running_loop().time
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep(), name="gossip-ack-sweeper")
 
@@ -225,9 +232,6 @@ class Pusher:
         timer = self._timers.get(peer)
         floor = self._params.ack_timeout_s
         return floor if timer is None else timer.timeout(floor)
-
-    def _now(self) -> float:
-        return asyncio.get_running_loop().time() if self._clock is None else self._clock()
 
     def _started(self, peer: str, message_id: str, now: float) -> None:
         """A send's ack clock starts (queued) or restarts (handed to the link) at ``now``."""
