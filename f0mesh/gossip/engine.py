@@ -859,8 +859,15 @@ class GossipEngine:
         if origin == self.peer_id:
             self._seq = max(self._seq, seq)  # our own, from before a lost store: never reuse its seq
             return
-        self._highest_seq[origin] = max(seq, self._highest_seq.pop(origin, 0))
-        if len(self._highest_seq) > MAX_TRACKED_ORIGINS:  # the least trusted of the oldest few goes
+        highest = self._highest_seq
+        held = highest.get(origin)
+        if held is not None:
+            highest.move_to_end(origin)  # most recently heard from: the last to be evicted
+            if seq > held:
+                highest[origin] = seq
+            return
+        highest[origin] = seq
+        if len(highest) > MAX_TRACKED_ORIGINS:  # the least trusted of the oldest few goes
             oldest = list(islice(self._highest_seq, min(EVICTION_SAMPLE, len(self._highest_seq) - 1)))
             del self._highest_seq[min(oldest, key=self.score.trust)]
 
