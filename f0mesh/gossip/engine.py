@@ -100,6 +100,10 @@ NOT_STORED = "not_stored"
 # not relayed. Not held against the neighbour: it may not have heard of a change yet, or be of the
 # previous wire version (which takes every neighbour as subscribed to everything).
 NOT_SUBSCRIBED = "not_subscribed"
+# _origin_verdict's answers
+_MAY_PUBLISH = object()
+_BLOCKED_ORIGIN = object()
+_NOT_PUBLISHER = object()
 # Audit reasons of what the score or a validator made this node drop without blaming anyone further
 GRAYLISTED = "graylisted"
 IGNORED = "ignored"
@@ -246,6 +250,8 @@ class GossipEngine:
         # the frame being processed: its one wall-clock reading (ms) and newest HLC stamp that passed
         self._frame_wall_ms = 0
         self._frame_newest: HLCTimestamp | None = None
+        # (topic, origin) -> _origin_verdict, for the frame being processed (at most its envelopes)
+        self._frame_origins: dict[tuple[str, str], object] = {}
         self._tasks = TaskSet("gossip", log)
         self._seq = 0
         self._started = False
@@ -493,6 +499,7 @@ class GossipEngine:
         now = self._clock()
         self._frame_wall_ms = int(now * 1000) if self._hlc_on_clock else self.hlc.wall_ms()
         self._frame_newest = None
+        self._frame_origins = {}
         try:
             for raw in raws:
                 self._accept(peer, raw, now)
@@ -536,11 +543,15 @@ class GossipEngine:
             return
         try:
             self._verify(envelope)
-            if self._blocked is not None and self._blocked(envelope.origin):
+            key = (envelope.topic, envelope.origin)
+            verdict = self._frame_origins.get(key)
+            if verdict is None:
+                verdict = self._frame_origins[key] = self._origin_verdict(*key)
+            if verdict is _BLOCKED_ORIGIN:
                 self.repair.claim(peer, envelope.id)  # not the relay's broken promise: our block list
                 self._refuse_blocked(peer, envelope.id)
                 return
-            if not self._publisher(envelope.topic, envelope.origin):
+            if verdict is _NOT_PUBLISHER:
                 self.repair.claim(peer, envelope.id)
                 raise GossipReject(Reason.NOT_PUBLISHER, penalise=False)
             self._check_time(envelope, now)
@@ -706,6 +717,13 @@ class GossipEngine:
         if self._may_publish is None or topic in self.subscriptions.always:
             return True
         return self._may_publish(topic, origin)
+
+    def _origin_verdict(self, topic: str, origin: str) -> object:
+        """Whether the operator blocked the origin, or the topic's policy refuses it as a publisher:
+        asked once per frame for each (topic, origin), since neither can change within a frame."""
+        if self._blocked is not None and self._blocked(origin):
+            return _BLOCKED_ORIGIN
+        return _MAY_PUBLISH if self._publisher(topic, origin) else _NOT_PUBLISHER
 
     def _refuse_blocked(self, peer: str, message_id: str) -> None:
         """Not marked seen: should the operator lift the block, repair may still bring it."""

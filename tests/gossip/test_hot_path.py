@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from f0mesh.crdt import HLCTimestamp
+from f0mesh.crdt import HLC, HLCTimestamp
 from f0mesh.gossip import Envelope, Reason
 from f0mesh.identity import Identity
 
@@ -85,4 +85,37 @@ async def test_the_flood_targets_are_read_once_per_writer_batch_and_afresh_for_t
     second = await asyncio.wait_for(engine.publish("t", "later"), 5)
     assert len(reads) == 2 and sorted(reads[1]) == sorted([mesh[1].peer_id, mesh[2].peer_id])
     await wait_until(lambda: second in mesh[2].store.messages, 5, "the later publish at node 2")
+    await mesh.close()
+
+
+async def test_block_and_publisher_checks_are_asked_once_per_frame_and_afresh_for_the_next():
+    asked: list[str] = []
+    blocked: set[str] = set()
+
+    def is_blocked(origin: str) -> bool:
+        asked.append(origin)
+        return origin in blocked
+
+    mesh = Mesh(1)
+    await mesh[0].boot(blocked=is_blocked)
+    engine = mesh[0].engine
+    origin = Identity.generate()
+    clock = HLC(origin.peer_id)
+    seq = 0
+
+    def frame(n: int) -> dict:
+        nonlocal seq
+        envelopes = []
+        for _ in range(n):
+            seq += 1
+            envelopes.append(Envelope.create(origin, seq, clock.now(), "t", seq, 8).encode())
+        return {"type": "msgs", "msgs": envelopes}
+
+    await engine.on_message("neighbour", frame(3))
+    assert asked == [origin.peer_id]  # three envelopes of one origin and topic: one question
+    blocked.add(origin.peer_id)  # the operator blocks it between two frames
+    await engine.on_message("neighbour", frame(2))
+    assert asked == [origin.peer_id] * 2 and engine.stats.rejected["blocked"] == 2
+    await mesh.settle()
+    assert len(mesh[0].store.messages) == 3
     await mesh.close()
