@@ -394,19 +394,22 @@ class GossipEngine:
         for own in settled:
             topic = own.topic
             published[topic] += len(own.envelopes)
-            if self._started:  # after stop(): stored, and offered by repair once the node is back
-                to = targets.get(topic)
-                if to is None:
-                    to = targets[topic] = [
-                        p for p in self.mesh.publish_targets(topic) if not self.score.below(p, floor)
-                    ]
-                for (envelope, wire), message in zip(own.envelopes, own.stored, strict=True):
-                    self._deliver(message)
-                    self.repair.note(envelope.id, None, topic, now)
-                    push(envelope.id, wire, sent, exclude, to, topic)
-            else:
-                for message in own.stored:
-                    self._deliver(message)
+            try:
+                if self._started:  # after stop(): stored, and offered by repair once the node is back
+                    to = targets.get(topic)
+                    if to is None:
+                        to = targets[topic] = [
+                            p for p in self.mesh.publish_targets(topic) if not self.score.below(p, floor)
+                        ]
+                    for (envelope, wire), message in zip(own.envelopes, own.stored, strict=True):
+                        self._deliver(message)
+                        self.repair.note(envelope.id, None, topic, now)
+                        push(envelope.id, wire, sent, exclude, to, topic)
+                else:
+                    for message in own.stored:
+                        self._deliver(message)
+            except Exception:  # stored all the same: repair offers it; its caller must not wait forever
+                log.exception("gossip push of own messages on %s failed", topic[:128])
             if not own.committed.done():  # a cancelled caller's are pushed all the same
                 ids = [envelope.id for envelope, _wire in own.envelopes]
                 own.committed.set_result(ids if own.many else ids[0])

@@ -119,3 +119,17 @@ async def test_block_and_publisher_checks_are_asked_once_per_frame_and_afresh_fo
     await mesh.settle()
     assert len(mesh[0].store.messages) == 3
     await mesh.close()
+
+
+async def test_a_publish_whose_push_fails_still_answers_its_caller_with_the_stored_id():
+    mesh = await Mesh(2).boot()
+    await mesh.link([(0, 1)])
+    engine = mesh[0].engine
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("push broke")
+
+    engine._pusher.push = broken  # type: ignore[method-assign]
+    message_id = await asyncio.wait_for(engine.publish("t", "stored anyway"), 5)
+    assert message_id in mesh[0].store.messages
+    await mesh.close()
