@@ -166,14 +166,8 @@ class HLC:
         its envelopes). Raises ClockSkewError when remote is more than max_skew_ms ahead, ValueError
         when its logical counter is above LOGICAL_BOUND; either way the clock is left untouched.
         """
-        if not isinstance(remote, HLCTimestamp):
-            raise TypeError(f"expected HLCTimestamp, not {type(remote).__name__}")
-        if remote.logical > LOGICAL_BOUND:
-            raise ValueError(f"remote logical counter {remote.logical} is above {LOGICAL_BOUND}")
         wall = self._clock() if wall_ms is None else wall_ms
-        ahead = remote.wall_ms - wall
-        if ahead > self._max_skew_ms:
-            raise ClockSkewError(ahead, self._max_skew_ms)
+        self.check(remote, wall)
         last = self._last
         local_wall, local_logical = (last.wall_ms, last.logical) if last is not None else (-1, -1)
         top = max(local_wall, remote.wall_ms, wall)
@@ -186,6 +180,21 @@ class HLC:
         else:
             logical = 0
         return self._issue(top, logical)
+
+    def check(self, remote: HLCTimestamp, wall_ms: int) -> None:
+        """What update() refuses, without moving the clock: a batch of stamps read against one wall
+        reading (``wall_ms``) can be checked one by one and the clock moved once, by the newest."""
+        if not isinstance(remote, HLCTimestamp):
+            raise TypeError(f"expected HLCTimestamp, not {type(remote).__name__}")
+        if remote.logical > LOGICAL_BOUND:
+            raise ValueError(f"remote logical counter {remote.logical} is above {LOGICAL_BOUND}")
+        ahead = remote.wall_ms - wall_ms
+        if ahead > self._max_skew_ms:
+            raise ClockSkewError(ahead, self._max_skew_ms)
+
+    def wall_ms(self) -> int:
+        """The wall clock this HLC reads, in ms: the reading check() and update() take."""
+        return self._clock()
 
     def _issue(self, wall_ms: int, logical: int) -> HLCTimestamp:
         """Past LOGICAL_BOUND the wall time moves on 1 ms instead, so issuing never fails whatever the clock

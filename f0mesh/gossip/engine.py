@@ -41,9 +41,9 @@ from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
 from functools import partial
 from itertools import islice
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from f0mesh.crdt import HLC, ClockSkewError
+from f0mesh.crdt import HLC, ClockSkewError, HLCTimestamp
 from f0mesh.gossip.audit import AuditEvent, AuditRow, GossipTracer
 from f0mesh.gossip.envelope import Envelope
 from f0mesh.gossip.errors import GossipReject, Reason
@@ -100,6 +100,10 @@ NOT_STORED = "not_stored"
 # not relayed. Not held against the neighbour: it may not have heard of a change yet, or be of the
 # previous wire version (which takes every neighbour as subscribed to everything).
 NOT_SUBSCRIBED = "not_subscribed"
+# _origin_verdict's answers
+_MAY_PUBLISH = object()
+_BLOCKED_ORIGIN = object()
+_NOT_PUBLISHER = object()
 # Audit reasons of what the score or a validator made this node drop without blaming anyone further
 GRAYLISTED = "graylisted"
 IGNORED = "ignored"
@@ -122,6 +126,16 @@ _FEEDBACK = {
     Reason.TOO_LARGE: Event.MALFORMED,
     Reason.INVALID: Event.MALFORMED,
 }
+
+
+class _Own(NamedTuple):
+    """Own messages of one publish call between their signature and their commit."""
+
+    topic: str
+    envelopes: list[tuple[Envelope, bytes]]
+    stored: list[StoredMessage]
+    committed: asyncio.Future[Any]  # the id, or publish_many's list of ids
+    many: bool
 
 
 class GossipEngine:
@@ -194,7 +208,8 @@ class GossipEngine:
         self._ejected: set[str] = set()  # offenders handed to on_offender whose link is not down yet
         self._pending_publishes = 0
         self._seen = SeenCache(self.params.seen_max_entries, self.params.seen_ttl_s, clock)
-        self._writer = WriteBehind(store, self.params, self.stats)
+        self._writer = WriteBehind(store, self.params, self.stats, after_batch=self._push_own)
+        self._own_committed_batch: list[_Own] = []  # own publishes committed in the writer's batch
         self.subscriptions = Subscriptions(topics, always_subscribed)
         self.mesh = TopicMesh(
             self.params,
@@ -232,6 +247,11 @@ class GossipEngine:
         self._received: list[tuple[str, StoredMessage]] = []
         self._received_rows: list[AuditRow] = []
         self._acked_rows: list[AuditRow] = []  # sent/forwarded rows of the ack frame being processed
+        # the frame being processed: its one wall-clock reading (ms) and newest HLC stamp that passed
+        self._frame_wall_ms = 0
+        self._frame_newest: HLCTimestamp | None = None
+        # (topic, origin) -> _origin_verdict, for the frame being processed (at most its envelopes)
+        self._frame_origins: dict[tuple[str, str], object] = {}
         self._tasks = TaskSet("gossip", log)
         self._seq = 0
         self._started = False
@@ -285,33 +305,34 @@ class GossipEngine:
         function that removes it."""
         return self.validators.add(topic, fn)
 
-    async def publish(self, topic: str, payload: Any) -> str:
-        """Sign and spread a message; returns its id once it is committed and its push has started.
+    def publish(self, topic: str, payload: Any) -> asyncio.Future[str]:
+        """Sign and spread a message; the future gives its id once it is committed and its push has
+        started (a future, not a coroutine: one frame fewer to resume, per publish).
 
         Raises GossipReject: malformed / too_large for a bad topic or payload, rate_limited (429)
-        while ``max_pending_publishes`` publishes already wait for the store.
+        while ``max_pending_publishes`` publishes already wait for the store; the future carries the
+        store's error if the commit failed.
         """
-        committed, envelopes, stored = self._publishing(topic, (payload,))
-        self._published(topic, envelopes, stored, await committed)
-        return envelopes[0][0].id
+        return self._publishing(topic, (payload,), many=False)
 
-    async def publish_many(self, topic: str, payloads: Sequence[Any]) -> list[str]:
+    def publish_many(self, topic: str, payloads: Sequence[Any]) -> asyncio.Future[list[str]]:
         """publish() for several payloads of one topic: each its own envelope, sequence number and
         signature, as if published one by one, but one commit to wait for and one writer item. All or
         nothing: a bad payload refuses them all before any is stored; they count as that many
         publishes against ``max_pending_publishes`` (more than it holds: rate_limited, never admitted).
         """
         if not payloads:
-            return []
-        committed, envelopes, stored = self._publishing(topic, payloads)
-        self._published(topic, envelopes, stored, await committed)
-        return [envelope.id for envelope, _wire in envelopes]
+            done: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+            done.set_result([])
+            return done
+        return self._publishing(topic, payloads, many=True)
 
-    def _publishing(
-        self, topic: str, payloads: Sequence[Any]
-    ) -> tuple[asyncio.Future[Exception | None], list[tuple[Envelope, bytes]], list[StoredMessage]]:
-        """Admit, sign and submit own messages; the future says how their commit went. A coroutine of
-        its own would cost each publish one more frame to resume."""
+    def _publishing(self, topic: str, payloads: Sequence[Any], *, many: bool) -> asyncio.Future[Any]:
+        """Admit, sign and submit own messages; the future gives their ids (``many``: a list of them,
+        else the one id) once they are committed and their push has started. Their push
+        starts after the writer's commit (_push_own), not in the awaiting caller: one look at the
+        topic's targets for all the publishes of a batch, and a committed message is pushed even if
+        its caller was cancelled meanwhile."""
         if not self._started:
             raise RuntimeError("GossipEngine.publish before start()")
         limit, count = self.params.max_pending_publishes, len(payloads)
@@ -336,41 +357,64 @@ class GossipEngine:
         self._seq = seq
         now = self._clock()
         stored, rows = [], []
+        published, peer_id = AuditEvent.PUBLISHED, self.peer_id
         for envelope, wire in envelopes:
             self._seen.add(envelope.id, now=now)
             stored.append(self._stored(envelope, wire, now))
-            rows.append(self._audit(AuditEvent.PUBLISHED, envelope.id, self.peer_id, None, now))
-        committed: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
-
-        def on_commit(error: Exception | None) -> None:
-            self._pending_publishes -= count  # here, not after the await: a cancelled caller's still wait
-            if not committed.done():
-                committed.set_result(error)
-
+            rows.append(self._audit(published, envelope.id, peer_id, None, now))
+        committed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        own = _Own(topic, envelopes, stored, committed, many)
         self._pending_publishes += count
-        self._submit(stored, rows, on_commit)
-        return committed, envelopes, stored
+        self._submit(stored, rows, partial(self._own_committed, own))
+        return committed
 
-    def _published(
-        self,
-        topic: str,
-        envelopes: list[tuple[Envelope, bytes]],
-        stored: list[StoredMessage],
-        error: Exception | None,
-    ) -> None:
-        """After the commit: deliver locally and push, or forget them and raise the store's error."""
+    def _own_committed(self, own: _Own, error: Exception | None) -> None:
+        """Writer callback of one publish: queued for the push after the batch's last callback (or
+        forgotten, with the store's error for the caller)."""
+        self._pending_publishes -= len(own.envelopes)  # here: a cancelled caller's still waited
         if error is not None:
-            for envelope, _wire in envelopes:
+            for envelope, _wire in own.envelopes:
                 self._seen.discard(envelope.id)
-            raise error
-        self.stats.count("published", topic, len(envelopes))
-        # flood publishing (GossipSub) skips neighbours below publish_threshold
+            if not own.committed.done():
+                own.committed.set_exception(error)
+            return
+        self._own_committed_batch.append(own)
+
+    def _push_own(self) -> None:
+        """After a writer batch: deliver and push every own message it committed, then tell the
+        callers. The flood targets are read once per topic and batch, not once per publish."""
+        settled, self._own_committed_batch = self._own_committed_batch, []
+        if not settled:
+            return
+        targets: dict[str, list[str]] = {}
+        published: Counter[str] = Counter()
         floor = self.params.publish_threshold
-        to = [p for p in self.mesh.publish_targets(topic) if not self.score.below(p, floor)]
-        for (envelope, wire), message in zip(envelopes, stored, strict=True):
-            self._deliver(message)
-            self.repair.note(envelope.id, topic=topic)
-            self._pusher.push(envelope.id, wire, AuditEvent.SENT, {self.peer_id}, to, topic)
+        now = asyncio.get_running_loop().time()
+        sent, exclude, push = AuditEvent.SENT, {self.peer_id}, self._pusher.push
+        for own in settled:
+            topic = own.topic
+            published[topic] += len(own.envelopes)
+            try:
+                if self._started:  # after stop(): stored, and offered by repair once the node is back
+                    to = targets.get(topic)
+                    if to is None:
+                        to = targets[topic] = [
+                            p for p in self.mesh.publish_targets(topic) if not self.score.below(p, floor)
+                        ]
+                    for (envelope, wire), message in zip(own.envelopes, own.stored, strict=True):
+                        self._deliver(message)
+                        self.repair.note(envelope.id, None, topic, now)
+                        push(envelope.id, wire, sent, exclude, to, topic)
+                else:
+                    for message in own.stored:
+                        self._deliver(message)
+            except Exception:  # stored all the same: repair offers it; its caller must not wait forever
+                log.exception("gossip push of own messages on %s failed", topic[:128])
+            if not own.committed.done():  # a cancelled caller's are pushed all the same
+                ids = [envelope.id for envelope, _wire in own.envelopes]
+                own.committed.set_result(ids if own.many else ids[0])
+        for topic, count in published.items():
+            self.stats.count("published", topic, count)
 
     async def join(self, topic: str) -> bool:
         """Subscribe to a topic and tell the neighbours; whether anything changed (ValueError for a
@@ -456,11 +500,16 @@ class GossipEngine:
             raise GossipReject(Reason.MALFORMED, f"msgs must be a list of at most {limit} envelopes")
         self.stats.recv_unfiltered += len(raws)
         now = self._clock()
+        self._frame_wall_ms = int(now * 1000) if self._hlc_on_clock else self.hlc.wall_ms()
+        self._frame_newest = None
+        self._frame_origins = {}
         try:
             for raw in raws:
                 self._accept(peer, raw, now)
         finally:
             self._submit_received()
+            if self._frame_newest is not None:  # checked against this same reading: cannot raise
+                self.hlc.update(self._frame_newest, self._frame_wall_ms)
 
     def _accept(self, peer: str, raw: Any, now: float) -> None:
         envelope: Envelope | None = None
@@ -497,11 +546,15 @@ class GossipEngine:
             return
         try:
             self._verify(envelope)
-            if self._blocked is not None and self._blocked(envelope.origin):
+            key = (envelope.topic, envelope.origin)
+            verdict = self._frame_origins.get(key)
+            if verdict is None:
+                verdict = self._frame_origins[key] = self._origin_verdict(*key)
+            if verdict is _BLOCKED_ORIGIN:
                 self.repair.claim(peer, envelope.id)  # not the relay's broken promise: our block list
                 self._refuse_blocked(peer, envelope.id)
                 return
-            if not self._publisher(envelope.topic, envelope.origin):
+            if verdict is _NOT_PUBLISHER:
                 self.repair.claim(peer, envelope.id)
                 raise GossipReject(Reason.NOT_PUBLISHER, penalise=False)
             self._check_time(envelope, now)
@@ -586,12 +639,18 @@ class GossipEngine:
             raise GossipReject(
                 Reason.REPLAY, f"created {age:.0f} s ago, window {self.params.replay_window_s:.0f} s"
             )
+        stamp = envelope.hlc
         try:
-            self.hlc.update(envelope.hlc, int(now * 1000) if self._hlc_on_clock else None)
+            self.hlc.check(stamp, self._frame_wall_ms)
         except ClockSkewError as exc:
             raise GossipReject(Reason.CLOCK_SKEW, str(exc), penalise=exc.flagrant) from exc
         except ValueError as exc:  # a logical counter past the bound (the envelope refuses it first)
             raise GossipReject(Reason.CLOCK_SKEW, str(exc)) from exc
+        # the clock moves once per frame, past the newest stamp that passed (_on_msgs): the same
+        # clock as one update per envelope, without a timestamp issued for each
+        newest = self._frame_newest
+        if newest is None or (stamp.wall_ms, stamp.logical) > (newest.wall_ms, newest.logical):
+            self._frame_newest = stamp
 
     def _submit(
         self,
@@ -661,6 +720,13 @@ class GossipEngine:
         if self._may_publish is None or topic in self.subscriptions.always:
             return True
         return self._may_publish(topic, origin)
+
+    def _origin_verdict(self, topic: str, origin: str) -> object:
+        """Whether the operator blocked the origin, or the topic's policy refuses it as a publisher:
+        asked once per frame for each (topic, origin), since neither can change within a frame."""
+        if self._blocked is not None and self._blocked(origin):
+            return _BLOCKED_ORIGIN
+        return _MAY_PUBLISH if self._publisher(topic, origin) else _NOT_PUBLISHER
 
     def _refuse_blocked(self, peer: str, message_id: str) -> None:
         """Not marked seen: should the operator lift the block, repair may still bring it."""
@@ -796,7 +862,7 @@ class GossipEngine:
                 continue
             try:
                 result = callback(stored)
-                if inspect.isawaitable(result):
+                if result is not None and inspect.isawaitable(result):  # most subscribers return None
                     self._spawn(self._guard(result))
             except Exception:
                 log.exception("gossip subscriber failed on %s", stored.id)
@@ -814,8 +880,15 @@ class GossipEngine:
         if origin == self.peer_id:
             self._seq = max(self._seq, seq)  # our own, from before a lost store: never reuse its seq
             return
-        self._highest_seq[origin] = max(seq, self._highest_seq.pop(origin, 0))
-        if len(self._highest_seq) > MAX_TRACKED_ORIGINS:  # the least trusted of the oldest few goes
+        highest = self._highest_seq
+        held = highest.get(origin)
+        if held is not None:
+            highest.move_to_end(origin)  # most recently heard from: the last to be evicted
+            if seq > held:
+                highest[origin] = seq
+            return
+        highest[origin] = seq
+        if len(highest) > MAX_TRACKED_ORIGINS:  # the least trusted of the oldest few goes
             oldest = list(islice(self._highest_seq, min(EVICTION_SAMPLE, len(self._highest_seq) - 1)))
             del self._highest_seq[min(oldest, key=self.score.trust)]
 

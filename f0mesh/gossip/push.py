@@ -43,6 +43,10 @@ MAX_ACK_TIMEOUT_FACTOR = 8.0  # an adapted ack timeout is at most this many ack_
 MAX_PUSHED = 4096  # messages whose push targets are remembered for crossed(), most recent kept
 
 
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
 class AckTimer:
     """One neighbour's smoothed ack delay and deviation (RFC 6298's SRTT and RTTVAR)."""
 
@@ -152,9 +156,13 @@ class Pusher:
         choose: Chooser,
         on_acked: OnAcked,
         holders: Holders = lambda message_id: (),
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        """``choose`` gives who replaces a failed send; ``holders`` who needs no copy any more."""
+        """``choose`` gives who replaces a failed send; ``holders`` who needs no copy any more;
+        ``clock`` is the loop's time unless a test sets it."""
         self._transport = transport
+        self._now: Callable[[], float] = clock or _loop_time  # the loop's own bound method from start()
+        self._clock = clock
         self._params = params
         self._stats = stats
         self._choose = choose
@@ -164,9 +172,15 @@ class Pusher:
         self._outboxes: dict[str, Outbox] = {}
         self._pending: dict[str, _Push] = {}
         self._pushed: OrderedDict[str, set[str]] = OrderedDict()  # message id -> neighbours pushed to
+        # neighbour -> (loop time, message id) of each send's clock start, oldest first: the one
+        # timeout of a neighbour makes its overdue sends a prefix, so a sweep reads only those. An
+        # entry is stale once its send was acked or its clock restarted (a later entry stands for it)
+        self._starts: dict[str, deque[tuple[float, str]]] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        if self._clock is None:
+            self._now = asyncio.get_running_loop().time
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep(), name="gossip-ack-sweeper")
 
@@ -181,6 +195,7 @@ class Pusher:
         self._outboxes.clear()
         self._pending.clear()
         self._pushed.clear()
+        self._starts.clear()
 
     @property
     def pending(self) -> int:
@@ -218,8 +233,15 @@ class Pusher:
         floor = self._params.ack_timeout_s
         return floor if timer is None else timer.timeout(floor)
 
+    def _started(self, peer: str, message_id: str, now: float) -> None:
+        """A send's ack clock starts (queued) or restarts (handed to the link) at ``now``."""
+        starts = self._starts.get(peer)
+        if starts is None:
+            starts = self._starts[peer] = deque()
+        starts.append((now, message_id))
+
     def on_ack(self, peer: str, ids: list[str]) -> None:
-        now = asyncio.get_running_loop().time()
+        now = self._now()
         for message_id in ids:
             push = self._pending.get(message_id)
             sent = None if push is None else push.outstanding.pop(peer, None)
@@ -255,6 +277,7 @@ class Pusher:
 
     async def neighbour_down(self, peer: str) -> None:
         self._timers.pop(peer, None)
+        self._starts.pop(peer, None)
         outbox = self._outboxes.pop(peer, None)
         if outbox is not None:
             await outbox.close()
@@ -277,16 +300,19 @@ class Pusher:
             if len(self._pushed) > MAX_PUSHED:
                 self._pushed.popitem(last=False)
         pushed.add(peer)
-        push.outstanding[peer] = asyncio.get_running_loop().time()
+        now = self._now()
+        push.outstanding[peer] = now
+        self._started(peer, message_id, now)
         self._outbox(peer).put(message_id, push.wire)
 
     def _sent(self, peer: str, ids: list[str]) -> None:
         """The batch left: the ack clock restarts now, so time spent queued is not held against it."""
-        now = asyncio.get_running_loop().time()
+        now = self._now()
         for message_id in ids:
             push = self._pending.get(message_id)
             if push is not None and peer in push.outstanding:
                 push.outstanding[peer] = now
+                self._started(peer, message_id, now)
 
     def _send_failed(self, peer: str, ids: list[str]) -> None:
         for message_id in ids:
@@ -311,21 +337,33 @@ class Pusher:
                 self._stats.undelivered += 1
 
     def expired(self, now: float) -> list[tuple[str, str]]:
-        """(message id, neighbour) of the sends whose ack is overdue at loop time ``now``."""
-        timeouts: dict[str, float] = {}
-        return [
-            (message_id, peer)
-            for message_id, push in self._pending.items()
-            for peer, sent in push.outstanding.items()
-            if now - sent >= (timeouts.get(peer) or timeouts.setdefault(peer, self.ack_timeout(peer)))
-        ]
+        """(message id, neighbour) of the sends whose ack is overdue at loop time ``now``, oldest
+        first per neighbour. Reads each neighbour's starts up to its first send still in time; what it
+        passes is dropped, stale or overdue."""
+        out: list[tuple[str, str]] = []
+        seen: set[tuple[str, str]] = set()  # a send restarted within one clock tick has two entries
+        pending = self._pending
+        for peer, starts in list(self._starts.items()):
+            timeout = self.ack_timeout(peer)
+            while starts:
+                start, message_id = starts[0]
+                push = pending.get(message_id)
+                current = push is not None and push.outstanding.get(peer) == start
+                if current and now - start < timeout:
+                    break
+                starts.popleft()
+                if current and (message_id, peer) not in seen:
+                    seen.add((message_id, peer))
+                    out.append((message_id, peer))
+            if not starts:
+                del self._starts[peer]
+        return out
 
     async def _sweep(self) -> None:
-        loop = asyncio.get_running_loop()
         interval = max(0.01, self._params.ack_timeout_s / 4)
         while True:
             await asyncio.sleep(interval)
-            expired = self.expired(loop.time())
+            expired = self.expired(self._now())
             self._stats.ack_timeouts += len(expired)
             for message_id, peer in expired:
                 self._failed(message_id, peer)

@@ -140,12 +140,18 @@ class Repair:
                 await task
         self._tasks = []
 
-    def note(self, message_id: str, holder: str | None = None, topic: str = "") -> None:
+    def note(
+        self, message_id: str, holder: str | None = None, topic: str = "", now: float | None = None
+    ) -> None:
         """A message this node pushes on (``holder``: the neighbour it came from): offered in the next
-        heartbeats' digests to subscribers of its topic."""
-        if len(self._recent) == self._recent.maxlen:
-            self._forget(self._recent[0][1])
-        self._recent.append((asyncio.get_running_loop().time(), message_id, topic))
+        heartbeats' digests to subscribers of its topic. ``now`` is the loop time, if the caller read it
+        for a batch."""
+        recent = self._recent
+        if len(recent) == recent.maxlen:  # the oldest leaves the deque: its bookkeeping with it
+            oldest = recent[0][1]
+            self._holders.pop(oldest, None)
+            self._offered.pop(oldest, None)
+        recent.append((asyncio.get_running_loop().time() if now is None else now, message_id, topic))
         self._holders[message_id] = {holder} if holder else set()
 
     def held_by(self, peer: str, message_id: str) -> None:

@@ -38,8 +38,18 @@ class _Item:
 
 
 class WriteBehind:
-    def __init__(self, store: GossipStore, params: GossipParams, stats: GossipStats) -> None:
+    def __init__(
+        self,
+        store: GossipStore,
+        params: GossipParams,
+        stats: GossipStats,
+        *,
+        after_batch: Callable[[], None] | None = None,
+    ) -> None:
+        """``after_batch()`` runs once the callbacks of each batch have: work they queued is done
+        once per batch rather than once per item."""
         self._store = store
+        self._after_batch = after_batch
         self._params = params
         self._stats = stats
         self._queue: deque[_Item] = deque()
@@ -136,6 +146,11 @@ class WriteBehind:
                     item.on_commit(error)
                 except Exception:
                     log.exception("gossip post-commit callback failed")
+        if self._after_batch is not None:
+            try:
+                self._after_batch()
+            except Exception:
+                log.exception("gossip post-commit batch callback failed")
         async with self._progress:
             self._done += len(batch)
             self._progress.notify_all()

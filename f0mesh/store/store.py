@@ -202,21 +202,19 @@ class _DriverInsert:
         self.sql = compiled.string
         self.order = tuple(compiled.positiontup)
 
-    def write(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
-        conn.exec_driver_sql(self.sql, _tuples(self.order, rows))
+    def write(self, conn: sa.Connection, rows: list[tuple[Any, ...]], fields: Sequence[str]) -> None:
+        """Rows as tuples in ``fields`` order: no dict per row on the gossip hot path."""
+        pick = _picker(self.order, fields)
+        conn.exec_driver_sql(self.sql, [pick(row) for row in rows])
 
 
-def _tuples(order: Sequence[str], rows: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """Each row's values in ``order``; a key a row lacks is NULL."""
-    pick = operator.itemgetter(*order)
-    blank = dict.fromkeys(order)
-    out = []
-    for row in rows:
-        try:
-            out.append(pick(row))
-        except KeyError:
-            out.append(pick({**blank, **row}))
-    return out
+@functools.lru_cache(maxsize=16)
+def _picker(order: tuple[str, ...], fields: Sequence[str]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """Reorders a tuple in ``fields`` order into ``order`` (every column of it must be a field)."""
+    if len(order) < 2:
+        raise ValueError("a picker needs two columns or more (itemgetter of one gives no tuple)")
+    index = {name: i for i, name in enumerate(fields)}
+    return operator.itemgetter(*(index[name] for name in order))
 
 
 # Below this many rows an executemany costs less than COPY's extra statements.
@@ -245,11 +243,12 @@ class _CopyInsert:
             target = stage
         self.copy = f"COPY {target} ({cols}) FROM STDIN"
 
-    def write(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    def write(self, conn: sa.Connection, rows: list[tuple[Any, ...]], fields: Sequence[str]) -> None:
         if len(rows) < COPY_MIN_ROWS:
-            self.small.write(conn, rows)
+            self.small.write(conn, rows, fields)
             return
-        tuples = _tuples(self.order, rows)
+        pick = _picker(self.order, fields)
+        tuples = [pick(row) for row in rows]
         cursor = conn.connection.cursor()
         try:
             if self.stage is not None:
@@ -270,10 +269,24 @@ _LINK_UPDATE = sa.update(t.mesh_links).where(
 )
 
 
-def _payload_columns(payload: Any) -> dict[str, Any]:
+# A gossip message row and an audit row, as commit_gossip_values takes them
+GOSSIP_MESSAGE_FIELDS = (
+    "id", "origin", "seq", "topic", "payload", "hops", "hlc", "created_at", "received_at", "raw"
+)  # fmt: skip
+GOSSIP_AUDIT_FIELDS = ("at", "event", "message_id", "peer_id", "reason")
+# ... and as the writer thread extends them for the insert
+# (the payload value itself, field 4, is not a column: its JSON text or bytes are)
+_MESSAGE_ROW = (
+    *GOSSIP_MESSAGE_FIELDS[:4], "value", *GOSSIP_MESSAGE_FIELDS[5:], "owner", "n", "payload", "payload_bin"
+)  # fmt: skip
+_AUDIT_ROW = (*GOSSIP_AUDIT_FIELDS, "owner")
+
+
+def _payload_values(payload: Any) -> tuple[str, bytes | None]:
+    """The payload and payload_bin columns: bytes as they are, anything else as compact JSON."""
     if isinstance(payload, bytes):
-        return {"payload": "null", "payload_bin": payload}
-    return {"payload": json.dumps(payload, separators=(",", ":")), "payload_bin": None}
+        return "null", payload
+    return json.dumps(payload, separators=(",", ":")), None
 
 
 def _message_row(row: Any) -> dict[str, Any]:
@@ -695,16 +708,28 @@ class Store:
     async def commit_gossip(
         self, messages: Sequence[dict[str, Any]], audit: Sequence[dict[str, Any]]
     ) -> None:
-        """Message rows and their audit rows in one transaction: acks wait for this commit.
+        """commit_gossip_values() for rows as dicts keyed by GOSSIP_MESSAGE_FIELDS and
+        GOSSIP_AUDIT_FIELDS; a key a row lacks is NULL."""
+        await self.commit_gossip_values(
+            [tuple(m.get(k) for k in GOSSIP_MESSAGE_FIELDS) for m in messages],
+            [tuple(a.get(k) for k in GOSSIP_AUDIT_FIELDS) for a in audit],
+        )
+
+    async def commit_gossip_values(
+        self, messages: Sequence[Sequence[Any]], audit: Sequence[Sequence[Any]]
+    ) -> None:
+        """Message rows and their audit rows in one transaction: acks wait for this commit. Rows are
+        tuples in GOSSIP_MESSAGE_FIELDS and GOSSIP_AUDIT_FIELDS order (the gossip engine's own
+        StoredMessage and AuditRow are), so no row is built twice on the hot path.
 
         Each message gets the owner's next ``n``, counted here (one node per owner) on the writer
         thread, so n orders messages as they became visible. A message already stored is skipped by
         the insert and leaves a gap in n, which orders but does not count.
         """
-        unique = list({m["id"]: m for m in messages}.values())
+        unique = list({m[0]: m for m in messages}.values())
         await self._submit(self._writer, self._commit_gossip, unique, audit)
 
-    def _commit_gossip(self, unique: list[dict[str, Any]], audit: Sequence[dict[str, Any]]) -> None:
+    def _commit_gossip(self, unique: list[Sequence[Any]], audit: Sequence[Sequence[Any]]) -> None:
         """On the writer thread. The count moves on here, once committed, and not in the awaiting
         caller, which may have been cancelled meanwhile: the next batch never reuses an n."""
         owner = self.owner
@@ -712,13 +737,15 @@ class Store:
         def work(conn: sa.Connection) -> int:
             last = self._gossip_n if self._gossip_n is not None else self._stored_last_n(conn)
             if unique:
-                rows = [
-                    {**m, "owner": owner, "n": last + i, **_payload_columns(m["payload"])}
-                    for i, m in enumerate(unique, start=1)
-                ]
-                self._gossip_insert.write(conn, rows)
+                rows = [(*m, owner, last + i, *_payload_values(m[4])) for i, m in enumerate(unique, start=1)]
+                self._gossip_insert.write(conn, rows, _MESSAGE_ROW)
             if audit:
-                self._audit_insert.write(conn, [{**a, "owner": owner} for a in audit])
+                # str(): an event or reason may be a str subclass (an enum), which drivers need not take
+                rows = [
+                    (at, str(event), message_id, peer_id, None if reason is None else str(reason), owner)
+                    for at, event, message_id, peer_id, reason in audit
+                ]
+                self._audit_insert.write(conn, rows, _AUDIT_ROW)
             return last + len(unique)
 
         self._gossip_n = self._transact(work)

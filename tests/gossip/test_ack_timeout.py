@@ -2,7 +2,6 @@
 neighbour known to hold the message is neither retried nor chosen as a replacement; crossed copies
 stand for each other's acks."""
 
-import asyncio
 from dataclasses import replace
 
 from f0mesh.gossip import AuditEvent, GossipParams
@@ -34,18 +33,60 @@ class Quiet:
 
 async def test_a_neighbour_whose_acks_are_late_is_not_retried_at_the_floor():
     params = GossipParams(ack_timeout_s=0.2)
-    pusher = Pusher(Quiet(), params, GossipStats(), lambda excluded, k, topic: [], lambda *a: None)
-    now = asyncio.get_running_loop().time()
+    now = [100.0]
+    pusher = Pusher(
+        Quiet(), params, GossipStats(), lambda excluded, k, topic: [], lambda *a: None, clock=lambda: now[0]
+    )
     for n in range(8):  # "a" has acked eight sends, each a second after it was sent
         message_id = f"m{n}"
         pusher.push(message_id, b"x", AuditEvent.SENT, (), ["a"], "t")
-        pusher._pending[message_id].outstanding["a"] = now - 1.0
+        now[0] += 1.0
         pusher.on_ack("a", [message_id])
     pusher.push("late", b"x", AuditEvent.SENT, (), ["a", "b"], "t")
-    for peer in ("a", "b"):
-        pusher._pending["late"].outstanding[peer] = now - 0.5
     # past the floor for both; only "b", which never showed a slow ack, is overdue
-    assert pusher.expired(now) == [("late", "b")]
+    assert pusher.expired(now[0] + 0.5) == [("late", "b")]
+    await pusher.stop()
+
+
+def _pusher(now: list[float], params: GossipParams | None = None) -> Pusher:
+    return Pusher(
+        Quiet(),
+        params or GossipParams(ack_timeout_s=1.0),
+        GossipStats(),
+        lambda excluded, k, topic: [],
+        lambda *a: None,
+        clock=lambda: now[0],
+    )
+
+
+async def test_overdue_sends_come_out_oldest_first_and_only_once():
+    now = [0.0]
+    pusher = _pusher(now)
+    for n in range(5):
+        pusher.push(f"m{n}", b"x", AuditEvent.SENT, (), ["a", "b"], "t")
+        now[0] += 0.1
+    pusher.crossed("a", "m1")  # settled (as an ack, without a delay sample): never overdue
+    pusher.crossed("b", "m3")
+    assert pusher.expired(0.95) == []
+    assert pusher.expired(1.25) == [("m0", "a"), ("m2", "a"), ("m0", "b"), ("m1", "b"), ("m2", "b")]
+    assert pusher.expired(1.25) == []  # what a sweep reported is not reported again
+    assert pusher.expired(5.0) == [("m3", "a"), ("m4", "a"), ("m4", "b")]
+    assert pusher._starts == {}  # every entry read and dropped: nothing kept for acked sends
+    await pusher.stop()
+
+
+async def test_a_send_handed_to_the_link_restarts_its_clock():
+    """Time queued in the outbox is not held against the neighbour: the overdue test reads the
+    restarted clock, not the first entry, for a send whose batch left later."""
+    now = [0.0]
+    pusher = _pusher(now)
+    pusher.push("early", b"x", AuditEvent.SENT, (), ["a"], "t")
+    pusher.push("queued", b"x", AuditEvent.SENT, (), ["a"], "t")
+    now[0] = 0.8
+    pusher._sent("a", ["queued"])  # its batch left the outbox only now
+    assert pusher.expired(1.2) == [("early", "a")]
+    assert pusher.expired(1.7) == []
+    assert pusher.expired(1.85) == [("queued", "a")]
     await pusher.stop()
 
 

@@ -132,7 +132,7 @@ async def test_publish_returns_only_after_its_own_commit():
     mesh = Mesh(1)
     mesh[0].store = gated = GatedStore()
     await mesh.boot()
-    task = asyncio.create_task(mesh[0].engine.publish("t", 1))
+    task = asyncio.ensure_future(mesh[0].engine.publish("t", 1))
     await asyncio.sleep(0.05)
     assert not task.done()
     gated.gate.set()
@@ -273,7 +273,7 @@ async def test_publishes_past_the_pending_limit_are_refused_and_none_accepted_is
     mesh[0].store = gated = GatedStore()
     await mesh[0].boot(params=dataclasses.replace(FAST, max_pending_publishes=3))
     engine = mesh[0].engine
-    waiting = [asyncio.create_task(engine.publish("t", i)) for i in range(3)]
+    waiting = [engine.publish("t", i) for i in range(3)]
     await asyncio.sleep(0.05)
     with pytest.raises(GossipReject) as info:
         await engine.publish("t", "one too many")

@@ -124,3 +124,12 @@ async def test_copy_keeps_a_strangers_text_and_bytes_exactly(store_url: str) -> 
         assert reasons == sorted(f"{text}{i}" for i in range(1, len(batch) + 1))
     finally:
         await store.close()
+
+
+def test_the_engines_rows_are_in_the_stores_field_order():
+    """SqlGossipStore hands StoredMessage and AuditRow tuples to the store as they are."""
+    from f0mesh.gossip import AuditRow, StoredMessage
+    from f0mesh.store.store import GOSSIP_AUDIT_FIELDS, GOSSIP_MESSAGE_FIELDS
+
+    assert StoredMessage._fields == GOSSIP_MESSAGE_FIELDS
+    assert AuditRow._fields == GOSSIP_AUDIT_FIELDS
