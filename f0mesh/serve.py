@@ -35,8 +35,10 @@ Extend = Callable[["Node", "FastAPI"], None]
 # Modules a node process never runs, kept out of its memory (issue #25). httpx's __init__ imports its
 # own command line whenever that one's optional dependencies are installed (typer brings rich): rich's
 # progress bars and syntax highlighting and pygments, ~2.5 MB. Kept out, httpx falls back to a stub
-# ``httpx.main`` that nothing in a node calls.
-UNUSED_MODULES = ("httpx._main",)
+# ``httpx.main`` that nothing in a node calls. FastAPI imports pydantic's v1 compatibility package
+# (~0.9 MB) only to refuse v1 models, and treats it as absent when it cannot import it; f0mesh's
+# models are v2.
+UNUSED_MODULES = ("httpx._main", "pydantic.v1")
 
 
 def keep_out_unused() -> None:
