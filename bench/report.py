@@ -392,7 +392,22 @@ NOT_MET: dict[str, str] = {
         "remain over the goal: SQLAlchemy Core (house rule) or typer for `up` would have to go. The "
         "SQLite page cache is now bounded at 1 MiB per connection (the writer's and the reader's each "
         "had SQLite's 2 MiB default): nothing on the bench's fresh hub (a ~230 KB database), -1.1 MB "
-        "after 40,000 stored messages (a 38 MB database), same CPU."
+        "after 40,000 stored messages (a 38 MB database), same CPU. Fourth pass (issue #25): -4.0 MB."
+        " No request builds the OpenAPI schema or a validator any more: the admin guard read its list "
+        "of admin operations from `app.openapi()` on the first request (~1.7 MB kept), and "
+        "`include_router` made FastAPI build every route's parameter and response validators a second "
+        "time on that request, keeping both; the app now takes the routers' routes as they are and "
+        "the guard reads `require_admin` from each route's dependencies (tested equal to the OpenAPI "
+        "security marks). The system CA store (~150 certificates, ~1.7 MB) is read on the first "
+        "https:// dial instead of at start-up, and `pydantic.v1`, which FastAPI imports only to refuse "
+        "v1 models, is kept out (~0.9 MB). An idle hub after its first request: 116.0 -> 110.5 MB. "
+        "Full runs, 3 repeats, K = 7, old and new in the same ten minutes (load 1.8-5.3): 120.4 -> "
+        "116.4 MB against 96.4, ratio 1.249 -> 1.208; quick: 119.6 -> 115.4, 1.248 -> 1.206. Left: "
+        "typer, which `f0mesh up` imports to read its flags, costs 2.1 MB in the running node (the "
+        "same serve loop started without the CLI: 108.1 against 110.2 MB); the rest is the imports "
+        "of FastAPI and pydantic (~15 MB) and SQLAlchemy Core (~12 MB). Tried without gain this "
+        "pass: one malloc arena instead of two, `gc.collect()` before the start-up `gc.freeze()` "
+        "(nothing to collect), `malloc_trim` of the idle node."
     ),
     "throughput": (
         "Where the gap was (issue #25; py-spy `--gil` profiles of both processes of each side during "
@@ -681,10 +696,11 @@ def _extra_notes(key: str, fig: dict[str, Any]) -> list[str]:
         )
     if key == "node_rss_idle":
         notes.append(
-            "Most of it is code: importing what `f0mesh up` runs takes ~103 MB before any link, against "
-            "~85 MB for what the raw peer imports (aiortc, httpx, FastAPI, uvicorn); at run time the "
-            "f0mesh hub adds ~14 MB before its links (its store's SQLite connections and threads, "
-            "first-use imports, the app), the raw hub ~10 MB (issue #25, one interpreter each)."
+            "Most of it is code: an idle `f0mesh up` that has answered its first request holds ~110 MB "
+            "before any link, the raw peer ~90 MB (aiortc, httpx and its own HTTP server); the "
+            "difference is mostly the imports of FastAPI and pydantic, SQLAlchemy Core, f0mesh's own "
+            "modules and typer. The first link adds 4-5 MB to either (the certificate and DTLS code of "
+            "`cryptography` paged in, aiortc's objects), each further link ~0.3 against ~0.2 MB."
         )
     if key == "libdatachannel_throughput":
         notes.append(_libdatachannel_notes(samples))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -14,6 +13,8 @@ import typer
 from typer.core import TyperGroup
 
 from f0mesh import __version__
+from f0mesh.console import err, out
+from f0mesh.console import error_line as _error_line
 from f0mesh.errors import F0MeshError
 from f0mesh.flags import BY_PARAM as _UP_FLAGS
 from f0mesh.peer_record import parse_tag
@@ -21,12 +22,12 @@ from f0mesh.peer_record import parse_tag
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from rich.console import Console
     from rich.table import Table
 
 T = TypeVar("T")
 DEFAULT_NODE = "http://127.0.0.1:8700"
 LogLevel = Literal["debug", "info", "warning", "error"]
+FRESH_INTERPRETER = "fresh-interpreter"  # main()'s context object: ``up`` serves in a new interpreter
 
 
 class OneLineErrors(TyperGroup):
@@ -54,23 +55,6 @@ class OneLineErrors(TyperGroup):
 app = typer.Typer(
     cls=OneLineErrors, add_completion=False, no_args_is_help=True, help="f0mesh: a WebRTC peer-to-peer mesh."
 )
-
-
-@functools.cache
-def _console(stderr: bool) -> Console:
-    """rich is imported by the commands that print to a terminal, not by ``f0mesh up``: a node never
-    uses it and would hold ~1.5 MB for it (issue #25)."""
-    from rich.console import Console
-
-    return Console(stderr=stderr)
-
-
-def err() -> Console:
-    return _console(True)
-
-
-def out() -> Console:
-    return _console(False)
 
 
 def _version(value: bool) -> None:
@@ -103,10 +87,6 @@ def _tags(values: list[str]) -> dict[str, str]:
             _fail(f"--tag: {exc}")
         tags[key] = text
     return tags
-
-
-def _error_line(message: str) -> None:
-    err().print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -204,7 +184,11 @@ def up(
         and getattr(ctx.get_parameter_source(param), "name", "") in ("COMMANDLINE", "ENVIRONMENT")
     }
     try:
-        serve.run(node_config(data_dir, given, profile), log_level)
+        config = node_config(data_dir, given, profile)
+        if ctx.obj is FRESH_INTERPRETER:
+            serve.run_in_fresh_interpreter(config, log_level, log_json)
+        else:
+            serve.run(config, log_level)
     except F0MeshError as exc:
         _fail(exc.detail)
     except KeyboardInterrupt:
@@ -698,7 +682,9 @@ def monitor(
 
 
 def main() -> None:
-    app(prog_name="f0mesh")
+    """The installed ``f0mesh`` and ``python -m f0mesh``: here ``up`` hands its node to a fresh
+    interpreter (serve.run_in_fresh_interpreter); ``app`` called in a process of one's own serves in it."""
+    app(prog_name="f0mesh", obj=FRESH_INTERPRETER)
 
 
 if __name__ == "__main__":

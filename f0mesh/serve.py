@@ -12,8 +12,12 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
+import pickle
 import signal
 import socket
+import stat
+import subprocess
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -35,8 +39,14 @@ Extend = Callable[["Node", "FastAPI"], None]
 # Modules a node process never runs, kept out of its memory (issue #25). httpx's __init__ imports its
 # own command line whenever that one's optional dependencies are installed (typer brings rich): rich's
 # progress bars and syntax highlighting and pygments, ~2.5 MB. Kept out, httpx falls back to a stub
-# ``httpx.main`` that nothing in a node calls.
-UNUSED_MODULES = ("httpx._main",)
+# ``httpx.main`` that nothing in a node calls. FastAPI imports pydantic's v1 compatibility package
+# (~0.9 MB) only to refuse v1 models, and treats it as absent when it cannot import it; f0mesh's
+# models are v2.
+UNUSED_MODULES = ("httpx._main", "pydantic.v1")
+
+# Names the pipe a fresh interpreter reads its node's settings from (run_in_fresh_interpreter).
+CONFIG_FD_ENV = "F0MESH_SERVE_CONFIG_FD"
+PIPE_CAPACITY = 65536  # Linux's pipe buffer: the settings are written whole before exec, unread meanwhile
 
 
 def keep_out_unused() -> None:
@@ -60,6 +70,61 @@ def run(config: NodeConfig, log_level: str = "info", *, extend: Extend | None = 
             listen.close(group)
         if lock is not None:
             lock.release()
+
+
+def run_in_fresh_interpreter(config: NodeConfig, log_level: str, log_json: bool) -> None:
+    """Serve ``config`` in a fresh interpreter that replaces this process (same PID, arguments, standard
+    streams): the command line's parser, typer with its own copy of click (~2 MB), is then not held for
+    the node's life (issue #25). The settings, parsed and checked here, go over a pipe; settings that do
+    not fit in it are served in this interpreter."""
+    settings = pickle.dumps((config, log_level, log_json))
+    if len(settings) >= PIPE_CAPACITY:
+        run(config, log_level)
+        return
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, settings)  # whole: an empty pipe takes this much without a reader
+    finally:
+        os.close(write_end)
+    os.set_inheritable(read_end, True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    flags = subprocess._args_from_interpreter_flags()  # -X, -W, -O ...: the same interpreter settings
+    argv = [sys.executable, *flags, "-m", "f0mesh", *sys.argv[1:]]
+    try:
+        os.execve(sys.executable, argv, {**os.environ, CONFIG_FD_ENV: str(read_end)})
+    except OSError:
+        os.close(read_end)
+        run(config, log_level)
+
+
+def run_from_pipe() -> int:
+    """The fresh interpreter's side of run_in_fresh_interpreter: read the settings, serve them; the exit
+    code and the one-line error are the command line's."""
+    from f0mesh.console import error_line
+
+    fd = int(os.environ.pop(CONFIG_FD_ENV))
+    try:
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            error_line(f"{CONFIG_FD_ENV} is f0mesh up's own hand-over between interpreters: unset it")
+            return 2
+        chunks: list[bytes] = []
+        while len(chunks) <= PIPE_CAPACITY and (chunk := os.read(fd, PIPE_CAPACITY)):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    config, log_level, log_json = pickle.loads(b"".join(chunks))
+    from f0mesh.logs import setup_logging
+
+    setup_logging(log_level, log_json)
+    try:
+        run(config, log_level)
+    except F0MeshError as exc:
+        error_line(exc.detail)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 def announce(node: Node, config: NodeConfig) -> None:

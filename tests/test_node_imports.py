@@ -1,17 +1,22 @@
 """A running ``f0mesh up`` process holds no module it never runs (issue #25: idle RSS): the terminal
-printing of the other commands (rich, f0mesh.tables) and httpx's own command line (rich's progress
-bars and syntax highlighting, pygments), ~4 MB between them."""
+printing of the other commands (rich, f0mesh.tables), httpx's own command line (rich's progress
+bars and syntax highlighting, pygments) and pydantic's v1 package, ~5 MB between them."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from nodes import free_port
+import httpx
+
+from nodes import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
-NOT_IN_A_NODE = ("rich", "pygments", "httpx._main", "f0mesh.tables")
+NOT_IN_A_NODE = ("rich", "pygments", "httpx._main", "f0mesh.tables", "pydantic.v1")
 
 # Runs the real command line and serve loop; once the node announces itself (started, app built,
 # listening), it reports what it imported and stops itself the way an operator does (SIGTERM).
@@ -35,7 +40,7 @@ app(["up", "--data-dir", data_dir, "--port", port, "--admin-token", "t" * 24, "-
 """
 
 
-def test_a_running_node_holds_no_terminal_printing_and_no_httpx_command_line(tmp_path: Path) -> None:
+def test_a_running_node_holds_no_module_it_never_runs(tmp_path: Path) -> None:
     r = subprocess.run(
         [
             sys.executable,
@@ -64,3 +69,78 @@ def test_the_httpx_command_line_is_kept_out_only_as_an_absent_optional_part() ->
     )
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert r.returncode == 0, r.stderr[-3000:]
+
+
+# Loaded by every interpreter on its PYTHONPATH: at a normal exit it writes what that interpreter held.
+SITECUSTOMIZE = """
+import atexit, json, os, sys
+
+def _report():
+    with open(os.path.join(os.path.dirname(__file__), f"modules.{os.getpid()}.json"), "w") as fh:
+        held = [m for m, mod in sys.modules.items() if mod is not None]
+        json.dump({"pid": os.getpid(), "modules": held}, fh)
+
+atexit.register(_report)
+"""
+
+
+def test_f0mesh_up_serves_in_an_interpreter_without_the_command_line(tmp_path: Path) -> None:
+    """``python -m f0mesh up`` parses its flags with typer, then the same process (same PID) serves from a
+    fresh interpreter: typer and its own copy of click (~2 MB) are not held for the node's life."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("F0MESH_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(hook), env.get("PYTHONPATH")) if p)
+    argv = [sys.executable, "-m", "f0mesh", "up", "--data-dir", str(tmp_path / "node"), "--port", str(port)]
+    proc = subprocess.Popen(
+        [*argv, "--log-level", "warning"], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        health = wait_for(
+            lambda: _healthz(port) or (proc.poll() is not None and {"exited": proc.returncode}),
+            60,
+            0.2,
+            "the node's /healthz",
+        )
+        assert health.get("status") == "ok", health
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    assert health["peer_id"] in out.decode()  # the start-up block, printed by the serving interpreter
+    (report,) = [json.loads(p.read_text()) for p in hook.glob("modules.*.json")]
+    assert report["pid"] == proc.pid
+    assert "f0mesh.node" in report["modules"]
+    held = [m for m in report["modules"] if m.split(".")[0] == "typer" or m == "f0mesh.cli"]
+    assert held == [], f"the serving interpreter holds the command line: {held}"
+
+
+def _healthz(port: int) -> dict[str, object] | None:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
+    except httpx.HTTPError:
+        return None
+
+
+def test_the_hand_over_refuses_a_descriptor_that_is_not_its_pipe(tmp_path: Path) -> None:
+    """F0MESH_SERVE_CONFIG_FD is f0mesh's own hand-over: set by mistake to a file, the node does not start."""
+    settings = tmp_path / "settings"
+    settings.write_bytes(b"not a pipe")
+    with settings.open("rb") as fh:
+        env = {**os.environ, "F0MESH_SERVE_CONFIG_FD": str(fh.fileno())}
+        r = subprocess.run(
+            [sys.executable, "-m", "f0mesh", "up", "--data-dir", str(tmp_path / "node")],
+            env=env,
+            pass_fds=(fh.fileno(),),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+        )
+    assert r.returncode == 2 and "hand-over" in r.stderr, r.stderr[-2000:]
+    assert not (tmp_path / "node").exists()

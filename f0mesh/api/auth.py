@@ -15,13 +15,16 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from f0mesh.api.errors import count_error
 from f0mesh.errors import F0MeshError
@@ -166,12 +169,31 @@ async def require_admin(
     check_request(request)
 
 
+def admin_operations(routes: Sequence[BaseRoute]) -> list[tuple[str, re.Pattern[str]]]:
+    """(method, path pattern) of every operation that requires the admin token. A route this cannot
+    look into (a mounted app, an included router) is a TypeError: the guard fails closed."""
+    operations = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            if _requires_admin(route.dependant):
+                operations += [(method, route.path_regex) for method in sorted(route.methods)]
+        elif not isinstance(route, Route | WebSocketRoute):
+            raise TypeError(f"AdminGuard cannot tell whether {route!r} needs the admin token")
+    return operations
+
+
+def _requires_admin(dependant: Dependant) -> bool:
+    return any(dep.call is require_admin or _requires_admin(dep) for dep in dependant.dependencies)
+
+
 class AdminGuard:
     """ASGI middleware: admin operations answer 401 before their body is parsed, so a malformed body
     without a token is a 401, never a 422 that describes the schema to an anonymous caller.
 
-    Which operations are admin is read from the app's own OpenAPI schema (those with the bearer
-    security requirement), the same source clients and the fuzz tests use.
+    An operation is admin when ``require_admin`` is among its dependencies, which is also what puts
+    the bearer security requirement in the app's OpenAPI schema (a test holds the two equal). Read
+    from the routes, not from ``openapi()``: building the schema holds ~1.7 MB a node that nobody
+    asks for it never needs (issue #25).
     """
 
     def __init__(self, app: Any, fastapi_app: Any) -> None:
@@ -181,13 +203,7 @@ class AdminGuard:
 
     def _admin_operations(self) -> list[tuple[str, re.Pattern[str]]]:
         if self._admin is None:
-            operations = []
-            for path, methods in self.fastapi_app.openapi().get("paths", {}).items():
-                pattern = re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(path)) + "$")
-                for method, spec in methods.items():
-                    if isinstance(spec, dict) and spec.get("security"):
-                        operations.append((method.upper(), pattern))
-            self._admin = operations
+            self._admin = admin_operations(self.fastapi_app.routes)
         return self._admin
 
     def _needs_admin(self, method: str, path: str) -> bool:

@@ -9,11 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
+from pydantic import TypeAdapter
 
 from f0mesh import api
 from f0mesh.api.app import create_app
+from f0mesh.api.auth import admin_operations, require_admin
 from f0mesh.config import NodeConfig
 from f0mesh.node import Node
 
@@ -79,6 +81,57 @@ async def test_unreachable_peer_is_502_and_policy_refusals_403(client) -> None:
         r = await client.post("/api/peers", json={"url": url}, headers=auth)
         assert r.status_code == 403, (url, r.text)
     assert (await client.get("/api/peers")).json() == {"peers": []}
+
+
+async def test_requests_build_no_validator(client, monkeypatch) -> None:
+    """A route's parameter and response validators are built once, when its module defines it, and
+    no request builds the OpenAPI schema: include_router's copies would build them all again on the
+    first request and keep both, and the schema holds more (issue #25: ~3 MB of a node's RSS)."""
+    built: list[Any] = []
+    build = TypeAdapter.__init__
+
+    def counted(self: TypeAdapter[Any], *args: Any, **kwargs: Any) -> None:
+        built.append(args[0] if args else kwargs)
+        build(self, *args, **kwargs)
+
+    monkeypatch.setattr(TypeAdapter, "__init__", counted)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert (await client.get("/healthz")).status_code == 200
+    assert (await client.get("/api/peers", params={"limit": 5}, headers=auth)).status_code == 200
+    assert (await client.get("/api/state/nope", headers=auth)).status_code == 404
+    assert built == []
+
+
+def test_the_admin_guard_and_openapi_mark_the_same_operations(tmp_path) -> None:
+    app = create_app(Node(NodeConfig(data_dir=tmp_path, admin_token=TOKEN)), manage_node=False)
+    guarded = admin_operations(app.routes)
+    paths = app.openapi()["paths"]
+    marked = 0
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.include_in_schema:
+            for method in route.methods:
+                in_openapi = bool(paths[route.path_format][method.lower()].get("security"))
+                assert ((method, route.path_regex) in guarded) == in_openapi, (method, route.path)
+                marked += in_openapi
+    assert marked > 10 and len(guarded) == marked  # and no hidden route needs the token
+
+
+def test_the_admin_guard_fails_closed_on_routes_it_cannot_read() -> None:
+    """An included router or a mounted app hides its operations from the guard: refused, not open."""
+    router = APIRouter()
+
+    @router.post("/api/secret")
+    async def secret(_: None = Depends(require_admin)) -> None:
+        return None
+
+    app = FastAPI()
+    app.include_router(router)
+    with pytest.raises(TypeError, match="admin token"):
+        admin_operations(app.routes)
+    app = FastAPI()
+    app.mount("/sub", FastAPI())
+    with pytest.raises(TypeError, match="admin token"):
+        admin_operations(app.routes)
 
 
 async def test_openapi_marks_admin_operations(client) -> None:
