@@ -360,7 +360,8 @@ NOT_MET: dict[str, str] = {
         "DATA packets' own DTLS and SCTP work."
     ),
     "node_rss_idle": (
-        "**Not met.** The store left SQLAlchemy's asyncio layer (issue #25): SQLAlchemy Core on a sync "
+        "**Met since s32** (fifth pass, last sentences). The store left SQLAlchemy's asyncio layer "
+        "(issue #25): SQLAlchemy Core on a sync "
         "engine and the stdlib's sqlite3, run on the store's own threads, so a node no longer imports "
         "`sqlalchemy.ext.asyncio`, the ORM it pulls in, greenlet or aiosqlite: 129.4-129.8 -> 123.0-123.2"
         " MB, ratio 1.35 -> 1.29 (four quick runs each, old and new interleaved, load 5-15). What "
@@ -407,7 +408,15 @@ NOT_MET: dict[str, str] = {
         "same serve loop started without the CLI: 108.1 against 110.2 MB); the rest is the imports "
         "of FastAPI and pydantic (~15 MB) and SQLAlchemy Core (~12 MB). Tried without gain this "
         "pass: one malloc arena instead of two, `gc.collect()` before the start-up `gc.freeze()` "
-        "(nothing to collect), `malloc_trim` of the idle node."
+        "(nothing to collect), `malloc_trim` of the idle node. Fifth pass (s32): typer is gone from "
+        "the serving process. `f0mesh up` still parses its flags with typer and builds and checks the "
+        "NodeConfig, then replaces itself (execve: same PID, arguments and streams) with a fresh "
+        "interpreter that reads the checked settings from an inherited pipe and serves them, so typer "
+        "and its own copy of click are never imported there (`serve.run_in_fresh_interpreter`; a test "
+        "reads the serving interpreter's modules at exit). An idle node after its first request, "
+        "interleaved with the previous main: 114.9 -> 107.9 MB (both passes). Bench, load 2.7-4.3: "
+        "quick 113.2 against 95.7 MB, ratio 1.183; full, 3 repeats, K = 7: 114.0 against 96.3 MB, "
+        "ratio 1.184 (link_memory 1.46 and 1.485 in the same runs)."
     ),
     "throughput": (
         "Where the gap was (issue #25; py-spy `--gil` profiles of both processes of each side during "
