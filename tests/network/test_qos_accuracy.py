@@ -25,12 +25,15 @@ RTT. ``ping`` and the probes cross the same two emulated directions in the same 
 10 % between the reported RTT (the window median ``rtt_ms``; the median over the windows is taken)
 and ping's median. Two known biases put the probes a little above ping, well inside the bar: f0mesh's
 user-space path (DTLS, SCTP, Python at both ends: ~1.3 ms on an unimpaired link), and the emulator's
-no-reorder rule acting on the pong. aiortc answers every packet carrying DATA with a SACK sent at once
-from the receive handler, while the pong is flushed by a task on the next loop iteration, so each
-pong leaves a fraction of a ms behind a SACK and arrives at max(its own, the SACK's arrival): the
-mean of the larger of two U(25, 35) ms delays is 31.67 ms instead of 30, i.e. +1.67 ms. ping's
-echo reply, answered by the kernel, has no such companion. Expected gap about 3 ms (~5 %); observed
-2.3-3.1 ms.
+no-reorder rule acting on the pong. A SACK can leave just ahead of the pong: f0mesh's delayed
+SACK (rtc/sctp_delayed_sack.py) answers at once a packet that is the second with DATA since the last
+SACK, or that follows a gap (3 % loss), and the others within 5 ms, while the pong is flushed by a
+task on the next loop iteration. A pong that leaves a fraction of a ms behind a SACK arrives at
+max(its own, the SACK's arrival): the mean of the larger of two U(25, 35) ms delays is 31.67 ms
+instead of 30, i.e. +1.67 ms; a pong whose SACK waits for the timer has no such companion. (Stock
+aiortc SACKs every DATA packet at once, so there every pong paid the +1.67 ms.) ping's echo reply,
+answered by the kernel, has none. Expected gap 1.3-3 ms (2-5 %); observed
+2.3-3.1 ms with stock aiortc's SACKs; 1.9 (B) and 2.9 ms (A) in a run with the delayed SACK.
 
 Loss. A probe is answered only if its ping survives A->B and its pong B->A; the emulator draws loss
 per packet, independently (each direction has its own RNG), so P(lost) = 1 - 0.97**2 = 5.91 % and
@@ -57,7 +60,7 @@ E[J] -> E|D|. A's figure is the A->B direction, B's the B->A direction.
   direction). A probe sent Delta < 10 ms after another packet that drew a delay larger by more than
   Delta is held back to that packet's arrival, which raises low transits and shrinks |D|. The
   probes are not alone on a direction: there are the node's pongs to its peer's probes (each behind
-  a SACK, see RTT), heartbeats, consent checks and ping's ICMP, about 200 packets/s per direction in
+  a SACK or not, see RTT), heartbeats, consent checks and ping's ICMP, about 200 packets/s per direction in
   this run (the emulator counts them). So the expectation is computed, not assumed:
   ``expected_jitter_ms`` runs the emulator's own ``Direction`` class over probes every probe period
   plus the other packets measured in the same phase as a Poisson stream, and averages |D| over
