@@ -59,8 +59,8 @@ E[J] -> E|D|. A's figure is the A->B direction, B's the B->A direction.
 * The no-reorder rule changes that distribution: arrival = max(own arrival, previous arrival on the
   direction). A probe sent Delta < 10 ms after another packet that drew a delay larger by more than
   Delta is held back to that packet's arrival, which raises low transits and shrinks |D|. The
-  probes are not alone on a direction: there are the node's pongs to its peer's probes (each behind
-  a SACK or not, see RTT), heartbeats, consent checks and ping's ICMP, about 200 packets/s per direction in
+  probes are not alone on a direction: there are the node's pongs to its peer's probes (some behind
+  a SACK, see RTT), heartbeats, consent checks and ping's ICMP, about 200 packets/s per direction in
   this run (the emulator counts them). So the expectation is computed, not assumed:
   ``expected_jitter_ms`` runs the emulator's own ``Direction`` class over probes every probe period
   plus the other packets measured in the same phase as a Poisson stream, and averages |D| over
