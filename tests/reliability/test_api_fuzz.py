@@ -61,11 +61,17 @@ def test_fuzz_with_token(api_schema) -> None:
     assert ran >= 500
 
 
+def _dot_segment(case) -> bool:
+    """A path parameter of "." or ".." is a dot segment, which the client's URL normalisation removes
+    (RFC 3986 §5.2.4): the request then names another path, often none (404 before any token check)."""
+    return any(str(value) in (".", "..") for value in (case.path_parameters or {}).values())
+
+
 def test_fuzz_without_token(api_schema) -> None:
     def call(case) -> None:
         response = case.call(headers={"Authorization": ""}, timeout=30)
         _check(response)
-        if case.operation.definition.raw.get("security"):
+        if case.operation.definition.raw.get("security") and not _dot_segment(case):
             assert response.status_code == 401, (
                 case.method,
                 case.path,
