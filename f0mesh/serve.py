@@ -77,8 +77,11 @@ def run_in_fresh_interpreter(config: NodeConfig, log_level: str, log_json: bool)
     streams): the command line's parser, typer with its own copy of click (~2 MB), is then not held for
     the node's life (issue #25). The settings, parsed and checked here, go over a pipe; settings that do
     not fit in it are served in this interpreter."""
-    settings = pickle.dumps((config, log_level, log_json))
-    if len(settings) >= PIPE_CAPACITY:
+    try:
+        settings = pickle.dumps((config, log_level, log_json))
+    except (pickle.PicklingError, TypeError, AttributeError):
+        settings = b""  # a setting that cannot travel (none today): served here all the same
+    if not settings or len(settings) >= PIPE_CAPACITY:
         run(config, log_level)
         return
     read_end, write_end = os.pipe()

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from nodes import free_port, wait_for
 
@@ -144,3 +145,20 @@ def test_the_hand_over_refuses_a_descriptor_that_is_not_its_pipe(tmp_path: Path)
         )
     assert r.returncode == 2 and "hand-over" in r.stderr, r.stderr[-2000:]
     assert not (tmp_path / "node").exists()
+
+
+@pytest.mark.parametrize("why", ["too large for the pipe", "cannot be pickled"])
+def test_settings_that_cannot_travel_are_served_in_this_interpreter(tmp_path: Path, monkeypatch, why) -> None:
+    from f0mesh import serve
+    from f0mesh.config import NodeConfig
+
+    served: list[NodeConfig] = []
+    monkeypatch.setattr(serve, "run", lambda config, log_level: served.append(config))
+    monkeypatch.setattr(os, "execve", lambda *args: pytest.fail("exec'd with settings that cannot travel"))
+    if why == "too large for the pipe":
+        monkeypatch.setattr(serve, "PIPE_CAPACITY", 16)
+    else:
+        monkeypatch.setattr(serve.pickle, "dumps", lambda obj: (_ for _ in ()).throw(TypeError("no")))
+    config = NodeConfig(data_dir=tmp_path)
+    serve.run_in_fresh_interpreter(config, "info", False)
+    assert served == [config]
