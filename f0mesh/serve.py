@@ -106,17 +106,30 @@ def run_from_pipe() -> int:
     code and the one-line error are the command line's."""
     from f0mesh.console import error_line
 
-    fd = int(os.environ.pop(CONFIG_FD_ENV))
+    value = os.environ.pop(CONFIG_FD_ENV)
+    refused = f"{CONFIG_FD_ENV} is f0mesh up's own hand-over between interpreters: unset it"
     try:
-        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
-            error_line(f"{CONFIG_FD_ENV} is f0mesh up's own hand-over between interpreters: unset it")
+        fd = int(value)
+        is_pipe = stat.S_ISFIFO(os.fstat(fd).st_mode)
+    except (ValueError, OSError):
+        error_line(refused)
+        return 2
+    try:
+        if not is_pipe:
+            error_line(refused)
             return 2
         chunks: list[bytes] = []
         while len(chunks) <= PIPE_CAPACITY and (chunk := os.read(fd, PIPE_CAPACITY)):
             chunks.append(chunk)
     finally:
         os.close(fd)
-    config, log_level, log_json = pickle.loads(b"".join(chunks))
+    try:  # only the interpreter that exec'd this one wrote there; a pipe of anyone else's is refused
+        config, log_level, log_json = pickle.loads(b"".join(chunks))
+        if not isinstance(config, NodeConfig):
+            raise TypeError(type(config).__name__)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError):
+        error_line(refused)
+        return 2
     from f0mesh.logs import setup_logging
 
     setup_logging(log_level, log_json)

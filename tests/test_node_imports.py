@@ -128,6 +128,26 @@ def _healthz(port: int) -> dict[str, object] | None:
         return None
 
 
+@pytest.mark.parametrize("value", ["banana", "987"])
+def test_the_hand_over_refuses_what_is_no_descriptor(tmp_path: Path, value: str) -> None:
+    """Set by mistake to something that is no open descriptor: one line, exit code 2, no traceback."""
+    env = {**os.environ, "F0MESH_SERVE_CONFIG_FD": value}
+    argv = [sys.executable, "-m", "f0mesh", "up", "--data-dir", str(tmp_path / "node")]
+    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert r.returncode == 2 and "hand-over" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+
+
+def test_the_hand_over_refuses_a_pipe_of_anyone_else(tmp_path: Path) -> None:
+    """Pointed by mistake at a pipe that carries something else (standard input here): refused."""
+    env = {**os.environ, "F0MESH_SERVE_CONFIG_FD": "0"}
+    argv = [sys.executable, "-m", "f0mesh", "up", "--data-dir", str(tmp_path / "node")]
+    r = subprocess.run(
+        argv, env=env, input="not settings", capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert r.returncode == 2 and "hand-over" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert not (tmp_path / "node").exists()
+
+
 def test_the_hand_over_refuses_a_descriptor_that_is_not_its_pipe(tmp_path: Path) -> None:
     """F0MESH_SERVE_CONFIG_FD is f0mesh's own hand-over: set by mistake to a file, the node does not start."""
     settings = tmp_path / "settings"
