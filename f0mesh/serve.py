@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hmac
 import logging
 import os
 import pickle
+import secrets
 import signal
 import socket
 import stat
@@ -44,7 +46,8 @@ Extend = Callable[["Node", "FastAPI"], None]
 # models are v2.
 UNUSED_MODULES = ("httpx._main", "pydantic.v1")
 
-# Names the pipe a fresh interpreter reads its node's settings from (run_in_fresh_interpreter).
+# "FD:TOKEN": the pipe a fresh interpreter reads its node's settings from, and the one-time token they
+# start with (run_in_fresh_interpreter).
 CONFIG_FD_ENV = "F0MESH_SERVE_CONFIG_FD"
 PIPE_CAPACITY = 65536  # Linux's pipe buffer: the settings are written whole before exec, unread meanwhile
 
@@ -76,9 +79,11 @@ def run_in_fresh_interpreter(config: NodeConfig, log_level: str, log_json: bool)
     """Serve ``config`` in a fresh interpreter that replaces this process (same PID, arguments, standard
     streams): the command line's parser, typer with its own copy of click (~2 MB), is then not held for
     the node's life (issue #25). The settings, parsed and checked here, go over a pipe; settings that do
-    not fit in it are served in this interpreter."""
+    not fit in it are served in this interpreter. They start with a one-time token, also in the
+    environment, so the new interpreter unpickles only what this one wrote."""
+    token = secrets.token_hex(16)
     try:
-        settings = pickle.dumps((config, log_level, log_json))
+        settings = token.encode() + pickle.dumps((config, log_level, log_json))
     except (pickle.PicklingError, TypeError, AttributeError):
         settings = b""  # a setting that cannot travel (none today): served here all the same
     if not settings or len(settings) >= PIPE_CAPACITY:
@@ -95,7 +100,7 @@ def run_in_fresh_interpreter(config: NodeConfig, log_level: str, log_json: bool)
     flags = subprocess._args_from_interpreter_flags()  # -X, -W, -O ...: the same interpreter settings
     argv = [sys.executable, *flags, "-m", "f0mesh", *sys.argv[1:]]
     try:
-        os.execve(sys.executable, argv, {**os.environ, CONFIG_FD_ENV: str(read_end)})
+        os.execve(sys.executable, argv, {**os.environ, CONFIG_FD_ENV: f"{read_end}:{token}"})
     except OSError:
         os.close(read_end)
         run(config, log_level)
@@ -108,8 +113,9 @@ def run_from_pipe() -> int:
 
     value = os.environ.pop(CONFIG_FD_ENV)
     refused = f"{CONFIG_FD_ENV} is f0mesh up's own hand-over between interpreters: unset it"
+    fd_text, _, token = value.partition(":")
     try:
-        fd = int(value)
+        fd = int(fd_text)
         is_pipe = stat.S_ISFIFO(os.fstat(fd).st_mode)
     except (ValueError, OSError):
         error_line(refused)
@@ -118,13 +124,23 @@ def run_from_pipe() -> int:
         if not is_pipe:
             error_line(refused)
             return 2
+        # all of it was written, and the write end closed, before the exec: a read that would wait
+        # means a writer of someone else's still holds the pipe
+        os.set_blocking(fd, False)
         chunks: list[bytes] = []
         while len(chunks) <= PIPE_CAPACITY and (chunk := os.read(fd, PIPE_CAPACITY)):
             chunks.append(chunk)
+    except BlockingIOError:
+        error_line(refused)
+        return 2
     finally:
         os.close(fd)
-    try:  # only the interpreter that exec'd this one wrote there; a pipe of anyone else's is refused
-        config, log_level, log_json = pickle.loads(b"".join(chunks))
+    settings, expected = b"".join(chunks), token.encode()
+    if len(expected) != 32 or not hmac.compare_digest(settings[:32], expected):
+        error_line(refused)  # not what the interpreter that exec'd this one wrote: never unpickled
+        return 2
+    try:
+        config, log_level, log_json = pickle.loads(settings[32:])
         if not isinstance(config, NodeConfig):
             raise TypeError(type(config).__name__)
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError):

@@ -128,7 +128,7 @@ def _healthz(port: int) -> dict[str, object] | None:
         return None
 
 
-@pytest.mark.parametrize("value", ["banana", "987"])
+@pytest.mark.parametrize("value", ["banana", "987", "987:" + "0" * 32])
 def test_the_hand_over_refuses_what_is_no_descriptor(tmp_path: Path, value: str) -> None:
     """Set by mistake to something that is no open descriptor: one line, exit code 2, no traceback."""
     env = {**os.environ, "F0MESH_SERVE_CONFIG_FD": value}
@@ -139,7 +139,7 @@ def test_the_hand_over_refuses_what_is_no_descriptor(tmp_path: Path, value: str)
 
 def test_the_hand_over_refuses_a_pipe_of_anyone_else(tmp_path: Path) -> None:
     """Pointed by mistake at a pipe that carries something else (standard input here): refused."""
-    env = {**os.environ, "F0MESH_SERVE_CONFIG_FD": "0"}
+    env = {**os.environ, "F0MESH_SERVE_CONFIG_FD": "0:" + "0" * 32}
     argv = [sys.executable, "-m", "f0mesh", "up", "--data-dir", str(tmp_path / "node")]
     r = subprocess.run(
         argv, env=env, input="not settings", capture_output=True, text=True, timeout=60, cwd=REPO
@@ -182,3 +182,38 @@ def test_settings_that_cannot_travel_are_served_in_this_interpreter(tmp_path: Pa
     config = NodeConfig(data_dir=tmp_path)
     serve.run_in_fresh_interpreter(config, "info", False)
     assert served == [config]
+
+
+def test_the_hand_over_refuses_settings_that_are_no_node_config(tmp_path: Path) -> None:
+    """Even with the right token, what unpickles to anything but a NodeConfig is refused."""
+    import pickle
+
+    token = "1" * 32
+    read_end, write_end = os.pipe()
+    os.write(write_end, token.encode() + pickle.dumps(("not a config", "info", False)))
+    os.close(write_end)
+    try:
+        env = {**os.environ, "F0MESH_SERVE_CONFIG_FD": f"{read_end}:{token}"}
+        argv = [sys.executable, "-m", "f0mesh", "up", "--data-dir", str(tmp_path / "node")]
+        r = subprocess.run(
+            argv, env=env, pass_fds=(read_end,), capture_output=True, text=True, timeout=60, cwd=REPO
+        )
+    finally:
+        os.close(read_end)
+    assert r.returncode == 2 and "hand-over" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert not (tmp_path / "node").exists()
+
+
+def test_the_hand_over_never_waits_on_a_pipe_someone_still_writes(tmp_path: Path) -> None:
+    """A pipe whose writer stays open and silent is refused at once, not read until it closes."""
+    read_end, write_end = os.pipe()
+    try:
+        env = {**os.environ, "F0MESH_SERVE_CONFIG_FD": f"{read_end}:" + "1" * 32}
+        argv = [sys.executable, "-m", "f0mesh", "up", "--data-dir", str(tmp_path / "node")]
+        r = subprocess.run(
+            argv, env=env, pass_fds=(read_end,), capture_output=True, text=True, timeout=60, cwd=REPO
+        )
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert r.returncode == 2 and "hand-over" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
