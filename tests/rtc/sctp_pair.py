@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection
+from aiortc import rtcsctptransport as sctp
 
 from f0mesh.rtc import udp_buffers
 
@@ -64,3 +66,27 @@ async def channel_pair() -> AsyncIterator[Pair]:
     finally:
         await a.close()
         await b.close()
+
+
+def lose_every(monkeypatch: Any, every: int) -> dict[str, int]:
+    """Every ``every``-th DATA chunk's first transmission is lost on the way out; the counts of what
+    was sent (first transmissions, dropped, sent again, SACKs, SACKs reporting a gap) fill in as it goes."""
+    original = sctp.RTCSctpTransport._send_chunk
+    sent = {"data": 0, "dropped": 0, "again": 0, "sack": 0, "gap_sacks": 0}
+
+    async def lossy(self: Any, chunk: Any) -> None:
+        if isinstance(chunk, sctp.SackChunk):
+            sent["sack"] += 1
+            sent["gap_sacks"] += bool(chunk.gaps)
+        if isinstance(chunk, sctp.DataChunk):
+            if chunk._sent_count > 1:
+                sent["again"] += 1
+            else:
+                sent["data"] += 1
+                if sent["data"] % every == 0:
+                    sent["dropped"] += 1
+                    return
+        await original(self, chunk)
+
+    monkeypatch.setattr(sctp.RTCSctpTransport, "_send_chunk", lossy)
+    return sent

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from aiortc import rtcsctptransport as sctp
-from sctp_pair import channel_pair
+from sctp_pair import channel_pair, lose_every
 
 from f0mesh.rtc import sctp_delayed_sack, sctp_fastpath
 
@@ -256,24 +256,7 @@ async def test_lost_datagrams_are_reported_at_once_and_retransmitted(monkeypatch
     """The sender loses every 40th DATA chunk's first transmission; every byte arrives, in order, and the
     receiver reports each gap at once (one SACK per packet while a gap is open)."""
     assert sctp_fastpath.install() and sctp_delayed_sack.install()
-    original = sctp.RTCSctpTransport._send_chunk
-    sent = {"data": 0, "dropped": 0, "again": 0, "sack": 0, "gap_sacks": 0}
-
-    async def lossy(self: Any, chunk: Any) -> None:
-        if isinstance(chunk, sctp.SackChunk):
-            sent["sack"] += 1
-            sent["gap_sacks"] += bool(chunk.gaps)
-        if isinstance(chunk, sctp.DataChunk):
-            if chunk._sent_count > 1:
-                sent["again"] += 1
-            else:
-                sent["data"] += 1
-                if sent["data"] % 40 == 0:
-                    sent["dropped"] += 1
-                    return
-        await original(self, chunk)
-
-    monkeypatch.setattr(sctp.RTCSctpTransport, "_send_chunk", lossy)
+    sent = lose_every(monkeypatch, 40)
     messages = [bytes([i % 256]) * 16_000 for i in range(128)]  # ~2 MB, ~1,700 DATA chunks
     async with channel_pair() as pair:
         assert await pair.transfer(messages) == messages

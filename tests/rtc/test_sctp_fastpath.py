@@ -6,7 +6,7 @@ from collections import deque
 from typing import Any
 
 from aiortc import rtcsctptransport as sctp
-from sctp_pair import channel_pair
+from sctp_pair import channel_pair, lose_every
 
 from f0mesh.rtc import sctp_fastpath
 
@@ -117,21 +117,7 @@ async def test_lost_datagrams_are_retransmitted_by_real_aiortc_peers_with_the_fa
     """Two aiortc peer connections in this process; the sender loses every 40th DATA chunk's first
     transmission, and every byte must still arrive, in order."""
     assert sctp_fastpath.install()
-    original = sctp.RTCSctpTransport._send_chunk
-    sent = {"data": 0, "dropped": 0, "again": 0}
-
-    async def lossy(self: Any, chunk: Any) -> None:
-        if isinstance(chunk, sctp.DataChunk):
-            if chunk._sent_count > 1:
-                sent["again"] += 1
-            else:
-                sent["data"] += 1
-                if sent["data"] % 40 == 0:
-                    sent["dropped"] += 1
-                    return
-        await original(self, chunk)
-
-    monkeypatch.setattr(sctp.RTCSctpTransport, "_send_chunk", lossy)
+    sent = lose_every(monkeypatch, 40)
     messages = [bytes([i % 256]) * 16_000 for i in range(128)]  # ~2 MB, ~1,700 DATA chunks
     async with channel_pair() as pair:
         assert await pair.transfer(messages) == messages
