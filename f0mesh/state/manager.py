@@ -573,9 +573,12 @@ class ReplicatedState:
             draft.crdt.sign_since(before, self.peer_id, _context(draft), self._sign)
             data = draft.crdt.to_bytes()
             await self._store.put_state(STORE_PREFIX + name, kind, data)
+            live = self._adopt(draft, generation, before, data)
             if policy is None:
+                # after adopting: a creator's policy that came in meanwhile and resolves otherwise wins
+                # the race, and the claim's enforcement then finds the document to rebuild
                 self._claim(name, resolution)
-            return self._adopt(draft, generation, before, data), inserted
+            return live, inserted
 
     def _resolution(
         self, name: str, kind: str, policy: Policy | None, asked: Resolution | None
@@ -593,6 +596,9 @@ class ReplicatedState:
         if asked is None or (asked[0] == LWW and not asked[1]):
             return (LWW, ())
         try:
+            strangers = [p for p in asked[1] if not is_peer_id(p)]
+            if strangers:
+                raise ValueError(f"the rank list names a writer that is no PeerId: {strangers[0][:80]!r}")
             if kind != "map":
                 raise ValueError(
                     f"a {kind} resolves by the last writer only; ranked and keep-all are for maps"
@@ -683,8 +689,12 @@ class ReplicatedState:
         if live is None or live.kind != draft.kind:
             live = self._docs[draft.name] = draft
             generation = draft.generation
-        else:
+        elif type(live.crdt) is type(draft.crdt):
             live.crdt.merge(draft.crdt.delta_since(before))
+        else:
+            # a policy that came in while the draft was saved rebuilt the map as the other kind
+            # (_enforce): the draft's ops are dropped, as that policy says; the map stays unsaved
+            log.info("%r: a write made before its policy arrived is dropped", draft.name)
         live.saved(data, generation)
         if live.unsent is None:
             live.unsent = before

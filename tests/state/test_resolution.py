@@ -6,11 +6,13 @@ write one key while cut off from each other, then meet.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 
 import pytest
 
-from f0mesh.crdt import HLCTimestamp, LWWMap
+from f0mesh.crdt import HLCTimestamp, LWWMap, MVMap
 from f0mesh.errors import ConflictError
 from f0mesh.identity import Identity
 from f0mesh.state import InvalidChange, MapChange
@@ -144,3 +146,82 @@ async def test_a_create_race_lost_to_another_resolution_takes_the_winners() -> N
         assert await mesh.converged("race") == {"k": "late again"}
     finally:
         await mesh.close()
+
+
+async def test_a_rank_list_names_peer_ids_only() -> None:
+    """A rank entry that was no PeerId (the API takes 40-60 characters) made a policy no replica could read:
+    the map stood without one, and the next write without a resolution claimed last-writer-wins, rebuilt
+    the map as the other kind under its own save, and answered 500 (found by the API fuzz)."""
+    clock, me = Clock(), Identity.generate()
+    state = solo(MemoryStateStore(), clock, identity=me)
+    await state.start()
+    try:
+        with pytest.raises(InvalidChange) as bad:
+            await state.update("cfg", MapChange(set={"a": 1}), ("ranked", ["x" * 40, me.peer_id]))
+        assert bad.value.code == "bad_resolution" and "no PeerId" in str(bad.value)
+        assert "cfg" not in {doc["name"] for doc in state.documents()}
+        await state.update("cfg", MapChange(set={"a": 2}))
+        view = state.view("cfg")
+        assert view["value"] == {"a": 2} and view["policy"]["resolution"] == "lww"
+    finally:
+        await state.stop()
+
+
+class _HeldStore(MemoryStateStore):
+    """Holds the next save of a document until released: a policy can arrive while a write is saved."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold: asyncio.Event | None = None
+        self.waiting = asyncio.Event()
+
+    async def put_state(self, name: str, kind: str, data: bytes) -> None:
+        if self.hold is not None and name == "doc/race":
+            self.waiting.set()
+            await asyncio.wait_for(self.hold.wait(), 5)
+        await super().put_state(name, kind, data)
+
+
+def _foreign_policy(
+    clock: Clock, other: Identity, resolution: str, created_ms: int, writer: str
+) -> SimpleNamespace:
+    """other's signed policy for "race", created at created_ms (before this node's, it wins the race),
+    naming writer."""
+    policies = LWWMap(other.peer_id)
+    entry: dict = {"created": [created_ms, 0], "writers": [writer]}
+    if resolution != "lww":
+        entry |= {"resolution": resolution, "rank": []}
+    policies.set(("race", other.peer_id), entry, HLCTimestamp(int(clock() * 1000), 0, other.peer_id))
+    return gossiped(POLICIES_DOC, policies, other)
+
+
+@pytest.mark.parametrize("exists", [False, True], ids=["create", "rewrite"])
+async def test_a_policy_arriving_while_a_write_is_saved_is_the_one_that_holds(exists: bool) -> None:
+    """The winner's policy, arriving between a write's save and its adoption, decides the map's kind. A
+    map it rebuilt under the save made the adoption merge two kinds (TypeError, a 500); a map this write
+    created kept the loser's kind under the winner's policy."""
+    clock, me, other = Clock(), Identity.generate(), Identity.generate()
+    store = _HeldStore()
+    state = solo(store, clock, identity=me)
+    await state.start()
+    try:
+        if exists:
+            await state.update("race", MapChange(set={"k": "mine"}))  # last writer wins, here
+        store.hold = asyncio.Event()
+        write = asyncio.ensure_future(
+            state.update("race", MapChange(set={"k": "held"}), None if exists else ("keep-all", []))
+        )
+        await asyncio.wait_for(store.waiting.wait(), 5)
+        # a create race: a millisecond before this node's own create, or before anything here
+        created_ms = state.policy("race").created[0] - 1 if exists else 1
+        winner = "keep-all" if exists else "lww"
+        state.on_gossip(_foreign_policy(clock, other, winner, created_ms, me.peer_id))
+        assert not state.dropped["bad_policy"]
+        store.hold.set()
+        await asyncio.wait_for(write, 5)
+        assert state.view("race")["policy"]["resolution"] == winner
+        assert isinstance(state._docs["race"].crdt, MVMap) == (winner == "keep-all")
+        await state.update("race", MapChange(set={"k": "after"}))
+        assert state.view("race")["value"] == {"k": "after"}
+    finally:
+        await state.stop()
