@@ -208,6 +208,10 @@ async def serve(
             await super().startup(sockets)
             widen_listen_queue(self.servers)
 
+        async def shutdown(self, sockets=None) -> None:
+            app.state.streams_closing.set()  # event streams end now, not at the graceful timeout
+            await super().shutdown(sockets)
+
         def _log_started_message(self, listeners: Any) -> None:
             # The guard serves TLS itself (http_guard.py), so uvicorn would call every listener http.
             scheme = "https" if config.tls else "http"

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
 from nodes import TOKEN, NodeProcess, free_port, wait_for
 
@@ -48,6 +49,45 @@ def test_up_stops_cleanly_on_sigterm_and_sigint(tmp_path) -> None:
         log = node.log_tail(200)
         assert "Traceback" not in log and "stopped" in log
         node.http.close()
+
+
+def test_up_ends_open_event_streams_cleanly_when_stopped(tmp_path) -> None:
+    """An open event stream (a dashboard, ``f0mesh subscribe``) never ends by itself: at SIGTERM it held
+    the server to its graceful timeout, then uvicorn cancelled it and logged the cancellation as an
+    error with a traceback, and the client read a chunked body cut short. Now each ends as a complete
+    response, and the node stops without an error line."""
+    node = NodeProcess(tmp_path).start()
+    paths = ["/api/events", "/api/gossip/subscribe?topic=news"]
+    opened = {path: threading.Event() for path in paths}
+    ended: dict[str, str] = {}
+
+    def read(path: str) -> None:
+        try:
+            with node.http.stream("GET", path, timeout=30) as response:
+                lines = response.iter_lines()
+                first = next(lines)
+                opened[path].set()
+                rest = list(lines)
+            ended[path] = f"complete: {response.status_code} {first!r} and {len(rest)} lines"
+        except Exception as exc:  # a body cut short, or a read that outlives the node
+            ended[path] = f"{type(exc).__name__}: {exc}"
+        opened[path].set()
+
+    readers = [threading.Thread(target=read, args=(path,)) for path in paths]
+    try:
+        for reader in readers:
+            reader.start()
+        for path in paths:
+            assert opened[path].wait(10), f"{path} did not start streaming"
+        node.proc.send_signal(signal.SIGTERM)
+        assert node.proc.wait(timeout=30) == 0
+        for reader in readers:
+            reader.join(timeout=30)
+        assert all(ended.get(path, "").startswith("complete: 200 ': connected'") for path in paths), ended
+        log = node.log_tail(400)
+        assert "Traceback" not in log and "ERROR" not in log and "stopped" in log, log
+    finally:
+        node.close()
 
 
 def test_client_commands_against_a_node(tmp_path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -56,6 +57,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
     )
     app.state.node = node
     app.state.sessions = Sessions(node.config.session_lifetime_s)
+    app.state.streams_closing = asyncio.Event()  # set at shutdown: open event streams end (sse.py)
     app.state.event_slots = StreamSlots(
         per_client=node.config.sse_max_per_client,
         anonymous=node.config.sse_max_anonymous,
