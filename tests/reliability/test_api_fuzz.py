@@ -67,11 +67,21 @@ def _dot_segment(case) -> bool:
     return any(str(value) in (".", "..") for value in (case.path_parameters or {}).values())
 
 
+def _no_route(case, response) -> bool:
+    """The request as sent names no route at all (a path parameter holding a newline, which no route's
+    pattern matches): the app's own 404, and the same with the token, so no admin operation ran."""
+    if response.status_code != 404 or response.json().get("detail") != "Not Found":
+        return False
+    again = case.call(headers=AUTH, timeout=30)
+    return again.status_code == 404 and again.json().get("detail") == "Not Found"
+
+
 def test_fuzz_without_token(api_schema) -> None:
     def call(case) -> None:
         response = case.call(headers={"Authorization": ""}, timeout=30)
         _check(response)
-        if case.operation.definition.raw.get("security") and not _dot_segment(case):
+        admin = case.operation.definition.raw.get("security")
+        if admin and not _dot_segment(case) and not _no_route(case, response):
             assert response.status_code == 401, (
                 case.method,
                 case.path,
