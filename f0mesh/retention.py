@@ -13,6 +13,7 @@ import logging
 import time
 
 from f0mesh.config import NodeConfig
+from f0mesh.errors import F0MeshError
 from f0mesh.peer_book import PeerBook
 from f0mesh.rtc.link_manager import LinkManager
 from f0mesh.store import Store
@@ -44,6 +45,8 @@ class Retention:
         while True:
             try:
                 await self.prune()
+            except F0MeshError as exc:  # a full disk, an unreachable server: an operating condition
+                log.warning("retention pruning failed: %s", exc.detail)
             except Exception:
                 log.exception("retention pruning failed")
             await asyncio.sleep(PRUNE_INTERVAL_S)

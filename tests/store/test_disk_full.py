@@ -152,6 +152,10 @@ def test_full_disk_acknowledges_only_what_it_stored_and_recovers_alone(tmp_path:
         assert publish(node, 1001)[0] == 200
         assert node.http.get("/healthz").json()["storage"] == "ok"
         assert node.http.get("/api/state/doc1000").status_code == 404
+        # the start on the full disk could not prune: said in words, as an operating condition
+        log = node.log_tail(5000)
+        assert "retention pruning failed: not stored: the store's disk is full" in log
+        assert "Traceback" not in log, log
     finally:
         node.close()
         if filler is not None:
