@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from f0mesh.errors import StoreUnavailableError
+from f0mesh.log_throttle import LogThrottle
 from f0mesh.qos.health import DEFAULT_THRESHOLDS, Health, HealthThresholds, classify
 from f0mesh.qos.meter import LinkMeter
 from f0mesh.qos.probe import ProbeError, answer_ping, decode_probe, encode_probe, is_pong
@@ -74,6 +76,7 @@ class QoSSampler:
         # A probe is lost once unanswered for 2 s, or for two probe periods at slow rates.
         self.probe_timeout_s = probe_timeout_s or max(2.0, 2.0 / max(probe_rate, 0.01))
         self._on_sample = on_sample
+        self._log = LogThrottle(log)
         self._on_health_change = on_health_change
         self._links: dict[str, ProbedLink] = {}
         self._meters: dict[str, LinkMeter] = {}
@@ -141,6 +144,8 @@ class QoSSampler:
             if samples:
                 try:
                     await self._on_sample(samples)
+                except StoreUnavailableError as exc:  # a full disk: a line every few seconds, no traceback
+                    self._log.warning("store", "%d QoS samples not stored: %s", len(samples), exc.detail)
                 except Exception:
                     log.exception("storing %d QoS samples failed", len(samples))
 
