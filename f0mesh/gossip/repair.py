@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from f0mesh.errors import StoreUnavailableError
 from f0mesh.gossip.envelope import Envelope, is_message_id
 from f0mesh.gossip.errors import GossipReject, Reason
 from f0mesh.gossip.ihave_budget import IHaveBudget
@@ -42,6 +43,7 @@ from f0mesh.gossip.push import Pusher
 from f0mesh.gossip.stats import GossipStats
 from f0mesh.gossip.store import GossipStore
 from f0mesh.gossip.transport import MAX_IDS_PER_MESSAGE, GossipTransport, MessageType
+from f0mesh.log_throttle import LogThrottle
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,7 @@ class Repair:
         self._params = params
         self._stats = stats
         self._rng = rng
+        self._log = LogThrottle(log, interval_s=60.0)
         self._clock = clock
         self._knows = knows
         self._on_heartbeat = on_heartbeat
@@ -358,6 +361,8 @@ class Repair:
         while True:
             try:
                 await self.run_round()
+            except StoreUnavailableError as exc:  # the store down or full: in its words, once a minute
+                self._log.warning("store", "gossip repair round skipped: %s", exc.detail)
             except Exception:
                 log.exception("gossip repair round failed")
             await asyncio.sleep(interval)

@@ -1,9 +1,11 @@
 """Pull repair: IHAVE/IWANT recovers what push lost, and catches up a node that was offline."""
 
 import asyncio
+import logging
 from dataclasses import replace
 
-from f0mesh.gossip import AuditEvent
+from f0mesh.errors import StoreUnavailableError
+from f0mesh.gossip import AuditEvent, MemoryGossipStore
 from f0mesh.gossip.repair import MAX_RETRANSMISSIONS
 
 from .meshkit import FAST, Endpoint, Mesh, flat_limiter, regular_topology, wait_until
@@ -172,3 +174,34 @@ async def test_catch_up_requests_are_honoured_once_per_repair_interval():
     await mesh.settle()
     assert len(asker.offers) == 2 and all(sorted(offer) == sorted(ids) for offer in asker.offers)
     await mesh.close()
+
+
+async def test_a_store_that_cannot_answer_skips_the_round_with_a_warning_not_a_traceback(caplog):
+    """A store down or full (PostgreSQL unreachable, a full disk) is an operating condition: the periodic
+    round says so in the store's words, once a minute, and tries again at the next round."""
+    asked: list[float] = []
+    three = asyncio.Event()
+
+    class Unavailable(MemoryGossipStore):
+        down = False
+
+        async def ids_since(self, created_after: float, limit: int) -> list[str]:
+            if not self.down:  # the catch-up at link-up, before the store goes away
+                return await super().ids_since(created_after, limit)
+            asked.append(created_after)
+            if len(asked) == 3:
+                three.set()
+            raise StoreUnavailableError("the store did not answer within 30 s")
+
+    mesh = Mesh(2)
+    store = mesh[0].store = Unavailable()
+    with caplog.at_level(logging.WARNING, logger="f0mesh.gossip.repair"):
+        await mesh[0].boot(params=replace(FAST, repair_interval_s=0.01))
+        await mesh[1].boot()
+        await mesh.link([(0, 1)])
+        store.down = True
+        await asyncio.wait_for(three.wait(), 10)
+        await mesh.close()
+    records = [r for r in caplog.records if r.name == "f0mesh.gossip.repair"]
+    assert [(r.levelno, bool(r.exc_info)) for r in records] == [(logging.WARNING, False)], records
+    assert "gossip repair round skipped: the store did not answer within 30 s" in records[0].getMessage()
