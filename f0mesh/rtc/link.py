@@ -26,7 +26,7 @@ from aiortc import RTCPeerConnection
 from f0mesh import wire
 from f0mesh.cancellation import cancel_requested
 from f0mesh.log_throttle import LogThrottle
-from f0mesh.rtc import sctp_delayed_sack, sctp_fastpath, udp_buffers
+from f0mesh.rtc import dtls_buffers, sctp_delayed_sack, sctp_fastpath, udp_buffers
 from f0mesh.rtc.close_reason import CloseReason
 from f0mesh.rtc.framing import ChannelClosed, FramedChannel
 from f0mesh.rtc.ice import path_kind, rtc_configuration, selected_pair
@@ -110,6 +110,7 @@ class Link:
 
         sctp_fastpath.install()
         sctp_delayed_sack.install()
+        dtls_buffers.install()
         self.pc = RTCPeerConnection(rtc_configuration(settings.ice_servers, relay_only=settings.relay_only))
         self.ctl = self.pc.createDataChannel("ctl", negotiated=True, id=CTL_CHANNEL_ID, ordered=True)
         self.probe = self.pc.createDataChannel(
