@@ -104,6 +104,24 @@ class DataChannelLike(Protocol):
     def on(self, event: str, f: Callable[..., Any]) -> Any: ...
 
 
+class _Gone:
+    """What a closed FramedChannel holds instead of its DataChannel: the real one leads to the
+    link's whole peer connection, which a closed link no longer keeps (rtc/link.py)."""
+
+    bufferedAmountLowThreshold = 0
+    bufferedAmount = 0
+    readyState = "closed"
+
+    def send(self, data: bytes) -> None:
+        raise ChannelClosed("framed channel closed")
+
+    def on(self, event: str, f: Callable[..., Any]) -> Any:
+        return f
+
+
+_GONE = _Gone()
+
+
 @dataclass
 class FramingStats:
     """Counters of one FramedChannel; ``bytes_*`` count application payload, not frame headers."""
@@ -195,7 +213,7 @@ class FramedChannel:
         )
         self.stats = FramingStats()
 
-        self._channel = channel
+        self._channel: DataChannelLike = channel
         self._on_message = on_message
         self._closed = False
         self._channel_gone = False
@@ -254,6 +272,7 @@ class FramedChannel:
         if self._closed:
             return
         self._closed = True
+        self._channel = _GONE
         self._fail_pending(ChannelClosed("framed channel closed"))
         self._free_inbound()
         while self._backlog:

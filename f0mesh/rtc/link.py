@@ -21,12 +21,12 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from aiortc import RTCPeerConnection
+from aiortc import RTCDataChannel, RTCPeerConnection
 
 from f0mesh import wire
 from f0mesh.cancellation import cancel_requested
 from f0mesh.log_throttle import LogThrottle
-from f0mesh.rtc import sctp_delayed_sack, sctp_fastpath, udp_buffers
+from f0mesh.rtc import dtls_buffers, sctp_delayed_sack, sctp_fastpath, udp_buffers
 from f0mesh.rtc.close_reason import CloseReason
 from f0mesh.rtc.framing import ChannelClosed, FramedChannel
 from f0mesh.rtc.ice import path_kind, rtc_configuration, selected_pair
@@ -110,11 +110,17 @@ class Link:
 
         sctp_fastpath.install()
         sctp_delayed_sack.install()
-        self.pc = RTCPeerConnection(rtc_configuration(settings.ice_servers, relay_only=settings.relay_only))
-        self.ctl = self.pc.createDataChannel("ctl", negotiated=True, id=CTL_CHANNEL_ID, ordered=True)
-        self.probe = self.pc.createDataChannel(
+        dtls_buffers.install()
+        pc = RTCPeerConnection(rtc_configuration(settings.ice_servers, relay_only=settings.relay_only))
+        # Let go of by close(): see _release
+        self._pc: RTCPeerConnection | None = pc
+        self._ctl: RTCDataChannel | None = pc.createDataChannel(
+            "ctl", negotiated=True, id=CTL_CHANNEL_ID, ordered=True
+        )
+        self._probe: RTCDataChannel | None = pc.createDataChannel(
             "probe", negotiated=True, id=PROBE_CHANNEL_ID, ordered=False, maxRetransmits=0
         )
+        self._final_pair: tuple[str | None, str | None] = (None, None)
         self._log = LogThrottle(log)  # one line per kind of garbage and interval, whatever the peer sends
         self.framed = FramedChannel(
             self.ctl,
@@ -129,13 +135,44 @@ class Link:
         self.ctl.on("close", lambda: self._spawn(self.fail(CloseReason.CTL_CLOSED)))
         self.pc.on("connectionstatechange", self._on_pc_state)
 
+    # -- the peer connection, while the link has it ------------------------------------------
+
+    @property
+    def pc(self) -> RTCPeerConnection:
+        if self._pc is None:
+            raise ChannelClosed(f"link {self.link_id} is closed")
+        return self._pc
+
+    @property
+    def ctl(self) -> RTCDataChannel:
+        if self._ctl is None:
+            raise ChannelClosed(f"link {self.link_id} is closed")
+        return self._ctl
+
+    @property
+    def probe(self) -> RTCDataChannel:
+        if self._probe is None:
+            raise ChannelClosed(f"link {self.link_id} is closed")
+        return self._probe
+
+    def _release(self) -> None:
+        """A closed link stays in the registry for its retention (--stranger-retention, an hour by
+        default: API, redial rules) but has no use for its closed peer connection, whose SCTP, DTLS
+        and ICE state cost as much as an open link's (~260 kB each, issue #25); only the figures
+        shown for it stay."""
+        if self._pc is not None:
+            self._final_pair = selected_pair(self._pc)
+        self._pc = self._ctl = self._probe = None
+
     # -- life cycle ------------------------------------------------------------------------
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         self._tasks.spawn(coro)
 
     def _on_pc_state(self) -> None:
-        state = self.pc.connectionState
+        if self._pc is None:
+            return
+        state = self._pc.connectionState
         if state in ("failed", "closed") and not self._closing:
             self._spawn(self.fail(CloseReason.PC_FAILED if state == "failed" else CloseReason.PC_CLOSED))
 
@@ -231,6 +268,8 @@ class Link:
             log.info("link %s: closing the peer connection raised a stray cancellation", self.link_id)
         except Exception as exc:
             log.info("link %s: closing the peer connection failed: %r", self.link_id, exc)
+        finally:
+            self._release()
         log.info("link %s to %s %s: %s", self.link_id, self.peer_id, state.value, reason)
         self._on_state(self)
 
@@ -246,10 +285,11 @@ class Link:
         await self.framed.send(wire.encode(message))
 
     def send_probe(self, data: bytes) -> bool:
-        if self.probe.readyState != "open":
+        probe = self._probe
+        if probe is None or probe.readyState != "open":
             return False
         self._last_tx = time.monotonic()
-        self.probe.send(data)
+        probe.send(data)
         self.probe_bytes_sent += len(data)
         return True
 
@@ -262,7 +302,7 @@ class Link:
         return self.framed.stats.bytes_in + self.probe_bytes_received
 
     def ice_pair(self) -> tuple[str | None, str | None]:
-        return selected_pair(self.pc)
+        return selected_pair(self._pc) if self._pc is not None else self._final_pair
 
     @property
     def path(self) -> str | None:

@@ -228,9 +228,12 @@ class LinkManager:
         return link
 
     async def _local_description(self, link: Link, kind: str) -> str:
-        desc = await (link.pc.createOffer() if kind == "offer" else link.pc.createAnswer())
-        await asyncio.wait_for(link.pc.setLocalDescription(desc), self.settings.connect_timeout)
-        sdp = link.pc.localDescription.sdp
+        # held across the awaits: a link closed meanwhile (a glare's loser, replaced) lets go of its
+        # peer connection, and its dial still ends the way a glare's loser's does (GlareLost, waits)
+        pc = link.pc
+        desc = await (pc.createOffer() if kind == "offer" else pc.createAnswer())
+        await asyncio.wait_for(pc.setLocalDescription(desc), self.settings.connect_timeout)
+        sdp = pc.localDescription.sdp
         if count_candidates(sdp) == 0:
             raise NoCandidatesError(self._no_candidates_reason())
         return sdp

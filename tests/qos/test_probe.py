@@ -1,4 +1,5 @@
 import math
+import tracemalloc
 
 import msgpack
 import pytest
@@ -79,6 +80,31 @@ def test_late_answer_counts_lost_once_and_stays_lost(clock) -> None:
     assert s.expire() == 0
     assert (s.loss.lost, s.loss.answered, s.rtt.count) == (1, 0, 0)
     assert s.loss.loss_pct == 100.0
+
+
+def test_remembered_losses_are_the_latest_and_cost_bytes_not_objects(clock) -> None:
+    """A lossy link keeps its sender for life: the losses it remembers must not grow to a heap of
+    Python ints (with an OrderedDict, 3000 lost probes left ~171 KiB; now ~11 KiB)."""
+    kept = {}
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        s = ProbeSender(clock, timeout_s=1.0, remember_lost=1024)
+        for i in range(3000):  # every probe lost, one a second, in order
+            ping = s.ping()
+            if i in (3000 - 1025, 3000 - 1024, 2999):
+                kept[i] = ping
+            clock.advance(1.0)
+            s.expire()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert s.loss.lost == 3000
+    assert held < 24 * 1024, held  # ~8 KiB of seqs
+    assert s.on_pong(answer_ping(kept[2999], clock)) is ProbeOutcome.LATE
+    assert s.on_pong(answer_ping(kept[3000 - 1024], clock)) is ProbeOutcome.LATE  # oldest remembered
+    assert s.on_pong(answer_ping(kept[3000 - 1025], clock)) is ProbeOutcome.DUPLICATE  # forgotten
+    assert (s.loss.lost, s.loss.answered) == (3000, 0)
 
 
 def test_timeout_boundary_and_configurable_timeout(clock) -> None:
