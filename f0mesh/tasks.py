@@ -13,6 +13,8 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
+from f0mesh.errors import F0MeshError
+
 log = logging.getLogger(__name__)
 
 
@@ -38,7 +40,9 @@ class TaskSet:
         if task.cancelled():
             return
         exc = task.exception()
-        if exc is not None:
+        if isinstance(exc, F0MeshError):  # an operating condition (a store down, a peer gone), in words
+            self._log.warning("%s: background task %s failed: %s", self.name, task.get_name(), exc.detail)
+        elif exc is not None:
             self._log.warning(
                 "%s: background task %s failed: %r", self.name, task.get_name(), exc, exc_info=exc
             )

@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from f0mesh.errors import StoreUnavailableError
 from f0mesh.tasks import TaskSet
 
 
@@ -77,3 +78,24 @@ async def test_cancel_from_inside_a_task_spares_the_caller() -> None:
     assert other.cancelled()
     late = closer()
     assert tasks.spawn(late) is None
+
+
+async def _fail(error: Exception) -> None:
+    raise error
+
+
+async def test_a_known_error_is_one_line_and_a_bug_keeps_its_traceback(caplog) -> None:
+    """An F0MeshError (a store down, a peer gone) is an operating condition said in its own words; anything
+    else keeps its traceback, since that one is a bug."""
+    tasks = TaskSet("part")
+    with caplog.at_level(logging.WARNING, logger="f0mesh.tasks"):
+        down = tasks.spawn(_fail(StoreUnavailableError("the store did not answer in 30 s")), name="catch-up")
+        bug = tasks.spawn(_fail(KeyError("x")), name="bug")
+        await asyncio.gather(down, bug, return_exceptions=True)
+        await asyncio.sleep(0)  # the done callbacks
+    lines = {r.getMessage(): bool(r.exc_info) for r in caplog.records if r.name == "f0mesh.tasks"}
+    assert lines == {
+        "part: background task catch-up failed: the store did not answer in 30 s": False,
+        "part: background task bug failed: KeyError('x')": True,
+    }
+    assert len(tasks) == 0
