@@ -105,7 +105,7 @@ class Messaging:
         """Send ``payload`` (JSON-like or bytes) to one peer, sealed to its key; the message id."""
         try:
             body = msgpack.packb(payload, use_bin_type=True)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: an int past 64 bits
             raise F0MeshError(f"payload is not JSON-like or bytes: {exc}", code="bad_payload") from exc
         return await self.direct.send(peer_id, "msg", body)
 

@@ -56,7 +56,7 @@ class QueryResult:
 def _pack(value: Any) -> bytes:
     try:
         body = msgpack.packb(value, use_bin_type=True)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: an int past 64 bits
         raise F0MeshError(f"not a msgpack-able value: {exc}", code="bad_payload") from exc
     if len(body) > MAX_BODY - 256:
         limit = MAX_BODY - 256

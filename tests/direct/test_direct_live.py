@@ -119,6 +119,18 @@ def test_a_direct_message_two_hops_away_reaches_only_its_addressee_and_the_relay
     assert "direct" not in {m["topic"] for m in b.http.get("/api/gossip/messages").json()["messages"]}
 
 
+def test_a_payload_msgpack_cannot_carry_is_a_400(line) -> None:
+    """JSON integers have no size limit and msgpack's stop at 64 bits: such a payload was a 500 (an
+    OverflowError out of the packer; found by the API fuzz), now 400 ``bad_payload`` like any other."""
+    a, _b, c = line
+    for path, body in (
+        ("/api/direct", {"peer_id": c.peer_id, "payload": {"n": 2**64}}),
+        ("/api/query", {"name": "f0mesh.ping", "payload": [-(2**63) - 1], "timeout": 1}),
+    ):
+        answer = a.http.post(path, json=body)
+        assert answer.status_code == 400 and answer.json()["error"] == "bad_payload", (path, answer.text)
+
+
 def test_a_query_by_tag_is_answered_through_the_relay_and_silent_targets_are_named(line) -> None:
     a, b, c = line
     by_tag = a.http.post(
