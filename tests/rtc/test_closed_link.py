@@ -6,27 +6,15 @@ import gc
 import weakref
 
 import pytest
+from bare_link import bare_link
 
 from f0mesh.rtc.close_reason import CloseReason
 from f0mesh.rtc.framing import ChannelClosed
-from f0mesh.rtc.link import Link, LinkSettings, LinkState
-
-
-def _link() -> Link:
-    return Link(
-        peer_id="peer",
-        direction="out",
-        local_peer_id="me",
-        local_url=None,
-        settings=LinkSettings(ice_servers=[]),
-        on_message=lambda link, message: None,
-        on_probe=lambda link, data: None,
-        on_state=lambda link: None,
-    )
+from f0mesh.rtc.link import LinkState
 
 
 async def test_a_closed_link_lets_go_of_its_peer_connection_and_keeps_its_figures() -> None:
-    link = _link()
+    link = bare_link()
     pc, ctl, probe = weakref.ref(link.pc), weakref.ref(link.ctl), weakref.ref(link.probe)
     await link.close(CloseReason.PRUNED)
     gc.collect()

@@ -6,10 +6,12 @@ import asyncio
 import random
 from dataclasses import dataclass
 
+from bare_link import bare_link
+
 from f0mesh.errors import PeerError
 from f0mesh.rtc.close_reason import CloseReason
 from f0mesh.rtc.connection_manager import ConnectionManager, DegreeParams
-from f0mesh.rtc.link import Link, LinkSettings, LinkState
+from f0mesh.rtc.link import LinkState
 
 
 @dataclass
@@ -153,16 +155,7 @@ async def test_stop_still_cancels_the_loop() -> None:
 
 async def test_link_close_survives_a_stray_cancellation_from_aiortc() -> None:
     states: list[LinkState] = []
-    link = Link(
-        peer_id="peer",
-        direction="out",
-        local_peer_id="me",
-        local_url=None,
-        settings=LinkSettings(ice_servers=[]),
-        on_message=lambda link, message: None,
-        on_probe=lambda link, data: None,
-        on_state=lambda link: states.append(link.state),
-    )
+    link = bare_link(on_state=lambda link: states.append(link.state))
     real_close = link.pc.close
 
     async def stray_close() -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 
 from aiortc import rtcdtlstransport
+from bare_link import bare_link
 from OpenSSL import SSL
 from OpenSSL._util import lib
 from sctp_pair import channel_pair
 
-from f0mesh.rtc.link import Link, LinkSettings
+from f0mesh.rtc.link import Link
 
 
 def _releases(ctx: SSL.Context) -> bool:
@@ -21,17 +22,7 @@ def _session_releases(session: SSL.Connection) -> bool:
 
 
 async def _a_link() -> Link:
-    """A Link as the link manager makes one (no peer behind it: nothing is dialled)."""
-    link = Link(
-        peer_id="peer",
-        direction="out",
-        local_peer_id="me",
-        local_url=None,
-        settings=LinkSettings(ice_servers=[]),
-        on_message=lambda link, message: None,
-        on_probe=lambda link, data: None,
-        on_state=lambda link: None,
-    )
+    link = bare_link()
     await link.pc.close()
     return link
 
