@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
+from fuzzkit import values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,21 +22,6 @@ from .test_attacks import Attacker
 
 B32 = "abcdefghijklmnopqrstuvwxyz234567"
 
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-    | st.floats(allow_nan=True)
-    | st.text(max_size=40)
-    | st.binary(max_size=64)
-)
-values = st.recursive(
-    scalars,
-    lambda inner: (
-        st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=8) | st.integers(), inner, max_size=4)
-    ),
-    max_leaves=20,
-)
 message_ids = st.text(alphabet=B32, min_size=ID_CHARS, max_size=ID_CHARS)
 id_lists = st.lists(message_ids | values, max_size=8) | values
 topics = st.sampled_from(["t", "*", "state/signed", ""]) | st.text(max_size=12)

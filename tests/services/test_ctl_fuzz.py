@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 
+from fuzzkit import values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,20 +24,6 @@ from .kit import FakeLink
 
 STRANGER = Identity.generate().peer_id
 OTHER = Identity.generate().peer_id
-
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-    | st.floats(allow_nan=True)
-    | st.text(max_size=30)
-    | st.binary(max_size=48)
-)
-values = st.recursive(
-    scalars,
-    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
-    max_leaves=16,
-)
 
 
 def frames(me: str) -> st.SearchStrategy[dict]:
